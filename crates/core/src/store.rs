@@ -1,0 +1,221 @@
+//! The `RelayStore` port: durable state of the relay (the ledger of coloured
+//! VTXOs, assets, and the idempotency records of Nostr events and intents).
+//!
+//! # Notes for implementors
+//! - **Every method is one database transaction**: it either applies completely
+//!   or changes nothing, including when it returns an error.
+//! - `lock_vtxos`, `commit_transaction` and `insert_vtxos` must be safe against
+//!   concurrent callers on other connections, processes and hosts: a VTXO is
+//!   never locked by two sessions and never spent twice.
+//! - Idempotent operations (`commit_transaction` by ark txid, `record_event` by
+//!   event id, `record_intent` by event id and `(author, action_id)`) report a
+//!   repeat instead of failing, so a redelivered job is harmless.
+//! - A transient back-end failure (connection lost, deadlock that survived
+//!   retries) is [`StoreError::Transient`]: the caller may retry the whole call.
+//! - The conformance suite in `ark-relay-testkit` is the executable contract;
+//!   every back end must pass it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::ledger::{
+    Asset, Balances, CommitOutcome, IntentRecord, L2Transaction, NewAsset, NewVtxo, ProcessedEvent,
+    Recorded, Vtxo, VtxoStatus,
+};
+use crate::{ActionId, AssetId, ErrorCode, EventId, PubKey, SessionId, UnixTime, VtxoId};
+
+/// A shared store handle.
+pub type DynStore = Arc<dyn RelayStore>;
+
+/// A rule of the ledger that a request broke. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    /// No VTXO with this id.
+    #[error("unknown VTXO {0}")]
+    UnknownVtxo(VtxoId),
+    /// No asset with this id.
+    #[error("unknown asset {0}")]
+    UnknownAsset(AssetId),
+    /// The VTXO was already spent.
+    #[error("VTXO {0} already spent")]
+    AlreadySpent(VtxoId),
+    /// The VTXO expired and can no longer be spent off-chain.
+    #[error("VTXO {0} expired")]
+    Expired(VtxoId),
+    /// The VTXO is locked by another signing session.
+    #[error("VTXO {vtxo} is locked by session {by}")]
+    Locked {
+        /// The VTXO.
+        vtxo: VtxoId,
+        /// The session holding it.
+        by: SessionId,
+    },
+    /// A VTXO with this id already exists.
+    #[error("VTXO {0} already exists")]
+    DuplicateVtxo(VtxoId),
+    /// The same VTXO appears twice in one request.
+    #[error("VTXO {0} listed twice")]
+    RepeatedVtxo(VtxoId),
+    /// Carrier sats in and out differ (ark transactions pay no fee).
+    #[error("carrier sats not conserved: {inputs} in, {outputs} out")]
+    SatsNotConserved {
+        /// Sats of the inputs.
+        inputs: u64,
+        /// Sats of the outputs.
+        outputs: u64,
+    },
+    /// Colour in + issued ≠ colour out + burned for an asset.
+    #[error("colour of asset {asset} not conserved: {inputs} in, {outputs} out")]
+    ColourNotConserved {
+        /// The asset.
+        asset: AssetId,
+        /// Inputs + issued.
+        inputs: u64,
+        /// Outputs + burned.
+        outputs: u64,
+    },
+    /// An amount overflowed or is otherwise out of range (e.g. zero colour).
+    #[error("amount out of range")]
+    AmountOutOfRange,
+    /// A transaction with no inputs.
+    #[error("transaction has no inputs")]
+    NoInputs,
+}
+
+impl LedgerError {
+    /// The public error code for this rejection.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            LedgerError::UnknownVtxo(_) | LedgerError::UnknownAsset(_) => {
+                ErrorCode::UnknownVtxoOrAsset
+            }
+            LedgerError::AlreadySpent(_) | LedgerError::Expired(_) => ErrorCode::InputAlreadySpent,
+            LedgerError::Locked { .. } => ErrorCode::InputLocked,
+            LedgerError::AmountOutOfRange => ErrorCode::InvalidAmount,
+            LedgerError::DuplicateVtxo(_)
+            | LedgerError::RepeatedVtxo(_)
+            | LedgerError::SatsNotConserved { .. }
+            | LedgerError::ColourNotConserved { .. }
+            | LedgerError::NoInputs => ErrorCode::BatchInconsistent,
+        }
+    }
+}
+
+/// Errors of the store port.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request broke a ledger rule; nothing changed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A transient failure (connection, deadlock, busy); the call may be retried.
+    #[error("transient store failure: {0}")]
+    Transient(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database holds data the relay cannot read (corruption or a newer schema).
+    #[error("corrupt or unreadable row: {0}")]
+    Corrupt(String),
+    /// Any other back-end failure.
+    #[error("store back end: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// The public error code to send when this error ends a request.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::Ledger(e) => e.code(),
+            StoreError::Transient(_) | StoreError::Corrupt(_) | StoreError::Backend(_) => {
+                ErrorCode::BackendUnavailable
+            }
+        }
+    }
+
+    /// The ledger rule this error reports, if it is one.
+    pub fn as_ledger(&self) -> Option<&LedgerError> {
+        match self {
+            StoreError::Ledger(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Durable relay state. See the module docs for the contract.
+#[async_trait]
+pub trait RelayStore: Send + Sync + 'static {
+    /// The back end's name (`sqlite`, `mariadb`), for banners and health.
+    fn backend_name(&self) -> &'static str;
+
+    // ---- assets -------------------------------------------------------------
+
+    /// Registers an asset. Registering the same id again returns
+    /// [`Recorded::Duplicate`] and leaves the first registration unchanged.
+    async fn register_asset(&self, asset: &NewAsset, now: UnixTime)
+        -> Result<Recorded, StoreError>;
+
+    /// One asset by id.
+    async fn asset(&self, id: &AssetId) -> Result<Option<Asset>, StoreError>;
+
+    /// All registered assets, ordered by ticker then id.
+    async fn assets(&self) -> Result<Vec<Asset>, StoreError>;
+
+    // ---- VTXOs ----------------------------------------------------------------
+
+    /// Inserts VTXOs created outside an L2 transaction (relay inventory funded
+    /// from arkd, test fixtures). All or none. Coloured VTXOs add to their asset's
+    /// `total_supply`. Fails with `DuplicateVtxo`, `RepeatedVtxo` or `UnknownAsset`.
+    async fn insert_vtxos(&self, vtxos: &[NewVtxo], now: UnixTime) -> Result<(), StoreError>;
+
+    /// One VTXO by id, in any state.
+    async fn vtxo(&self, id: &VtxoId) -> Result<Option<Vtxo>, StoreError>;
+
+    /// The owner's spendable VTXOs (`available` or `assigned`, including locked
+    /// ones), with colour, ordered by id. This is what `sync_state` returns.
+    async fn unspent_vtxos(&self, owner: &PubKey) -> Result<Vec<Vtxo>, StoreError>;
+
+    /// Number of VTXOs in a given status owned by `owner` (inventory level).
+    async fn count_vtxos(&self, owner: &PubKey, status: VtxoStatus) -> Result<u64, StoreError>;
+
+    /// Sum of the owner's spendable VTXOs, by asset.
+    async fn balances(&self, owner: &PubKey) -> Result<Balances, StoreError>;
+
+    /// Locks `ids` for `session`: all or none. Only spendable rows that are
+    /// unlocked (or already locked by `session`, which makes this idempotent)
+    /// can be locked. Fails with `UnknownVtxo`, `AlreadySpent`, `Expired`,
+    /// `Locked` or `RepeatedVtxo`.
+    async fn lock_vtxos(
+        &self,
+        ids: &[VtxoId],
+        session: &SessionId,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+
+    /// Releases every lock held by `session`; returns how many were released.
+    async fn release_locks(&self, session: &SessionId) -> Result<u64, StoreError>;
+
+    /// Applies a finalized L2 transaction atomically: inputs become `spent`,
+    /// outputs are created, colour is conserved per asset (see
+    /// [`L2Transaction`]), and any other lock of the session is released.
+    /// Applying the same ark txid twice returns [`CommitOutcome::AlreadyCommitted`].
+    async fn commit_transaction(&self, tx: &L2Transaction) -> Result<CommitOutcome, StoreError>;
+
+    // ---- idempotency ---------------------------------------------------------
+
+    /// Records a processed Nostr event; [`Recorded::Duplicate`] if its id was seen.
+    async fn record_event(&self, event: &ProcessedEvent) -> Result<Recorded, StoreError>;
+
+    /// A processed event by id.
+    async fn processed_event(&self, id: &EventId) -> Result<Option<ProcessedEvent>, StoreError>;
+
+    /// Records a validated intent and its event in one transaction.
+    /// [`Recorded::Duplicate`] if the event id was seen before;
+    /// [`Recorded::ReplayedAction`] if the author used the `action_id` in another
+    /// event (the new event is then recorded as processed with code 1005).
+    async fn record_intent(&self, intent: &IntentRecord) -> Result<Recorded, StoreError>;
+
+    /// The intent an author published with `action_id`.
+    async fn intent_by_action(
+        &self,
+        author: &PubKey,
+        action_id: &ActionId,
+    ) -> Result<Option<IntentRecord>, StoreError>;
+}
