@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(id.vout(), 7);
         assert_eq!(id.to_string(), s);
         assert!("xyz:1".parse::<VtxoId>().is_err());
-        assert!(format!("{}", "11".repeat(32)).parse::<VtxoId>().is_err());
+        assert!("11".repeat(32).parse::<VtxoId>().is_err());
         let json = serde_json::to_string(&id).expect("serialize");
         assert_eq!(serde_json::from_str::<VtxoId>(&json).ok(), Some(id));
     }

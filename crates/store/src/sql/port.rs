@@ -1,0 +1,118 @@
+//! The [`ark_relay_core::RelayStore`] implementation: thin delegation to the
+//! operations in `ledger` and `records`.
+
+use ark_relay_core::StoreError;
+
+use super::SqlStore;
+
+#[async_trait::async_trait]
+impl ark_relay_core::RelayStore for SqlStore {
+    fn backend_name(&self) -> &'static str {
+        self.backend.as_str()
+    }
+
+    async fn register_asset(
+        &self,
+        asset: &ark_relay_core::NewAsset,
+        now: ark_relay_core::UnixTime,
+    ) -> Result<ark_relay_core::Recorded, StoreError> {
+        self.do_register_asset(asset, now).await
+    }
+
+    async fn asset(
+        &self,
+        id: &ark_relay_core::AssetId,
+    ) -> Result<Option<ark_relay_core::Asset>, StoreError> {
+        self.do_asset(id).await
+    }
+
+    async fn assets(&self) -> Result<Vec<ark_relay_core::Asset>, StoreError> {
+        self.do_assets().await
+    }
+
+    async fn insert_vtxos(
+        &self,
+        vtxos: &[ark_relay_core::NewVtxo],
+        now: ark_relay_core::UnixTime,
+    ) -> Result<(), StoreError> {
+        self.do_insert_vtxos(vtxos, now).await
+    }
+
+    async fn vtxo(
+        &self,
+        id: &ark_relay_core::VtxoId,
+    ) -> Result<Option<ark_relay_core::Vtxo>, StoreError> {
+        self.do_vtxo(id).await
+    }
+
+    async fn unspent_vtxos(
+        &self,
+        owner: &ark_relay_core::PubKey,
+    ) -> Result<Vec<ark_relay_core::Vtxo>, StoreError> {
+        self.do_unspent_vtxos(owner).await
+    }
+
+    async fn count_vtxos(
+        &self,
+        owner: &ark_relay_core::PubKey,
+        status: ark_relay_core::VtxoStatus,
+    ) -> Result<u64, StoreError> {
+        self.do_count_vtxos(owner, status).await
+    }
+
+    async fn balances(
+        &self,
+        owner: &ark_relay_core::PubKey,
+    ) -> Result<ark_relay_core::Balances, StoreError> {
+        self.do_balances(owner).await
+    }
+
+    async fn lock_vtxos(
+        &self,
+        ids: &[ark_relay_core::VtxoId],
+        session: &ark_relay_core::SessionId,
+        now: ark_relay_core::UnixTime,
+    ) -> Result<(), StoreError> {
+        self.do_lock_vtxos(ids, session, now).await
+    }
+
+    async fn release_locks(&self, session: &ark_relay_core::SessionId) -> Result<u64, StoreError> {
+        self.do_release_locks(session).await
+    }
+
+    async fn commit_transaction(
+        &self,
+        tx: &ark_relay_core::L2Transaction,
+    ) -> Result<ark_relay_core::CommitOutcome, StoreError> {
+        self.do_commit_transaction(tx).await
+    }
+
+    async fn record_event(
+        &self,
+        event: &ark_relay_core::ProcessedEvent,
+    ) -> Result<ark_relay_core::Recorded, StoreError> {
+        self.do_record_event(event).await
+    }
+
+    async fn processed_event(
+        &self,
+        id: &ark_relay_core::EventId,
+    ) -> Result<Option<ark_relay_core::ProcessedEvent>, StoreError> {
+        self.do_processed_event(id).await
+    }
+
+    async fn record_intent(
+        &self,
+        intent: &ark_relay_core::IntentRecord,
+    ) -> Result<ark_relay_core::Recorded, StoreError> {
+        self.do_record_intent(intent).await
+    }
+
+    async fn intent_by_action(
+        &self,
+        author: &ark_relay_core::PubKey,
+        action_id: &ark_relay_core::ActionId,
+    ) -> Result<Option<ark_relay_core::IntentRecord>, StoreError> {
+        self.do_intent_by_action(author, action_id).await
+    }
+}
