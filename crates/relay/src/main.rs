@@ -1,1 +1,276 @@
-fn main() {}
+//! `ark-relay`: the Ark Relay service binary.
+//!
+//! This crate wires adapters together from configuration; it holds no protocol
+//! logic. Subcommands today: `dev` (whole system on embedded defaults),
+//! `migrate` (apply database migrations) and `config` (show or check the
+//! effective configuration). Later issues add `run`, `ingest`, `worker`,
+//! `scheduler`, `sim` and `keys`.
+//!
+//! `anyhow` is allowed here (and only here): errors end at `main`.
+
+mod config;
+mod dev;
+mod http;
+mod keys;
+mod secret;
+mod shutdown;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use ark_relay_core::RelayStore;
+use ark_relay_store::SqlStore;
+use clap::{Args, Parser, Subcommand};
+use tracing::Instrument;
+
+use crate::config::{redact_url, Config, LogFormat};
+
+const ABOUT: &str =
+    "Ark Relay: a non-custodial Ark L2 settlement service whose write API is Nostr.";
+
+const LONG_ABOUT: &str = "\
+Ark Relay: a non-custodial Ark L2 settlement service whose write API is Nostr.
+
+Wallets and dApps publish signed intents (kind 31510); the relay runs the
+signing ceremony with them (31511/31512), settles through arkd, and publishes
+confirmations (31340), failures (31341) and L1 commitments (31342).
+
+Configuration: a TOML file (--config / ARK_RELAY_CONFIG) plus environment
+overrides ARK_RELAY_<KEY>, nested keys joined by `__` (for example
+ARK_RELAY_DATABASE_URL=mysql://root@127.0.0.1:3306/relay or
+ARK_RELAY_HTTP__LISTEN=0.0.0.0:8080). See relay.example.toml.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  ark-relay dev                          # everything on embedded defaults (SQLite, in-process queue)
+  ark-relay --config relay.toml migrate  # apply migrations to the configured database
+  ark-relay config                       # print the effective configuration (secrets redacted)";
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ark-relay",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded defaults apply.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "ARK_RELAY_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+
+    /// Log filter in RUST_LOG syntax, e.g. `info` or `warn,ark_relay=debug`
+    /// [default: the config's log.filter, which defaults to `info`].
+    #[arg(long, global = true, env = "RUST_LOG", value_name = "FILTER")]
+    log: Option<String>,
+
+    /// Log format on stderr [default: the config's log.format, which defaults to `pretty`].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole system on one machine with embedded defaults.
+    #[command(
+        long_about = "\
+Run the whole system on one machine with embedded defaults.
+
+Creates the data dir, generates the relay's Nostr key on first run
+(<data-dir>/relay.key, mode 0600, reused later) and two demo wallet keys
+(<data-dir>/wallets/alice.key, bob.key), connects the database (SQLite file
+<data-dir>/relay.db unless database_url is set), applies migrations and serves
+the read-only HTTP API (GET /health, GET /info). Prints a banner and writes the
+same facts to <data-dir>/dev.json once everything listens. Runs until Ctrl-C or
+SIGTERM, then stops gracefully and removes dev.json.
+
+The in-process Nostr relay, the arkd/lnd/tapd simulators and the workers join
+in later issues.",
+        after_help = "\
+Examples:
+  ark-relay dev
+  ark-relay dev --data-dir /tmp/ark --http-port 0     # any free port; see dev.json
+  ARK_RELAY_DATABASE_URL=mysql://root@127.0.0.1:3306/arkrelay ark-relay dev"
+    )]
+    Dev(DevArgs),
+
+    /// Apply the database migrations to the configured database.
+    #[command(
+        long_about = "\
+Apply the database migrations to the configured database.
+
+Connects to database_url (the SQLite file <data_dir>/relay.db when unset;
+mysql://… selects MariaDB), applies the embedded migrations for that back end
+and prints which back end and URL (password redacted) it migrated. Running it
+again is harmless: applied migrations are skipped.",
+        after_help = "\
+Examples:
+  ark-relay migrate
+  ark-relay --config relay.toml migrate
+  ARK_RELAY_DATABASE_URL=mysql://root@127.0.0.1:3306/relay ark-relay migrate"
+    )]
+    Migrate,
+
+    /// Print the effective configuration as TOML, or check it.
+    #[command(
+        long_about = "\
+Print the effective configuration as TOML (defaults, then the file, then
+ARK_RELAY_* environment overrides), with passwords in URLs redacted. Secrets
+are env:/file: references, so their values never appear.
+
+With --check, validate instead: parse, check URL schemes and value ranges, and
+check that every secret reference resolves. Exits 0 when valid, 1 otherwise.",
+        after_help = "\
+Examples:
+  ark-relay config
+  ark-relay --config relay.toml config --check
+  ARK_RELAY_FEES__TRANSFER_FEE_SATS=20 ark-relay config"
+    )]
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Data directory for the database, keys and dev.json [default: the config's data_dir, `./data`].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Serve HTTP on 127.0.0.1:PORT (0 picks a free port) [default: the config's http.listen].
+    #[arg(long, value_name = "PORT")]
+    http_port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Validate the configuration and exit 0 (valid) or 1 (invalid) instead of printing it.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// The error is the command's final output; tracing may not even be installed.
+#[allow(clippy::print_stderr)]
+fn report_error(e: &anyhow::Error) {
+    eprintln!("error: {e:#}");
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    let filter = cli.log.clone().unwrap_or_else(|| config.log.filter.clone());
+    let format = cli.log_format.unwrap_or(config.log.format);
+
+    if let Command::Config(args) = &cli.command {
+        // Pure output, no logging needed.
+        return config_command(&config, args.check);
+    }
+
+    telemetry::init(&filter, format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Dev(args) => {
+                // Install the handlers before start-up so an early signal is not lost.
+                let stop = shutdown::install()?;
+                let options = dev::DevOptions {
+                    data_dir: args.data_dir,
+                    http_port: args.http_port,
+                };
+                dev::run(config, options, stop).await?;
+            }
+            Command::Migrate => migrate(&config).await?,
+            Command::Config(_) => {}
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)] // the command's output
+fn config_command(config: &Config, check: bool) -> Result<ExitCode> {
+    if check {
+        return Ok(match config.validate() {
+            Ok(()) => {
+                println!("configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                eprintln!("configuration is invalid:");
+                for p in problems {
+                    eprintln!("  - {p}");
+                }
+                ExitCode::FAILURE
+            }
+        });
+    }
+    print!("{}", config.to_redacted_toml()?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(config: &Config) -> Result<()> {
+    let url = config.database_url();
+    let shown = redact_url(&url);
+    config.database_kind()?;
+    if config.uses_default_database() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    }
+    let span = tracing::info_span!("migrate", url = %shown);
+    async {
+        let store = SqlStore::connect(&url)
+            .await
+            .with_context(|| format!("connecting to the database {shown}"))?;
+        let migrated = store
+            .migrate()
+            .await
+            .with_context(|| format!("migrating the database {shown}"));
+        let backend = store.backend_name();
+        store.close().await;
+        migrated?;
+        report_migrated(backend, &shown);
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+#[allow(clippy::print_stdout)] // the command's output
+fn report_migrated(backend: &str, shown_url: &str) {
+    println!("migrated {backend} database at {shown_url}");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

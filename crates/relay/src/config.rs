@@ -1,0 +1,610 @@
+//! The relay's configuration: one TOML file plus `ARK_RELAY_*` environment
+//! overrides, layered over the embedded defaults.
+//!
+//! Precedence, lowest first: built-in defaults → the TOML file (`--config` /
+//! `ARK_RELAY_CONFIG`) → environment variables `ARK_RELAY_<KEY>`, nested keys
+//! joined by `__` (`ARK_RELAY_HTTP__LISTEN=0.0.0.0:8080`,
+//! `ARK_RELAY_DATABASE_URL=mysql://…`). `ARK_RELAY_CONFIG` and the test
+//! harness's `ARK_RELAY_TEST_*` variables are not configuration keys.
+//!
+//! Every section denies unknown fields, so a typo is an error, not a silently
+//! ignored setting. Secrets are `env:`/`file:` references ([`SecretRef`]), and
+//! passwords in URLs are redacted whenever a URL is shown ([`redact_url`]).
+//!
+//! This module only reads and validates; it must not open connections.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::secret::SecretRef;
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "ARK_RELAY_";
+
+/// The whole configuration. See `relay.example.toml` for every key documented.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded defaults keep their files (SQLite database, keys).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `mysql://…`; empty means `sqlite://<data_dir>/relay.db`.
+    pub database_url: String,
+    /// `redis://…`; empty means the in-process queue.
+    pub redis_url: String,
+    /// Nostr relays (`wss://…`) to listen and publish on; empty means the
+    /// in-process relay started by `dev`.
+    pub nostr_relays: Vec<String>,
+    /// The read-only HTTP API.
+    pub http: HttpConfig,
+    /// Logging defaults (the `--log` flag and `RUST_LOG` win over these).
+    pub log: LogConfig,
+    /// Fee policy (PRD §6).
+    pub fees: FeesConfig,
+    /// Signing-session timing (PRD §10.1).
+    pub session: SessionConfig,
+    /// arkd, the Ark server. Absent: not configured (dev uses the simulator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ark: Option<ArkConfig>,
+    /// lnd, the Lightning node. Absent: not configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lnd: Option<DaemonConfig>,
+    /// tapd, the Taproot Assets daemon. Absent: not configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tapd: Option<DaemonConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            redis_url: String::new(),
+            nostr_relays: Vec::new(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            fees: FeesConfig::default(),
+            session: SessionConfig::default(),
+            ark: None,
+            lnd: None,
+            tapd: None,
+        }
+    }
+}
+
+/// `[http]`: the read-only HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// Output format of the logs (on stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable, coloured when stderr is a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// `[log]`: logging defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter (`RUST_LOG` syntax), e.g. `info,ark_relay=debug`.
+    pub filter: String,
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// `[fees]`: what the relay charges (PRD §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeesConfig {
+    /// Fixed fee per L2 intent, in gBTC base units (sats).
+    pub transfer_fee_sats: u64,
+    /// Land (off-ramp) fee in parts per million of the landed amount (1000 = 0.1 %).
+    pub land_fee_ppm: u32,
+}
+
+impl Default for FeesConfig {
+    fn default() -> Self {
+        Self {
+            transfer_fee_sats: 10,
+            land_fee_ppm: 1000,
+        }
+    }
+}
+
+/// `[session]`: signing-session timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// A whole signing session expires after this many seconds.
+    pub expiry_secs: u64,
+    /// Each signing step (one challenge → response) times out after this many seconds.
+    pub step_timeout_secs: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            expiry_secs: 900,
+            step_timeout_secs: 60,
+        }
+    }
+}
+
+/// `[ark]`: the Ark server (arkd).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArkConfig {
+    /// arkd's gRPC URL, e.g. `http://127.0.0.1:7070`.
+    pub url: String,
+}
+
+/// `[lnd]` and `[tapd]`: a gRPC daemon with macaroon auth and a pinned TLS cert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// gRPC URL, e.g. `https://127.0.0.1:10009`.
+    pub url: String,
+    /// The macaroon, as `env:VAR` (hex) or `file:/path` (binary file).
+    pub macaroon: SecretRef,
+    /// The daemon's TLS certificate to pin, as `env:VAR` or `file:/path` (PEM).
+    pub tls_cert: SecretRef,
+}
+
+/// Which database back end a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// Embedded SQLite file (the default).
+    Sqlite,
+    /// MariaDB (or MySQL) server, for production.
+    MariaDb,
+}
+
+impl DatabaseKind {
+    /// `sqlite` or `mariadb`, as the store names its back ends.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::MariaDb => "mariadb",
+        }
+    }
+}
+
+impl fmt::Display for DatabaseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which job queue the relay uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueKind {
+    /// In-process queue: one process, nothing to install (the default).
+    InProcess,
+    /// Redis Streams at this URL: workers on many hosts.
+    Redis(String),
+}
+
+impl fmt::Display for QueueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueKind::InProcess => f.write_str("in-process"),
+            QueueKind::Redis(url) => write!(f, "redis ({})", redact_url(url)),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the defaults, then `path` (which must exist if given), then the
+    /// `ARK_RELAY_*` environment.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(env_provider());
+        let config: Config = figment.extract().map_err(|e| {
+            // figment's errors can be several; show them all.
+            let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("invalid configuration: {}", all.join("; "))
+        })?;
+        Ok(config)
+    }
+
+    /// The database URL in effect: `database_url`, or the SQLite file
+    /// `<data_dir>/relay.db` when it is empty.
+    pub fn database_url(&self) -> String {
+        if self.database_url.trim().is_empty() {
+            ark_relay_store::sqlite_url(&self.sqlite_path())
+        } else {
+            self.database_url.trim().to_owned()
+        }
+    }
+
+    /// Where the default SQLite database lives.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("relay.db")
+    }
+
+    /// True when the database is the default SQLite file under `data_dir`.
+    pub fn uses_default_database(&self) -> bool {
+        self.database_url.trim().is_empty()
+    }
+
+    /// The back end the database URL selects.
+    pub fn database_kind(&self) -> Result<DatabaseKind> {
+        database_kind(&self.database_url())
+    }
+
+    /// The job queue in effect.
+    pub fn queue_kind(&self) -> QueueKind {
+        let url = self.redis_url.trim();
+        if url.is_empty() {
+            QueueKind::InProcess
+        } else {
+            QueueKind::Redis(url.to_owned())
+        }
+    }
+
+    /// Checks everything that can be checked without connecting: URL schemes,
+    /// that secret references resolve, and value ranges. Returns every problem.
+    pub fn validate(&self) -> std::result::Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.database_kind() {
+            problems.push(e.to_string());
+        }
+        if let QueueKind::Redis(url) = self.queue_kind() {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                problems.push(format!(
+                    "redis_url must start with redis:// or rediss://, got {}",
+                    redact_url(&url)
+                ));
+            }
+        }
+        for relay in &self.nostr_relays {
+            if !(relay.starts_with("ws://") || relay.starts_with("wss://")) {
+                problems.push(format!(
+                    "nostr_relays: {relay:?} is not a ws:// or wss:// URL"
+                ));
+            }
+        }
+        if self.session.expiry_secs == 0 || self.session.step_timeout_secs == 0 {
+            problems.push("session.expiry_secs and session.step_timeout_secs must be > 0".into());
+        }
+        if self.session.step_timeout_secs > self.session.expiry_secs {
+            problems.push("session.step_timeout_secs must not exceed session.expiry_secs".into());
+        }
+        if self.fees.land_fee_ppm > 1_000_000 {
+            problems.push("fees.land_fee_ppm must be at most 1000000 (100 %)".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            problems.push(format!("log.filter {:?} is invalid: {e}", self.log.filter));
+        }
+        if let Some(ark) = &self.ark {
+            check_grpc_url("ark.url", &ark.url, &mut problems);
+        }
+        for (name, daemon) in [("lnd", &self.lnd), ("tapd", &self.tapd)] {
+            if let Some(d) = daemon {
+                check_grpc_url(&format!("{name}.url"), &d.url, &mut problems);
+                for (field, secret) in [("macaroon", &d.macaroon), ("tls_cert", &d.tls_cert)] {
+                    if let Err(e) = secret.check() {
+                        problems.push(format!("{name}.{field}: {e}"));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The configuration as TOML, safe to print: passwords in URLs are
+    /// redacted (secrets are references and never inline values).
+    pub fn to_redacted_toml(&self) -> Result<String> {
+        let mut shown = self.clone();
+        shown.database_url = redact_url(&shown.database_url);
+        shown.redis_url = redact_url(&shown.redis_url);
+        shown.nostr_relays = shown.nostr_relays.iter().map(|u| redact_url(u)).collect();
+        toml::to_string_pretty(&shown).context("serialising configuration")
+    }
+}
+
+fn check_grpc_url(field: &str, url: &str, problems: &mut Vec<String>) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        problems.push(format!(
+            "{field} must be an http:// or https:// URL, got {url:?}"
+        ));
+    }
+}
+
+/// The environment provider: `ARK_RELAY_*`, `__` separates nested keys.
+fn env_provider() -> Env {
+    Env::prefixed(ENV_PREFIX)
+        .ignore(&["config"])
+        // The test harness's variables (ARK_RELAY_TEST_MYSQL_URL, …) are not config.
+        .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+        .split("__")
+}
+
+/// The back end a database URL selects.
+pub fn database_kind(url: &str) -> Result<DatabaseKind> {
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "sqlite" => Ok(DatabaseKind::Sqlite),
+        "mysql" | "mariadb" => Ok(DatabaseKind::MariaDb),
+        _ => bail!(
+            "database_url must start with sqlite:// or mysql://, got {}",
+            redact_url(url)
+        ),
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host/…` with `***`.
+/// URLs without a password are returned unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The authority ends at the first '/', '?' or '#'; the userinfo at its last '@'.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let (userinfo, host) = authority.split_at(at);
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{host}{tail}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config> {
+        match file {
+            Some(contents) => {
+                jail.create_file("relay.toml", contents).unwrap();
+                Config::load(Some(&jail.directory().join("relay.toml")))
+            }
+            None => Config::load(None),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_ones() {
+        Jail::expect_with(|jail| {
+            let c = load_in(jail, None).unwrap();
+            assert_eq!(c, Config::default());
+            assert_eq!(c.data_dir, PathBuf::from("./data"));
+            assert_eq!(c.database_url(), "sqlite://./data/relay.db?mode=rwc");
+            assert_eq!(c.database_kind().unwrap(), DatabaseKind::Sqlite);
+            assert_eq!(c.queue_kind(), QueueKind::InProcess);
+            assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+            assert_eq!(c.fees.transfer_fee_sats, 10);
+            assert_eq!(c.fees.land_fee_ppm, 1000);
+            assert_eq!(c.session.expiry_secs, 900);
+            assert_eq!(c.session.step_timeout_secs, 60);
+            assert_eq!(c.log.filter, "info");
+            assert_eq!(c.log.format, LogFormat::Pretty);
+            assert!(c.nostr_relays.is_empty() && c.ark.is_none() && c.lnd.is_none());
+            assert_eq!(c.validate(), Ok(()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn toml_file_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            let c = load_in(
+                jail,
+                Some(
+                    r#"
+                    data_dir = "/var/lib/ark-relay"
+                    nostr_relays = ["wss://relay.example"]
+                    [http]
+                    listen = "0.0.0.0:9090"
+                    [fees]
+                    transfer_fee_sats = 12
+                    [ark]
+                    url = "http://127.0.0.1:7070"
+                    "#,
+                ),
+            )
+            .unwrap();
+            assert_eq!(c.data_dir, PathBuf::from("/var/lib/ark-relay"));
+            assert_eq!(
+                c.database_url(),
+                "sqlite:///var/lib/ark-relay/relay.db?mode=rwc"
+            );
+            assert_eq!(c.http.listen.to_string(), "0.0.0.0:9090");
+            assert_eq!(c.fees.transfer_fee_sats, 12);
+            assert_eq!(c.fees.land_fee_ppm, 1000, "untouched keys keep defaults");
+            assert_eq!(c.ark.unwrap().url, "http://127.0.0.1:7070");
+            assert_eq!(c.nostr_relays, vec!["wss://relay.example".to_owned()]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ARK_RELAY_HTTP__LISTEN", "127.0.0.1:9999");
+            jail.set_env("ARK_RELAY_FEES__LAND_FEE_PPM", "2000");
+            jail.set_env("ARK_RELAY_REDIS_URL", "redis://127.0.0.1:6379");
+            jail.set_env("ARK_RELAY_LOG__FORMAT", "json");
+            // Not configuration keys: must be ignored, not rejected.
+            jail.set_env("ARK_RELAY_CONFIG", "/nonexistent.toml");
+            jail.set_env("ARK_RELAY_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306");
+            let c = load_in(jail, Some("[http]\nlisten = \"127.0.0.1:7000\"\n")).unwrap();
+            assert_eq!(c.http.listen.to_string(), "127.0.0.1:9999");
+            assert_eq!(c.fees.land_fee_ppm, 2000);
+            assert_eq!(c.log.format, LogFormat::Json);
+            assert_eq!(
+                c.queue_kind(),
+                QueueKind::Redis("redis://127.0.0.1:6379".into())
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        Jail::expect_with(|jail| {
+            let err = load_in(jail, Some("[http]\nlisen = \"127.0.0.1:1\"\n")).unwrap_err();
+            assert!(err.to_string().contains("lisen"), "{err}");
+            let err = load_in(jail, Some("databse_url = \"x\"\n")).unwrap_err();
+            assert!(err.to_string().contains("databse_url"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ARK_RELAY_HTTP__PORT", "1");
+            assert!(
+                load_in(jail, None).is_err(),
+                "unknown env key must fail too"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        Jail::expect_with(|jail| {
+            let missing = jail.directory().join("nope.toml");
+            assert!(Config::load(Some(&missing)).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mysql_url_switches_back_end() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "ARK_RELAY_DATABASE_URL",
+                "mysql://relay:s3cret@db.internal:3306/relay",
+            );
+            let c = load_in(jail, None).unwrap();
+            assert_eq!(c.database_kind().unwrap(), DatabaseKind::MariaDb);
+            assert!(!c.uses_default_database());
+            assert_eq!(
+                c.database_url(),
+                "mysql://relay:s3cret@db.internal:3306/relay"
+            );
+            let shown = c.to_redacted_toml().unwrap();
+            assert!(
+                shown.contains("mysql://relay:***@db.internal:3306/relay"),
+                "{shown}"
+            );
+            assert!(!shown.contains("s3cret"), "{shown}");
+            Ok(())
+        });
+        assert!(database_kind("postgres://x").is_err());
+    }
+
+    #[test]
+    fn daemon_secrets_are_references() {
+        Jail::expect_with(|jail| {
+            jail.create_file("lnd.cert", "-----BEGIN CERTIFICATE-----")?;
+            jail.set_env("LND_MACAROON_HEX", "0201");
+            let c = load_in(
+                jail,
+                Some(
+                    r#"
+                    [lnd]
+                    url = "https://127.0.0.1:10009"
+                    macaroon = "env:LND_MACAROON_HEX"
+                    tls_cert = "file:lnd.cert"
+                    "#,
+                ),
+            )
+            .unwrap();
+            let lnd = c.lnd.clone().unwrap();
+            assert_eq!(lnd.macaroon, SecretRef::Env("LND_MACAROON_HEX".into()));
+            assert_eq!(c.validate(), Ok(()));
+            let err = load_in(
+                jail,
+                Some(
+                    "[tapd]\nurl = \"https://x\"\nmacaroon = \"0201abcd\"\ntls_cert = \"file:a\"\n",
+                ),
+            )
+            .unwrap_err();
+            assert!(!err.to_string().contains("0201abcd"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn validate_reports_every_problem() {
+        let c = Config {
+            database_url: "postgres://u:pw@h/db".into(),
+            redis_url: "http://r".into(),
+            nostr_relays: vec!["https://relay".into()],
+            session: SessionConfig {
+                expiry_secs: 10,
+                step_timeout_secs: 60,
+            },
+            ..Config::default()
+        };
+        let problems = c.validate().unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(!problems.join(" ").contains("pw@"), "{problems:?}");
+    }
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("mysql://root@127.0.0.1:3306"),
+            "mysql://root@127.0.0.1:3306"
+        );
+        assert_eq!(
+            redact_url("mysql://u:p%40ss@h:3306/db?ssl-mode=required"),
+            "mysql://u:***@h:3306/db?ssl-mode=required"
+        );
+        assert_eq!(redact_url("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(
+            redact_url("sqlite:///a/b.db?mode=rwc"),
+            "sqlite:///a/b.db?mode=rwc"
+        );
+        assert_eq!(redact_url("no scheme"), "no scheme");
+        assert_eq!(redact_url(""), "");
+    }
+}

@@ -1,0 +1,435 @@
+//! `ark-relay dev`: the whole system on one machine, on embedded defaults.
+//!
+//! [`DevStack`] prepares the data dir and keys, then starts the parts in
+//! order — store (+ migrations), *[later: in-process Nostr relay, gRPC
+//! simulators, engine workers]*, HTTP — and [`RunningDev`] stops them in
+//! reverse order. Each later issue plugs its part in at a marked `SEAM`
+//! without changing the shape: start it as a [`Services`] task, record its
+//! endpoint in [`DevFacts`] (and so in `dev.json` and the banner).
+//!
+//! `dev.json` is written (atomically) only once everything listens, and is
+//! removed on a graceful stop, so its presence means "up". This module owns the
+//! dev wiring only; it must not contain protocol logic.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ark_relay_core::RelayStore;
+use ark_relay_store::SqlStore;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn, Instrument};
+
+use crate::config::{redact_url, Config};
+use crate::http::{self, RelayInfo};
+use crate::keys::{self, KeyFile, KeyOrigin, PublicKeyInfo};
+use crate::shutdown::StopSignal;
+
+/// The demo wallets `dev` creates keys for.
+pub const DEMO_WALLETS: &[&str] = &["alice", "bob"];
+
+/// How long the services get to stop before they are aborted.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Options of `ark-relay dev` that override the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct DevOptions {
+    /// Overrides `data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// Serve HTTP on `127.0.0.1:<port>` instead of `http.listen` (0 = any free port).
+    pub http_port: Option<u16>,
+}
+
+/// The database as `dev.json` and the banner show it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DatabaseFacts {
+    /// `sqlite` or `mariadb`.
+    pub backend: String,
+    /// The URL with any password replaced by `***`.
+    pub url: String,
+}
+
+/// What a running `dev` offers, written to `<data-dir>/dev.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DevFacts {
+    /// Version of the binary.
+    pub version: &'static str,
+    /// The relay's Nostr public key, x-only hex.
+    pub relay_pubkey: String,
+    /// The same key as `npub1…`.
+    pub relay_npub: String,
+    /// File holding the relay's secret key.
+    pub relay_key_file: PathBuf,
+    /// Whether this run generated the relay key (banner only).
+    #[serde(skip)]
+    pub relay_key_generated: bool,
+    /// Absolute data directory.
+    pub data_dir: PathBuf,
+    /// The database in use.
+    pub database: DatabaseFacts,
+    /// The job queue in use (`in-process`, or redis with the URL redacted).
+    pub queue: String,
+    /// Base URL of the read-only HTTP API.
+    pub http_url: String,
+    /// WebSocket URLs of the Nostr relays in use. SEAM(nostr-relay): empty until
+    /// the in-process relay exists.
+    pub nostr_relays: Vec<String>,
+    /// gRPC endpoints of the simulators by name (`arkd`, `lnd`, `tapd`).
+    /// SEAM(simulators): empty until they exist.
+    pub simulators: BTreeMap<String, String>,
+    /// Demo wallet keys.
+    pub wallets: Vec<PublicKeyInfo>,
+    /// Process id of this `dev` process.
+    pub pid: u32,
+}
+
+/// A cooperative stop flag handed to every service.
+#[derive(Debug, Clone)]
+pub struct StopToken(watch::Receiver<bool>);
+
+impl StopToken {
+    /// Resolves once the stack is stopping.
+    pub async fn stopped(mut self) {
+        // An Err means the sender is gone, which also means "stop".
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// The long-running tasks of the stack, stopped together in reverse start order.
+pub struct Services {
+    stop: watch::Sender<bool>,
+    exited_tx: mpsc::UnboundedSender<&'static str>,
+    exited_rx: mpsc::UnboundedReceiver<&'static str>,
+    tasks: Vec<(&'static str, JoinHandle<Result<()>>)>,
+}
+
+impl Services {
+    fn new() -> Self {
+        let (stop, _) = watch::channel(false);
+        let (exited_tx, exited_rx) = mpsc::unbounded_channel();
+        Self {
+            stop,
+            exited_tx,
+            exited_rx,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Starts a named service. It must return once its [`StopToken`] resolves.
+    pub fn spawn<F, Fut>(&mut self, name: &'static str, service: F)
+    where
+        F: FnOnce(StopToken) -> Fut,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let token = StopToken(self.stop.subscribe());
+        let exited = self.exited_tx.clone();
+        let fut = service(token);
+        let span = tracing::info_span!("service", name);
+        let handle = tokio::spawn(
+            async move {
+                let result = fut.await;
+                let _ = exited.send(name);
+                result
+            }
+            .instrument(span),
+        );
+        self.tasks.push((name, handle));
+    }
+
+    /// Resolves when any service exits on its own (which, before a stop, is a failure).
+    async fn any_exited(&mut self) -> &'static str {
+        match self.exited_rx.recv().await {
+            Some(name) => name,
+            // We hold a sender ourselves, so this never happens; wait forever.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Signals every service to stop and waits for them, newest first.
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        let mut first_error = None;
+        for (name, handle) in self.tasks.into_iter().rev() {
+            let abort = handle.abort_handle();
+            match tokio::time::timeout(STOP_GRACE, handle).await {
+                Ok(Ok(Ok(()))) => info!(service = name, "stopped"),
+                Ok(Ok(Err(e))) => {
+                    warn!(service = name, error = %format!("{e:#}"), "stopped with an error");
+                    first_error.get_or_insert(e.context(format!("service {name}")));
+                }
+                Ok(Err(join)) => {
+                    warn!(service = name, error = %join, "task panicked or was cancelled");
+                    first_error.get_or_insert(anyhow::anyhow!("service {name}: {join}"));
+                }
+                Err(_) => {
+                    warn!(service = name, grace = ?STOP_GRACE, "did not stop in time; aborted");
+                    abort.abort();
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The dev stack before it starts: resolved configuration and directories.
+pub struct DevStack {
+    config: Config,
+    http_addr: SocketAddr,
+}
+
+impl DevStack {
+    /// Applies the `dev` options to the configuration.
+    pub fn new(mut config: Config, options: DevOptions) -> Self {
+        if let Some(dir) = options.data_dir {
+            config.data_dir = dir;
+        }
+        let http_addr = match options.http_port {
+            Some(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+            None => config.http.listen,
+        };
+        Self { config, http_addr }
+    }
+
+    /// Starts every part of the stack; returns once all of them listen and
+    /// `dev.json` is written.
+    pub async fn start(mut self) -> Result<RunningDev> {
+        // 1. Data dir and keys.
+        let data_dir = prepare_data_dir(&self.config.data_dir)?;
+        self.config.data_dir = data_dir.clone();
+        let dev_json = data_dir.join("dev.json");
+        remove_if_exists(&dev_json)?; // a stale file from a crashed run must not look "up"
+
+        let relay_key = keys::load_or_generate(&data_dir.join("relay.key"))?;
+        match relay_key.origin {
+            KeyOrigin::Generated => info!(pubkey = %relay_key.pubkey_hex(), "generated relay key"),
+            KeyOrigin::Loaded => info!(pubkey = %relay_key.pubkey_hex(), "loaded relay key"),
+        }
+        let mut wallets = Vec::new();
+        for name in DEMO_WALLETS {
+            let key =
+                keys::load_or_generate(&data_dir.join("wallets").join(format!("{name}.key")))?;
+            wallets.push(PublicKeyInfo::new(name, &key)?);
+        }
+
+        // 2. Store.
+        let url = self.config.database_url();
+        let shown_url = redact_url(&url);
+        let store = SqlStore::connect(&url)
+            .instrument(tracing::info_span!("store", url = %shown_url))
+            .await
+            .with_context(|| format!("connecting to the database {shown_url}"))?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("migrating the database {shown_url}"))?;
+        let backend = store.backend_name();
+        info!(backend, url = %shown_url, "database ready");
+
+        let mut services = Services::new();
+
+        // SEAM(nostr-relay): start the in-process Nostr relay here when
+        // `config.nostr_relays` is empty, and push its ws:// URL to `nostr_relays`.
+        let nostr_relays = self.config.nostr_relays.clone();
+
+        // SEAM(simulators): start the arkd / lnd / tapd / chain gRPC simulators
+        // here when `[ark]` / `[lnd]` / `[tapd]` are absent, and record their
+        // endpoints in `simulators` (name → URL).
+        let simulators = BTreeMap::new();
+
+        // SEAM(engine): start ingest, workers and schedulers here as services
+        // (`services.spawn("engine", |stop| …)`), wired from the store, the
+        // queue (`config.queue_kind()`), the Nostr transport and the back ends.
+
+        // 3. HTTP, last: once it listens, everything else is up.
+        let relay_npub = relay_key.npub()?;
+        let info = RelayInfo {
+            name: "ark-relay",
+            version: env!("CARGO_PKG_VERSION"),
+            relay_pubkey: relay_key.pubkey_hex(),
+            relay_npub: relay_npub.clone(),
+            database: backend,
+            nostr_relays: nostr_relays.clone(),
+        };
+        let (listener, http_addr) = http::bind(self.http_addr).await?;
+        let router = http::router(store.clone(), info);
+        services.spawn("http", move |stop| {
+            http::serve(listener, router, stop.stopped())
+        });
+        let http_url = format!("http://{http_addr}");
+        info!(url = %http_url, "HTTP server listening");
+
+        let facts = DevFacts {
+            version: env!("CARGO_PKG_VERSION"),
+            relay_pubkey: relay_key.pubkey_hex(),
+            relay_npub,
+            relay_key_file: relay_key.path.clone(),
+            relay_key_generated: relay_key.origin == KeyOrigin::Generated,
+            data_dir,
+            database: DatabaseFacts {
+                backend: backend.to_owned(),
+                url: shown_url,
+            },
+            queue: self.config.queue_kind().to_string(),
+            http_url,
+            nostr_relays,
+            simulators,
+            wallets,
+            pid: std::process::id(),
+        };
+        write_json_atomically(&dev_json, &facts)?;
+        Ok(RunningDev {
+            facts,
+            relay_key,
+            dev_json,
+            store,
+            services,
+        })
+    }
+}
+
+/// The running stack.
+pub struct RunningDev {
+    facts: DevFacts,
+    relay_key: KeyFile,
+    dev_json: PathBuf,
+    store: SqlStore,
+    services: Services,
+}
+
+impl RunningDev {
+    /// What the stack offers.
+    pub fn facts(&self) -> &DevFacts {
+        &self.facts
+    }
+
+    /// Runs until `stop` resolves or a service fails, then stops everything.
+    pub async fn run_until(mut self, stop: impl Future<Output = StopSignal>) -> Result<()> {
+        let outcome = tokio::select! {
+            signal = stop => {
+                info!(signal = signal.name(), "stopping");
+                Ok(())
+            }
+            name = self.services.any_exited() => {
+                Err(anyhow::anyhow!("service {name} exited unexpectedly"))
+            }
+        };
+        let stopped = self.shutdown().await;
+        outcome.and(stopped)
+    }
+
+    /// Stops the services (newest first), closes the store, removes `dev.json`.
+    pub async fn shutdown(self) -> Result<()> {
+        let services = self.services.stop().await;
+        self.store.close().await;
+        info!("store closed");
+        remove_if_exists(&self.dev_json)?;
+        drop(self.relay_key);
+        services
+    }
+}
+
+/// `ark-relay dev`: start, print the banner, run until Ctrl-C / SIGTERM.
+pub async fn run(
+    config: Config,
+    options: DevOptions,
+    stop: impl Future<Output = StopSignal>,
+) -> Result<()> {
+    let span = tracing::info_span!("dev");
+    async move {
+        let running = DevStack::new(config, options).start().await?;
+        print_banner(running.facts());
+        running.run_until(stop).await?;
+        info!("stopped cleanly");
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data dir {}", dir.display()))?;
+    dir.canonicalize()
+        .with_context(|| format!("resolving the data dir {}", dir.display()))
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
+/// Writes pretty JSON to a temporary file beside `path`, then renames it, so
+/// readers see either no file or the whole file.
+fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("serialising dev.json")?;
+    text.push('\n');
+    let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The human banner on stdout.
+// Printing is this function's purpose: the banner is the command's output for
+// a person at a terminal (logs go to stderr through tracing).
+#[allow(clippy::print_stdout)]
+fn print_banner(facts: &DevFacts) {
+    let title = format!("Ark Relay v{} — dev", facts.version);
+    println!();
+    println!("  {title}");
+    println!("  {}", "─".repeat(title.chars().count()));
+    println!("  relay npub    {}", facts.relay_npub);
+    println!("  relay hex     {}", facts.relay_pubkey);
+    let origin = if facts.relay_key_generated {
+        "generated now"
+    } else {
+        "reused"
+    };
+    println!(
+        "  relay key     {}  ({origin})",
+        facts.relay_key_file.display()
+    );
+    println!("  data dir      {}", facts.data_dir.display());
+    println!(
+        "  database      {} ({})",
+        facts.database.backend, facts.database.url
+    );
+    println!("  queue         {}", facts.queue);
+    println!(
+        "  HTTP          {}  (GET /health, GET /info)",
+        facts.http_url
+    );
+    for (i, wallet) in facts.wallets.iter().enumerate() {
+        let label = if i == 0 { "demo wallets" } else { "" };
+        println!(
+            "  {label:<12}  {:<6} {}  {}",
+            wallet.name,
+            wallet.npub,
+            wallet.key_file.display()
+        );
+    }
+    if facts.nostr_relays.is_empty() && facts.simulators.is_empty() {
+        println!("  Nostr relay / simulators: not yet wired (coming in later issues)");
+    } else {
+        for relay in &facts.nostr_relays {
+            println!("  nostr relay   {relay}");
+        }
+        for (name, url) in &facts.simulators {
+            println!("  sim {name:<9} {url}");
+        }
+    }
+    println!(
+        "  dev.json      {}",
+        facts.data_dir.join("dev.json").display()
+    );
+    println!();
+    println!("  Press Ctrl-C to stop.");
+    println!();
+}

@@ -1,0 +1,152 @@
+//! `ark-relay dev` end to end: start it, find it through `dev.json`, ask
+//! `/health` and `/info`, stop it with SIGTERM, restart it and check that the
+//! relay keeps its key. No fixed sleeps: every wait polls against a deadline.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{http_get, mysql_server_url, DevProcess, TempMysqlDb};
+use serde_json::Value;
+
+fn check_running(facts: &Value, dev: &DevProcess, backend: &str) {
+    let pubkey = facts["relay_pubkey"].as_str().unwrap();
+    assert_eq!(pubkey.len(), 64);
+    assert!(pubkey.chars().all(|c| c.is_ascii_hexdigit()));
+    let npub = facts["relay_npub"].as_str().unwrap();
+    assert!(npub.starts_with("npub1"), "{npub}");
+    assert_eq!(facts["database"]["backend"], backend);
+    assert_eq!(facts["nostr_relays"], serde_json::json!([]));
+    assert_eq!(facts["simulators"], serde_json::json!({}));
+    let data_dir = std::path::Path::new(facts["data_dir"].as_str().unwrap());
+    assert_eq!(data_dir, dev.data_dir.canonicalize().unwrap());
+
+    let wallets = facts["wallets"].as_array().unwrap();
+    let names: Vec<&str> = wallets
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    for w in wallets {
+        let key_file = std::path::Path::new(w["key_file"].as_str().unwrap());
+        assert!(key_file.is_file(), "{}", key_file.display());
+        assert!(w["npub"].as_str().unwrap().starts_with("npub1"));
+        assert_eq!(w["pubkey"].as_str().unwrap().len(), 64);
+    }
+    let relay_key = data_dir.join("relay.key");
+    assert!(relay_key.is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&relay_key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "relay.key must be private");
+    }
+
+    let http_url = facts["http_url"].as_str().unwrap();
+    assert!(http_url.starts_with("http://127.0.0.1:"), "{http_url}");
+
+    let (status, body) = http_get(http_url, "/health");
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["database"], backend);
+
+    let (status, body) = http_get(http_url, "/info");
+    assert_eq!(status, 200, "{body}");
+    let info: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["relay_pubkey"], pubkey);
+    assert_eq!(info["relay_npub"], npub);
+    assert_eq!(info["database"], backend);
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+
+    let (status, _) = http_get(http_url, "/no-such-route");
+    assert_eq!(status, 404);
+
+    let banner = dev.stdout();
+    assert!(banner.contains(npub), "banner lacks the npub:\n{banner}");
+    assert!(
+        banner.contains(pubkey),
+        "banner lacks the hex key:\n{banner}"
+    );
+    assert!(
+        banner.contains(http_url),
+        "banner lacks the HTTP URL:\n{banner}"
+    );
+    assert!(banner.contains("not yet wired"), "{banner}");
+}
+
+fn stop(dev: &mut DevProcess) {
+    let status = dev.terminate();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "dev did not exit cleanly:\n{}",
+        dev.stderr()
+    );
+    assert!(
+        !dev.data_dir.join("dev.json").exists(),
+        "dev.json must be removed on a graceful stop"
+    );
+}
+
+#[test]
+fn dev_starts_serves_stops_and_keeps_its_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let logs = tmp.path().join("logs");
+
+    let mut first = DevProcess::spawn(&data_dir, &logs, &[]);
+    let facts = first.wait_ready();
+    check_running(&facts, &first, "sqlite");
+    assert!(data_dir.join("relay.db").is_file(), "default SQLite file");
+    let database_url = facts["database"]["url"].as_str().unwrap();
+    assert!(database_url.starts_with("sqlite://"), "{database_url}");
+    stop(&mut first);
+    assert!(
+        first.stderr().contains("stopped cleanly"),
+        "{}",
+        first.stderr()
+    );
+
+    let mut second = DevProcess::spawn(&data_dir, &logs, &[]);
+    let again = second.wait_ready();
+    check_running(&again, &second, "sqlite");
+    assert_eq!(
+        again["relay_pubkey"], facts["relay_pubkey"],
+        "relay key must be reused"
+    );
+    assert_eq!(
+        again["wallets"], facts["wallets"],
+        "wallet keys must be reused"
+    );
+    stop(&mut second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_runs_on_mariadb_when_configured() {
+    let Some(server) = mysql_server_url() else {
+        eprintln!("skipped: ARK_RELAY_TEST_MYSQL_URL is not set");
+        return;
+    };
+    let db = TempMysqlDb::create(&server, "dev").await;
+    let url = db.url();
+    let result = tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dev = DevProcess::spawn(
+            &tmp.path().join("data"),
+            &tmp.path().join("logs"),
+            &[("ARK_RELAY_DATABASE_URL", url.as_str())],
+        );
+        let facts = dev.wait_ready();
+        check_running(&facts, &dev, "mariadb");
+        assert!(
+            !tmp.path().join("data/relay.db").exists(),
+            "no SQLite file on MariaDB"
+        );
+        stop(&mut dev);
+    })
+    .await;
+    let tables = db.table_count().await;
+    db.drop_db().await;
+    result.unwrap();
+    assert!(tables > 0, "migrations created no tables");
+}
