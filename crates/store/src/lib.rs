@@ -9,6 +9,7 @@
 
 pub mod schema;
 mod sql;
+pub mod testing;
 
 pub use sql::{redact, Backend, SqlStore};
 

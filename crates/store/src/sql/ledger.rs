@@ -52,7 +52,9 @@ impl SqlStore {
             q = q.bind(id.to_string());
         }
         let rows = q.fetch_all(&mut *conn).await.map_err(map_err)?;
-        rows.iter().map(|r| rows::vtxo(r).map(|v| (v.id, v))).collect()
+        rows.iter()
+            .map(|r| rows::vtxo(r).map(|v| (v.id, v)))
+            .collect()
     }
 
     /// Fails unless every asset exists.
@@ -64,15 +66,19 @@ impl SqlStore {
         if assets.is_empty() {
             return Ok(());
         }
-        let sql =
-            format!("SELECT asset_id FROM assets WHERE asset_id IN ({})", placeholders(assets.len()));
+        let sql = format!(
+            "SELECT asset_id FROM assets WHERE asset_id IN ({})",
+            placeholders(assets.len())
+        );
         let mut q = sqlx::query(&sql);
         for a in assets {
             q = q.bind(a.to_string());
         }
         let rows = q.fetch_all(&mut *conn).await.map_err(map_err)?;
-        let found: BTreeSet<AssetId> =
-            rows.iter().map(|r| rows::parse::<AssetId>(r, "asset_id")).collect::<Result<_, _>>()?;
+        let found: BTreeSet<AssetId> = rows
+            .iter()
+            .map(|r| rows::parse::<AssetId>(r, "asset_id"))
+            .collect::<Result<_, _>>()?;
         match assets.iter().find(|a| !found.contains(a)) {
             Some(missing) => Err(LedgerError::UnknownAsset(*missing).into()),
             None => Ok(()),
@@ -86,8 +92,10 @@ impl SqlStore {
         deltas: &BTreeMap<AssetId, i128>,
     ) -> Result<(), StoreError> {
         for (asset, delta) in deltas.iter().filter(|(_, d)| **d != 0) {
-            let sql =
-                format!("SELECT total_supply FROM assets WHERE asset_id = ?{}", self.backend.for_update());
+            let sql = format!(
+                "SELECT total_supply FROM assets WHERE asset_id = ?{}",
+                self.backend.for_update()
+            );
             let row = sqlx::query(&sql)
                 .bind(asset.to_string())
                 .fetch_optional(&mut *conn)
@@ -126,7 +134,10 @@ impl SqlStore {
         }
         let (asset, amount) = match &v.colour {
             Some(c) if c.amount == AssetAmount::ZERO => return Err(out_of_range()),
-            Some(c) => (Some(c.asset.to_string()), to_i64(c.amount, AssetAmount::to_i64)?),
+            Some(c) => (
+                Some(c.asset.to_string()),
+                to_i64(c.amount, AssetAmount::to_i64)?,
+            ),
             None => (None, 0),
         };
         let tapscripts = serde_json::to_string(&v.tapscripts)
@@ -204,7 +215,10 @@ impl SqlStore {
 
     pub(super) async fn do_assets(&self) -> Result<Vec<Asset>, StoreError> {
         let sql = format!("SELECT {ASSET_COLUMNS} FROM assets ORDER BY ticker, asset_id");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         rows.iter().map(rows::asset).collect()
     }
 
@@ -260,12 +274,13 @@ impl SqlStore {
         owner: &PubKey,
         status: VtxoStatus,
     ) -> Result<u64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM vtxos WHERE owner_pubkey = ? AND status = ?")
-            .bind(owner.to_string())
-            .bind(status.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM vtxos WHERE owner_pubkey = ? AND status = ?")
+                .bind(owner.to_string())
+                .bind(status.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
         let n = row.try_get::<i64, _>("n").map_err(map_err)?;
         u64::try_from(n).map_err(|e| StoreError::Corrupt(format!("count: {e}")))
     }
@@ -400,7 +415,8 @@ impl SqlStore {
                 return Err(StoreError::Transient("concurrent spend detected".into()));
             }
             for o in &t.outputs {
-                self.insert_vtxo_row(&mut tx, o, Some(txid.clone()), t.finalized_at).await?;
+                self.insert_vtxo_row(&mut tx, o, Some(txid.clone()), t.finalized_at)
+                    .await?;
             }
             self.adjust_supply(&mut tx, &supply).await?;
             if let Some(session) = &t.session {
@@ -448,7 +464,10 @@ fn check_spendable(v: &Vtxo, session: Option<&SessionId>) -> Result<(), LedgerEr
     match (&v.locked_by, session) {
         (None, _) => Ok(()),
         (Some(holder), Some(s)) if holder == s => Ok(()),
-        (Some(holder), _) => Err(LedgerError::Locked { vtxo: v.id, by: *holder }),
+        (Some(holder), _) => Err(LedgerError::Locked {
+            vtxo: v.id,
+            by: *holder,
+        }),
     }
 }
 
@@ -461,8 +480,11 @@ fn check_conservation(
     let sats_in = Sats::checked_sum(spent.iter().map(|v| v.sats)).ok_or_else(out_of_range)?;
     let sats_out = Sats::checked_sum(t.outputs.iter().map(|o| o.sats)).ok_or_else(out_of_range)?;
     if sats_in != sats_out {
-        return Err(LedgerError::SatsNotConserved { inputs: sats_in.get(), outputs: sats_out.get() }
-            .into());
+        return Err(LedgerError::SatsNotConserved {
+            inputs: sats_in.get(),
+            outputs: sats_out.get(),
+        }
+        .into());
     }
     // Per asset: (inputs + issued, outputs + burned), in i128 so sums cannot overflow.
     let mut flows: BTreeMap<AssetId, (i128, i128)> = BTreeMap::new();

@@ -79,7 +79,9 @@ pub struct SqlStore {
 
 impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,7 +121,11 @@ impl SqlStore {
                 .await
                 .map_err(map_err)?,
         };
-        Ok(Self { pool, backend, writer: Arc::new(Mutex::new(())) })
+        Ok(Self {
+            pool,
+            backend,
+            writer: Arc::new(Mutex::new(())),
+        })
     }
 
     /// Applies the embedded migrations of this dialect. Idempotent; refuses a
@@ -130,12 +136,18 @@ impl SqlStore {
             Backend::MariaDb => &MARIADB_MIGRATIONS,
         };
         let _writer = self.writer.lock().await;
-        migrator.run(&self.pool).await.map_err(|e| StoreError::Backend(Box::new(e)))
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))
     }
 
     /// Checks the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 
@@ -238,9 +250,15 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact("mysql://root:secret@db:3306/x"), "mysql://root:***@db:3306/x");
+        assert_eq!(
+            redact("mysql://root:secret@db:3306/x"),
+            "mysql://root:***@db:3306/x"
+        );
         assert_eq!(redact("mysql://root@db/x"), "mysql://root@db/x");
-        assert_eq!(redact("sqlite://data/relay.db?mode=rwc"), "sqlite://data/relay.db?mode=rwc");
+        assert_eq!(
+            redact("sqlite://data/relay.db?mode=rwc"),
+            "sqlite://data/relay.db?mode=rwc"
+        );
     }
 
     #[test]

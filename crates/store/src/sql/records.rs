@@ -75,16 +75,15 @@ impl SqlStore {
         let event = &event;
         self.write(|| async move {
             let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let original = sqlx::query(
-                "SELECT event_id FROM intents WHERE author = ? AND action_id = ?",
-            )
-            .bind(i.author.to_string())
-            .bind(i.action_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .map(|row| rows::parse::<EventId>(&row, "event_id"))
-            .transpose()?;
+            let original =
+                sqlx::query("SELECT event_id FROM intents WHERE author = ? AND action_id = ?")
+                    .bind(i.author.to_string())
+                    .bind(i.action_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .map(|row| rows::parse::<EventId>(&row, "event_id"))
+                    .transpose()?;
             let outcome = original.is_some().then_some(ErrorCode::ReplayedAction);
             if !insert_event(&mut tx, event, outcome).await? {
                 return Ok(Recorded::Duplicate);
@@ -127,7 +126,8 @@ impl SqlStore {
         author: &PubKey,
         action_id: &ActionId,
     ) -> Result<Option<IntentRecord>, StoreError> {
-        let sql = format!("SELECT {INTENT_COLUMNS} FROM intents WHERE author = ? AND action_id = ?");
+        let sql =
+            format!("SELECT {INTENT_COLUMNS} FROM intents WHERE author = ? AND action_id = ?");
         let row = sqlx::query(&sql)
             .bind(author.to_string())
             .bind(action_id.to_string())

@@ -18,11 +18,21 @@ fn corrupt(col: &str, detail: impl std::fmt::Display) -> StoreError {
 }
 
 pub(crate) fn text(row: &AnyRow, col: &str) -> Result<String, StoreError> {
-    row.try_get::<String, _>(col).map_err(|e| corrupt(col, e))
+    opt_text(row, col)?.ok_or_else(|| corrupt(col, "unexpected NULL"))
 }
 
+/// Reads a text column. MariaDB reports `TEXT` columns as `BLOB` through the
+/// `Any` driver, so bytes are accepted too and must be UTF-8.
 pub(crate) fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
-    row.try_get::<Option<String>, _>(col).map_err(|e| corrupt(col, e))
+    match row.try_get::<Option<String>, _>(col) {
+        Ok(v) => Ok(v),
+        Err(sqlx::Error::ColumnDecode { .. }) => row
+            .try_get::<Option<Vec<u8>>, _>(col)
+            .map_err(|e| corrupt(col, e))?
+            .map(|b| String::from_utf8(b).map_err(|e| corrupt(col, e)))
+            .transpose(),
+        Err(e) => Err(corrupt(col, e)),
+    }
 }
 
 pub(crate) fn int(row: &AnyRow, col: &str) -> Result<i64, StoreError> {
@@ -30,7 +40,8 @@ pub(crate) fn int(row: &AnyRow, col: &str) -> Result<i64, StoreError> {
 }
 
 pub(crate) fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>, StoreError> {
-    row.try_get::<Option<i64>, _>(col).map_err(|e| corrupt(col, e))
+    row.try_get::<Option<i64>, _>(col)
+        .map_err(|e| corrupt(col, e))
 }
 
 pub(crate) fn parse<T: FromStr>(row: &AnyRow, col: &str) -> Result<T, StoreError>
@@ -44,7 +55,9 @@ pub(crate) fn opt_parse<T: FromStr>(row: &AnyRow, col: &str) -> Result<Option<T>
 where
     T::Err: std::fmt::Display,
 {
-    opt_text(row, col)?.map(|s| s.parse().map_err(|e| corrupt(col, e))).transpose()
+    opt_text(row, col)?
+        .map(|s| s.parse().map_err(|e| corrupt(col, e)))
+        .transpose()
 }
 
 fn sats(row: &AnyRow, col: &str) -> Result<Sats, StoreError> {
@@ -61,7 +74,10 @@ pub(crate) const VTXO_COLUMNS: &str = "vtxo_id, owner_pubkey, asset_id, amount, 
 
 pub(crate) fn vtxo(row: &AnyRow) -> Result<Vtxo, StoreError> {
     let colour = match opt_parse::<AssetId>(row, "asset_id")? {
-        Some(asset) => Some(Colour { asset, amount: amount(row, "amount")? }),
+        Some(asset) => Some(Colour {
+            asset,
+            amount: amount(row, "amount")?,
+        }),
         None => None,
     };
     let tapscripts: Tapscripts =
