@@ -1,0 +1,544 @@
+//! The JSON content of every event kind (DESIGN.md §4). Field names are the
+//! wire names; `v` is the schema version (1).
+//!
+//! Amounts arrive as [`WireAmount`], which keeps the JSON number exactly as
+//! sent so validation can tell a float (1002) from a negative or overflowing
+//! integer (2005); everything the relay produces uses integer amounts only.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ark_relay_core::{AssetId, ErrorCode, EventId, PubKey, SessionId, VtxoId};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Rejection;
+
+/// Schema version of every content type in this crate.
+pub const VERSION: u8 = 1;
+
+/// An amount as it appeared on the wire (any JSON number).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WireAmount(serde_json::Number);
+
+impl WireAmount {
+    /// An integer amount.
+    pub fn new(value: u64) -> Self {
+        Self(value.into())
+    }
+
+    /// The amount as a positive integer that fits a signed 64-bit column:
+    /// a non-integer is 1002, zero, negative or too large is 2005.
+    pub fn positive(&self, field: &str) -> Result<u64, Rejection> {
+        if let Some(v) = self.0.as_u64() {
+            return if v == 0 {
+                Err(Rejection::new(
+                    ErrorCode::InvalidAmount,
+                    format!("{field} must be positive"),
+                ))
+            } else if v > i64::MAX as u64 {
+                Err(Rejection::new(
+                    ErrorCode::InvalidAmount,
+                    format!("{field} is too large"),
+                ))
+            } else {
+                Ok(v)
+            };
+        }
+        if self.0.is_i64() {
+            return Err(Rejection::new(
+                ErrorCode::InvalidAmount,
+                format!("{field} is negative"),
+            ));
+        }
+        // A float: integral but beyond u64 is an overflow, anything else is not an integer.
+        match self.0.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() >= 9.0e18 => Err(Rejection::new(
+                ErrorCode::InvalidAmount,
+                format!("{field} is out of range"),
+            )),
+            _ => Err(Rejection::new(
+                ErrorCode::Malformed,
+                format!("{field} must be an integer in base units, got {}", self.0),
+            )),
+        }
+    }
+}
+
+/// An asset as named on the wire: a 64-hex tapd asset id, or a ticker such as
+/// `gBTC` that the relay resolves against its registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AssetRef {
+    /// A tapd asset id.
+    Id(AssetId),
+    /// A ticker.
+    Ticker(String),
+}
+
+impl AssetRef {
+    /// The relay's own asset, by ticker.
+    pub fn gbtc() -> Self {
+        AssetRef::Ticker(GBTC_TICKER.to_owned())
+    }
+}
+
+/// The ticker of the relay-issued asset.
+pub const GBTC_TICKER: &str = "gBTC";
+
+impl fmt::Display for AssetRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AssetRef::Id(id) => write!(f, "{id}"),
+            AssetRef::Ticker(t) => f.write_str(t),
+        }
+    }
+}
+
+impl FromStr for AssetRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() == 64 {
+            return s.parse().map(AssetRef::Id).map_err(|e| e.to_string());
+        }
+        let ok = (1..=20).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(AssetRef::Ticker(s.to_owned()))
+        } else {
+            Err(format!("not an asset id or ticker: {s:?}"))
+        }
+    }
+}
+
+impl Serialize for AssetRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AssetRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The types of intent in V1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentType {
+    /// Send assets to one or more recipients.
+    P2pTransfer,
+    /// One leg of a two-party swap (submitted in a batch).
+    AtomicSwap,
+    /// Deposit assets into a pool and receive LP tokens (submitted in a batch).
+    AddLiquidity,
+    /// Return LP tokens and receive the pool's assets (submitted in a batch).
+    RemoveLiquidity,
+    /// Move a VTXO to the relay and have it pay a BOLT11 invoice (in `memo`).
+    LandLightning,
+}
+
+impl IntentType {
+    /// The wire spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IntentType::P2pTransfer => "p2p_transfer",
+            IntentType::AtomicSwap => "atomic_swap",
+            IntentType::AddLiquidity => "add_liquidity",
+            IntentType::RemoveLiquidity => "remove_liquidity",
+            IntentType::LandLightning => "land_lightning",
+        }
+    }
+
+    /// Every type, for validation messages and docs.
+    pub const ALL: [IntentType; 5] = [
+        IntentType::P2pTransfer,
+        IntentType::AtomicSwap,
+        IntentType::AddLiquidity,
+        IntentType::RemoveLiquidity,
+        IntentType::LandLightning,
+    ];
+
+    /// Whether intents of this type are only valid inside a `submit_batch`.
+    pub const fn needs_batch(self) -> bool {
+        matches!(
+            self,
+            IntentType::AtomicSwap | IntentType::AddLiquidity | IntentType::RemoveLiquidity
+        )
+    }
+
+    /// Looks a type up by its wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// The role of an output in an intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputRole {
+    /// The relay's fee (PRD §6).
+    Fee,
+}
+
+/// One output the author authorises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentOutput {
+    /// The recipient's Nostr key (hex).
+    pub recipient: String,
+    /// The asset.
+    pub asset: AssetRef,
+    /// The amount in base units.
+    pub amount: WireAmount,
+    /// `fee` for the relay's fee output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<OutputRole>,
+}
+
+/// One side of a swap: what moves, from or to whom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leg {
+    /// The counterparty (for `counterparty_leg`) or the recipient (for `my_leg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// The asset.
+    pub asset: AssetRef,
+    /// The amount in base units.
+    pub amount: WireAmount,
+}
+
+/// One leg or a list of legs (`counterparty_leg` may name several assets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Legs {
+    /// A single leg.
+    One(Leg),
+    /// Several legs.
+    Many(Vec<Leg>),
+}
+
+impl Legs {
+    /// The legs as a slice.
+    pub fn as_slice(&self) -> &[Leg] {
+        match self {
+            Legs::One(l) => std::slice::from_ref(l),
+            Legs::Many(v) => v,
+        }
+    }
+}
+
+/// The content of a 31510 intent (version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentContent {
+    /// Schema version, 1.
+    pub v: u8,
+    /// Client-chosen id, unique per author forever; equals the `d` tag.
+    pub action_id: String,
+    /// The intent type (kept as text so an unknown type is 1003, not 1002).
+    #[serde(rename = "type")]
+    pub intent_type: String,
+    /// Everything the author sends, including the fee output.
+    pub outputs: Vec<IntentOutput>,
+    /// What the author sends in a swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub my_leg: Option<Leg>,
+    /// What the author expects in return in a swap or liquidity operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterparty_leg: Option<Legs>,
+    /// Input VTXOs to spend; when absent the relay selects coins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<VtxoId>>,
+    /// Free text; for `land_lightning` the BOLT11 invoice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+    /// Unix time after which the relay must not execute the intent.
+    pub expires_at: i64,
+}
+
+/// One signature a wallet is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignRequest {
+    /// Which PSBT of `psbts`.
+    pub psbt_index: u32,
+    /// Which input of that PSBT.
+    pub input_index: u32,
+    /// The x-only key that must sign (hex).
+    pub pubkey: String,
+    /// The tapleaf hash being spent (hex).
+    pub leaf_hash: String,
+    /// The BIP-341 sighash (hex), a convenience the wallet must recompute.
+    pub sighash: String,
+}
+
+/// Which output carries which asset amount (the PSBT only shows carrier sats).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColourHint {
+    /// Which PSBT.
+    pub psbt_index: u32,
+    /// Which output.
+    pub output_index: u32,
+    /// The owner's key (hex).
+    pub owner: String,
+    /// The asset.
+    pub asset: AssetRef,
+    /// Amount in base units.
+    pub amount: u64,
+}
+
+/// What a challenge asks the wallet to sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadToSign {
+    /// Base64 PSBTs (the ark tx, or the checkpoint txs).
+    pub psbts: Vec<String>,
+    /// The signatures wanted.
+    pub sign: Vec<SignRequest>,
+    /// Colour of the outputs.
+    pub colour: Vec<ColourHint>,
+}
+
+/// The kind of a challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeType {
+    /// Step 1: sign the ark transaction's inputs.
+    SignArkTx,
+    /// Step 2: sign the server-cosigned checkpoint transactions.
+    SignCheckpointTxs,
+}
+
+/// The content of a 31511 signing challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningChallenge {
+    /// Schema version.
+    pub v: u8,
+    /// The session.
+    pub session_id: SessionId,
+    /// 1 for the ark tx, 2 for the checkpoints.
+    pub step: u32,
+    /// What to sign.
+    #[serde(rename = "type")]
+    pub challenge_type: ChallengeType,
+    /// The data.
+    pub payload_to_sign: PayloadToSign,
+    /// For the user: what signing means (`Step 1/2: send 1 000 gBTC to npub1…`).
+    pub human_readable_context: String,
+    /// When the challenge expires.
+    pub expires_at: i64,
+}
+
+/// One signature in a response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureEntry {
+    /// Which PSBT.
+    pub psbt_index: u32,
+    /// Which input.
+    pub input_index: u32,
+    /// The 64-byte BIP-340 signature (hex).
+    pub sig: String,
+}
+
+/// The content of a 31512 signing response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningResponse {
+    /// Schema version.
+    pub v: u8,
+    /// The session.
+    pub session_id: SessionId,
+    /// The step answered.
+    pub step: u32,
+    /// The signatures, or
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<SignatureEntry>,
+    /// a refusal with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject: Option<String>,
+}
+
+/// A VTXO in a confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VtxoEntry {
+    /// `txid:vout`.
+    pub vtxo: VtxoId,
+    /// Owner key.
+    pub owner: PubKey,
+    /// Asset (absent for an uncoloured carrier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<AssetRef>,
+    /// Asset amount.
+    pub amount: u64,
+    /// Carrier sats.
+    pub sats: u64,
+}
+
+/// The content of a 31340 confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// Schema version.
+    pub v: u8,
+    /// arkd's txid.
+    pub ark_txid: String,
+    /// The intents (and service requests) it completes.
+    pub intents: Vec<EventId>,
+    /// Spent VTXOs.
+    pub spent: Vec<VtxoEntry>,
+    /// Created VTXOs.
+    pub created: Vec<VtxoEntry>,
+    /// For a land: the payment preimage (proof of payment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preimage: Option<String>,
+}
+
+/// The content of a 31341 failure notice (PRD §4.2.4, plus the machine name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureNotice {
+    /// Always `failure`.
+    pub status: String,
+    /// The error code.
+    pub code: ErrorCode,
+    /// Its machine name (`INPUT_ALREADY_SPENT`).
+    pub name: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl From<&Rejection> for FailureNotice {
+    fn from(r: &Rejection) -> Self {
+        Self {
+            status: "failure".into(),
+            code: r.code,
+            name: r.code.name().into(),
+            message: r.message.clone(),
+        }
+    }
+}
+
+/// The content of a 31342 L1 commitment notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L1Commitment {
+    /// The L1 transaction carrying the root.
+    pub l1_txid: String,
+    /// Its block.
+    pub block_height: u64,
+    /// Merkle root of the period's ark txids (hex).
+    pub merkle_root_of_l2_txs: String,
+    /// How many L2 transactions it commits.
+    pub l2_tx_count: u64,
+    /// `[from, to)` unix seconds.
+    pub period: [i64; 2],
+}
+
+impl IntentContent {
+    /// A `p2p_transfer` of `amount` of `asset` to `recipient`, with the relay's
+    /// `fee` in gBTC (what a wallet publishes for a plain send).
+    pub fn transfer(
+        action_id: impl Into<String>,
+        recipient: &PubKey,
+        asset: AssetRef,
+        amount: u64,
+        relay: &PubKey,
+        fee: u64,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            v: VERSION,
+            action_id: action_id.into(),
+            intent_type: IntentType::P2pTransfer.as_str().to_owned(),
+            outputs: vec![
+                IntentOutput {
+                    recipient: recipient.to_string(),
+                    asset,
+                    amount: WireAmount::new(amount),
+                    role: None,
+                },
+                IntentOutput {
+                    recipient: relay.to_string(),
+                    asset: AssetRef::gbtc(),
+                    amount: WireAmount::new(fee),
+                    role: Some(OutputRole::Fee),
+                },
+            ],
+            my_leg: None,
+            counterparty_leg: None,
+            inputs: None,
+            memo: None,
+            expires_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amount(json: &str) -> WireAmount {
+        serde_json::from_str(json).expect("number")
+    }
+
+    #[test]
+    fn amounts_are_positive_integers() {
+        assert_eq!(amount("1000").positive("amount"), Ok(1000));
+        assert_eq!(
+            amount("1000.5").positive("a").map_err(|r| r.code),
+            Err(ErrorCode::Malformed)
+        );
+        assert_eq!(
+            amount("1e3").positive("a").map_err(|r| r.code),
+            Err(ErrorCode::Malformed)
+        );
+        assert_eq!(
+            amount("0").positive("a").map_err(|r| r.code),
+            Err(ErrorCode::InvalidAmount)
+        );
+        assert_eq!(
+            amount("-5").positive("a").map_err(|r| r.code),
+            Err(ErrorCode::InvalidAmount)
+        );
+        let big = amount("9223372036854775808");
+        assert_eq!(
+            big.positive("a").map_err(|r| r.code),
+            Err(ErrorCode::InvalidAmount)
+        );
+        let huge = amount("100000000000000000000000");
+        assert_eq!(
+            huge.positive("a").map_err(|r| r.code),
+            Err(ErrorCode::InvalidAmount)
+        );
+    }
+
+    #[test]
+    fn asset_refs() {
+        assert_eq!("gBTC".parse::<AssetRef>(), Ok(AssetRef::gbtc()));
+        assert!(matches!(
+            "ab".repeat(32).parse::<AssetRef>(),
+            Ok(AssetRef::Id(_))
+        ));
+        assert!("a b".parse::<AssetRef>().is_err());
+        assert!("".parse::<AssetRef>().is_err());
+    }
+
+    #[test]
+    fn legs_accept_one_or_many() {
+        let one: Legs = serde_json::from_str(r#"{"asset":"gBTC","amount":5}"#).expect("one");
+        assert_eq!(one.as_slice().len(), 1);
+        let many: Legs =
+            serde_json::from_str(r#"[{"asset":"gBTC","amount":5},{"asset":"gUSD","amount":7}]"#)
+                .expect("many");
+        assert_eq!(many.as_slice().len(), 2);
+    }
+
+    #[test]
+    fn failure_notice_shape() {
+        let r = Rejection::new(ErrorCode::FeeOutput, "fee output missing");
+        let json = serde_json::to_value(FailureNotice::from(&r)).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"status":"failure","code":4001,"name":"FEE_OUTPUT","message":"fee output missing"})
+        );
+    }
+}

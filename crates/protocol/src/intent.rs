@@ -1,0 +1,409 @@
+//! Screening of incoming events and validation of 31510 intents, including the
+//! PRD §6 fee policy. Every refusal is a [`Rejection`] with a code from the
+//! public table; events that are not for us are ignored, not refused.
+
+use std::collections::BTreeSet;
+
+use ark_relay_core::{
+    ActionId, AssetId, ErrorCode, EventId, IntentRecord, PubKey, UnixTime, VtxoId,
+};
+
+use crate::content::{AssetRef, IntentContent, IntentType, Leg, OutputRole, GBTC_TICKER, VERSION};
+use crate::{event_id_from_nostr, kinds, pubkey_from_nostr, Rejection};
+
+/// Events more than this far in the future are ignored (DESIGN.md §4).
+pub const MAX_FUTURE_SKEW_SECS: i64 = 600;
+/// Largest accepted content, in bytes.
+pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
+
+/// What the relay charges and accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentPolicy {
+    /// The relay's public key (fee recipient, required `p` tag).
+    pub relay: PubKey,
+    /// gBTC's tapd asset id once minted; the ticker `gBTC` is always accepted.
+    pub fee_asset: Option<AssetId>,
+    /// Fee per intent for L2 transfers, in gBTC base units (PRD §6: 10).
+    pub transfer_fee: u64,
+    /// Land fee in parts per million of the landed value (PRD §6: 0.1 % = 1000).
+    pub land_fee_ppm: u64,
+    /// Furthest accepted `expires_at`, in seconds from now.
+    pub max_horizon_secs: i64,
+}
+
+impl IntentPolicy {
+    /// The PRD's defaults for a relay key.
+    pub fn new(relay: PubKey) -> Self {
+        Self {
+            relay,
+            fee_asset: None,
+            transfer_fee: 10,
+            land_fee_ppm: 1_000,
+            max_horizon_secs: 86_400,
+        }
+    }
+
+    /// Whether `asset` names gBTC.
+    pub fn is_fee_asset(&self, asset: &AssetRef) -> bool {
+        match asset {
+            AssetRef::Ticker(t) => t == GBTC_TICKER,
+            AssetRef::Id(id) => Some(*id) == self.fee_asset,
+        }
+    }
+
+    /// The land fee for `landed` units: 0.1 % rounded up.
+    pub fn land_fee(&self, landed: u64) -> Option<u64> {
+        let fee = (u128::from(landed) * u128::from(self.land_fee_ppm)).div_ceil(1_000_000);
+        u64::try_from(fee).ok()
+    }
+}
+
+/// What to do with an event that arrived on the subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    /// Verify and process it.
+    Process,
+    /// Drop it silently, for this reason.
+    Ignore(&'static str),
+}
+
+/// Decides whether an event is ours to process at all: the right kind,
+/// p-tagged to the relay, and not from the far future. Does not verify.
+pub fn screen(event: &nostr::Event, relay: &PubKey, now: UnixTime) -> Screen {
+    if !kinds::CONSUMED.contains(&event.kind.as_u16()) {
+        return Screen::Ignore("kind not consumed by the relay");
+    }
+    let ours = event
+        .tags
+        .public_keys()
+        .any(|p| pubkey_from_nostr(p).as_ref() == Some(relay));
+    if !ours {
+        return Screen::Ignore("not p-tagged to the relay");
+    }
+    let created = i64::try_from(event.created_at.as_secs()).unwrap_or(i64::MAX);
+    if created > now.0.saturating_add(MAX_FUTURE_SKEW_SECS) {
+        return Screen::Ignore("created_at too far in the future");
+    }
+    Screen::Process
+}
+
+/// Checks the NIP-01 id and the BIP-340 signature (1001).
+pub fn verify(event: &nostr::Event) -> Result<(), Rejection> {
+    if !event.verify_id() {
+        return Err(Rejection::new(
+            ErrorCode::InvalidSignature,
+            "event id does not match its content",
+        ));
+    }
+    if !event.verify_signature() {
+        return Err(Rejection::new(
+            ErrorCode::InvalidSignature,
+            "signature does not verify",
+        ));
+    }
+    Ok(())
+}
+
+/// An output after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidOutput {
+    /// Recipient.
+    pub recipient: PubKey,
+    /// Asset.
+    pub asset: AssetRef,
+    /// Amount in base units (> 0).
+    pub amount: u64,
+    /// Whether it is the relay's fee.
+    pub fee: bool,
+}
+
+/// A leg after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidLeg {
+    /// Counterparty or recipient, if named.
+    pub recipient: Option<PubKey>,
+    /// Asset.
+    pub asset: AssetRef,
+    /// Amount in base units (> 0).
+    pub amount: u64,
+}
+
+/// A 31510 intent that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidIntent {
+    /// The event id.
+    pub event_id: EventId,
+    /// The author.
+    pub author: PubKey,
+    /// The event's `created_at`.
+    pub created_at: UnixTime,
+    /// The action id.
+    pub action_id: ActionId,
+    /// The type.
+    pub intent_type: IntentType,
+    /// All outputs, fee included.
+    pub outputs: Vec<ValidOutput>,
+    /// `my_leg`.
+    pub my_leg: Option<ValidLeg>,
+    /// `counterparty_leg` (one or more).
+    pub counterparty_legs: Vec<ValidLeg>,
+    /// Inputs named by the author.
+    pub inputs: Option<Vec<VtxoId>>,
+    /// The memo (the invoice of a land).
+    pub memo: Option<String>,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// The content as signed.
+    pub content: String,
+}
+
+impl ValidIntent {
+    /// The fee output.
+    pub fn fee(&self) -> Option<&ValidOutput> {
+        self.outputs.iter().find(|o| o.fee)
+    }
+
+    /// The outputs other than the fee.
+    pub fn payments(&self) -> impl Iterator<Item = &ValidOutput> {
+        self.outputs.iter().filter(|o| !o.fee)
+    }
+
+    /// The row the store keeps for it.
+    pub fn record(&self, received_at: UnixTime) -> IntentRecord {
+        IntentRecord {
+            event_id: self.event_id,
+            author: self.author,
+            action_id: self.action_id.clone(),
+            intent_type: self.intent_type.as_str().to_owned(),
+            content: self.content.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            received_at,
+        }
+    }
+}
+
+fn malformed(msg: impl Into<String>) -> Rejection {
+    Rejection::new(ErrorCode::Malformed, msg)
+}
+
+fn fee_error(msg: impl Into<String>) -> Rejection {
+    Rejection::new(ErrorCode::FeeOutput, msg)
+}
+
+fn parse_key(s: &str, field: &str) -> Result<PubKey, Rejection> {
+    s.parse::<PubKey>()
+        .map_err(|e| malformed(format!("{field}: {e}")))
+}
+
+fn parse_leg(leg: &Leg, field: &str) -> Result<ValidLeg, Rejection> {
+    Ok(ValidLeg {
+        recipient: leg
+            .recipient
+            .as_deref()
+            .map(|r| parse_key(r, field))
+            .transpose()?,
+        asset: leg.asset.clone(),
+        amount: leg.amount.positive(&format!("{field}.amount"))?,
+    })
+}
+
+/// Validates a verified 31510 event against `policy` at time `now`.
+pub fn validate_intent(
+    event: &nostr::Event,
+    policy: &IntentPolicy,
+    now: UnixTime,
+) -> Result<ValidIntent, Rejection> {
+    if event.kind.as_u16() != kinds::INTENT {
+        return Err(malformed("not an intent (kind 31510)"));
+    }
+    let author = pubkey_from_nostr(&event.pubkey)
+        .ok_or_else(|| Rejection::new(ErrorCode::InvalidSignature, "author is not a valid key"))?;
+    if event.content.len() > MAX_CONTENT_BYTES {
+        return Err(malformed(format!(
+            "content larger than {MAX_CONTENT_BYTES} bytes"
+        )));
+    }
+    let value: serde_json::Value = serde_json::from_str(&event.content)
+        .map_err(|e| malformed(format!("content is not JSON: {e}")))?;
+    let type_name = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| malformed("content has no string field \"type\""))?;
+    let intent_type = IntentType::parse(type_name).ok_or_else(|| {
+        Rejection::new(
+            ErrorCode::UnsupportedAction,
+            format!("unsupported intent type {type_name:?}"),
+        )
+    })?;
+    let c: IntentContent =
+        serde_json::from_value(value).map_err(|e| malformed(format!("content: {e}")))?;
+    if c.v != VERSION {
+        return Err(malformed(format!("unsupported schema version v={}", c.v)));
+    }
+    let action_id: ActionId = c
+        .action_id
+        .parse()
+        .map_err(|e| malformed(format!("action_id: {e}")))?;
+    if let Some(d) = event.tags.identifier() {
+        if d != c.action_id {
+            return Err(malformed("the d tag must equal action_id"));
+        }
+    }
+
+    // Expiry: content expires_at and the NIP-40 tag.
+    if c.expires_at <= now.0 {
+        return Err(Rejection::new(
+            ErrorCode::Expired,
+            "intent expired (expires_at)",
+        ));
+    }
+    if let Some(exp) = event.tags.expiration() {
+        if i64::try_from(exp.as_secs()).unwrap_or(i64::MAX) <= now.0 {
+            return Err(Rejection::new(
+                ErrorCode::Expired,
+                "intent expired (expiration tag)",
+            ));
+        }
+    }
+    if c.expires_at > now.0.saturating_add(policy.max_horizon_secs) {
+        return Err(malformed(format!(
+            "expires_at is more than {} s in the future",
+            policy.max_horizon_secs
+        )));
+    }
+
+    let mut outputs = Vec::with_capacity(c.outputs.len());
+    for (i, o) in c.outputs.iter().enumerate() {
+        outputs.push(ValidOutput {
+            recipient: parse_key(&o.recipient, &format!("outputs[{i}].recipient"))?,
+            asset: o.asset.clone(),
+            amount: o.amount.positive(&format!("outputs[{i}].amount"))?,
+            fee: o.role == Some(OutputRole::Fee),
+        });
+    }
+    if !outputs.iter().any(|o| !o.fee) {
+        return Err(malformed("intent has no outputs besides the fee"));
+    }
+    check_fee(intent_type, &outputs, policy)?;
+    if intent_type == IntentType::LandLightning
+        && c.memo.as_deref().map(str::trim).unwrap_or("").is_empty()
+    {
+        return Err(Rejection::new(
+            ErrorCode::InvalidInvoice,
+            "land_lightning needs the invoice in memo",
+        ));
+    }
+
+    let my_leg = c
+        .my_leg
+        .as_ref()
+        .map(|l| parse_leg(l, "my_leg"))
+        .transpose()?;
+    let counterparty_legs = match &c.counterparty_leg {
+        Some(legs) => legs
+            .as_slice()
+            .iter()
+            .map(|l| parse_leg(l, "counterparty_leg"))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    match intent_type {
+        IntentType::AtomicSwap if my_leg.is_none() || counterparty_legs.is_empty() => {
+            return Err(malformed("atomic_swap needs my_leg and counterparty_leg"));
+        }
+        IntentType::AddLiquidity | IntentType::RemoveLiquidity if counterparty_legs.is_empty() => {
+            return Err(malformed(format!(
+                "{} needs counterparty_leg",
+                intent_type.as_str()
+            )));
+        }
+        _ => {}
+    }
+    if let Some(inputs) = &c.inputs {
+        let distinct: BTreeSet<_> = inputs.iter().collect();
+        if inputs.is_empty() || distinct.len() != inputs.len() {
+            return Err(malformed(
+                "inputs must be a non-empty list of distinct VTXOs",
+            ));
+        }
+    }
+
+    Ok(ValidIntent {
+        event_id: event_id_from_nostr(&event.id),
+        author,
+        created_at: UnixTime(i64::try_from(event.created_at.as_secs()).unwrap_or(i64::MAX)),
+        action_id,
+        intent_type,
+        outputs,
+        my_leg,
+        counterparty_legs,
+        inputs: c.inputs.clone(),
+        memo: c.memo.clone(),
+        expires_at: UnixTime(c.expires_at),
+        content: event.content.clone(),
+    })
+}
+
+/// PRD §6: a 10-unit gBTC fee per intent for L2 transfers; 0.1 % of the landed
+/// value (rounded up, in the landed asset) for lands; always one explicit
+/// output to the relay with `role: "fee"`.
+fn check_fee(
+    intent_type: IntentType,
+    outputs: &[ValidOutput],
+    policy: &IntentPolicy,
+) -> Result<(), Rejection> {
+    let fees: Vec<&ValidOutput> = outputs.iter().filter(|o| o.fee).collect();
+    let fee = match fees.as_slice() {
+        [] => return Err(fee_error("fee output missing")),
+        [one] => *one,
+        _ => return Err(fee_error("more than one fee output")),
+    };
+    if fee.recipient != policy.relay {
+        return Err(fee_error("fee output must pay the relay's key"));
+    }
+    match intent_type {
+        IntentType::LandLightning => {
+            let mut landed: u64 = 0;
+            let mut asset: Option<&AssetRef> = None;
+            for o in outputs.iter().filter(|o| !o.fee) {
+                if o.recipient != policy.relay {
+                    return Err(malformed("land_lightning outputs must pay the relay"));
+                }
+                match asset {
+                    Some(a) if a != &o.asset => {
+                        return Err(malformed("land_lightning lands one asset at a time"));
+                    }
+                    _ => asset = Some(&o.asset),
+                }
+                landed = landed.checked_add(o.amount).ok_or_else(|| {
+                    Rejection::new(ErrorCode::InvalidAmount, "landed amount overflows")
+                })?;
+            }
+            let expected = policy
+                .land_fee(landed)
+                .ok_or_else(|| Rejection::new(ErrorCode::InvalidAmount, "fee overflows"))?;
+            if Some(&fee.asset) != asset {
+                return Err(fee_error("land fee must be paid in the landed asset"));
+            }
+            if fee.amount != expected {
+                return Err(fee_error(format!(
+                    "land fee must be {expected} (0.1 % of {landed}, rounded up), got {}",
+                    fee.amount
+                )));
+            }
+        }
+        _ => {
+            if !policy.is_fee_asset(&fee.asset) {
+                return Err(fee_error("fee must be paid in gBTC"));
+            }
+            if fee.amount != policy.transfer_fee {
+                return Err(fee_error(format!(
+                    "fee must be {} gBTC, got {}",
+                    policy.transfer_fee, fee.amount
+                )));
+            }
+        }
+    }
+    Ok(())
+}
