@@ -22,6 +22,7 @@ pub mod amount;
 pub mod error_code;
 pub mod ids;
 pub mod ledger;
+pub mod queue;
 pub mod store;
 pub mod time;
 
@@ -32,5 +33,6 @@ pub use ledger::{
     Asset, AssetType, Balances, Colour, CommitOutcome, IntentRecord, L2Transaction, NewAsset,
     NewVtxo, ProcessedEvent, Recorded, Tapscripts, Vtxo, VtxoStatus,
 };
+pub use queue::{Delivery, DynBus, DynQueue, EventBus, Job, JobQueue, QueueConfig, QueueError};
 pub use store::{DynStore, LedgerError, RelayStore, StoreError};
 pub use time::{Clock, SystemClock, UnixTime};
