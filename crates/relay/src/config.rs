@@ -589,6 +589,38 @@ mod tests {
         assert!(!problems.join(" ").contains("pw@"), "{problems:?}");
     }
 
+    const EXAMPLE: &str = include_str!("../../../relay.example.toml");
+
+    #[test]
+    fn example_file_shows_the_defaults() {
+        Jail::expect_with(|jail| {
+            assert_eq!(load_in(jail, Some(EXAMPLE)).unwrap(), Config::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn example_production_block_parses() {
+        let block: String = EXAMPLE
+            .split("# Production example")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(""))
+            .skip_while(|l| !l.starts_with("data_dir"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        Jail::expect_with(|jail| {
+            let c = load_in(jail, Some(&block)).unwrap();
+            assert_eq!(c.database_kind().unwrap(), DatabaseKind::MariaDb);
+            assert!(matches!(c.queue_kind(), QueueKind::Redis(_)));
+            assert_eq!(c.log.format, LogFormat::Json);
+            assert!(c.ark.is_some() && c.lnd.is_some() && c.tapd.is_some());
+            assert_eq!(c.nostr_relays.len(), 2);
+            Ok(())
+        });
+    }
+
     #[test]
     fn redacts_passwords_only() {
         assert_eq!(
