@@ -108,3 +108,85 @@ pub async fn serve(
         .await
         .context("HTTP server failed")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    fn info() -> RelayInfo {
+        RelayInfo {
+            name: "ark-relay",
+            version: "0.0.0",
+            relay_pubkey: "00".repeat(32),
+            relay_npub: "npub1test".into(),
+            database: "sqlite",
+            nostr_relays: Vec::new(),
+        }
+    }
+
+    /// Serves the router on a free port, sends one GET, returns (status, body).
+    async fn get(store: SqlStore, path: &'static str) -> (u16, String) {
+        let (listener, addr) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router(store, info()), async {
+            let _ = stop_rx.await;
+        }));
+        let response = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).unwrap();
+            text
+        })
+        .await
+        .unwrap();
+        let _ = stop_tx.send(());
+        server.await.unwrap().unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, body.to_owned())
+    }
+
+    async fn sqlite_store(dir: &std::path::Path) -> SqlStore {
+        let store = SqlStore::connect(&ark_relay_store::sqlite_url(&dir.join("t.db")))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn health_is_ok_while_the_database_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path()).await;
+        let (status, body) = get(store.clone(), "/health").await;
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"status": "ok", "database": "sqlite"})
+        );
+        let (status, body) = get(store, "/info").await;
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["relay_npub"], "npub1test");
+    }
+
+    #[tokio::test]
+    async fn health_is_503_when_the_database_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path()).await;
+        store.close().await;
+        let (status, body) = get(store, "/health").await;
+        assert_eq!(status, 503, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["status"], "unavailable");
+        assert_eq!(json["database"], "sqlite");
+    }
+}
