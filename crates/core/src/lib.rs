@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod queue;
 pub mod store;
 pub mod time;
+pub mod work;
 
 pub use amount::{AssetAmount, Sats};
 pub use error_code::ErrorCode;
@@ -36,3 +37,4 @@ pub use ledger::{
 pub use queue::{Delivery, DynBus, DynQueue, EventBus, Job, JobQueue, QueueConfig, QueueError};
 pub use store::{DynStore, LedgerError, RelayStore, StoreError};
 pub use time::{Clock, SystemClock, UnixTime};
+pub use work::{JobRecord, JobStatus, NewOutboxEvent, OutboxItem};

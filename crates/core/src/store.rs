@@ -23,6 +23,8 @@ use crate::ledger::{
     Asset, Balances, CommitOutcome, IntentRecord, L2Transaction, NewAsset, NewVtxo, ProcessedEvent,
     Recorded, Vtxo, VtxoStatus,
 };
+use crate::queue::Job;
+use crate::work::{JobRecord, JobStatus, NewOutboxEvent, OutboxItem};
 use crate::{ActionId, AssetId, ErrorCode, EventId, PubKey, SessionId, UnixTime, VtxoId};
 
 /// A shared store handle.
@@ -218,4 +220,77 @@ pub trait RelayStore: Send + Sync + 'static {
         author: &PubKey,
         action_id: &ActionId,
     ) -> Result<Option<IntentRecord>, StoreError>;
+
+    // ---- ingest --------------------------------------------------------------
+
+    /// Accepts an event in one transaction: records it as processed, records
+    /// its intent (if any), and writes its job as `pending`.
+    /// [`Recorded::Duplicate`] if the event id was seen (nothing written);
+    /// [`Recorded::ReplayedAction`] if the intent's `(author, action_id)` is
+    /// taken (nothing written: the caller then rejects it with 1005).
+    async fn accept_event(
+        &self,
+        event: &ProcessedEvent,
+        intent: Option<&IntentRecord>,
+        job: &Job,
+        now: UnixTime,
+    ) -> Result<Recorded, StoreError>;
+
+    /// Rejects an event in one transaction: records it as processed with its
+    /// `outcome` code and queues its failure notice. [`Recorded::Duplicate`] if
+    /// the event id was seen (nothing written, so one notice per event).
+    async fn reject_event(
+        &self,
+        event: &ProcessedEvent,
+        notice: &NewOutboxEvent,
+        now: UnixTime,
+    ) -> Result<Recorded, StoreError>;
+
+    /// The newest `created_at` among processed events (drives re-queries).
+    async fn last_processed_at(&self) -> Result<Option<UnixTime>, StoreError>;
+
+    // ---- jobs ----------------------------------------------------------------
+
+    /// A job by key.
+    async fn job(&self, key: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Pending jobs created at or before `created_before`, oldest first (to
+    /// re-push wake-ups a queue lost).
+    async fn pending_jobs(
+        &self,
+        created_before: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError>;
+
+    /// Finishes a pending job (`Done` or `Dead`) and queues its outbound events,
+    /// in one transaction. Returns `false` (and writes nothing) if the job was
+    /// already finished, so a redelivered job publishes nothing twice.
+    async fn finish_job(
+        &self,
+        key: &str,
+        status: JobStatus,
+        outbox: &[NewOutboxEvent],
+        error: Option<&str>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    // ---- outbox --------------------------------------------------------------
+
+    /// Queues events to publish; an existing `dedupe_key` is skipped.
+    async fn push_outbox(&self, events: &[NewOutboxEvent], now: UnixTime)
+        -> Result<(), StoreError>;
+
+    /// Undelivered events whose next attempt is due, oldest first.
+    async fn due_outbox(&self, now: UnixTime, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
+
+    /// Marks an event delivered (one relay accepted it).
+    async fn mark_outbox_delivered(&self, id: i64, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Records a failed publish attempt and when to try again.
+    async fn mark_outbox_retry(
+        &self,
+        id: i64,
+        next_attempt_at: UnixTime,
+        error: &str,
+    ) -> Result<(), StoreError>;
 }

@@ -11,6 +11,7 @@
 
 pub mod fixtures;
 pub mod store_suite;
+pub mod work_suite;
 pub mod workload;
 
 use std::future::Future;
@@ -75,6 +76,9 @@ macro_rules! relay_store_conformance {
             processed_events_are_unique,
             intents_are_unique_by_event_and_action,
             racing_spends_spend_once,
+            events_are_accepted_or_rejected_once,
+            jobs_finish_once_with_their_outbox,
+            outbox_delivers_and_retries,
         );
     };
 }

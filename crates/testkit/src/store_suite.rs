@@ -11,6 +11,7 @@ use ark_relay_core::{
 use futures::future::join_all;
 
 use crate::fixtures::{self, asset_id, colour, key, new_asset, transaction, vtxo};
+pub use crate::work_suite::*;
 
 const NOW: UnixTime = UnixTime(1_700_000_000);
 

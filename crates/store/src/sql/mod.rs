@@ -14,6 +14,7 @@ mod ledger;
 mod port;
 mod records;
 mod rows;
+mod work;
 
 use std::future::Future;
 use std::sync::Arc;

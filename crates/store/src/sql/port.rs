@@ -115,4 +115,83 @@ impl ark_relay_core::RelayStore for SqlStore {
     ) -> Result<Option<ark_relay_core::IntentRecord>, StoreError> {
         self.do_intent_by_action(author, action_id).await
     }
+
+    async fn accept_event(
+        &self,
+        event: &ark_relay_core::ProcessedEvent,
+        intent: Option<&ark_relay_core::IntentRecord>,
+        job: &ark_relay_core::Job,
+        now: ark_relay_core::UnixTime,
+    ) -> Result<ark_relay_core::Recorded, StoreError> {
+        self.do_accept_event(event, intent, job, now).await
+    }
+
+    async fn reject_event(
+        &self,
+        event: &ark_relay_core::ProcessedEvent,
+        notice: &ark_relay_core::NewOutboxEvent,
+        now: ark_relay_core::UnixTime,
+    ) -> Result<ark_relay_core::Recorded, StoreError> {
+        self.do_reject_event(event, notice, now).await
+    }
+
+    async fn last_processed_at(&self) -> Result<Option<ark_relay_core::UnixTime>, StoreError> {
+        self.do_last_processed_at().await
+    }
+
+    async fn job(&self, key: &str) -> Result<Option<ark_relay_core::JobRecord>, StoreError> {
+        self.do_job(key).await
+    }
+
+    async fn pending_jobs(
+        &self,
+        created_before: ark_relay_core::UnixTime,
+        limit: u32,
+    ) -> Result<Vec<ark_relay_core::Job>, StoreError> {
+        self.do_pending_jobs(created_before, limit).await
+    }
+
+    async fn finish_job(
+        &self,
+        key: &str,
+        status: ark_relay_core::JobStatus,
+        outbox: &[ark_relay_core::NewOutboxEvent],
+        error: Option<&str>,
+        now: ark_relay_core::UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.do_finish_job(key, status, outbox, error, now).await
+    }
+
+    async fn push_outbox(
+        &self,
+        events: &[ark_relay_core::NewOutboxEvent],
+        now: ark_relay_core::UnixTime,
+    ) -> Result<(), StoreError> {
+        self.do_push_outbox(events, now).await
+    }
+
+    async fn due_outbox(
+        &self,
+        now: ark_relay_core::UnixTime,
+        limit: u32,
+    ) -> Result<Vec<ark_relay_core::OutboxItem>, StoreError> {
+        self.do_due_outbox(now, limit).await
+    }
+
+    async fn mark_outbox_delivered(
+        &self,
+        id: i64,
+        now: ark_relay_core::UnixTime,
+    ) -> Result<(), StoreError> {
+        self.do_mark_outbox_delivered(id, now).await
+    }
+
+    async fn mark_outbox_retry(
+        &self,
+        id: i64,
+        next_attempt_at: ark_relay_core::UnixTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.do_mark_outbox_retry(id, next_attempt_at, error).await
+    }
 }

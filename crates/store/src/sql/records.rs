@@ -10,7 +10,7 @@ use super::rows::{self, EVENT_COLUMNS, INTENT_COLUMNS};
 use super::{is_unique_violation, map_err, SqlStore};
 
 /// Inserts a processed-event row; `Ok(false)` if the id exists.
-async fn insert_event(
+pub(super) async fn insert_event(
     conn: &mut AnyConnection,
     e: &ProcessedEvent,
     outcome: Option<ErrorCode>,
