@@ -18,6 +18,7 @@ mod keys;
 pub mod kinds;
 pub mod rejection;
 pub mod request;
+pub mod transport;
 
 pub use keys::{event_id_from_nostr, event_id_to_nostr, pubkey_from_nostr, pubkey_to_nostr};
 pub use rejection::Rejection;

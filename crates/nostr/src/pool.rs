@@ -1,0 +1,206 @@
+//! [`PoolTransport`]: the relay's [`NostrTransport`] over rust-nostr's relay
+//! pool. Publishing counts one `OK true` (or `duplicate:`) as delivered.
+//! Reading subscribes to `#p = relay` for the consumed kinds and, because a
+//! subscription alone can miss events (disconnects, broadcast lag — rust-nostr's
+//! `handle_notifications` even ends its loop on lag), re-queries from the
+//! cursor minus a safety window at start, on lag and periodically.
+
+use std::time::Duration;
+
+use ark_relay_core::UnixTime;
+use ark_relay_protocol::kinds;
+use ark_relay_protocol::transport::{Cursor, NostrTransport, PublishReport, TransportError};
+use async_trait::async_trait;
+use nostr::{Event, Filter, Kind, PublicKey, Timestamp};
+use nostr_sdk::{Client, ClientOptions, RelayPoolNotification};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, watch};
+
+/// Options of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Nostr relay URLs (`ws://` or `wss://`).
+    pub relays: Vec<String>,
+    /// Re-queries start this far before the cursor.
+    pub safety_window: Duration,
+    /// How often to re-query even without a known gap.
+    pub catch_up_every: Duration,
+    /// How long a re-query waits for relays to answer.
+    pub fetch_timeout: Duration,
+}
+
+impl PoolOptions {
+    /// Defaults for `relays`.
+    pub fn new(relays: Vec<String>) -> Self {
+        Self {
+            relays,
+            safety_window: Duration::from_secs(120),
+            catch_up_every: Duration::from_secs(15),
+            fetch_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct PoolTransport {
+    client: Client,
+    listen_for: PublicKey,
+    opts: PoolOptions,
+}
+
+fn other(e: impl std::fmt::Display) -> TransportError {
+    TransportError::Other(e.to_string())
+}
+
+impl PoolTransport {
+    /// Connects to every relay in `opts` (in the background: an unreachable
+    /// relay is retried by the pool with backoff) and reads events p-tagged
+    /// to `listen_for`.
+    pub async fn connect(listen_for: PublicKey, opts: PoolOptions) -> Result<Self, TransportError> {
+        if opts.relays.is_empty() {
+            return Err(TransportError::Other("no Nostr relays configured".into()));
+        }
+        let client = Client::builder()
+            .opts(ClientOptions::new().automatic_authentication(false))
+            .build();
+        for url in &opts.relays {
+            client.add_relay(url.as_str()).await.map_err(other)?;
+        }
+        client.connect().await;
+        client.wait_for_connection(Duration::from_secs(5)).await;
+        Ok(Self {
+            client,
+            listen_for,
+            opts,
+        })
+    }
+
+    /// Disconnects from every relay.
+    pub async fn shutdown(&self) {
+        self.client.shutdown().await;
+    }
+
+    fn filter(&self, since: Timestamp) -> Filter {
+        Filter::new()
+            .kinds(kinds::CONSUMED.iter().map(|k| Kind::from(*k)))
+            .pubkey(self.listen_for)
+            .since(since)
+    }
+
+    fn since(&self, cursor: &Cursor) -> Timestamp {
+        let window = i64::try_from(self.opts.safety_window.as_secs()).unwrap_or(i64::MAX);
+        let from = cursor
+            .borrow()
+            .unwrap_or_else(UnixTime::now)
+            .0
+            .saturating_sub(window);
+        Timestamp::from(u64::try_from(from).unwrap_or(0))
+    }
+
+    async fn catch_up(&self, sink: &mpsc::Sender<Event>, cursor: &Cursor) -> bool {
+        let since = self.since(cursor);
+        match self
+            .client
+            .fetch_events(self.filter(since), self.opts.fetch_timeout)
+            .await
+        {
+            Ok(events) => {
+                tracing::debug!(
+                    count = events.len(),
+                    since = since.as_secs(),
+                    "catch-up re-query"
+                );
+                for e in events {
+                    if sink.send(e).await.is_err() {
+                        return false;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "catch-up re-query failed; will retry"),
+        }
+        true
+    }
+}
+
+#[async_trait]
+impl NostrTransport for PoolTransport {
+    async fn publish(&self, event: &Event) -> Result<PublishReport, TransportError> {
+        let out = self
+            .client
+            .send_event(event)
+            .await
+            .map_err(|e| TransportError::NotDelivered(e.to_string()))?;
+        let mut report = PublishReport {
+            accepted: out.success.iter().map(|u| u.to_string()).collect(),
+            rejected: vec![],
+        };
+        for (url, msg) in out.failed {
+            if msg.starts_with("duplicate:") {
+                report.accepted.push(url.to_string());
+            } else {
+                report.rejected.push((url.to_string(), msg));
+            }
+        }
+        if report.delivered() {
+            Ok(report)
+        } else {
+            Err(TransportError::NotDelivered(format!(
+                "{:?}",
+                report.rejected
+            )))
+        }
+    }
+
+    async fn pump(
+        &self,
+        sink: mpsc::Sender<Event>,
+        cursor: Cursor,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), TransportError> {
+        let mut notifications = self.client.notifications();
+        self.client
+            .subscribe(self.filter(self.since(&cursor)), None)
+            .await
+            .map_err(other)?;
+        if !self.catch_up(&sink, &cursor).await {
+            return Ok(());
+        }
+        let mut tick = tokio::time::interval(self.opts.catch_up_every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return Ok(());
+                    }
+                }
+                n = notifications.recv() => match n {
+                    Ok(RelayPoolNotification::Event { event, .. }) => {
+                        if sink.send(*event).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(RelayPoolNotification::Shutdown) => return Ok(()),
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "notification lag; re-querying");
+                        if !self.catch_up(&sink, &cursor).await {
+                            return Ok(());
+                        }
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+                _ = tick.tick() => {
+                    if !self.catch_up(&sink, &cursor).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn relay_urls(&self) -> Vec<String> {
+        self.opts.relays.clone()
+    }
+}
