@@ -487,3 +487,263 @@ fn assemble_btcd_tree(leaves: &[ScriptBuf]) -> Result<NodeInfo, ArkError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use bitcoin::hashes::{sha256, Hash, HashEngine};
+    use bitcoin::secp256k1::{PublicKey, Scalar};
+
+    use super::*;
+
+    fn key(hex: &str) -> XOnlyPublicKey {
+        XOnlyPublicKey::from_str(hex).unwrap()
+    }
+
+    const OWNER: &str = "25a43cecfa0e1b1a4f72d64ad15f4cfa7a84d0723e8511c969aa543638ea9967";
+    const SIGNER: &str = "33ffb3dee353b1a9ebe4ced64b946238d0a4ac364f275d771da6ad2445d07ae0";
+
+    fn tagged(tag: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let t = sha256::Hash::hash(tag.as_bytes());
+        let mut e = sha256::Hash::engine();
+        e.input(t.as_byte_array());
+        e.input(t.as_byte_array());
+        for p in parts {
+            e.input(p);
+        }
+        sha256::Hash::from_engine(e).to_byte_array()
+    }
+
+    /// BIP-341 by hand (tagged hashes + point tweak), independent of rust-bitcoin's taproot code.
+    fn output_key_by_hand(leaves: &[Vec<u8>; 2]) -> XOnlyPublicKey {
+        let h = |s: &Vec<u8>| tagged("TapLeaf", &[&[0xc0, s.len() as u8], s]);
+        let (a, b) = (h(&leaves[0]), h(&leaves[1]));
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        let root = tagged("TapBranch", &[&lo, &hi]);
+        let p = PublicKey::from_str(NUMS_KEY_HEX).unwrap();
+        let tweak = tagged("TapTweak", &[&p.x_only_public_key().0.serialize(), &root]);
+        let secp = Secp256k1::verification_only();
+        let q = p
+            .add_exp_tweak(&secp, &Scalar::from_be_bytes(tweak).unwrap())
+            .unwrap();
+        q.x_only_public_key().0
+    }
+
+    #[test]
+    fn nums_key_is_arkd_unspendable_point() {
+        let full = PublicKey::from_str(NUMS_KEY_HEX).unwrap();
+        assert_eq!(nums_key(), full.x_only_public_key().0);
+        assert_eq!(
+            nums_key().to_string(),
+            "50929b74c1a04954b78b4b6035e97a5e078a5a0f28ec96d547bfee9ace803ac0"
+        );
+    }
+
+    #[test]
+    fn default_vtxo_matches_hand_built_arkd_bytes() {
+        let (owner, signer) = (key(OWNER), key(SIGNER));
+        // <owner> OP_CHECKSIGVERIFY <signer> OP_CHECKSIG
+        let collab = hex::decode(format!("20{OWNER}ad20{SIGNER}ac")).unwrap();
+        // 605184 s -> BIP-68 0x40049e -> script number 9e 04 40; CSV DROP <owner> CHECKSIG
+        let exit_secs = hex::decode(format!("039e0440b27520{OWNER}ac")).unwrap();
+        // 144 blocks -> 0x90 needs a sign byte: 02 90 00
+        let exit_144 = hex::decode(format!("029000b27520{OWNER}ac")).unwrap();
+        // 10 blocks -> OP_10
+        let exit_10 = hex::decode(format!("5ab27520{OWNER}ac")).unwrap();
+
+        assert_eq!(collaborative_script(&owner, &signer).as_bytes(), collab);
+        let secs = RelativeLocktime::seconds(605_184).unwrap();
+        assert_eq!(csv_script(&owner, secs).as_bytes(), exit_secs);
+        assert_eq!(
+            csv_script(&owner, RelativeLocktime::blocks(144)).as_bytes(),
+            exit_144
+        );
+        assert_eq!(
+            csv_script(&owner, RelativeLocktime::blocks(10)).as_bytes(),
+            exit_10
+        );
+
+        let v = VtxoScript::default_vtxo(&owner, &signer, secs);
+        assert_eq!(v.leaves()[0].as_bytes(), exit_secs);
+        assert_eq!(v.leaves()[1].as_bytes(), collab);
+        let expected = output_key_by_hand(&[exit_secs.clone(), collab.clone()]);
+        assert_eq!(v.output_key().to_x_only_public_key(), expected);
+        // Leaf order does not change a two-leaf output key.
+        let swapped = VtxoScript::new(vec![v.leaves()[1].clone(), v.leaves()[0].clone()]).unwrap();
+        assert_eq!(swapped.output_key(), v.output_key());
+        let spk = v.script_pubkey();
+        assert_eq!(&spk.as_bytes()[..2], &[0x51, 0x20]);
+        assert_eq!(&spk.as_bytes()[2..], &expected.serialize());
+        // Control blocks prove each leaf against the output key.
+        let secp = Secp256k1::verification_only();
+        for leaf in v.leaves() {
+            let cb = v.control_block(leaf).unwrap();
+            assert!(cb.verify_taproot_commitment(&secp, expected, leaf));
+            assert_eq!(cb.internal_key, nums_key());
+        }
+        assert!(v.control_block(&ScriptBuf::from_bytes(vec![0x51])).is_err());
+        assert_eq!(v.collaborative_leaf(&owner, &signer), Some(&v.leaves()[1]));
+        assert_eq!(v.collaborative_leaf(&signer, &owner), Some(&v.leaves()[1]));
+        assert_eq!(v.smallest_exit_delay(), Some(secs));
+    }
+
+    #[test]
+    fn closures_round_trip() {
+        let (a, b) = (key(OWNER), key(SIGNER));
+        let cases = [
+            Closure::Multisig(Multisig {
+                keys: vec![a],
+                kind: MultisigType::Checksig,
+            }),
+            Closure::Multisig(Multisig {
+                keys: vec![a, b],
+                kind: MultisigType::Checksig,
+            }),
+            Closure::Multisig(Multisig {
+                keys: vec![a, b],
+                kind: MultisigType::ChecksigAdd,
+            }),
+            Closure::CsvMultisig {
+                locktime: RelativeLocktime::blocks(0),
+                multisig: Multisig {
+                    keys: vec![a],
+                    kind: MultisigType::Checksig,
+                },
+            },
+            Closure::CsvMultisig {
+                locktime: RelativeLocktime::seconds(512).unwrap(),
+                multisig: Multisig {
+                    keys: vec![a, b],
+                    kind: MultisigType::Checksig,
+                },
+            },
+            Closure::CltvMultisig {
+                locktime: LockTime::from_consensus(800_000),
+                multisig: Multisig {
+                    keys: vec![a, b],
+                    kind: MultisigType::Checksig,
+                },
+            },
+        ];
+        for c in cases {
+            let s = c.script();
+            assert_eq!(
+                Closure::decode(&s),
+                Some(c.clone()),
+                "{}",
+                s.to_hex_string()
+            );
+            assert_eq!(leaf_signers(&s), c.keys());
+        }
+        // checksig-add: <a> CHECKSIG <b> CHECKSIGADD OP_2 NUMEQUAL
+        let add = Closure::Multisig(Multisig {
+            keys: vec![a, b],
+            kind: MultisigType::ChecksigAdd,
+        });
+        assert_eq!(
+            add.script().to_hex_string(),
+            format!("20{OWNER}ac20{SIGNER}ba529c")
+        );
+    }
+
+    #[test]
+    fn rejects_non_canonical_or_unknown_leaves() {
+        // Non-minimal CSV number (10 pushed as 01 0a instead of OP_10).
+        let s = ScriptBuf::from_hex(&format!("010ab27520{OWNER}ac")).unwrap();
+        assert_eq!(Closure::decode(&s), None);
+        // Hash-lock condition leaf: not a plain closure, but its signers are still found.
+        let cond = ScriptBuf::from_hex(
+            &format!("a914{}8769 20{OWNER}ad20{SIGNER}ac", "00".repeat(20)).replace(' ', ""),
+        )
+        .unwrap();
+        assert_eq!(Closure::decode(&cond), None);
+        assert_eq!(leaf_signers(&cond), vec![key(OWNER), key(SIGNER)]);
+        assert_eq!(Closure::decode(&ScriptBuf::new()), None);
+        assert!(multisig_script(&[]).is_err());
+    }
+
+    #[test]
+    fn tree_rules() {
+        assert!(matches!(
+            VtxoScript::new(vec![]),
+            Err(ArkError::EmptyTaptree)
+        ));
+        let l = ScriptBuf::from_bytes(vec![0x51]);
+        assert!(matches!(
+            VtxoScript::new(vec![l.clone(), l.clone()]),
+            Err(ArkError::DuplicateLeaf { .. })
+        ));
+        let one = VtxoScript::new(vec![l.clone()]).unwrap();
+        assert_eq!(one.control_block(&l).unwrap().merkle_branch.len(), 0);
+        let t = one.to_tapscripts();
+        assert_eq!(VtxoScript::from_tapscripts(&t).unwrap(), one);
+    }
+
+    /// Fixtures from arkd `pkg/ark-lib/script/testdata/vtxoscript.json` (taproot
+    /// keys computed by arkd's Go code with btcd's tree assembly).
+    #[test]
+    fn arkd_vtxoscript_fixtures() {
+        let a = "e106ad991696429bfdd602890800d275937b3b3858024774efc21fb5e8b75c30";
+        let b = "61d8b7526b6d5a46a57a01fcab370acaad1bff309da342bf4acc9077db6b4ac2";
+        let c = "1ad0602183f84bf33205d574dbbbe1b2bfecfd35bf4ba9fed39852606ed62391";
+        let s = "56f810de93e500e745b7dabfcb2b798b216a70a99de7edee79bf1791379bf62d";
+        let six = [
+            format!("20{a}ad20{b}ad20{s}ac"),
+            format!("20{c}ad20{b}ad20{s}ac"),
+            format!("20{c}ad20{a}ad20{s}ac"),
+            format!("03010040b27520{a}ad20{b}ac"),
+            format!("03010040b27520{c}ad20{b}ac"),
+            format!("03010040b27520{c}ad20{a}ac"),
+        ];
+        let seventh =
+            format!("a91446a0f8ae0ca7bb8041c6759fc29837b667c279cd876920{c}ad20{a}ad20{b}ad20{s}ac");
+        let tree = |v: &[String]| {
+            VtxoScript::new(v.iter().map(|h| ScriptBuf::from_hex(h).unwrap()).collect()).unwrap()
+        };
+        let t6 = tree(&six);
+        assert_eq!(
+            t6.output_key().to_string(),
+            "5de945bb60e4c8c0cf5096f71f4707018d0a9879c76c9cf7a7996d8a555b812e"
+        );
+        assert_eq!(
+            t6.smallest_exit_delay(),
+            Some(RelativeLocktime::seconds(512).unwrap())
+        );
+        let mut seven = six.to_vec();
+        seven.push(seventh);
+        assert_eq!(
+            tree(&seven).output_key().to_string(),
+            "44815a74de6ea3c04652544da00711cf702263b6952bd4222c00d7bdf6e59ec9"
+        );
+        let block = [
+            "516903020040b2752006cf59c1626cb6a9205d0f950bb4b4562adf1372e8719b3c0c4796b9a7870038ad20f97c6a02e7a3055cdb27afb51220efa99d93957a7218da17c665f183696da025ac".to_owned(),
+            "51692006cf59c1626cb6a9205d0f950bb4b4562adf1372e8719b3c0c4796b9a7870038ad20f97c6a02e7a3055cdb27afb51220efa99d93957a7218da17c665f183696da025ac".to_owned(),
+            "51b2752006cf59c1626cb6a9205d0f950bb4b4562adf1372e8719b3c0c4796b9a7870038ad20f97c6a02e7a3055cdb27afb51220efa99d93957a7218da17c665f183696da025ac".to_owned(),
+        ];
+        let t3 = tree(&block);
+        assert_eq!(
+            t3.output_key().to_string(),
+            "9fca3b709253880dab186fbe6bc014caa642c82d3e2f74c6c7591697c540107d"
+        );
+        // `OP_1 CSV DROP <k1> CHECKSIGVERIFY <k2> CHECKSIG`: 1 block.
+        assert_eq!(
+            Closure::decode(&ScriptBuf::from_hex(&block[2]).unwrap()).map(|c| c.is_exit()),
+            Some(true)
+        );
+        assert_eq!(t3.smallest_exit_delay(), Some(RelativeLocktime::blocks(1)));
+    }
+
+    #[test]
+    fn sub_dust_and_anchor() {
+        let v = VtxoScript::default_vtxo(&key(OWNER), &key(SIGNER), RelativeLocktime::blocks(144));
+        let sd = sub_dust_script(&v.output_key());
+        assert_eq!(sd.as_bytes()[..2], [0x6a, 0x20]);
+        assert_eq!(&sd.as_bytes()[2..], &v.output_key().serialize());
+        let dust = ark_relay_core::Sats::new(330);
+        assert_eq!(v.output_script(ark_relay_core::Sats::new(329), dust), sd);
+        assert_eq!(v.output_script(dust, dust), v.script_pubkey());
+        assert_eq!(anchor_output().script_pubkey.to_hex_string(), "51024e73");
+        assert_eq!(anchor_output().value, Amount::ZERO);
+    }
+}
