@@ -269,6 +269,12 @@ pub fn csv_script(key: &XOnlyPublicKey, delay: RelativeLocktime) -> ScriptBuf {
     .script()
 }
 
+/// The server's checkpoint tapscript as arkd builds it at start-up:
+/// `<checkpoint_exit_delay> CSV DROP <forfeit key> CHECKSIG`.
+pub fn checkpoint_script(forfeit_key: &XOnlyPublicKey, delay: RelativeLocktime) -> ScriptBuf {
+    csv_script(forfeit_key, delay)
+}
+
 /// The keys a spend through `leaf` must be signed by: a known closure's keys, or
 /// for any other script every 32-byte push followed by `CHECKSIG`,
 /// `CHECKSIGVERIFY` or `CHECKSIGADD`.

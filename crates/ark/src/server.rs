@@ -5,7 +5,7 @@ use bitcoin::{Network, ScriptBuf};
 
 use ark_relay_core::{PubKey, Sats};
 
-use crate::script::{csv_script, Closure, VtxoScript};
+use crate::script::{checkpoint_script, Closure, VtxoScript};
 use crate::{ArkAddress, ArkError, RelativeLocktime};
 
 /// The Ark server parameters that shape off-chain transactions.
@@ -43,7 +43,7 @@ impl ServerInfo {
             signer,
             deprecated_signers: Vec::new(),
             forfeit_key,
-            checkpoint_tapscript: csv_script(&forfeit_key, checkpoint_exit_delay),
+            checkpoint_tapscript: checkpoint_script(&forfeit_key, checkpoint_exit_delay),
             checkpoint_exit_delay,
             unilateral_exit_delay,
             dust,

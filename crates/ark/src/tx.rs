@@ -19,8 +19,11 @@
 //! `[spend leaf, checkpoint leaf]` with depth 1 where arkd writes
 //! `[checkpoint leaf, spend leaf]` with DFS depths, sets a non-standard
 //! `witness_script` on taproot inputs, only pays to `ArkAddress`es, always adds a
-//! change output itself, and panics (`expect`) on some inputs. The txids it
-//! produces are the same as ours; the cross-implementation tests prove it.
+//! change output itself, and panics (`expect`) on some inputs. It also gives
+//! *every* ark-tx input sequence `0xfffffffe` as soon as one input is spent
+//! through a CLTV leaf, where arkd sets it per input — so for such mixed inputs its
+//! ark txid is not the one arkd rebuilds. Otherwise the txids and sighashes it
+//! produces are the same as ours; the cross-implementation tests prove both.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

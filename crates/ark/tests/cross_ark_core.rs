@@ -373,3 +373,85 @@ fn signatures_interoperate() {
     let rebuilt = verify_offchain_tx(&s, &theirs.ark_tx, &theirs.checkpoint_txs).unwrap();
     assert_eq!(rebuilt.ark_txid(), ours.ark_txid());
 }
+
+/// Known divergence: with one CLTV-leaf input among others, ark-core 0.12 gives
+/// *every* ark-tx input sequence 0xfffffffe, while arkd's Go `buildArkTx` (which
+/// `SubmitTx` uses to rebuild) sets it only on the CLTV input. We follow arkd, so
+/// the checkpoints agree and the ark txids do not.
+#[test]
+fn mixed_cltv_inputs_diverge_from_ark_core_as_documented() {
+    use ark_relay_ark::script::{csv_script, Multisig, MultisigType};
+    use ark_relay_ark::Closure;
+    use bitcoin::absolute::LockTime;
+    let p = parties();
+    let s = server(&p);
+    let alice = pubkey(&p.alice);
+    let cltv_leaf = Closure::CltvMultisig {
+        locktime: LockTime::from_consensus(100),
+        multisig: Multisig {
+            keys: vec![*alice.x_only(), *s.signer()],
+            kind: MultisigType::Checksig,
+        },
+    }
+    .script();
+    let tree = VtxoScript::new(vec![
+        csv_script(alice.x_only(), s.unilateral_exit_delay()),
+        cltv_leaf.clone(),
+    ])
+    .unwrap();
+    let timelocked = VtxoInput::new(vtxo_id(9, 0), Sats::new(500), tree, cltv_leaf).unwrap();
+    let plain = input(&s, &p.alice, 1, 1_000);
+    let inputs = [timelocked.clone(), plain.clone()];
+    let ours = build_offchain_tx(
+        &s,
+        &inputs,
+        &[Output::Vtxo {
+            owner: pubkey(&p.bob),
+            sats: Sats::new(1_500),
+        }],
+    )
+    .unwrap();
+    let mut core_inputs = vec![core_input(&timelocked), core_input(&plain)];
+    core_inputs[0] = CoreInput::new(
+        timelocked.spend_leaf.clone(),
+        Some(LockTime::from_consensus(100)),
+        timelocked
+            .script
+            .control_block(&timelocked.spend_leaf)
+            .unwrap(),
+        timelocked.script.leaves().to_vec(),
+        timelocked.script.script_pubkey(),
+        Amount::from_sat(500),
+        timelocked.id.outpoint(),
+        Vec::new(),
+    );
+    let theirs = build_offchain_transactions(
+        &[SendReceiver::bitcoin(
+            core_address(&s, &p.bob),
+            Amount::from_sat(1_500),
+        )],
+        &core_address(&s, &p.alice),
+        &core_inputs,
+        &core_info(&p, &s),
+    )
+    .unwrap();
+    let their_cps: Vec<_> = theirs
+        .checkpoint_txs
+        .iter()
+        .map(|c| c.unsigned_tx.compute_txid())
+        .collect();
+    assert_eq!(ours.checkpoint_txids(), their_cps);
+    let seqs = |tx: &bitcoin::Transaction| tx.input.iter().map(|i| i.sequence).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(&ours.ark_tx.unsigned_tx),
+        vec![Sequence::ENABLE_LOCKTIME_NO_RBF, Sequence::MAX]
+    );
+    assert_eq!(
+        seqs(&theirs.ark_tx.unsigned_tx),
+        vec![
+            Sequence::ENABLE_LOCKTIME_NO_RBF,
+            Sequence::ENABLE_LOCKTIME_NO_RBF
+        ]
+    );
+    assert_ne!(ours.ark_txid(), theirs.ark_tx.unsigned_tx.compute_txid());
+}
