@@ -3,6 +3,7 @@
 //! ([`crate::KeepAllDatabase`]) and rate limits raised for load tests.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use nostr_relay_builder::builder::{RateLimit, RelayBuilder};
 use nostr_relay_builder::LocalRelay;
@@ -18,6 +19,9 @@ pub struct DevRelayOptions {
     pub max_events: usize,
     /// Events per minute accepted from one connection.
     pub notes_per_minute: u32,
+    /// The event store; pass the same one to a restarted relay to keep its
+    /// events (like a relay process restarting on persistent storage).
+    pub database: Option<Arc<KeepAllDatabase>>,
 }
 
 impl Default for DevRelayOptions {
@@ -26,6 +30,7 @@ impl Default for DevRelayOptions {
             port: None,
             max_events: 500_000,
             notes_per_minute: 1_000_000,
+            database: None,
         }
     }
 }
@@ -47,7 +52,9 @@ impl DevRelay {
         let builder = RelayBuilder::default()
             .addr(IpAddr::V4(Ipv4Addr::LOCALHOST))
             .port(port)
-            .database(KeepAllDatabase::new(opts.max_events))
+            .database(
+                opts.database.unwrap_or_else(|| Arc::new(KeepAllDatabase::new(opts.max_events))),
+            )
             .rate_limit(RateLimit {
                 max_reqs: 10_000,
                 notes_per_minute: opts.notes_per_minute,

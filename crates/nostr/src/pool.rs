@@ -27,6 +27,9 @@ pub struct PoolOptions {
     pub catch_up_every: Duration,
     /// How long a re-query waits for relays to answer.
     pub fetch_timeout: Duration,
+    /// Kinds to read (default: the kinds the relay consumes; a wallet reads
+    /// the relay's answers instead).
+    pub kinds: Vec<u16>,
 }
 
 impl PoolOptions {
@@ -37,6 +40,7 @@ impl PoolOptions {
             safety_window: Duration::from_secs(120),
             catch_up_every: Duration::from_secs(15),
             fetch_timeout: Duration::from_secs(10),
+            kinds: kinds::CONSUMED.to_vec(),
         }
     }
 }
@@ -83,7 +87,7 @@ impl PoolTransport {
 
     fn filter(&self, since: Timestamp) -> Filter {
         Filter::new()
-            .kinds(kinds::CONSUMED.iter().map(|k| Kind::from(*k)))
+            .kinds(self.opts.kinds.iter().map(|k| Kind::from(*k)))
             .pubkey(self.listen_for)
             .since(since)
     }
