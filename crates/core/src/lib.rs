@@ -19,6 +19,7 @@
 //! ```
 
 pub mod amount;
+pub mod backends;
 pub mod error_code;
 pub mod ids;
 pub mod ledger;

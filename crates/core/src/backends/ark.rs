@@ -1,0 +1,1 @@
+//! The `ark` back-end port (see the parent module).

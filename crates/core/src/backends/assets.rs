@@ -1,0 +1,1 @@
+//! The `assets` back-end port (see the parent module).

@@ -1,0 +1,1 @@
+//! The `lightning` back-end port (see the parent module).
