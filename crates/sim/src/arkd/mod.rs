@@ -1,0 +1,621 @@
+//! The arkd simulator: arkd's `ArkService` (GetInfo, SubmitTx, FinalizeTx,
+//! GetPendingTx, GetTransactionsStream) and `IndexerService` (GetVtxos)
+//! subsets, served from this repo's own protos so that the official `ark-grpc`
+//! client talks to it unchanged, plus the sim-only `ArkdSimAdmin` service.
+//!
+//! The rules live in [`state`] (no gRPC); this module maps messages and errors.
+//! Errors are sent like arkd's: a gRPC status whose details are a
+//! `google.rpc.Status` holding an `ark.v1.ErrorDetails` with the error name.
+
+pub mod state;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
+use bitcoin::{CompressedPublicKey, Network, OutPoint, Psbt, ScriptBuf, Txid};
+use futures::Stream;
+use prost::Message;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::{BroadcastStream, TcpListenerStream};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status};
+
+use ark_relay_ark::{RelativeLocktime, ServerInfo};
+use ark_relay_core::{PubKey, Sats};
+use ark_relay_proto::ark::v1 as pb;
+use ark_relay_proto::ark::v1::ark_service_server::{ArkService, ArkServiceServer};
+use ark_relay_proto::ark::v1::indexer_service_server::{IndexerService, IndexerServiceServer};
+use ark_relay_proto::simrpc::arkd as admin;
+
+use state::{code, Finalized, State};
+pub use state::{SimError, SimVtxo, VtxoState};
+
+/// Parameters of the simulated server.
+#[derive(Debug, Clone)]
+pub struct ArkdSimConfig {
+    /// The signer's secret key (also the forfeit key).
+    pub signer_secret: [u8; 32],
+    /// Exit delay of new VTXOs.
+    pub unilateral_exit_delay: RelativeLocktime,
+    /// CSV delay of the checkpoint leaf.
+    pub checkpoint_exit_delay: RelativeLocktime,
+    /// Dust limit.
+    pub dust: Sats,
+}
+
+impl Default for ArkdSimConfig {
+    fn default() -> Self {
+        let mut signer_secret = [0x5a; 32];
+        signer_secret[0] = 0x01;
+        Self {
+            signer_secret,
+            unilateral_exit_delay: RelativeLocktime::blocks(144),
+            checkpoint_exit_delay: RelativeLocktime::blocks(10),
+            dust: Sats::new(330),
+        }
+    }
+}
+
+struct Inner {
+    server: ServerInfo,
+    signer: Keypair,
+    state: Mutex<State>,
+    events: broadcast::Sender<pb::GetTransactionsStreamResponse>,
+}
+
+/// The arkd simulator. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct ArkdSim {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ArkdSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArkdSim")
+            .field("signer", self.inner.server.signer())
+            .finish()
+    }
+}
+
+/// A bad configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid arkd simulator configuration: {0}")]
+pub struct ConfigError(String);
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+fn encode_psbt(p: &Psbt) -> String {
+    B64.encode(p.serialize())
+}
+
+fn decode_psbt(s: &str) -> Result<Psbt, Status> {
+    let bytes = B64.decode(s).map_err(|e| {
+        status(&SimError::new(
+            code::INVALID_ARGUMENT,
+            "INVALID_ARK_PSBT",
+            e.to_string(),
+        ))
+    })?;
+    Psbt::deserialize(&bytes).map_err(|e| {
+        status(&SimError::new(
+            code::INVALID_ARGUMENT,
+            "INVALID_ARK_PSBT",
+            e.to_string(),
+        ))
+    })
+}
+
+/// The gRPC status arkd would send for `e`.
+pub fn status(e: &SimError) -> Status {
+    let details = pb::ErrorDetails {
+        code: e.code,
+        name: e.name.clone(),
+        message: e.message.clone(),
+        metadata: Default::default(),
+    };
+    let rpc_status = ark_relay_proto::google::rpc::Status {
+        code: e.code,
+        message: e.message.clone(),
+        details: vec![prost_types::Any {
+            type_url: "type.googleapis.com/ark.v1.ErrorDetails".into(),
+            value: details.encode_to_vec(),
+        }],
+    };
+    Status::with_details(
+        tonic::Code::from_i32(e.code),
+        format!("{}: {}", e.name, e.message),
+        rpc_status.encode_to_vec().into(),
+    )
+}
+
+impl ArkdSim {
+    /// A simulator with `config`.
+    pub fn new(config: ArkdSimConfig) -> Result<Self, ConfigError> {
+        let secp = Secp256k1::new();
+        let sk =
+            SecretKey::from_slice(&config.signer_secret).map_err(|e| ConfigError(e.to_string()))?;
+        let signer = Keypair::from_secret_key(&secp, &sk);
+        let x = signer.x_only_public_key().0;
+        let server = ServerInfo::new(
+            x,
+            x,
+            config.unilateral_exit_delay,
+            config.checkpoint_exit_delay,
+            config.dust,
+            Network::Regtest,
+        );
+        let (events, _) = broadcast::channel(1024);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                server,
+                signer,
+                state: Mutex::new(State::default()),
+                events,
+            }),
+        })
+    }
+
+    /// The server parameters it advertises.
+    pub fn server_info(&self) -> &ServerInfo {
+        &self.inner.server
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        match self.inner.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn fault(&self, rpc: &str) -> Result<(), Status> {
+        self.state().take_fault(rpc).map_err(|e| status(&e))
+    }
+
+    /// Creates a settled VTXO of `amount` locked to `owner`'s default VTXO script.
+    pub fn fund(&self, owner: &PubKey, amount: Sats) -> SimVtxo {
+        let script = self.inner.server.default_vtxo(owner).script_pubkey();
+        self.state().fund(script, amount.get(), now())
+    }
+
+    /// A copy of one VTXO.
+    pub fn vtxo(&self, outpoint: &OutPoint) -> Option<SimVtxo> {
+        self.state().vtxos.get(outpoint).cloned()
+    }
+
+    /// Scripts the next `count` calls of `rpc` to fail with `error`.
+    pub fn inject_fault(&self, rpc: &str, error: SimError, count: u32) {
+        let mut state = self.state();
+        let queue = state.faults.entry(rpc.to_owned()).or_default();
+        for _ in 0..count {
+            queue.push_back(error.clone());
+        }
+    }
+
+    /// The three gRPC services, ready to add to a tonic router.
+    pub fn router(&self) -> tonic::service::Routes {
+        tonic::service::Routes::new(ArkServiceServer::new(self.clone()))
+            .add_service(IndexerServiceServer::new(self.clone()))
+            .add_service(admin::arkd_sim_admin_server::ArkdSimAdminServer::new(
+                self.clone(),
+            ))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .add_routes(self.router())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await
+    }
+
+    /// Binds 127.0.0.1 on `port` (0 = any) and serves in a background task.
+    /// Returns the bound address and a handle that stops the server when dropped
+    /// or when [`SimServer::stop`] is called.
+    pub async fn spawn(self, port: u16) -> std::io::Result<SimServer> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            if let Err(e) = self.serve(listener, shutdown).await {
+                tracing::warn!(error = %e, "arkd simulator stopped");
+            }
+        });
+        Ok(SimServer {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    fn publish(&self, done: Finalized) {
+        let mut checkpoint_txs = std::collections::HashMap::new();
+        for (v, cp) in &done.spent {
+            checkpoint_txs.insert(
+                v.outpoint.to_string(),
+                pb::TxData {
+                    txid: cp.to_string(),
+                    tx: String::new(),
+                },
+            );
+        }
+        let note = pb::TxNotification {
+            txid: done.txid.to_string(),
+            tx: encode_psbt(&done.ark_tx),
+            spent_vtxos: done.spent.iter().map(|(v, _)| to_vtxo(v)).collect(),
+            spendable_vtxos: done.created.iter().map(to_vtxo).collect(),
+            checkpoint_txs,
+            swept_vtxos: Vec::new(),
+        };
+        let _ = self.inner.events.send(pb::GetTransactionsStreamResponse {
+            data: Some(pb::get_transactions_stream_response::Data::ArkTx(note)),
+        });
+    }
+}
+
+/// A running simulator server.
+#[derive(Debug)]
+pub struct SimServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimServer {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    /// Stops the server and waits for it to close.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn spent_by(v: &SimVtxo) -> (bool, String) {
+    match v.state {
+        VtxoState::Spendable => (false, String::new()),
+        VtxoState::Pending(t) | VtxoState::Spent(t) => (true, t.to_string()),
+    }
+}
+
+fn to_vtxo(v: &SimVtxo) -> pb::Vtxo {
+    let (is_spent, spent_by) = spent_by(v);
+    pb::Vtxo {
+        outpoint: Some(pb::Outpoint {
+            txid: v.outpoint.txid.to_string(),
+            vout: v.outpoint.vout,
+        }),
+        amount: v.amount,
+        script: v.script.to_hex_string(),
+        created_at: v.created_at,
+        expires_at: v.expires_at,
+        commitment_txids: v.commitment_txid.iter().map(Txid::to_string).collect(),
+        is_preconfirmed: v.preconfirmed,
+        is_swept: false,
+        is_unrolled: false,
+        is_spent,
+        spent_by,
+        settled_by: String::new(),
+        ark_txid: v.ark_txid.map(|t| t.to_string()).unwrap_or_default(),
+        assets: Vec::new(),
+        depth: v.depth,
+    }
+}
+
+fn to_indexer_vtxo(v: &SimVtxo) -> pb::IndexerVtxo {
+    let (is_spent, spent_by) = spent_by(v);
+    pb::IndexerVtxo {
+        outpoint: Some(pb::IndexerOutpoint {
+            txid: v.outpoint.txid.to_string(),
+            vout: v.outpoint.vout,
+        }),
+        created_at: v.created_at,
+        expires_at: v.expires_at,
+        amount: v.amount,
+        script: v.script.to_hex_string(),
+        is_preconfirmed: v.preconfirmed,
+        is_swept: false,
+        is_unrolled: false,
+        is_spent,
+        spent_by,
+        commitment_txids: v.commitment_txid.iter().map(Txid::to_string).collect(),
+        settled_by: String::new(),
+        ark_txid: v.ark_txid.map(|t| t.to_string()).unwrap_or_default(),
+        assets: Vec::new(),
+        depth: v.depth,
+    }
+}
+
+fn invalid(name: &str, message: impl Into<String>) -> Status {
+    status(&SimError::new(code::INVALID_ARGUMENT, name, message))
+}
+
+type TxStream =
+    Pin<Box<dyn Stream<Item = Result<pb::GetTransactionsStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ArkService for ArkdSim {
+    async fn get_info(
+        &self,
+        _: Request<pb::GetInfoRequest>,
+    ) -> Result<Response<pb::GetInfoResponse>, Status> {
+        self.fault("GetInfo")?;
+        let s = &self.inner.server;
+        let pk = self.inner.signer.public_key();
+        let forfeit_address = bitcoin::Address::p2wpkh(&CompressedPublicKey(pk), Network::Regtest);
+        Ok(Response::new(pb::GetInfoResponse {
+            version: "ark-relay-sim-arkd/0.1".into(),
+            signer_pubkey: pk.to_string(),
+            forfeit_pubkey: pk.to_string(),
+            forfeit_address: forfeit_address.to_string(),
+            checkpoint_tapscript: s.checkpoint_tapscript().to_hex_string(),
+            network: "regtest".into(),
+            session_duration: 10,
+            unilateral_exit_delay: s.unilateral_exit_delay().to_server_value(),
+            boarding_exit_delay: s.unilateral_exit_delay().to_server_value(),
+            utxo_min_amount: -1,
+            utxo_max_amount: -1,
+            vtxo_min_amount: -1,
+            vtxo_max_amount: -1,
+            dust: i64::try_from(s.dust().get()).unwrap_or(i64::MAX),
+            fees: None,
+            scheduled_session: None,
+            deprecated_signers: Vec::new(),
+            service_status: Default::default(),
+            digest: String::new(),
+            max_tx_weight: 40_000,
+            max_op_return_outputs: 3,
+        }))
+    }
+
+    async fn submit_tx(
+        &self,
+        request: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        self.fault("SubmitTx")?;
+        let req = request.into_inner();
+        let ark_tx = decode_psbt(&req.signed_ark_tx)?;
+        let checkpoints = req
+            .checkpoint_txs
+            .iter()
+            .map(|c| decode_psbt(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (ark_txid, final_ark, cps) = self
+            .state()
+            .submit(
+                &self.inner.server,
+                &self.inner.signer,
+                &ark_tx,
+                &checkpoints,
+            )
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(pb::SubmitTxResponse {
+            ark_txid: ark_txid.to_string(),
+            final_ark_tx: encode_psbt(&final_ark),
+            signed_checkpoint_txs: cps.iter().map(encode_psbt).collect(),
+        }))
+    }
+
+    async fn finalize_tx(
+        &self,
+        request: Request<pb::FinalizeTxRequest>,
+    ) -> Result<Response<pb::FinalizeTxResponse>, Status> {
+        self.fault("FinalizeTx")?;
+        let req = request.into_inner();
+        let txid: Txid = req
+            .ark_txid
+            .parse()
+            .map_err(|_| invalid("TX_NOT_FOUND", "malformed ark_txid"))?;
+        let checkpoints = req
+            .final_checkpoint_txs
+            .iter()
+            .map(|c| decode_psbt(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let done = self
+            .state()
+            .finalize(txid, &checkpoints, now())
+            .map_err(|e| status(&e))?;
+        if let Some(done) = done {
+            self.publish(done);
+        }
+        Ok(Response::new(pb::FinalizeTxResponse {}))
+    }
+
+    async fn get_pending_tx(
+        &self,
+        request: Request<pb::GetPendingTxRequest>,
+    ) -> Result<Response<pb::GetPendingTxResponse>, Status> {
+        self.fault("GetPendingTx")?;
+        let Some(pb::get_pending_tx_request::Identifier::Intent(intent)) =
+            request.into_inner().identifier
+        else {
+            return Err(invalid("INVALID_INTENT_PROOF", "missing intent"));
+        };
+        let proof = decode_psbt(&intent.proof)?;
+        let pending = self
+            .state()
+            .pending_for(&self.inner.server, &proof, &intent.message)
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(pb::GetPendingTxResponse {
+            pending_txs: pending
+                .into_iter()
+                .map(|(txid, p)| pb::PendingTx {
+                    ark_txid: txid.to_string(),
+                    final_ark_tx: encode_psbt(&p.final_ark_tx),
+                    signed_checkpoint_txs: p.signed_checkpoints.iter().map(encode_psbt).collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    type GetTransactionsStreamStream = TxStream;
+
+    async fn get_transactions_stream(
+        &self,
+        _: Request<pb::GetTransactionsStreamRequest>,
+    ) -> Result<Response<TxStream>, Status> {
+        self.fault("GetTransactionsStream")?;
+        let stream = BroadcastStream::new(self.inner.events.subscribe())
+            .filter_map(|item| item.ok().map(Ok));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[tonic::async_trait]
+impl IndexerService for ArkdSim {
+    async fn get_vtxos(
+        &self,
+        request: Request<pb::GetVtxosRequest>,
+    ) -> Result<Response<pb::GetVtxosResponse>, Status> {
+        self.fault("GetVtxos")?;
+        let req = request.into_inner();
+        if req.scripts.is_empty() == req.outpoints.is_empty() {
+            return Err(invalid(
+                "INVALID_REQUEST",
+                "exactly one of scripts and outpoints is required",
+            ));
+        }
+        let scripts = req
+            .scripts
+            .iter()
+            .map(|s| ScriptBuf::from_hex(s).map_err(|e| invalid("INVALID_REQUEST", e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outpoints = req
+            .outpoints
+            .iter()
+            .map(|o| {
+                o.parse::<OutPoint>()
+                    .map_err(|e| invalid("INVALID_REQUEST", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let state = self.state();
+        let vtxos: Vec<pb::IndexerVtxo> = state
+            .vtxos
+            .values()
+            .filter(|v| {
+                if !outpoints.is_empty() {
+                    return outpoints.contains(&v.outpoint);
+                }
+                scripts.contains(&v.script)
+                    && match v.state {
+                        VtxoState::Spendable => !req.spent_only && !req.pending_only,
+                        VtxoState::Pending(_) => !req.spendable_only,
+                        VtxoState::Spent(_) => !req.spendable_only && !req.pending_only,
+                    }
+                    && !req.recoverable_only
+            })
+            .map(to_indexer_vtxo)
+            .collect();
+        let total = i32::try_from(vtxos.len()).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::GetVtxosResponse {
+            vtxos,
+            page: Some(pb::IndexerPageResponse {
+                current: 0,
+                next: -1,
+                total,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl admin::arkd_sim_admin_server::ArkdSimAdmin for ArkdSim {
+    async fn fund_vtxo(
+        &self,
+        request: Request<admin::FundVtxoRequest>,
+    ) -> Result<Response<admin::FundVtxoResponse>, Status> {
+        let req = request.into_inner();
+        let owner: PubKey = req
+            .owner
+            .parse()
+            .map_err(|_| Status::invalid_argument("owner must be an x-only key (hex)"))?;
+        if req.amount == 0 {
+            return Err(Status::invalid_argument("amount must be positive"));
+        }
+        let vtxo = self.fund(&owner, Sats::new(req.amount));
+        let script = self.inner.server.default_vtxo(&owner);
+        Ok(Response::new(admin::FundVtxoResponse {
+            txid: vtxo.outpoint.txid.to_string(),
+            vout: vtxo.outpoint.vout,
+            script: vtxo.script.to_hex_string(),
+            tapscripts: script.leaves().iter().map(|l| l.to_hex_string()).collect(),
+        }))
+    }
+
+    async fn list_state(
+        &self,
+        _: Request<admin::ListStateRequest>,
+    ) -> Result<Response<admin::ListStateResponse>, Status> {
+        let state = self.state();
+        Ok(Response::new(admin::ListStateResponse {
+            vtxos: state
+                .vtxos
+                .values()
+                .map(|v| {
+                    let (kind, by) = match v.state {
+                        VtxoState::Spendable => ("spendable", String::new()),
+                        VtxoState::Pending(t) => ("pending", t.to_string()),
+                        VtxoState::Spent(t) => ("spent", t.to_string()),
+                    };
+                    admin::SimVtxo {
+                        outpoint: v.outpoint.to_string(),
+                        amount: v.amount,
+                        script: v.script.to_hex_string(),
+                        state: kind.into(),
+                        spent_by: by,
+                    }
+                })
+                .collect(),
+            pending_ark_txids: state.pending.keys().map(Txid::to_string).collect(),
+        }))
+    }
+
+    async fn inject_fault(
+        &self,
+        request: Request<admin::InjectFaultRequest>,
+    ) -> Result<Response<admin::InjectFaultResponse>, Status> {
+        let req = request.into_inner();
+        ArkdSim::inject_fault(
+            self,
+            &req.rpc,
+            SimError::new(req.code, &req.name, "injected fault"),
+            req.count,
+        );
+        Ok(Response::new(admin::InjectFaultResponse {}))
+    }
+}

@@ -1,0 +1,447 @@
+//! The arkd simulator's state and rules, without gRPC: the VTXO store, pending
+//! (submitted, not finalized) ark txs, and SubmitTx / FinalizeTx /
+//! GetPendingTx exactly as research/ark.md §2.4 describes arkd's
+//! `SubmitOffchainTx` / `FinalizeOffchainTx`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::Keypair;
+use bitcoin::{OutPoint, Psbt, ScriptBuf, TxOut, Txid};
+use rand::seq::SliceRandom;
+
+use ark_relay_ark::tx::is_vtxo_output;
+use ark_relay_ark::{
+    is_fully_signed, missing_signers, parse_offchain_tx, sign_psbt, verify_offchain_tx,
+    verify_signatures, ArkError, ServerInfo,
+};
+
+/// gRPC status codes used by the simulator (gRPC spec numbers).
+pub(crate) mod code {
+    pub const INVALID_ARGUMENT: i32 = 3;
+    pub const NOT_FOUND: i32 = 5;
+}
+
+/// A rejection, as arkd sends it: gRPC code + `ErrorDetails.name` + message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimError {
+    /// gRPC status code.
+    pub code: i32,
+    /// arkd error name.
+    pub name: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl SimError {
+    pub(crate) fn new(code: i32, name: &str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            name: name.to_owned(),
+            message: message.into(),
+        }
+    }
+    fn invalid(name: &str, message: impl Into<String>) -> Self {
+        Self::new(code::INVALID_ARGUMENT, name, message)
+    }
+}
+
+/// arkd's name for an `ark-relay-ark` error met while checking a submission.
+fn from_ark(e: ArkError) -> SimError {
+    let name = match &e {
+        ArkError::ArkTxMismatch { .. }
+        | ArkError::AmountMismatch { .. }
+        | ArkError::AmountOverflow
+        | ArkError::AmountTooLow { .. }
+        | ArkError::AmountTooHigh { .. } => "ARK_TX_MISMATCH",
+        ArkError::CheckpointMismatch { .. }
+        | ArkError::CheckpointCount { .. }
+        | ArkError::CheckpointMissing { .. } => "CHECKPOINT_MISMATCH",
+        ArkError::InvalidSignature { .. }
+        | ArkError::SignatureForOtherLeaf { .. }
+        | ArkError::UnsupportedSighashType { .. }
+        | ArkError::KeyNotInLeaf { .. } => "INVALID_SIGNATURE",
+        ArkError::DuplicateInput(_) => "VTXO_ALREADY_SPENT",
+        ArkError::WitnessUtxoMismatch { .. }
+        | ArkError::NotCollaborative { .. }
+        | ArkError::NoCollaborativeLeaf { .. } => "INVALID_VTXO_SCRIPT",
+        _ => "INVALID_ARK_PSBT",
+    };
+    SimError::invalid(name, e.to_string())
+}
+
+/// Where a VTXO stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VtxoState {
+    /// Unspent.
+    Spendable,
+    /// Spent by a submitted, not yet finalized ark tx.
+    Pending(Txid),
+    /// Spent by a finalized ark tx.
+    Spent(Txid),
+}
+
+/// A VTXO in the simulator's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimVtxo {
+    /// Outpoint.
+    pub outpoint: OutPoint,
+    /// Amount (sats).
+    pub amount: u64,
+    /// Output script.
+    pub script: ScriptBuf,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Created by an off-chain tx.
+    pub preconfirmed: bool,
+    /// The commitment tx (funded VTXOs) it comes from.
+    pub commitment_txid: Option<Txid>,
+    /// The ark tx that created it.
+    pub ark_txid: Option<Txid>,
+    /// Chain depth.
+    pub depth: u32,
+    /// State.
+    pub state: VtxoState,
+}
+
+/// A submitted ark tx awaiting FinalizeTx.
+#[derive(Debug, Clone)]
+pub struct PendingArkTx {
+    /// The server-co-signed ark tx.
+    pub final_ark_tx: Psbt,
+    /// The server-signed checkpoints, in input order.
+    pub signed_checkpoints: Vec<Psbt>,
+    /// The spent VTXOs, in input order.
+    pub inputs: Vec<OutPoint>,
+}
+
+/// A finalized ark tx (for the transaction stream).
+#[derive(Debug, Clone)]
+pub struct Finalized {
+    /// The ark txid.
+    pub txid: Txid,
+    /// The final ark tx.
+    pub ark_tx: Psbt,
+    /// Spent VTXOs (after the update) with their checkpoint txids.
+    pub spent: Vec<(SimVtxo, Txid)>,
+    /// Created VTXOs.
+    pub created: Vec<SimVtxo>,
+}
+
+/// Everything the simulator knows.
+#[derive(Debug, Default)]
+pub struct State {
+    pub(crate) vtxos: BTreeMap<OutPoint, SimVtxo>,
+    pub(crate) pending: HashMap<Txid, PendingArkTx>,
+    pub(crate) finalized: HashMap<Txid, Vec<OutPoint>>,
+    pub(crate) faults: HashMap<String, VecDeque<SimError>>,
+    funded: u64,
+}
+
+impl State {
+    /// Takes the next scripted fault for `rpc`, if any.
+    pub fn take_fault(&mut self, rpc: &str) -> Result<(), SimError> {
+        match self.faults.get_mut(rpc).and_then(VecDeque::pop_front) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates a settled VTXO paying `script`.
+    pub fn fund(&mut self, script: ScriptBuf, amount: u64, now: i64) -> SimVtxo {
+        self.funded += 1;
+        let mut preimage = b"ark-relay-sim fund ".to_vec();
+        preimage.extend_from_slice(&self.funded.to_be_bytes());
+        let txid = Txid::hash(&preimage);
+        let vtxo = SimVtxo {
+            outpoint: OutPoint { txid, vout: 0 },
+            amount,
+            script,
+            created_at: now,
+            expires_at: now + 7 * 24 * 3600,
+            preconfirmed: false,
+            commitment_txid: Some(txid),
+            ark_txid: None,
+            depth: 0,
+            state: VtxoState::Spendable,
+        };
+        self.vtxos.insert(vtxo.outpoint, vtxo.clone());
+        vtxo
+    }
+
+    /// arkd's SubmitTx. Returns the ark txid, the co-signed ark tx and the
+    /// server-signed checkpoints (shuffled, as arkd's Go map returns them).
+    pub fn submit(
+        &mut self,
+        server: &ServerInfo,
+        signer: &Keypair,
+        ark_tx: &Psbt,
+        checkpoints: &[Psbt],
+    ) -> Result<(Txid, Psbt, Vec<Psbt>), SimError> {
+        // 1. Shape; which VTXOs are spent.
+        let parsed = parse_offchain_tx(ark_tx, checkpoints).map_err(from_ark)?;
+        // 2. Inputs must be known and unspent; amounts and scripts come from
+        //    the store, never from the submitted witness_utxo.
+        let mut checkpoints = checkpoints.to_vec();
+        for input in &parsed.inputs {
+            let outpoint = input.id.outpoint();
+            let vtxo = self.vtxos.get(&outpoint).ok_or_else(|| {
+                SimError::new(
+                    code::NOT_FOUND,
+                    "VTXO_NOT_FOUND",
+                    format!("vtxo {outpoint} not found"),
+                )
+            })?;
+            if vtxo.state != VtxoState::Spendable {
+                return Err(SimError::invalid(
+                    "VTXO_ALREADY_SPENT",
+                    format!("vtxo {outpoint} already spent"),
+                ));
+            }
+            for cp in &mut checkpoints {
+                let spends = cp
+                    .unsigned_tx
+                    .input
+                    .first()
+                    .is_some_and(|i| i.previous_output == outpoint);
+                if let (true, Some(cp_in)) = (spends, cp.inputs.first_mut()) {
+                    cp_in.witness_utxo = Some(TxOut {
+                        value: bitcoin::Amount::from_sat(vtxo.amount),
+                        script_pubkey: vtxo.script.clone(),
+                    });
+                }
+            }
+        }
+        // 3. Rebuild both transactions and require identical txids.
+        let rebuilt = verify_offchain_tx(server, ark_tx, &checkpoints).map_err(from_ark)?;
+        let ark_txid = rebuilt.ark_txid();
+        // 4. Carry the submitted signatures onto the rebuilt PSBTs (whose
+        //    prevouts the server computed) and verify every one.
+        let mut final_ark = rebuilt.ark_tx.clone();
+        for (dst, src) in final_ark.inputs.iter_mut().zip(&ark_tx.inputs) {
+            dst.tap_script_sigs = src.tap_script_sigs.clone();
+        }
+        verify_signatures(&final_ark).map_err(from_ark)?;
+        let mut signed_cps = rebuilt.checkpoints.clone();
+        for cp in &mut signed_cps {
+            let txid = cp.unsigned_tx.compute_txid();
+            if let Some(src) = checkpoints
+                .iter()
+                .find(|c| c.unsigned_tx.compute_txid() == txid)
+            {
+                if let (Some(dst), Some(src)) = (cp.inputs.first_mut(), src.inputs.first()) {
+                    dst.tap_script_sigs = src.tap_script_sigs.clone();
+                }
+            }
+            verify_signatures(cp).map_err(from_ark)?;
+        }
+        // 5. Every ark-tx input carries the signatures of all its non-server signers.
+        let server_key = signer.x_only_public_key().0;
+        for index in 0..final_ark.inputs.len() {
+            let missing: Vec<_> = missing_signers(&final_ark, index)
+                .map_err(from_ark)?
+                .into_iter()
+                .filter(|k| *k != server_key && !server.is_signer(k))
+                .collect();
+            if !missing.is_empty() {
+                return Err(SimError::invalid(
+                    "INVALID_SIGNATURE",
+                    format!("ark tx input {index}: missing owner signature"),
+                ));
+            }
+        }
+        // 6. Co-sign the ark tx, sign every checkpoint.
+        sign_psbt(&mut final_ark, signer).map_err(from_ark)?;
+        if !is_fully_signed(&final_ark).map_err(from_ark)? {
+            return Err(SimError::invalid(
+                "INVALID_VTXO_SCRIPT",
+                "ark tx input not spendable with the server's signer",
+            ));
+        }
+        for cp in &mut signed_cps {
+            if sign_psbt(cp, signer).map_err(from_ark)? != 1 {
+                return Err(SimError::invalid(
+                    "INVALID_VTXO_SCRIPT",
+                    "checkpoint input does not need the server's signer",
+                ));
+            }
+        }
+        // 7. Inputs become spent-pending.
+        let inputs: Vec<OutPoint> = parsed.inputs.iter().map(|i| i.id.outpoint()).collect();
+        for outpoint in &inputs {
+            if let Some(v) = self.vtxos.get_mut(outpoint) {
+                v.state = VtxoState::Pending(ark_txid);
+            }
+        }
+        self.pending.insert(
+            ark_txid,
+            PendingArkTx {
+                final_ark_tx: final_ark.clone(),
+                signed_checkpoints: signed_cps.clone(),
+                inputs,
+            },
+        );
+        signed_cps.shuffle(&mut rand::thread_rng());
+        Ok((ark_txid, final_ark, signed_cps))
+    }
+
+    /// arkd's FinalizeTx: complete checkpoint signatures, then create the outputs.
+    /// Repeating it for a finalized tx succeeds and changes nothing.
+    pub fn finalize(
+        &mut self,
+        ark_txid: Txid,
+        checkpoints: &[Psbt],
+        now: i64,
+    ) -> Result<Option<Finalized>, SimError> {
+        if self.finalized.contains_key(&ark_txid) {
+            return Ok(None);
+        }
+        let pending = self.pending.get(&ark_txid).ok_or_else(|| {
+            SimError::new(
+                code::NOT_FOUND,
+                "TX_NOT_FOUND",
+                format!("offchain tx {ark_txid} not found"),
+            )
+        })?;
+        if checkpoints.len() != pending.signed_checkpoints.len() {
+            return Err(SimError::invalid(
+                "CHECKPOINT_MISMATCH",
+                format!(
+                    "expected {} checkpoint txs, got {}",
+                    pending.signed_checkpoints.len(),
+                    checkpoints.len()
+                ),
+            ));
+        }
+        let mut checkpoint_of: HashMap<OutPoint, Txid> = HashMap::new();
+        for ours in &pending.signed_checkpoints {
+            let txid = ours.unsigned_tx.compute_txid();
+            let theirs = checkpoints
+                .iter()
+                .find(|c| c.unsigned_tx.compute_txid() == txid)
+                .ok_or_else(|| {
+                    SimError::invalid("CHECKPOINT_MISMATCH", format!("checkpoint {txid} missing"))
+                })?;
+            // Verify against our own copy of the tx and prevouts, with their signatures.
+            let mut check = ours.clone();
+            if let (Some(dst), Some(src)) = (check.inputs.first_mut(), theirs.inputs.first()) {
+                for (k, v) in &src.tap_script_sigs {
+                    dst.tap_script_sigs.entry(*k).or_insert(*v);
+                }
+            }
+            if !is_fully_signed(&check).map_err(from_ark)? {
+                return Err(SimError::invalid(
+                    "INVALID_SIGNATURE",
+                    format!("checkpoint {txid} is not fully signed"),
+                ));
+            }
+            if let Some(i) = ours.unsigned_tx.input.first() {
+                checkpoint_of.insert(i.previous_output, txid);
+            }
+        }
+        let Some(pending) = self.pending.remove(&ark_txid) else {
+            return Ok(None);
+        };
+        let mut depth = 0;
+        let mut expires_at = i64::MAX;
+        let mut spent = Vec::new();
+        for outpoint in &pending.inputs {
+            if let Some(v) = self.vtxos.get_mut(outpoint) {
+                v.state = VtxoState::Spent(ark_txid);
+                depth = depth.max(v.depth + 1);
+                expires_at = expires_at.min(v.expires_at);
+                let cp = checkpoint_of.get(outpoint).copied().unwrap_or(ark_txid);
+                spent.push((v.clone(), cp));
+            }
+        }
+        let mut created = Vec::new();
+        for (vout, out) in pending.final_ark_tx.unsigned_tx.output.iter().enumerate() {
+            if !is_vtxo_output(&out.script_pubkey) {
+                continue;
+            }
+            let Ok(vout) = u32::try_from(vout) else {
+                continue;
+            };
+            let vtxo = SimVtxo {
+                outpoint: OutPoint {
+                    txid: ark_txid,
+                    vout,
+                },
+                amount: out.value.to_sat(),
+                script: out.script_pubkey.clone(),
+                created_at: now,
+                expires_at,
+                preconfirmed: true,
+                commitment_txid: None,
+                ark_txid: Some(ark_txid),
+                depth,
+                state: VtxoState::Spendable,
+            };
+            self.vtxos.insert(vtxo.outpoint, vtxo.clone());
+            created.push(vtxo);
+        }
+        self.finalized.insert(ark_txid, pending.inputs.clone());
+        Ok(Some(Finalized {
+            txid: ark_txid,
+            ark_tx: pending.final_ark_tx,
+            spent,
+            created,
+        }))
+    }
+
+    /// arkd's GetPendingTx: the proof's inputs 1.. are the VTXOs it covers;
+    /// each must carry a valid signature from a key other than the server's.
+    /// (The toSpend / message-hash binding of input 0 is not checked.)
+    pub fn pending_for(
+        &self,
+        server: &ServerInfo,
+        proof: &Psbt,
+        message: &str,
+    ) -> Result<Vec<(Txid, PendingArkTx)>, SimError> {
+        let msg: serde_json::Value = serde_json::from_str(message)
+            .map_err(|e| SimError::invalid("INVALID_INTENT_MESSAGE", e.to_string()))?;
+        if msg.get("type").and_then(|t| t.as_str()) != Some("get-pending-tx") {
+            return Err(SimError::invalid(
+                "INVALID_INTENT_MESSAGE",
+                "intent message type must be get-pending-tx",
+            ));
+        }
+        if proof.inputs.len() < 2 {
+            return Err(SimError::invalid(
+                "INVALID_INTENT_PROOF",
+                "proof needs at least 2 inputs",
+            ));
+        }
+        verify_signatures(proof)
+            .map_err(|e| SimError::invalid("INVALID_INTENT_PROOF", e.to_string()))?;
+        let mut covered = Vec::new();
+        for (index, (txin, input)) in proof
+            .unsigned_tx
+            .input
+            .iter()
+            .zip(&proof.inputs)
+            .enumerate()
+            .skip(1)
+        {
+            if !input
+                .tap_script_sigs
+                .keys()
+                .any(|(k, _)| !server.is_signer(k))
+            {
+                return Err(SimError::invalid(
+                    "INVALID_INTENT_PROOF",
+                    format!("proof input {index} is not signed by its owner"),
+                ));
+            }
+            covered.push(txin.previous_output);
+        }
+        Ok(self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.inputs.iter().any(|i| covered.contains(i)))
+            .map(|(t, p)| (*t, p.clone()))
+            .collect())
+    }
+}
