@@ -8,4 +8,5 @@
 //! This crate owns connections and wire mapping. It must not hold business
 //! rules: it never decides whether a payment or invoice is acceptable.
 
+pub mod arkd;
 pub mod resilience;

@@ -98,9 +98,9 @@ pub struct ServerVtxo {
     pub is_spent: bool,
     /// Unrolled on chain.
     pub is_unrolled: bool,
-    /// The ark tx (or checkpoint) that spends it.
+    /// The checkpoint tx that spends it (arkd `spent_by`; a forfeit tx if renewed).
     pub spent_by: Option<Txid>,
-    /// The ark tx that created it.
+    /// The ark tx that spends it (arkd `ark_txid`; see ark-core `VirtualTxOutPoint`).
     pub ark_txid: Option<Txid>,
     /// Chain depth since the last batch.
     pub depth: u32,
@@ -378,8 +378,10 @@ pub trait ArkServer: Send + Sync + 'static {
     ) -> Result<(), ArkServerError>;
 
     /// Submitted but not finalized txs spending the VTXOs the proof covers.
-    async fn get_pending_tx(&self, intent: &IntentProof)
-        -> Result<Vec<SubmittedTx>, ArkServerError>;
+    async fn get_pending_tx(
+        &self,
+        intent: &IntentProof,
+    ) -> Result<Vec<SubmittedTx>, ArkServerError>;
 
     /// VTXOs by script or outpoint.
     async fn get_vtxos(&self, query: &VtxoQuery) -> Result<Vec<ServerVtxo>, ArkServerError>;
@@ -394,11 +396,8 @@ mod tests {
 
     #[test]
     fn names_decide_before_codes() {
-        let e = ArkServerError::from_status(
-            grpc_code::UNAVAILABLE,
-            Some("VTXO_ALREADY_SPENT"),
-            "x",
-        );
+        let e =
+            ArkServerError::from_status(grpc_code::UNAVAILABLE, Some("VTXO_ALREADY_SPENT"), "x");
         assert_eq!(e.code(), ErrorCode::InputAlreadySpent);
         assert!(!e.is_transient());
         let e = ArkServerError::from_status(3, Some("VTXO_NOT_FOUND"), "");

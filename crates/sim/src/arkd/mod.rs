@@ -306,15 +306,21 @@ impl Drop for SimServer {
     }
 }
 
-fn spent_by(v: &SimVtxo) -> (bool, String) {
+/// arkd's `(is_spent, spent_by, ark_txid)`: `spent_by` is the spending
+/// checkpoint tx, `ark_txid` the spending ark tx (as ark-core documents them).
+fn spent_by(v: &SimVtxo) -> (bool, String, String) {
     match v.state {
-        VtxoState::Spendable => (false, String::new()),
-        VtxoState::Pending(t) | VtxoState::Spent(t) => (true, t.to_string()),
+        VtxoState::Spendable => (false, String::new(), String::new()),
+        VtxoState::Pending(t) | VtxoState::Spent(t) => (
+            true,
+            v.spent_by.map(|c| c.to_string()).unwrap_or_default(),
+            t.to_string(),
+        ),
     }
 }
 
 fn to_vtxo(v: &SimVtxo) -> pb::Vtxo {
-    let (is_spent, spent_by) = spent_by(v);
+    let (is_spent, spent_by, ark_txid) = spent_by(v);
     pb::Vtxo {
         outpoint: Some(pb::Outpoint {
             txid: v.outpoint.txid.to_string(),
@@ -331,14 +337,14 @@ fn to_vtxo(v: &SimVtxo) -> pb::Vtxo {
         is_spent,
         spent_by,
         settled_by: String::new(),
-        ark_txid: v.ark_txid.map(|t| t.to_string()).unwrap_or_default(),
+        ark_txid,
         assets: Vec::new(),
         depth: v.depth,
     }
 }
 
 fn to_indexer_vtxo(v: &SimVtxo) -> pb::IndexerVtxo {
-    let (is_spent, spent_by) = spent_by(v);
+    let (is_spent, spent_by, ark_txid) = spent_by(v);
     pb::IndexerVtxo {
         outpoint: Some(pb::IndexerOutpoint {
             txid: v.outpoint.txid.to_string(),
@@ -355,7 +361,7 @@ fn to_indexer_vtxo(v: &SimVtxo) -> pb::IndexerVtxo {
         spent_by,
         commitment_txids: v.commitment_txid.iter().map(Txid::to_string).collect(),
         settled_by: String::new(),
-        ark_txid: v.ark_txid.map(|t| t.to_string()).unwrap_or_default(),
+        ark_txid,
         assets: Vec::new(),
         depth: v.depth,
     }

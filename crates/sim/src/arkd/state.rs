@@ -98,8 +98,8 @@ pub struct SimVtxo {
     pub preconfirmed: bool,
     /// The commitment tx (funded VTXOs) it comes from.
     pub commitment_txid: Option<Txid>,
-    /// The ark tx that created it.
-    pub ark_txid: Option<Txid>,
+    /// The checkpoint tx that spends it (arkd's `spent_by`), once submitted.
+    pub spent_by: Option<Txid>,
     /// Chain depth.
     pub depth: u32,
     /// State.
@@ -163,7 +163,7 @@ impl State {
             expires_at: now + 7 * 24 * 3600,
             preconfirmed: false,
             commitment_txid: Some(txid),
-            ark_txid: None,
+            spent_by: None,
             depth: 0,
             state: VtxoState::Spendable,
         };
@@ -270,9 +270,10 @@ impl State {
         }
         // 7. Inputs become spent-pending.
         let inputs: Vec<OutPoint> = parsed.inputs.iter().map(|i| i.id.outpoint()).collect();
-        for outpoint in &inputs {
+        for (outpoint, cp) in inputs.iter().zip(&signed_cps) {
             if let Some(v) = self.vtxos.get_mut(outpoint) {
                 v.state = VtxoState::Pending(ark_txid);
+                v.spent_by = Some(cp.unsigned_tx.compute_txid());
             }
         }
         self.pending.insert(
@@ -375,7 +376,7 @@ impl State {
                 expires_at,
                 preconfirmed: true,
                 commitment_txid: None,
-                ark_txid: Some(ark_txid),
+                spent_by: None,
                 depth,
                 state: VtxoState::Spendable,
             };
