@@ -17,15 +17,21 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
-use ark_relay_core::RelayStore;
+use ark_relay_core::{DynQueue, DynStore, QueueConfig, RelayStore, SystemClock};
+use ark_relay_engine::{handlers, Engine, EngineConfig, EngineParts, Roles};
+use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
+use ark_relay_protocol::intent::IntentPolicy;
+use ark_relay_queue::{MemoryQueue, RedisQueue};
 use ark_relay_store::SqlStore;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn, Instrument};
 
-use crate::config::{redact_url, Config};
+use crate::config::{redact_url, Config, QueueKind};
 use crate::http::{self, RelayInfo};
 use crate::keys::{self, KeyFile, KeyOrigin, PublicKeyInfo};
 use crate::shutdown::StopSignal;
@@ -43,6 +49,8 @@ pub struct DevOptions {
     pub data_dir: Option<PathBuf>,
     /// Serve HTTP on `127.0.0.1:<port>` instead of `http.listen` (0 = any free port).
     pub http_port: Option<u16>,
+    /// Use these Nostr relays instead of `nostr_relays` / the in-process relay.
+    pub nostr_relays: Vec<String>,
 }
 
 /// The database as `dev.json` and the banner show it.
@@ -93,6 +101,11 @@ pub struct DevFacts {
 pub struct StopToken(watch::Receiver<bool>);
 
 impl StopToken {
+    /// The underlying watch channel (`true` = stop), for components that take one.
+    pub fn into_receiver(self) -> watch::Receiver<bool> {
+        self.0
+    }
+
     /// Resolves once the stack is stopping.
     pub async fn stopped(mut self) {
         // An Err means the sender is gone, which also means "stop".
@@ -188,6 +201,9 @@ impl DevStack {
         if let Some(dir) = options.data_dir {
             config.data_dir = dir;
         }
+        if !options.nostr_relays.is_empty() {
+            config.nostr_relays = options.nostr_relays;
+        }
         let http_addr = match options.http_port {
             Some(port) => SocketAddr::from(([127, 0, 0, 1], port)),
             None => config.http.listen,
@@ -232,18 +248,37 @@ impl DevStack {
 
         let mut services = Services::new();
 
-        // SEAM(nostr-relay): start the in-process Nostr relay here when
-        // `config.nostr_relays` is empty, and push its ws:// URL to `nostr_relays`.
-        let nostr_relays = self.config.nostr_relays.clone();
+        // The Nostr relay: the configured ones, or a real websocket relay
+        // in-process on 127.0.0.1 (kept until the stack stops).
+        let mut nostr_relays = self.config.nostr_relays.clone();
+        if nostr_relays.is_empty() {
+            let relay = DevRelay::start(DevRelayOptions::default())
+                .await
+                .context("starting the in-process Nostr relay")?;
+            info!(url = relay.url(), "in-process Nostr relay listening");
+            nostr_relays.push(relay.url().to_owned());
+            services.spawn("nostr-relay", move |stop| async move {
+                stop.stopped().await;
+                relay.shutdown();
+                Ok(())
+            });
+        }
 
         // SEAM(simulators): start the arkd / lnd / tapd / chain gRPC simulators
         // here when `[ark]` / `[lnd]` / `[tapd]` are absent, and record their
         // endpoints in `simulators` (name → URL).
         let simulators = BTreeMap::new();
 
-        // SEAM(engine): start ingest, workers and schedulers here as services
-        // (`services.spawn("engine", |stop| …)`), wired from the store, the
-        // queue (`config.queue_kind()`), the Nostr transport and the back ends.
+        // The engine: ingest, workers and the outbox publisher, on the store,
+        // the configured queue and the Nostr relays. Later issues add the
+        // back ends and schedulers to its parts.
+        let engine = engine_for(&self.config, &store, &relay_key, &nostr_relays).await?;
+        services.spawn("engine", move |stop| async move {
+            engine
+                .run(stop.into_receiver())
+                .await
+                .map_err(anyhow::Error::from)
+        });
 
         // 3. HTTP, last: once it listens, everything else is up.
         let relay_npub = relay_key.npub()?;
@@ -333,6 +368,65 @@ impl RunningDev {
     }
 }
 
+/// Wires the engine from the configuration: the relay identity, the store,
+/// the in-process or Redis queue, and a transport over `nostr_relays`.
+async fn engine_for(
+    config: &Config,
+    store: &SqlStore,
+    relay_key: &KeyFile,
+    nostr_relays: &[String],
+) -> Result<Engine> {
+    let keys = relay_key.keys.clone();
+    let relay_pk = ark_relay_protocol::pubkey_from_nostr(&keys.public_key())
+        .context("the relay key is not a valid x-only key")?;
+    let transport =
+        PoolTransport::connect(keys.public_key(), PoolOptions::new(nostr_relays.to_vec()))
+            .await
+            .context("connecting to the Nostr relays")?;
+    let queue: DynQueue = match config.queue_kind() {
+        QueueKind::InProcess => Arc::new(MemoryQueue::new(QueueConfig::default())),
+        QueueKind::Redis(url) => Arc::new(
+            RedisQueue::connect(
+                &url,
+                ark_relay_queue::DEFAULT_PREFIX,
+                QueueConfig::default(),
+            )
+            .await
+            .with_context(|| format!("connecting to Redis at {}", redact_url(&url)))?,
+        ),
+    };
+    let store: DynStore = Arc::new(store.clone());
+    let policy = IntentPolicy {
+        transfer_fee: config.fees.transfer_fee_sats,
+        land_fee_ppm: u64::from(config.fees.land_fee_ppm),
+        ..IntentPolicy::new(relay_pk)
+    };
+    let info = handlers::RelayInfo {
+        pubkey: keys.public_key().to_hex(),
+        relays: nostr_relays.to_vec(),
+        kinds_consumed: ark_relay_protocol::kinds::CONSUMED.to_vec(),
+        encryption: vec!["nip44_v2", "nip04"],
+        transfer_fee: policy.transfer_fee,
+        land_fee_ppm: policy.land_fee_ppm,
+    };
+    let handler = Arc::new(handlers::BaseHandler::new(
+        store.clone(),
+        keys.clone(),
+        info,
+    ));
+    let parts = EngineParts {
+        store,
+        queue,
+        bus: None,
+        transport: Arc::new(transport),
+        keys,
+        policy,
+        clock: Arc::new(SystemClock),
+        handler,
+    };
+    Ok(Engine::new(parts, EngineConfig::default(), Roles::ALL))
+}
+
 /// `ark-relay dev`: start, print the banner, run until Ctrl-C / SIGTERM.
 pub async fn run(
     config: Config,
@@ -415,15 +509,14 @@ fn print_banner(facts: &DevFacts) {
             wallet.key_file.display()
         );
     }
-    if facts.nostr_relays.is_empty() && facts.simulators.is_empty() {
-        println!("  Nostr relay / simulators: not yet wired (coming in later issues)");
-    } else {
-        for relay in &facts.nostr_relays {
-            println!("  nostr relay   {relay}");
-        }
-        for (name, url) in &facts.simulators {
-            println!("  sim {name:<9} {url}");
-        }
+    for relay in &facts.nostr_relays {
+        println!("  nostr relay   {relay}");
+    }
+    if facts.simulators.is_empty() {
+        println!("  simulators    not yet wired (arkd / lnd / tapd come with the back-ends work)");
+    }
+    for (name, url) in &facts.simulators {
+        println!("  sim {name:<9} {url}");
     }
     println!(
         "  dev.json      {}",

@@ -151,6 +151,11 @@ struct DevArgs {
     /// Serve HTTP on 127.0.0.1:PORT (0 picks a free port) [default: the config's http.listen].
     #[arg(long, value_name = "PORT")]
     http_port: Option<u16>,
+
+    /// Use this Nostr relay instead of the in-process one (repeat for several;
+    /// overrides the config's nostr_relays). Any NIP-01 relay works.
+    #[arg(long = "nostr-relay", value_name = "URL")]
+    nostr_relays: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +205,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let options = dev::DevOptions {
                     data_dir: args.data_dir,
                     http_port: args.http_port,
+                    nostr_relays: args.nostr_relays,
                 };
                 dev::run(config, options, stop).await?;
             }

@@ -15,7 +15,12 @@ fn check_running(facts: &Value, dev: &DevProcess, backend: &str) {
     let npub = facts["relay_npub"].as_str().unwrap();
     assert!(npub.starts_with("npub1"), "{npub}");
     assert_eq!(facts["database"]["backend"], backend);
-    assert_eq!(facts["nostr_relays"], serde_json::json!([]));
+    let relays = facts["nostr_relays"].as_array().unwrap();
+    assert_eq!(relays.len(), 1, "the in-process Nostr relay");
+    assert!(
+        relays[0].as_str().unwrap().starts_with("ws://127.0.0.1:"),
+        "{relays:?}"
+    );
     assert_eq!(facts["simulators"], serde_json::json!({}));
     let data_dir = std::path::Path::new(facts["data_dir"].as_str().unwrap());
     assert_eq!(data_dir, dev.data_dir.canonicalize().unwrap());

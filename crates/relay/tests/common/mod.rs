@@ -63,6 +63,16 @@ pub struct DevProcess {
 impl DevProcess {
     /// Starts `ark-relay dev --data-dir <data_dir> --http-port 0` with extra env.
     pub fn spawn(data_dir: &Path, log_dir: &Path, envs: &[(&str, &str)]) -> Self {
+        Self::spawn_with(data_dir, log_dir, envs, &[])
+    }
+
+    /// Like [`DevProcess::spawn`] with extra `dev` arguments.
+    pub fn spawn_with(
+        data_dir: &Path,
+        log_dir: &Path,
+        envs: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         std::fs::create_dir_all(log_dir).unwrap();
         let n = unique_suffix();
         let stdout_path = log_dir.join(format!("dev-{n}.stdout"));
@@ -72,6 +82,7 @@ impl DevProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--http-port", "0"])
+            .args(args)
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path).unwrap())

@@ -1,0 +1,210 @@
+//! Job handlers: what a worker does with each kind of job. [`JobHandler`] is
+//! the seam later features plug into (signing sessions, batches, lifts,
+//! lands); [`BaseHandler`] answers what the relay can answer today.
+
+use std::sync::Arc;
+
+use ark_relay_core::{DynStore, ErrorCode, Job, NewOutboxEvent, PubKey};
+use ark_relay_protocol::crypto::Scheme;
+use ark_relay_protocol::request::{parse_request, ServiceRequest, ServiceResponse};
+use ark_relay_protocol::{builders, event_id_from_nostr, kinds, pubkey_from_nostr, Rejection};
+use async_trait::async_trait;
+use nostr::{JsonUtil, Keys};
+
+use crate::ingest::{job_kind, InboundJob};
+
+/// What a finished job leaves to publish.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    /// Signed events to queue in the outbox with the job's completion.
+    pub outbox: Vec<NewOutboxEvent>,
+}
+
+/// Why a job could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Retry later (a back end is down).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Give up (a bug or corrupt payload); the job goes dead.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+/// Handles jobs of some kinds. Must be idempotent by job key.
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    /// Runs `job` (delivered for the `attempts`-th time).
+    async fn handle(&self, job: &Job, attempts: u32) -> Result<JobOutcome, HandlerError>;
+}
+
+/// Static facts about the relay for `get_info` and `GET /info`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RelayInfo {
+    /// Relay pubkey (hex).
+    pub pubkey: String,
+    /// Nostr relays it listens on.
+    pub relays: Vec<String>,
+    /// Kinds it consumes.
+    pub kinds_consumed: Vec<u16>,
+    /// DM schemes it accepts.
+    pub encryption: Vec<&'static str>,
+    /// Fee per L2 intent in gBTC units.
+    pub transfer_fee: u64,
+    /// Land fee in ppm.
+    pub land_fee_ppm: u64,
+}
+
+/// Answers service requests the relay supports today and refuses the rest
+/// with a clear code, so nothing waits forever.
+pub struct BaseHandler {
+    store: DynStore,
+    keys: Keys,
+    info: Arc<RelayInfo>,
+}
+
+fn fatal(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Fatal(e.to_string())
+}
+
+impl BaseHandler {
+    /// A handler signing with the relay's `keys`.
+    pub fn new(store: DynStore, keys: Keys, info: RelayInfo) -> Self {
+        Self {
+            store,
+            keys,
+            info: Arc::new(info),
+        }
+    }
+
+    fn author(job: &InboundJob) -> Result<PubKey, HandlerError> {
+        pubkey_from_nostr(&job.event.pubkey).ok_or_else(|| fatal("invalid author key"))
+    }
+
+    /// A 31501 answering `job`.
+    fn response(
+        &self,
+        job: &InboundJob,
+        response: &ServiceResponse,
+    ) -> Result<NewOutboxEvent, HandlerError> {
+        let author = Self::author(job)?;
+        let request = event_id_from_nostr(&job.event.id);
+        let ev = builders::service_response(
+            &self.keys,
+            &author,
+            &request,
+            response,
+            job.answer_scheme(),
+        )
+        .map_err(fatal)?;
+        Ok(NewOutboxEvent {
+            dedupe_key: format!("31501:{request}"),
+            kind: kinds::SERVICE_RESPONSE,
+            recipient: Some(author),
+            event_json: ev.as_json(),
+        })
+    }
+
+    /// A 31341 answering `job`.
+    pub fn failure(
+        &self,
+        job: &InboundJob,
+        rejection: &Rejection,
+        scheme: Scheme,
+    ) -> Result<NewOutboxEvent, HandlerError> {
+        let author = Self::author(job)?;
+        let answered = event_id_from_nostr(&job.event.id);
+        let ev =
+            builders::failure(&self.keys, &author, &answered, rejection, scheme).map_err(fatal)?;
+        Ok(NewOutboxEvent {
+            dedupe_key: builders::failure_d_tag(&answered),
+            kind: kinds::FAILURE,
+            recipient: Some(author),
+            event_json: ev.as_json(),
+        })
+    }
+
+    async fn sync_state(&self, author: &PubKey) -> Result<serde_json::Value, HandlerError> {
+        let transient = |e: ark_relay_core::StoreError| HandlerError::Transient(e.to_string());
+        let vtxos = self.store.unspent_vtxos(author).await.map_err(transient)?;
+        let assets = self.store.assets().await.map_err(transient)?;
+        let ticker = |id: &ark_relay_core::AssetId| {
+            assets
+                .iter()
+                .find(|a| &a.id == id)
+                .map(|a| a.ticker.clone())
+        };
+        let list: Vec<serde_json::Value> = vtxos
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "vtxo": v.id,
+                    "sats": v.sats.get(),
+                    "asset_id": v.colour.map(|c| c.asset.to_string()),
+                    "ticker": v.colour.and_then(|c| ticker(&c.asset)),
+                    "amount": v.colour.map(|c| c.amount.get()).unwrap_or(0),
+                    "expires_at": v.expires_at.map(|t| t.0),
+                    "tapscripts": v.tapscripts,
+                    "locked": v.locked_by.is_some(),
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({ "owner": author, "vtxos": list }))
+    }
+}
+
+#[async_trait]
+impl JobHandler for BaseHandler {
+    async fn handle(&self, job: &Job, _attempts: u32) -> Result<JobOutcome, HandlerError> {
+        let inbound: InboundJob = serde_json::from_str(&job.payload).map_err(fatal)?;
+        let out = match job.kind.as_str() {
+            job_kind::SERVICE_REQUEST => {
+                let plain = inbound
+                    .plaintext
+                    .as_deref()
+                    .ok_or_else(|| fatal("request without plaintext"))?;
+                let request_id = inbound.event.id.to_hex();
+                let response = match parse_request(plain) {
+                    Err(r) => ServiceResponse::err(request_id, &r),
+                    Ok(ServiceRequest::SyncState {}) => ServiceResponse::ok(
+                        request_id,
+                        self.sync_state(&Self::author(&inbound)?).await?,
+                    ),
+                    Ok(ServiceRequest::GetInfo {}) => ServiceResponse::ok(
+                        request_id,
+                        serde_json::to_value(&*self.info).map_err(fatal)?,
+                    ),
+                    Ok(other) => {
+                        let action = match other {
+                            ServiceRequest::LiftLightning { .. } => "lift_lightning",
+                            ServiceRequest::SubmitBatch { .. } => "submit_batch",
+                            _ => "this action",
+                        };
+                        let r = Rejection::new(
+                            ErrorCode::UnsupportedAction,
+                            format!("{action} is not enabled on this relay yet"),
+                        );
+                        ServiceResponse::err(request_id, &r)
+                    }
+                };
+                self.response(&inbound, &response)?
+            }
+            job_kind::SIGNING_RESPONSE => {
+                let r = Rejection::new(
+                    ErrorCode::UnknownSession,
+                    "no signing session is waiting for this response",
+                );
+                self.failure(&inbound, &r, inbound.answer_scheme())?
+            }
+            job_kind::INTENT => {
+                let r = Rejection::new(
+                    ErrorCode::UnsupportedAction,
+                    "intent execution is not enabled on this relay yet",
+                );
+                self.failure(&inbound, &r, Scheme::Nip44)?
+            }
+            other => return Err(fatal(format!("unknown job kind {other}"))),
+        };
+        Ok(JobOutcome { outbox: vec![out] })
+    }
+}

@@ -1,0 +1,222 @@
+//! A running relay for engine tests: a real websocket Nostr relay on loopback,
+//! a real database, the in-process queue, and the engine with every role; plus
+//! a wallet that publishes and reads the relay's answers over the same relay.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_relay_core::{DynStore, SystemClock};
+use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
+use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
+use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
+use ark_relay_protocol::content::FailureNotice;
+use ark_relay_protocol::crypto::decrypt;
+use ark_relay_protocol::intent::IntentPolicy;
+use ark_relay_protocol::kinds;
+use ark_relay_protocol::pubkey_from_nostr;
+use ark_relay_protocol::transport::NostrTransport;
+use ark_relay_queue::MemoryQueue;
+use ark_relay_store::testing::TestDb;
+use nostr::{Event, EventId, Keys};
+use tokio::sync::{mpsc, watch, Mutex};
+
+/// The relay side of a test.
+pub struct Relay {
+    pub nostr: DevRelay,
+    pub keys: Keys,
+    pub store: DynStore,
+    pub db: Option<TestDb>,
+    pub engine_stop: watch::Sender<bool>,
+    pub engine: tokio::task::JoinHandle<()>,
+    pub ingestor: ark_relay_engine::ingest::Ingestor,
+}
+
+pub async fn start_relay(db: TestDb, nostr: DevRelay) -> Relay {
+    let url = nostr.url().to_owned();
+    start_relay_with_url(db, nostr, &url).await
+}
+
+/// Like [`start_relay`], with the engine connected to `url` instead of `nostr`.
+pub async fn start_relay_with_url(db: TestDb, nostr: DevRelay, url: &str) -> Relay {
+    let keys = Keys::generate();
+    let relay_pk = pubkey_from_nostr(&keys.public_key()).expect("key");
+    let store: DynStore = Arc::new(db.store.clone());
+    let mut opts = PoolOptions::new(vec![url.to_owned()]);
+    opts.catch_up_every = Duration::from_secs(3);
+    let transport = PoolTransport::connect(keys.public_key(), opts)
+        .await
+        .expect("transport");
+    let queue = Arc::new(MemoryQueue::new(Default::default()));
+    let info = RelayInfo {
+        pubkey: keys.public_key().to_hex(),
+        relays: vec![url.to_owned()],
+        kinds_consumed: kinds::CONSUMED.to_vec(),
+        encryption: vec!["nip44_v2", "nip04"],
+        transfer_fee: 10,
+        land_fee_ppm: 1000,
+    };
+    let parts = EngineParts {
+        store: store.clone(),
+        queue,
+        bus: None,
+        transport: Arc::new(transport),
+        keys: keys.clone(),
+        policy: IntentPolicy::new(relay_pk),
+        clock: Arc::new(SystemClock),
+        handler: Arc::new(BaseHandler::new(store.clone(), keys.clone(), info)),
+    };
+    let engine = Engine::new(
+        parts,
+        EngineConfig {
+            workers: 2,
+            ..Default::default()
+        },
+        Roles::ALL,
+    );
+    let ingestor = engine.ingestor();
+    let (engine_stop, stop) = watch::channel(false);
+    let handle = tokio::spawn(async move {
+        engine.run(stop).await.expect("engine");
+    });
+    Relay {
+        nostr,
+        keys,
+        store,
+        db: Some(db),
+        engine_stop,
+        engine: handle,
+        ingestor,
+    }
+}
+
+impl Relay {
+    pub async fn stop(mut self) {
+        let _ = self.engine_stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.engine).await;
+        self.nostr.shutdown();
+        if let Some(db) = self.db.take() {
+            db.destroy().await;
+        }
+    }
+}
+
+/// A wallet: publishes through the Nostr relay and collects every event
+/// addressed to it of the relay's answer kinds.
+pub struct Wallet {
+    pub keys: Keys,
+    pub transport: PoolTransport,
+    received: Arc<Mutex<Vec<Event>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Wallet {
+    pub async fn connect(url: &str) -> Wallet {
+        let keys = Keys::generate();
+        let mut opts = PoolOptions::new(vec![url.to_owned()]);
+        opts.kinds = vec![
+            kinds::FAILURE,
+            kinds::SERVICE_RESPONSE,
+            kinds::SIGNING_CHALLENGE,
+            kinds::CONFIRMATION,
+        ];
+        opts.catch_up_every = Duration::from_secs(3);
+        let transport = PoolTransport::connect(keys.public_key(), opts)
+            .await
+            .expect("wallet transport");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut rx) = mpsc::channel(4096);
+        let (_cursor_tx, cursor) = watch::channel(None);
+        let (stop, stop_rx) = watch::channel(false);
+        let t = transport.clone();
+        tokio::spawn(async move { t.pump(tx, cursor, stop_rx).await });
+        let sink = received.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let mut all = sink.lock().await;
+                if !all.iter().any(|e: &Event| e.id == ev.id) {
+                    all.push(ev);
+                }
+            }
+        });
+        Wallet {
+            keys,
+            transport,
+            received,
+            stop,
+        }
+    }
+
+    /// Publishes, retrying until a relay accepts it (the relay may be down).
+    pub async fn publish(&self, event: &Event) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            match self.transport.publish(event).await {
+                Ok(_) => return,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "wallet publish retry");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("wallet could not publish: {e}"),
+            }
+        }
+    }
+
+    /// Failure notices received, by the event they answer, decrypted.
+    pub async fn failures(&self) -> HashMap<EventId, Vec<FailureNotice>> {
+        let mut out: HashMap<EventId, Vec<FailureNotice>> = HashMap::new();
+        for ev in self
+            .received
+            .lock()
+            .await
+            .iter()
+            .filter(|e| e.kind.as_u16() == kinds::FAILURE)
+        {
+            let Some(answered) = ev.tags.event_ids().next().copied() else {
+                continue;
+            };
+            let Ok((plain, _)) = decrypt(self.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags)
+            else {
+                continue;
+            };
+            if let Ok(n) = serde_json::from_str::<FailureNotice>(&plain) {
+                out.entry(answered).or_default().push(n);
+            }
+        }
+        out
+    }
+
+    /// All events received so far.
+    pub async fn received(&self) -> Vec<Event> {
+        self.received.lock().await.clone()
+    }
+
+    /// Waits until `done(received)` holds, polling the collected events.
+    pub async fn wait_for<F>(&self, what: &str, timeout: Duration, mut done: F)
+    where
+        F: FnMut(&[Event]) -> bool,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if done(&self.received.lock().await) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out after {timeout:?} waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub async fn dev_relay() -> DevRelay {
+    DevRelay::start(DevRelayOptions::default())
+        .await
+        .expect("dev relay")
+}
