@@ -20,11 +20,11 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use ark_relay_core::{DynQueue, DynStore, QueueConfig, RelayStore, SystemClock};
+use ark_relay_core::{DynBus, DynQueue, DynStore, QueueConfig, RelayStore, SystemClock};
 use ark_relay_engine::{handlers, Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
 use ark_relay_protocol::intent::IntentPolicy;
-use ark_relay_queue::{MemoryQueue, RedisQueue};
+use ark_relay_queue::{MemoryBus, MemoryQueue, RedisBus, RedisQueue};
 use ark_relay_store::SqlStore;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -383,17 +383,24 @@ async fn engine_for(
         PoolTransport::connect(keys.public_key(), PoolOptions::new(nostr_relays.to_vec()))
             .await
             .context("connecting to the Nostr relays")?;
-    let queue: DynQueue = match config.queue_kind() {
-        QueueKind::InProcess => Arc::new(MemoryQueue::new(QueueConfig::default())),
-        QueueKind::Redis(url) => Arc::new(
-            RedisQueue::connect(
-                &url,
-                ark_relay_queue::DEFAULT_PREFIX,
-                QueueConfig::default(),
-            )
-            .await
-            .with_context(|| format!("connecting to Redis at {}", redact_url(&url)))?,
+    // Jobs and notifications: in-process by default, Redis Streams and
+    // pub/sub (channel `ark-relay:ingest`) when redis_url is set.
+    let (queue, bus): (DynQueue, DynBus) = match config.queue_kind() {
+        QueueKind::InProcess => (
+            Arc::new(MemoryQueue::new(QueueConfig::default())),
+            Arc::new(MemoryBus::new()),
         ),
+        QueueKind::Redis(url) => {
+            let shown = redact_url(&url);
+            let prefix = ark_relay_queue::DEFAULT_PREFIX;
+            let queue = RedisQueue::connect(&url, prefix, QueueConfig::default())
+                .await
+                .with_context(|| format!("connecting to Redis at {shown}"))?;
+            let bus = RedisBus::connect(&url, prefix)
+                .await
+                .with_context(|| format!("connecting to Redis pub/sub at {shown}"))?;
+            (Arc::new(queue), Arc::new(bus))
+        }
     };
     let store: DynStore = Arc::new(store.clone());
     let policy = IntentPolicy {
@@ -417,7 +424,7 @@ async fn engine_for(
     let parts = EngineParts {
         store,
         queue,
-        bus: None,
+        bus: Some(bus),
         transport: Arc::new(transport),
         keys,
         policy,
