@@ -53,7 +53,8 @@ impl DevRelay {
             .addr(IpAddr::V4(Ipv4Addr::LOCALHOST))
             .port(port)
             .database(
-                opts.database.unwrap_or_else(|| Arc::new(KeepAllDatabase::new(opts.max_events))),
+                opts.database
+                    .unwrap_or_else(|| Arc::new(KeepAllDatabase::new(opts.max_events))),
             )
             .rate_limit(RateLimit {
                 max_reqs: 10_000,
