@@ -224,9 +224,20 @@ impl Ingestor {
             }
             job_kind::SERVICE_REQUEST
         } else {
-            if let Err(e) = serde_json::from_str::<SigningResponse>(&plain) {
-                let r = Rejection::new(ErrorCode::Malformed, format!("signing response: {e}"));
-                return self.reject(processed, r, scheme).await;
+            match serde_json::from_str::<SigningResponse>(&plain) {
+                Err(e) => {
+                    let r = Rejection::new(ErrorCode::Malformed, format!("signing response: {e}"));
+                    return self.reject(processed, r, scheme).await;
+                }
+                // Exactly one of `signatures` and `reject`.
+                Ok(resp) if resp.signatures.is_empty() == resp.reject.is_none() => {
+                    let r = Rejection::new(
+                        ErrorCode::Malformed,
+                        "a signing response carries either signatures or a reject reason",
+                    );
+                    return self.reject(processed, r, scheme).await;
+                }
+                Ok(_) => {}
             }
             job_kind::SIGNING_RESPONSE
         };
