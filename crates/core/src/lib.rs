@@ -24,6 +24,7 @@ pub mod error_code;
 pub mod ids;
 pub mod ledger;
 pub mod queue;
+pub mod session;
 pub mod store;
 pub mod time;
 pub mod work;
@@ -36,6 +37,7 @@ pub use ledger::{
     NewVtxo, ProcessedEvent, Recorded, Tapscripts, Vtxo, VtxoStatus,
 };
 pub use queue::{Delivery, DynBus, DynQueue, EventBus, Job, JobQueue, QueueConfig, QueueError};
+pub use session::{SessionRecord, SessionStatus};
 pub use store::{DynStore, LedgerError, RelayStore, StoreError};
 pub use time::{Clock, SystemClock, UnixTime};
 pub use work::{JobRecord, JobStatus, NewOutboxEvent, OutboxItem};

@@ -24,6 +24,7 @@ use crate::ledger::{
     Recorded, Vtxo, VtxoStatus,
 };
 use crate::queue::Job;
+use crate::session::SessionRecord;
 use crate::work::{JobRecord, JobStatus, NewOutboxEvent, OutboxItem};
 use crate::{ActionId, AssetId, ErrorCode, EventId, PubKey, SessionId, UnixTime, VtxoId};
 
@@ -293,4 +294,29 @@ pub trait RelayStore: Send + Sync + 'static {
         next_attempt_at: UnixTime,
         error: &str,
     ) -> Result<(), StoreError>;
+
+    // ---- signing sessions ---------------------------------------------------
+
+    /// Creates a session; [`Recorded::Duplicate`] (nothing written) if its id exists.
+    async fn create_session(&self, session: &SessionRecord) -> Result<Recorded, StoreError>;
+
+    /// A session by id.
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Writes `session` if the stored version still equals `session.version`
+    /// (bumping it), together with `outbox`, in one transaction. `false` (and
+    /// nothing written) if another writer updated it first.
+    async fn update_session(
+        &self,
+        session: &SessionRecord,
+        outbox: &[NewOutboxEvent],
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Active or pending sessions whose step deadline or expiry is at or before `now`.
+    async fn due_sessions(
+        &self,
+        now: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
 }

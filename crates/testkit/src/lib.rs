@@ -79,6 +79,7 @@ macro_rules! relay_store_conformance {
             events_are_accepted_or_rejected_once,
             jobs_finish_once_with_their_outbox,
             outbox_delivers_and_retries,
+            sessions_update_optimistically,
         );
     };
 }

@@ -243,3 +243,113 @@ pub async fn outbox_delivers_and_retries(store: DynStore) {
         1
     );
 }
+
+fn session_record(now: UnixTime) -> ark_relay_core::SessionRecord {
+    let intent = fixtures::event_id();
+    ark_relay_core::SessionRecord {
+        id: intent.into(),
+        user: key(1),
+        intent,
+        status: ark_relay_core::SessionStatus::Pending,
+        state: "intent_received".into(),
+        current_step: None,
+        steps_completed: vec![],
+        created_at: now,
+        updated_at: now,
+        expires_at: now.plus_secs(900),
+        step_deadline: None,
+        error_code: None,
+        error_message: None,
+        data: r#"{"plan":1}"#.into(),
+        batch_id: None,
+        ark_txid: None,
+        version: 0,
+    }
+}
+
+/// Sessions are created once, read back whole, updated only from the version
+/// read (with their outbox, atomically), and found when due.
+pub async fn sessions_update_optimistically(store: DynStore) {
+    let s = session_record(NOW);
+    assert_eq!(
+        store.create_session(&s).await.expect("create"),
+        Recorded::New
+    );
+    assert_eq!(
+        store.create_session(&s).await.expect("again"),
+        Recorded::Duplicate
+    );
+    assert_eq!(store.session(&s.id).await.expect("get"), Some(s.clone()));
+
+    let mut next = s.clone();
+    next.status = ark_relay_core::SessionStatus::Active;
+    next.state = "ark_tx_prepared".into();
+    next.current_step = Some("sign_ark_tx".into());
+    next.steps_completed = vec!["intent_received".into()];
+    next.step_deadline = Some(NOW.plus_secs(60));
+    next.ark_txid = Some(fixtures::txid());
+    let challenge = notice(&format!("31511:{}:1", s.id));
+    assert!(store
+        .update_session(&next, std::slice::from_ref(&challenge), NOW.plus_secs(1))
+        .await
+        .expect("update"));
+    assert!(
+        !store
+            .update_session(&next, &[], NOW.plus_secs(2))
+            .await
+            .expect("stale"),
+        "a second writer holding the old version loses"
+    );
+    let got = store.session(&s.id).await.expect("get").expect("exists");
+    assert_eq!(got.version, 1);
+    assert_eq!(
+        (got.state.as_str(), got.step_deadline),
+        ("ark_tx_prepared", Some(NOW.plus_secs(60)))
+    );
+    assert_eq!(got.steps_completed, next.steps_completed);
+    assert_eq!(got.ark_txid, next.ark_txid);
+    assert_eq!(got.updated_at, NOW.plus_secs(1));
+    let due = store
+        .due_outbox(NOW.plus_secs(1), 10)
+        .await
+        .expect("outbox");
+    assert_eq!(
+        due.iter()
+            .filter(|o| o.dedupe_key == challenge.dedupe_key)
+            .count(),
+        1
+    );
+
+    assert!(store
+        .due_sessions(NOW.plus_secs(59), 10)
+        .await
+        .expect("due")
+        .is_empty());
+    let due = store
+        .due_sessions(NOW.plus_secs(60), 10)
+        .await
+        .expect("due");
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![s.id]);
+
+    let mut failed = got.clone();
+    failed.status = ark_relay_core::SessionStatus::Failed;
+    failed.error_code = Some(ErrorCode::SessionExpired);
+    failed.error_message = Some("no answer".into());
+    assert!(store
+        .update_session(&failed, &[], NOW.plus_secs(61))
+        .await
+        .expect("fail"));
+    assert!(
+        store
+            .due_sessions(NOW.plus_secs(1_000), 10)
+            .await
+            .expect("due")
+            .is_empty(),
+        "final sessions are never due"
+    );
+    let got = store.session(&s.id).await.expect("get").expect("exists");
+    assert_eq!(
+        (got.error_code, got.version),
+        (Some(ErrorCode::SessionExpired), 2)
+    );
+}

@@ -14,6 +14,7 @@ mod ledger;
 mod port;
 mod records;
 mod rows;
+mod sessions;
 mod work;
 
 use std::future::Future;

@@ -194,4 +194,35 @@ impl ark_relay_core::RelayStore for SqlStore {
     ) -> Result<(), StoreError> {
         self.do_mark_outbox_retry(id, next_attempt_at, error).await
     }
+
+    async fn create_session(
+        &self,
+        session: &ark_relay_core::SessionRecord,
+    ) -> Result<ark_relay_core::Recorded, StoreError> {
+        self.do_create_session(session).await
+    }
+
+    async fn session(
+        &self,
+        id: &ark_relay_core::SessionId,
+    ) -> Result<Option<ark_relay_core::SessionRecord>, StoreError> {
+        self.do_session(id).await
+    }
+
+    async fn update_session(
+        &self,
+        session: &ark_relay_core::SessionRecord,
+        outbox: &[ark_relay_core::NewOutboxEvent],
+        now: ark_relay_core::UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.do_update_session(session, outbox, now).await
+    }
+
+    async fn due_sessions(
+        &self,
+        now: ark_relay_core::UnixTime,
+        limit: u32,
+    ) -> Result<Vec<ark_relay_core::SessionRecord>, StoreError> {
+        self.do_due_sessions(now, limit).await
+    }
 }

@@ -11,7 +11,7 @@ use super::rows::{self};
 use super::{is_unique_violation, map_err, SqlStore};
 
 /// Inserts outbox rows, skipping existing dedupe keys.
-async fn insert_outbox(
+pub(super) async fn insert_outbox(
     conn: &mut AnyConnection,
     events: &[NewOutboxEvent],
     now: UnixTime,
