@@ -15,8 +15,8 @@ use ark_relay_core::{PubKey, Sats};
 
 use crate::script::{is_anchor, leaf_signers};
 use crate::sign::{input_leaf, input_sighash, verify_signatures, SignRequest};
-use crate::tx::{build_checkpoint, checkpoint_vtxo_input, Output};
-use crate::ServerInfo;
+use crate::tx::{build_checkpoint, checkpoint_vtxo_input, Output, VtxoInput};
+use crate::{ArkError, ServerInfo};
 
 /// How the ark tx's outputs must relate to the expected ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,7 +352,17 @@ pub fn audit_checkpoint_challenge(
     }
 }
 
-fn check_present_signatures(psbts: &[Psbt]) -> Vec<Mismatch> {
+/// The txid of the checkpoint tx the server's rules build for `input`: what
+/// an ark-tx input spending that VTXO must point at (`<txid>:0`). A wallet uses
+/// it to tell which ark-tx inputs spend its own VTXOs, since step 1 of a
+/// challenge carries only the ark tx.
+pub fn checkpoint_txid(server: &ServerInfo, input: &VtxoInput) -> Result<Txid, ArkError> {
+    build_checkpoint(server, input).map(|(psbt, _)| psbt.unsigned_tx.compute_txid())
+}
+
+/// Every signature present in `psbts` (e.g. the server's on a checkpoint)
+/// verifies against the sighash recomputed from the PSBT.
+pub fn check_present_signatures(psbts: &[Psbt]) -> Vec<Mismatch> {
     psbts
         .iter()
         .enumerate()

@@ -1,0 +1,3 @@
+//! `ark-wallet`: the reference wallet CLI (in progress).
+
+fn main() {}
