@@ -14,9 +14,10 @@ pub mod handlers;
 pub mod ingest;
 pub mod outbox;
 mod runner;
+pub mod transfer;
 pub mod worker;
 
-pub use runner::{Engine, EngineConfig, EngineParts, Roles};
+pub use runner::{Engine, EngineConfig, EngineParts, Periodic, Roles};
 
 /// Errors of the engine's own plumbing (not user-visible rejections).
 #[derive(Debug, thiserror::Error)]

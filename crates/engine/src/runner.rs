@@ -37,6 +37,19 @@ pub struct EngineParts {
     pub clock: Arc<dyn Clock>,
     /// What workers do with jobs.
     pub handler: Arc<dyn JobHandler>,
+    /// Periodic tasks (session expiry, …), run by the ingest role.
+    pub periodic: Vec<Arc<dyn Periodic>>,
+}
+
+/// A task the engine runs on a fixed period (a scheduler job).
+#[async_trait::async_trait]
+pub trait Periodic: Send + Sync + 'static {
+    /// Its name, for logs.
+    fn name(&self) -> &'static str;
+    /// How often it runs.
+    fn every(&self) -> Duration;
+    /// One run.
+    async fn tick(&self);
 }
 
 /// Tuning.
@@ -160,6 +173,9 @@ impl Engine {
                     })
                     .await;
             });
+            for task in &p.periodic {
+                tasks.spawn(periodic(task.clone(), stop.clone()));
+            }
             tasks.spawn(job_pump(
                 p.store.clone(),
                 p.queue.clone(),
@@ -247,6 +263,21 @@ async fn job_pump(
             _ = stop.changed() => {}
         }
         if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+async fn periodic(task: Arc<dyn Periodic>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(task.every());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => task.tick().await,
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            tracing::debug!(task = task.name(), "periodic task stopped");
             return;
         }
     }

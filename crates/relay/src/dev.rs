@@ -430,6 +430,7 @@ async fn engine_for(
         policy,
         clock: Arc::new(SystemClock),
         handler,
+        periodic: vec![],
     };
     Ok(Engine::new(parts, EngineConfig::default(), Roles::ALL))
 }

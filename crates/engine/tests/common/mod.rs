@@ -67,6 +67,7 @@ pub async fn start_relay_with_url(db: TestDb, nostr: DevRelay, url: &str) -> Rel
         policy: IntentPolicy::new(relay_pk),
         clock: Arc::new(SystemClock),
         handler: Arc::new(BaseHandler::new(store.clone(), keys.clone(), info)),
+        periodic: vec![],
     };
     let engine = Engine::new(
         parts,
@@ -114,7 +115,11 @@ pub struct Wallet {
 
 impl Wallet {
     pub async fn connect(url: &str) -> Wallet {
-        let keys = Keys::generate();
+        Self::connect_as(url, Keys::generate()).await
+    }
+
+    /// A wallet with the given keys.
+    pub async fn connect_as(url: &str, keys: Keys) -> Wallet {
         let mut opts = PoolOptions::new(vec![url.to_owned()]);
         opts.kinds = vec![
             kinds::FAILURE,

@@ -1,0 +1,471 @@
+//! The heart of the product, end to end over the real parts: Alice publishes a
+//! signed `p2p_transfer` intent on a websocket Nostr relay; the relay runs the
+//! two-step signing ceremony with her wallet over encrypted DMs, submits and
+//! finalizes the Ark transaction with the arkd simulator over gRPC, commits
+//! the ledger on MariaDB and publishes the 31340.
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_relay_ark::ServerInfo;
+use ark_relay_core::{
+    AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
+    SystemClock, UnixTime, VtxoStatus,
+};
+use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
+use ark_relay_engine::transfer::{Ceremony, CeremonyConfig};
+use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
+use ark_relay_grpc::arkd::ArkdClient;
+use ark_relay_nostr::{PoolOptions, PoolTransport};
+use ark_relay_protocol::content::{
+    AssetRef, Confirmation, IntentContent, SignatureEntry, SigningChallenge, SigningResponse,
+    VERSION,
+};
+use ark_relay_protocol::crypto::{decrypt, Scheme};
+use ark_relay_protocol::intent::IntentPolicy;
+use ark_relay_protocol::{builders, event_id_from_nostr, kinds, pubkey_from_nostr};
+use ark_relay_queue::MemoryQueue;
+use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
+use ark_relay_store::testing::TestDb;
+use bitcoin::secp256k1::{Keypair, Secp256k1};
+use bitcoin::Psbt;
+use nostr::Keys;
+use tokio::sync::watch;
+
+use common::{dev_relay, Wallet};
+
+struct Setup {
+    store: DynStore,
+    sim: ArkdSim,
+    relay_keys: Keys,
+    relay_pk: PubKey,
+    gbtc: AssetId,
+    server: ServerInfo,
+    stop: watch::Sender<bool>,
+    nostr_url: String,
+    _db: TestDb,
+    _nostr: ark_relay_nostr::DevRelay,
+    _sim_server: ark_relay_sim::arkd::SimServer,
+}
+
+async fn setup() -> Setup {
+    let db = TestDb::mariadb().await.expect("MariaDB");
+    let store: DynStore = Arc::new(db.store.clone());
+    let nostr = dev_relay().await;
+    let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
+    let server = sim.server_info().clone();
+    let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
+    let ark = ArkdClient::connect(sim_server.url())
+        .await
+        .expect("arkd client");
+
+    let relay_keys = Keys::generate();
+    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
+    let gbtc = AssetId::from_bytes(rand_bytes());
+    store
+        .register_asset(
+            &NewAsset {
+                id: gbtc,
+                name: "Relay BTC".into(),
+                ticker: "gBTC".into(),
+                asset_type: AssetType::RelayIssued,
+                decimals: 0,
+            },
+            UnixTime::now(),
+        )
+        .await
+        .expect("register gBTC");
+    // The relay's inventory: uncoloured VTXOs funded at arkd.
+    let mut inventory = Vec::new();
+    for _ in 0..4 {
+        let v = sim.fund(&relay_pk, Sats::new(5_000));
+        inventory.push(NewVtxo {
+            id: v.outpoint.into(),
+            owner: relay_pk,
+            sats: Sats::new(v.amount),
+            colour: None,
+            status: VtxoStatus::Available,
+            tapscripts: server.default_vtxo(&relay_pk).to_tapscripts(),
+            expires_at: Some(UnixTime(v.expires_at)),
+        });
+    }
+    store
+        .insert_vtxos(&inventory, UnixTime::now())
+        .await
+        .expect("inventory");
+
+    let mut opts = PoolOptions::new(vec![nostr.url().to_owned()]);
+    opts.catch_up_every = Duration::from_secs(3);
+    let transport = PoolTransport::connect(relay_keys.public_key(), opts)
+        .await
+        .expect("transport");
+    let policy = IntentPolicy::new(relay_pk);
+    let info = RelayInfo {
+        pubkey: relay_keys.public_key().to_hex(),
+        relays: vec![nostr.url().to_owned()],
+        kinds_consumed: kinds::CONSUMED.to_vec(),
+        encryption: vec!["nip44_v2", "nip04"],
+        transfer_fee: 10,
+        land_fee_ppm: 1000,
+    };
+    let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
+    let ceremony = Arc::new(Ceremony::new(
+        store.clone(),
+        Arc::new(ark),
+        relay_keys.clone(),
+        policy.clone(),
+        base,
+        Arc::new(SystemClock),
+        CeremonyConfig {
+            session_ttl_secs: 900,
+            step_timeout_secs: 5,
+        },
+    ));
+    let parts = EngineParts {
+        store: store.clone(),
+        queue: Arc::new(MemoryQueue::new(Default::default())),
+        bus: None,
+        transport: Arc::new(transport),
+        keys: relay_keys.clone(),
+        policy,
+        clock: Arc::new(SystemClock),
+        handler: ceremony.clone(),
+        periodic: vec![ceremony],
+    };
+    let engine = Engine::new(
+        parts,
+        EngineConfig {
+            workers: 4,
+            ..Default::default()
+        },
+        Roles::ALL,
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(async move { engine.run(stop_rx).await.expect("engine") });
+    Setup {
+        store,
+        sim,
+        relay_keys,
+        relay_pk,
+        gbtc,
+        server,
+        stop,
+        nostr_url: nostr.url().to_owned(),
+        _db: db,
+        _nostr: nostr,
+        _sim_server: sim_server,
+    }
+}
+
+fn rand_bytes() -> [u8; 32] {
+    Keys::generate().public_key().to_bytes()
+}
+
+/// Gives `owner` a VTXO at arkd and in the ledger, coloured with `amount` gBTC.
+async fn fund(s: &Setup, owner: &PubKey, amount: u64) -> ark_relay_core::VtxoId {
+    let v = s.sim.fund(owner, Sats::new(330));
+    let nv = NewVtxo {
+        id: v.outpoint.into(),
+        owner: *owner,
+        sats: Sats::new(330),
+        colour: Some(Colour {
+            asset: s.gbtc,
+            amount: AssetAmount::new(amount),
+        }),
+        status: VtxoStatus::Assigned,
+        tapscripts: s.server.default_vtxo(owner).to_tapscripts(),
+        expires_at: Some(UnixTime(v.expires_at)),
+    };
+    s.store
+        .insert_vtxos(&[nv], UnixTime::now())
+        .await
+        .expect("fund");
+    v.outpoint.into()
+}
+
+/// An honest signer for a test wallet: answers every 31511 addressed to it by
+/// signing what is asked (the reference wallet adds the contextual checks).
+fn spawn_signer(wallet: Arc<Wallet>, relay: PubKey) {
+    tokio::spawn(async move {
+        let keypair =
+            Keypair::from_secret_key(&Secp256k1::signing_only(), wallet.keys.secret_key());
+        let mut answered = std::collections::HashSet::new();
+        loop {
+            for ev in wallet.received().await {
+                if ev.kind.as_u16() != kinds::SIGNING_CHALLENGE || !answered.insert(ev.id) {
+                    continue;
+                }
+                let Ok((plain, scheme)) =
+                    decrypt(wallet.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags)
+                else {
+                    continue;
+                };
+                let Ok(ch) = serde_json::from_str::<SigningChallenge>(&plain) else {
+                    continue;
+                };
+                let mut psbts: Vec<Psbt> = ch
+                    .payload_to_sign
+                    .psbts
+                    .iter()
+                    .map(|p| Psbt::from_str(p).expect("psbt"))
+                    .collect();
+                let signatures = ch
+                    .payload_to_sign
+                    .sign
+                    .iter()
+                    .map(|r| {
+                        let sig = ark_relay_ark::sign_input(
+                            &mut psbts[r.psbt_index as usize],
+                            r.input_index as usize,
+                            &keypair,
+                        )
+                        .expect("sign");
+                        SignatureEntry {
+                            psbt_index: r.psbt_index,
+                            input_index: r.input_index,
+                            sig: hex::encode(sig.serialize()),
+                        }
+                    })
+                    .collect();
+                let resp = SigningResponse {
+                    v: VERSION,
+                    session_id: ch.session_id,
+                    step: ch.step,
+                    signatures,
+                    reject: None,
+                };
+                let intent = ark_relay_core::EventId::from_bytes(*ch.session_id.as_bytes());
+                let out = builders::signing_response(&wallet.keys, &relay, &intent, &resp, scheme)
+                    .expect("response");
+                wallet.publish(&out).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+fn gbtc_of(b: &ark_relay_core::Balances, asset: &AssetId) -> u64 {
+    b.assets.get(asset).map(|a| a.get()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alice_sends_bob_1000_gbtc() {
+    let s = setup().await;
+    let alice = Arc::new(Wallet::connect(&s.nostr_url).await);
+    let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).expect("key");
+    let bob_keys = Keys::generate();
+    let bob_pk = pubkey_from_nostr(&bob_keys.public_key()).expect("key");
+    let bob = Wallet::connect_as(&s.nostr_url, bob_keys).await;
+    fund(&s, &alice_pk, 5_000).await;
+    spawn_signer(alice.clone(), s.relay_pk);
+
+    let content = IntentContent::transfer(
+        "send-1",
+        &bob_pk,
+        AssetRef::gbtc(),
+        1_000,
+        &s.relay_pk,
+        10,
+        UnixTime::now().0 + 600,
+    );
+    let intent = builders::intent(&alice.keys, &s.relay_pk, &content).expect("intent");
+    alice.publish(&intent).await;
+
+    // Bob's wallet sees the public 31340 that p-tags him and e-tags the intent.
+    bob.wait_for("the 31340 for Bob", Duration::from_secs(60), |evs| {
+        evs.iter().any(|e| {
+            e.kind.as_u16() == kinds::CONFIRMATION && e.tags.event_ids().any(|id| *id == intent.id)
+        })
+    })
+    .await;
+    let conf_ev = bob
+        .received()
+        .await
+        .into_iter()
+        .find(|e| e.kind.as_u16() == kinds::CONFIRMATION)
+        .expect("31340");
+    let conf: Confirmation = serde_json::from_str(&conf_ev.content).expect("json");
+    assert_eq!(conf.intents, vec![event_id_from_nostr(&intent.id)]);
+    let bob_created: Vec<_> = conf.created.iter().filter(|c| c.owner == bob_pk).collect();
+    assert_eq!(bob_created.len(), 1);
+    assert_eq!(bob_created[0].amount, 1_000);
+
+    // The ledger: Bob 1 000, Alice 3 990 change, the relay its 10-unit fee; colour conserved.
+    let bal = |pk: PubKey| {
+        let store = s.store.clone();
+        async move { store.balances(&pk).await.expect("balances") }
+    };
+    assert_eq!(gbtc_of(&bal(bob_pk).await, &s.gbtc), 1_000);
+    assert_eq!(gbtc_of(&bal(alice_pk).await, &s.gbtc), 3_990);
+    assert_eq!(gbtc_of(&bal(s.relay_pk).await, &s.gbtc), 10);
+    let supply = s
+        .store
+        .asset(&s.gbtc)
+        .await
+        .expect("asset")
+        .expect("gbtc")
+        .total_supply;
+    assert_eq!(supply, AssetAmount::new(5_000), "colour conserved");
+
+    // arkd agrees: every VTXO the ledger created exists at the server with the same sats.
+    for c in &conf.created {
+        let at_arkd = s.sim.vtxo(&c.vtxo.outpoint()).expect("created at arkd");
+        assert_eq!(at_arkd.amount, c.sats);
+    }
+    for sp in &conf.spent {
+        assert!(
+            s.store
+                .vtxo(&sp.vtxo)
+                .await
+                .expect("vtxo")
+                .expect("exists")
+                .status
+                == VtxoStatus::Spent
+        );
+    }
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wallet_that_never_answers_times_out_and_frees_its_vtxo() {
+    let s = setup().await;
+    let alice = Arc::new(Wallet::connect(&s.nostr_url).await);
+    let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).expect("key");
+    let bob = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+    let vtxo = fund(&s, &alice_pk, 2_000).await;
+
+    let c = IntentContent::transfer(
+        "silent-1",
+        &bob,
+        AssetRef::gbtc(),
+        500,
+        &s.relay_pk,
+        10,
+        UnixTime::now().0 + 600,
+    );
+    let first = builders::intent(&alice.keys, &s.relay_pk, &c).expect("intent");
+    alice.publish(&first).await;
+    alice
+        .wait_for("the 5001 notice", Duration::from_secs(60), |evs| {
+            evs.iter().any(|e| {
+                e.kind.as_u16() == kinds::FAILURE && e.tags.event_ids().any(|id| *id == first.id)
+            })
+        })
+        .await;
+    let notices = alice.failures().await;
+    assert_eq!(notices[&first.id][0].code, ErrorCode::SessionExpired);
+    let v = s.store.vtxo(&vtxo).await.expect("vtxo").expect("exists");
+    assert_eq!(
+        (v.status, v.locked_by),
+        (VtxoStatus::Assigned, None),
+        "lock released, nothing spent"
+    );
+
+    // The same VTXO can be spent by a new intent once the wallet answers.
+    spawn_signer(alice.clone(), s.relay_pk);
+    let c = IntentContent::transfer(
+        "silent-2",
+        &bob,
+        AssetRef::gbtc(),
+        500,
+        &s.relay_pk,
+        10,
+        UnixTime::now().0 + 600,
+    );
+    let second = builders::intent(&alice.keys, &s.relay_pk, &c).expect("intent");
+    alice.publish(&second).await;
+    alice
+        .wait_for("the 31340", Duration::from_secs(60), |evs| {
+            evs.iter().any(|e| {
+                e.kind.as_u16() == kinds::CONFIRMATION
+                    && e.tags.event_ids().any(|id| *id == second.id)
+            })
+        })
+        .await;
+    assert_eq!(
+        s.store
+            .vtxo(&vtxo)
+            .await
+            .expect("vtxo")
+            .expect("exists")
+            .status,
+        VtxoStatus::Spent
+    );
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_intents_racing_for_the_same_vtxo_complete_once() {
+    let s = setup().await;
+    let alice = Arc::new(Wallet::connect(&s.nostr_url).await);
+    let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).expect("key");
+    let bob = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+    fund(&s, &alice_pk, 1_010).await;
+    spawn_signer(alice.clone(), s.relay_pk);
+    let intents: Vec<_> = (0..2)
+        .map(|i| {
+            let c = IntentContent::transfer(
+                format!("race-{i}"),
+                &bob,
+                AssetRef::gbtc(),
+                1_000,
+                &s.relay_pk,
+                10,
+                UnixTime::now().0 + 600,
+            );
+            builders::intent(&alice.keys, &s.relay_pk, &c).expect("intent")
+        })
+        .collect();
+    let (a, b) = (intents[0].clone(), intents[1].clone());
+    let (w1, w2) = (alice.clone(), alice.clone());
+    tokio::join!(async move { w1.publish(&a).await }, async move {
+        w2.publish(&b).await
+    });
+    let ids: Vec<_> = intents.iter().map(|e| e.id).collect();
+    alice
+        .wait_for(
+            "an outcome for both intents",
+            Duration::from_secs(60),
+            |evs| {
+                ids.iter().all(|id| {
+                    evs.iter().any(|e| {
+                        (e.kind.as_u16() == kinds::CONFIRMATION
+                            || e.kind.as_u16() == kinds::FAILURE)
+                            && e.tags.event_ids().any(|x| x == id)
+                    })
+                })
+            },
+        )
+        .await;
+    let evs = alice.received().await;
+    let confirmed = ids
+        .iter()
+        .filter(|id| {
+            evs.iter().any(|e| {
+                e.kind.as_u16() == kinds::CONFIRMATION && e.tags.event_ids().any(|x| x == *id)
+            })
+        })
+        .count();
+    assert_eq!(confirmed, 1, "exactly one completes");
+    let failures = alice.failures().await;
+    let failed: Vec<ErrorCode> = ids
+        .iter()
+        .filter_map(|id| failures.get(id))
+        .flat_map(|n| n.iter().map(|n| n.code))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        matches!(
+            failed[0],
+            ErrorCode::InputLocked | ErrorCode::InsufficientBalance | ErrorCode::InputAlreadySpent
+        ),
+        "{failed:?}"
+    );
+    let bal = s.store.balances(&bob).await.expect("b");
+    assert_eq!(gbtc_of(&bal, &s.gbtc), 1_000, "paid once");
+    let _ = (s.relay_keys.public_key(), Scheme::Nip44);
+    let _ = s.stop.send(true);
+}
