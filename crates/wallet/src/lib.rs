@@ -16,9 +16,11 @@
 //! - [`Wallet`]: the networked wallet over Nostr (sync, balance, send, history);
 //! - [`testing`]: real challenges built with `ark-relay-ark`, for tests.
 
+pub mod client;
 pub mod signer;
 pub mod testing;
 pub mod verify;
 
+pub use client::{Balances, HistoryEntry, Outcome, Wallet, WalletError, WalletOptions};
 pub use signer::{Answer, SignPolicy, Signer};
 pub use verify::{AssetBook, AuthorisedIntent, OwnedVtxo, Payment, Refusal};
