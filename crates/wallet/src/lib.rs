@@ -17,6 +17,7 @@
 //! - [`testing`]: real challenges built with `ark-relay-ark`, for tests.
 
 pub mod client;
+pub mod keys;
 pub mod signer;
 pub mod testing;
 pub mod verify;
