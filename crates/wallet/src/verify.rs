@@ -457,7 +457,8 @@ pub fn verify_ark_tx_challenge(
     }
 
     // Outputs: every hint is a default VTXO of its owner; others' outputs are
-    // exactly the intent's payments; uncoloured outputs only to the relay.
+    // exactly the intent's payments; uncoloured outputs only to the relay (its
+    // carrier change) or to me (my surplus sats).
     let outs = &psbt.unsigned_tx.output;
     let mut hinted = vec![false; outs.len()];
     let mut others: Vec<Payment> = Vec::new();
@@ -519,15 +520,21 @@ pub fn verify_ark_tx_challenge(
         if hinted[o] || is_anchor(&out.script_pubkey) {
             continue;
         }
-        let relay_change = Output::Vtxo {
-            owner: *ctx.relay,
-            sats: Sats::new(out.value.to_sat()),
-        }
-        .to_tx_out(ctx.server);
-        if relay_change.script_pubkey != out.script_pubkey {
+        // Uncoloured: the relay's carrier change, or my own surplus sats.
+        let sats = out.value.to_sat();
+        let script_of = |owner: PubKey| {
+            Output::Vtxo {
+                owner,
+                sats: Sats::new(sats),
+            }
+            .to_tx_out(ctx.server)
+            .script_pubkey
+        };
+        if script_of(*ctx.me) == out.script_pubkey {
+            hinted_sats = hinted_sats.saturating_add(sats);
+        } else if script_of(*ctx.relay) != out.script_pubkey {
             why.push(format!(
-                "output {o} ({} sats) has no colour and is not the relay's change",
-                out.value.to_sat()
+                "output {o} ({sats} sats) has no colour and is neither mine nor the relay's change"
             ));
         }
     }

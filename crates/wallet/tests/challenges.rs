@@ -152,7 +152,10 @@ fn refuses_extra_output_to_a_stranger() {
         &outs,
         &s.alice_pk(),
     );
-    refused(&signer(&s).answer(&ch, 0), "is not the relay's change");
+    refused(
+        &signer(&s).answer(&ch, 0),
+        "neither mine nor the relay's change",
+    );
 
     // Coloured, taken from Alice's change.
     let mut outs = s.outputs.clone();
@@ -355,4 +358,23 @@ fn policies() {
     assert_eq!(w.answer(&s.step1(), 0), Answer::Silent);
     w.set_policy(SignPolicy::RejectAll);
     refused(&w.answer(&s.step1(), 0), "signs nothing");
+}
+
+#[test]
+fn signs_when_surplus_sats_go_to_an_uncoloured_output_of_mine() {
+    // The relay's planner may return the author's surplus carrier sats in an
+    // uncoloured output of the author's (no colour hint).
+    let s = Scenario::new();
+    let mut outs = s.outputs.clone();
+    outs[2].sats = 400;
+    outs.push(ark_relay_wallet::testing::PlannedOutput {
+        owner: s.alice_pk(),
+        sats: 600,
+        colour: None,
+        hint_owner: s.alice_pk(),
+    });
+    let tx = s.build(&[s.alice_input(), s.relay_vtxo.clone()], &outs);
+    let ch = s.step1_for(&tx, &outs, &s.alice_pk());
+    let a = signer(&s).answer(&ch, 0);
+    apply(&ch, &s, signed(&a));
 }
