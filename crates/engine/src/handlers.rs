@@ -53,6 +53,11 @@ pub struct RelayInfo {
     pub transfer_fee: u64,
     /// Land fee in ppm.
     pub land_fee_ppm: u64,
+    /// The Ark server's parameters a wallet needs to check what it signs
+    /// (`signer_pubkey`, `forfeit_pubkey`, `checkpoint_tapscript`,
+    /// `unilateral_exit_delay`, `checkpoint_exit_delay`, `dust`, `network`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ark: Option<serde_json::Value>,
 }
 
 /// Answers service requests the relay supports today and refuses the rest

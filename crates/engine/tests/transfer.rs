@@ -110,6 +110,7 @@ async fn setup() -> Setup {
         encryption: vec!["nip44_v2", "nip04"],
         transfer_fee: 10,
         land_fee_ppm: 1000,
+        ark: None,
     };
     let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
     let ceremony = Arc::new(Ceremony::new(

@@ -20,12 +20,18 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use ark_relay_ark::ServerInfo;
+use ark_relay_core::backends::ark::ArkServer;
+use ark_relay_core::{AssetId, PubKey};
 use ark_relay_core::{DynBus, DynQueue, DynStore, QueueConfig, RelayStore, SystemClock};
-use ark_relay_engine::{handlers, Engine, EngineConfig, EngineParts, Roles};
+use ark_relay_engine::{handlers, transfer, Engine, EngineConfig, EngineParts, Roles};
+use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
 use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_queue::{MemoryBus, MemoryQueue, RedisBus, RedisQueue};
+use ark_relay_sim::{ArkdSim, SimOptions, SimStack};
 use ark_relay_store::SqlStore;
+use bitcoin::hashes::Hash;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -232,6 +238,20 @@ impl DevStack {
             wallets.push(PublicKeyInfo::new(name, &key)?);
         }
 
+        // With the simulators in-process, the Ark server's state lives only as
+        // long as this process: a ledger from an earlier run would describe
+        // VTXOs the new simulator never heard of. So the default SQLite ledger
+        // starts afresh on every run (keys are kept).
+        let embedded_sims = self.config.ark.is_none();
+        let fresh_ledger = embedded_sims && self.config.database_url.trim().is_empty();
+        if fresh_ledger {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = self.config.sqlite_path().into_os_string();
+                path.push(suffix);
+                remove_if_exists(Path::new(&path))?;
+            }
+        }
+
         // 2. Store.
         let url = self.config.database_url();
         let shown_url = redact_url(&url);
@@ -264,15 +284,56 @@ impl DevStack {
             });
         }
 
-        // SEAM(simulators): start the arkd / lnd / tapd / chain gRPC simulators
-        // here when `[ark]` / `[lnd]` / `[tapd]` are absent, and record their
-        // endpoints in `simulators` (name → URL).
-        let simulators = BTreeMap::new();
+        // The back ends: the configured arkd, or the simulators in-process
+        // (real gRPC servers on 127.0.0.1), with a demo funded on them.
+        let mut simulators = BTreeMap::new();
+        let (ark, sims): (Arc<dyn ArkServer>, Option<SimStack>) = match &self.config.ark {
+            Some(ark) => {
+                let client = ArkdClient::connect(ark.url.clone())
+                    .await
+                    .with_context(|| format!("connecting to arkd at {}", redact_url(&ark.url)))?;
+                (Arc::new(client), None)
+            }
+            None => {
+                let stack = SimStack::start(SimOptions::default())
+                    .await
+                    .context("starting the simulators")?;
+                let arkd_url = stack.endpoints().arkd;
+                info!(url = %arkd_url, "arkd simulator listening");
+                simulators.insert("arkd".to_owned(), arkd_url.clone());
+                let client = ArkdClient::connect(arkd_url)
+                    .await
+                    .context("connecting to the arkd simulator")?;
+                (Arc::new(client), Some(stack))
+            }
+        };
+        let server = ark_server_info(ark.as_ref()).await?;
+        if let Some(stack) = sims {
+            let alice = wallets
+                .first()
+                .map(|w| w.pubkey.clone())
+                .unwrap_or_default();
+            let demo = seed_demo(&store, &stack.arkd, &server, &relay_key, &alice).await?;
+            info!(gbtc = %demo, "demo funded: relay inventory and alice's gBTC");
+            services.spawn("simulators", move |stop| async move {
+                stop.stopped().await;
+                stack.stop().await;
+                Ok(())
+            });
+        }
 
         // The engine: ingest, workers and the outbox publisher, on the store,
         // the configured queue and the Nostr relays. Later issues add the
         // back ends and schedulers to its parts.
-        let engine = engine_for(&self.config, &store, &relay_key, &nostr_relays).await?;
+        let engine = engine_for(
+            &self.config,
+            &store,
+            &relay_key,
+            &nostr_relays,
+            ark,
+            &server,
+        )
+        .await?;
         services.spawn("engine", move |stop| async move {
             engine
                 .run(stop.into_receiver())
@@ -375,6 +436,8 @@ async fn engine_for(
     store: &SqlStore,
     relay_key: &KeyFile,
     nostr_relays: &[String],
+    ark: Arc<dyn ArkServer>,
+    server: &ServerInfo,
 ) -> Result<Engine> {
     let keys = relay_key.keys.clone();
     let relay_pk = ark_relay_protocol::pubkey_from_nostr(&keys.public_key())
@@ -415,11 +478,20 @@ async fn engine_for(
         encryption: vec!["nip44_v2", "nip04"],
         transfer_fee: policy.transfer_fee,
         land_fee_ppm: policy.land_fee_ppm,
+        ark: Some(transfer::server_info_json(server)),
     };
-    let handler = Arc::new(handlers::BaseHandler::new(
+    let base = handlers::BaseHandler::new(store.clone(), keys.clone(), info);
+    let ceremony = Arc::new(transfer::Ceremony::new(
         store.clone(),
+        ark,
         keys.clone(),
-        info,
+        policy.clone(),
+        base,
+        Arc::new(SystemClock),
+        transfer::CeremonyConfig {
+            session_ttl_secs: i64::try_from(config.session.expiry_secs).unwrap_or(900),
+            step_timeout_secs: i64::try_from(config.session.step_timeout_secs).unwrap_or(60),
+        },
     ));
     let parts = EngineParts {
         store,
@@ -429,10 +501,99 @@ async fn engine_for(
         keys,
         policy,
         clock: Arc::new(SystemClock),
-        handler,
-        periodic: vec![],
+        handler: ceremony.clone(),
+        periodic: vec![ceremony],
     };
     Ok(Engine::new(parts, EngineConfig::default(), Roles::ALL))
+}
+
+/// The Ark server's parameters, from its GetInfo.
+async fn ark_server_info(ark: &dyn ArkServer) -> Result<ServerInfo> {
+    let info = ark.get_info().await.context("arkd GetInfo")?;
+    let delay = ark_relay_ark::RelativeLocktime::from_server_value(info.unilateral_exit_delay)
+        .context("arkd's unilateral exit delay")?;
+    ServerInfo::from_get_info(
+        info.signer_pubkey.x_only_public_key().0,
+        info.forfeit_pubkey.x_only_public_key().0,
+        info.checkpoint_tapscript.clone(),
+        delay,
+        info.dust,
+        info.network,
+    )
+    .context("arkd's parameters")
+}
+
+/// Units of gBTC the demo wallet `alice` starts with.
+pub const DEMO_GBTC: u64 = 100_000;
+/// VTXOs of 10 000 sats the relay's inventory starts with in `dev`.
+pub const DEMO_INVENTORY: usize = 50;
+
+/// Funds the dev demo on the in-process arkd simulator and records it in the
+/// ledger: gBTC registered, the relay's inventory of uncoloured VTXOs, and
+/// `alice`'s gBTC. (Minting gBTC through tapd and lifting it over Lightning
+/// replace the direct colouring when the Lightning work lands.)
+async fn seed_demo(
+    store: &SqlStore,
+    sim: &ArkdSim,
+    server: &ServerInfo,
+    relay_key: &KeyFile,
+    alice_hex: &str,
+) -> Result<AssetId> {
+    use ark_relay_core::{
+        AssetAmount, AssetType, Colour, NewAsset, NewVtxo, Sats, UnixTime, VtxoStatus,
+    };
+    let relay: PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
+    let gbtc = AssetId::from_bytes(
+        bitcoin::hashes::sha256::Hash::hash(format!("ark-relay dev gBTC {relay}").as_bytes())
+            .to_byte_array(),
+    );
+    let now = UnixTime::now();
+    store
+        .register_asset(
+            &NewAsset {
+                id: gbtc,
+                name: "Relay-issued BTC".into(),
+                ticker: "gBTC".into(),
+                asset_type: AssetType::RelayIssued,
+                decimals: 0,
+            },
+            now,
+        )
+        .await
+        .context("registering gBTC")?;
+    let mut vtxos = Vec::new();
+    for _ in 0..DEMO_INVENTORY {
+        let v = sim.fund(&relay, Sats::new(10_000));
+        vtxos.push(NewVtxo {
+            id: v.outpoint.into(),
+            owner: relay,
+            sats: Sats::new(v.amount),
+            colour: None,
+            status: VtxoStatus::Available,
+            tapscripts: server.default_vtxo(&relay).to_tapscripts(),
+            expires_at: Some(UnixTime(v.expires_at)),
+        });
+    }
+    if let Ok(alice) = alice_hex.parse::<PubKey>() {
+        let v = sim.fund(&alice, Sats::new(1_000));
+        vtxos.push(NewVtxo {
+            id: v.outpoint.into(),
+            owner: alice,
+            sats: Sats::new(v.amount),
+            colour: Some(Colour {
+                asset: gbtc,
+                amount: AssetAmount::new(DEMO_GBTC),
+            }),
+            status: VtxoStatus::Assigned,
+            tapscripts: server.default_vtxo(&alice).to_tapscripts(),
+            expires_at: Some(UnixTime(v.expires_at)),
+        });
+    }
+    store
+        .insert_vtxos(&vtxos, now)
+        .await
+        .context("recording the demo VTXOs")?;
+    Ok(gbtc)
 }
 
 /// `ark-relay dev`: start, print the banner, run until Ctrl-C / SIGTERM.
@@ -521,7 +682,7 @@ fn print_banner(facts: &DevFacts) {
         println!("  nostr relay   {relay}");
     }
     if facts.simulators.is_empty() {
-        println!("  simulators    not yet wired (arkd / lnd / tapd come with the back-ends work)");
+        println!("  back ends     configured daemons (no simulators)");
     }
     for (name, url) in &facts.simulators {
         println!("  sim {name:<9} {url}");

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use ark_relay_core::{ErrorCode, UnixTime};
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
-use ark_relay_protocol::content::{AssetRef, FailureNotice, IntentContent};
+use ark_relay_protocol::content::{
+    AssetRef, Confirmation, FailureNotice, IntentContent, SignatureEntry, SigningChallenge,
+    SigningResponse, VERSION,
+};
 use ark_relay_protocol::crypto::{decrypt, Scheme};
 use ark_relay_protocol::request::{ServiceRequest, ServiceResponse};
 use ark_relay_protocol::transport::NostrTransport;
@@ -29,7 +32,12 @@ struct Wallet {
 
 async fn wallet(url: &str, keys: Keys) -> Wallet {
     let mut opts = PoolOptions::new(vec![url.to_owned()]);
-    opts.kinds = vec![kinds::FAILURE, kinds::SERVICE_RESPONSE];
+    opts.kinds = vec![
+        kinds::FAILURE,
+        kinds::SERVICE_RESPONSE,
+        kinds::SIGNING_CHALLENGE,
+        kinds::CONFIRMATION,
+    ];
     opts.catch_up_every = Duration::from_secs(2);
     let transport = PoolTransport::connect(keys.public_key(), opts)
         .await
@@ -48,7 +56,22 @@ async fn wallet(url: &str, keys: Keys) -> Wallet {
 }
 
 impl Wallet {
-    /// The next answer (31341 or 31501) to `answered`, decrypted.
+    /// The 31340 confirming `intent` (public, not encrypted).
+    async fn confirmation_of(&mut self, intent: &nostr::EventId) -> Confirmation {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .expect("a 31340 within 60 s")
+                .expect("open");
+            if ev.kind.as_u16() == kinds::CONFIRMATION && ev.tags.event_ids().any(|id| id == intent)
+            {
+                return serde_json::from_str(&ev.content).unwrap();
+            }
+        }
+    }
+
+    /// The next answer (31341, 31501 or 31511) to `answered`, decrypted.
     async fn answer_to(&mut self, answered: &nostr::EventId) -> (u16, String) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -56,7 +79,9 @@ impl Wallet {
                 .await
                 .expect("an answer within 60 s")
                 .expect("open");
-            if ev.tags.event_ids().next() != Some(answered) {
+            if ev.kind.as_u16() == kinds::CONFIRMATION
+                || ev.tags.event_ids().next() != Some(answered)
+            {
                 continue;
             }
             let (plain, _) =
@@ -86,9 +111,12 @@ async fn exercise(relay_url: &str, facts: &Value) {
     let (kind, plain) = w.answer_to(&req.id).await;
     assert_eq!(kind, kinds::SERVICE_RESPONSE);
     let resp: ServiceResponse = serde_json::from_str(&plain).unwrap();
-    assert_eq!(resp.result.unwrap()["pubkey"], relay_pk_hex);
+    let info = resp.result.unwrap();
+    assert_eq!(info["pubkey"], relay_pk_hex);
+    // get_info carries the Ark server's parameters a wallet checks against.
+    assert_eq!(info["ark"]["network"], "regtest");
 
-    // sync_state over NIP-44: alice has nothing yet.
+    // sync_state over NIP-44: alice starts with the demo's gBTC.
     let req = builders::service_request(
         &w.keys,
         &relay_pk,
@@ -100,7 +128,10 @@ async fn exercise(relay_url: &str, facts: &Value) {
     w.transport.publish(&req).await.unwrap();
     let (_, plain) = w.answer_to(&req.id).await;
     let resp: ServiceResponse = serde_json::from_str(&plain).unwrap();
-    assert_eq!(resp.result.unwrap()["vtxos"], serde_json::json!([]));
+    let vtxos = resp.result.unwrap()["vtxos"].clone();
+    assert_eq!(vtxos.as_array().unwrap().len(), 1, "{vtxos}");
+    assert_eq!(vtxos[0]["ticker"], "gBTC");
+    assert_eq!(vtxos[0]["amount"], 100_000);
 
     // An intent without its fee is refused with 4001, as a 31341.
     let bob = pubkey_from_nostr(&Keys::generate().public_key()).unwrap();
@@ -120,6 +151,76 @@ async fn exercise(relay_url: &str, facts: &Value) {
     assert_eq!(kind, kinds::FAILURE);
     let notice: FailureNotice = serde_json::from_str(&plain).unwrap();
     assert_eq!(notice.code, ErrorCode::FeeOutput);
+
+    // A real transfer: the ceremony runs against the embedded arkd simulator;
+    // this test answers the two challenges as an honest wallet would.
+    let c = IntentContent::transfer(
+        "dev-send-1",
+        &bob,
+        AssetRef::gbtc(),
+        1_000,
+        &relay_pk,
+        10,
+        UnixTime::now().0 + 600,
+    );
+    let intent = builders::intent(&w.keys, &relay_pk, &c).unwrap();
+    w.transport.publish(&intent).await.unwrap();
+    let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
+        &bitcoin::secp256k1::Secp256k1::signing_only(),
+        w.keys.secret_key(),
+    );
+    for step in 1..=2u32 {
+        let (kind, plain) = w.answer_to(&intent.id).await;
+        assert_eq!(kind, kinds::SIGNING_CHALLENGE, "step {step}: {plain}");
+        let ch: SigningChallenge = serde_json::from_str(&plain).unwrap();
+        assert_eq!(ch.step, step);
+        let mut psbts: Vec<bitcoin::Psbt> = ch
+            .payload_to_sign
+            .psbts
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let signatures = ch
+            .payload_to_sign
+            .sign
+            .iter()
+            .map(|r| {
+                let sig = ark_relay_ark::sign_input(
+                    &mut psbts[r.psbt_index as usize],
+                    r.input_index as usize,
+                    &keypair,
+                )
+                .unwrap();
+                SignatureEntry {
+                    psbt_index: r.psbt_index,
+                    input_index: r.input_index,
+                    sig: hex_of(&sig.serialize()),
+                }
+            })
+            .collect();
+        let resp = SigningResponse {
+            v: VERSION,
+            session_id: ch.session_id,
+            step,
+            signatures,
+            reject: None,
+        };
+        let intent_id = ark_relay_core::EventId::from_bytes(intent.id.to_bytes());
+        let ev = builders::signing_response(&w.keys, &relay_pk, &intent_id, &resp, Scheme::Nip44)
+            .unwrap();
+        w.transport.publish(&ev).await.unwrap();
+    }
+    let conf = w.confirmation_of(&intent.id).await;
+    assert!(
+        conf.created
+            .iter()
+            .any(|c| c.owner == bob && c.amount == 1_000),
+        "{conf:?}"
+    );
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

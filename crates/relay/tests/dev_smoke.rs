@@ -21,7 +21,8 @@ fn check_running(facts: &Value, dev: &DevProcess, backend: &str) {
         relays[0].as_str().unwrap().starts_with("ws://127.0.0.1:"),
         "{relays:?}"
     );
-    assert_eq!(facts["simulators"], serde_json::json!({}));
+    let arkd = facts["simulators"]["arkd"].as_str().unwrap();
+    assert!(arkd.starts_with("http://127.0.0.1:"), "{arkd}");
     let data_dir = std::path::Path::new(facts["data_dir"].as_str().unwrap());
     assert_eq!(data_dir, dev.data_dir.canonicalize().unwrap());
 
@@ -76,7 +77,16 @@ fn check_running(facts: &Value, dev: &DevProcess, backend: &str) {
         banner.contains(http_url),
         "banner lacks the HTTP URL:\n{banner}"
     );
-    assert!(banner.contains("not yet wired"), "{banner}");
+    let nostr_url = facts["nostr_relays"][0].as_str().unwrap();
+    assert!(
+        banner.contains(nostr_url),
+        "banner lacks the Nostr relay:\n{banner}"
+    );
+    let arkd = facts["simulators"]["arkd"].as_str().unwrap();
+    assert!(
+        banner.contains(arkd),
+        "banner lacks the arkd simulator:\n{banner}"
+    );
 }
 
 fn stop(dev: &mut DevProcess) {

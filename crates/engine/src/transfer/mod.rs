@@ -917,6 +917,19 @@ impl Ceremony {
     }
 }
 
+/// The Ark server's parameters as `get_info` publishes them for wallets.
+pub fn server_info_json(server: &ServerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "signer_pubkey": server.signer().to_string(),
+        "forfeit_pubkey": server.forfeit_key().to_string(),
+        "checkpoint_tapscript": server.checkpoint_tapscript().to_hex_string(),
+        "unilateral_exit_delay": server.unilateral_exit_delay().to_server_value(),
+        "checkpoint_exit_delay": server.checkpoint_exit_delay().to_server_value(),
+        "dust": server.dust().get(),
+        "network": server.network().to_string(),
+    })
+}
+
 fn ark_rejection(e: &ArkServerError) -> Rejection {
     Rejection::new(
         e.code(),

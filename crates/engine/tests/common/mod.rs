@@ -57,6 +57,7 @@ pub async fn start_relay_with_url(db: TestDb, nostr: DevRelay, url: &str) -> Rel
         encryption: vec!["nip44_v2", "nip04"],
         transfer_fee: 10,
         land_fee_ppm: 1000,
+        ark: None,
     };
     let parts = EngineParts {
         store: store.clone(),
