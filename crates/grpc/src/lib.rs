@@ -9,4 +9,8 @@
 //! rules: it never decides whether a payment or invoice is acceptable.
 
 pub mod arkd;
+pub mod daemon;
+pub mod lnd;
+pub mod macaroon;
 pub mod resilience;
+pub mod tls;

@@ -11,6 +11,8 @@
 //! adapters.
 
 pub mod arkd;
+pub mod chain;
+pub mod lnd;
 
 pub use arkd::{ArkdSim, ArkdSimConfig, SimServer};
 
