@@ -52,6 +52,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(None).await
+}
+
+async fn setup_with(tamper: Option<ark_relay_engine::transfer::ChallengeTamper>) -> Setup {
     let db = TestDb::mariadb().await.expect("MariaDB");
     let store: DynStore = Arc::new(db.store.clone());
     let nostr = dev_relay().await;
@@ -110,10 +114,10 @@ async fn setup() -> Setup {
         encryption: vec!["nip44_v2", "nip04"],
         transfer_fee: 10,
         land_fee_ppm: 1000,
-        ark: None,
+        ark: Some(ark_relay_engine::transfer::server_info_json(&server)),
     };
     let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
-    let ceremony = Arc::new(Ceremony::new(
+    let mut ceremony = Ceremony::new(
         store.clone(),
         Arc::new(ark),
         relay_keys.clone(),
@@ -124,7 +128,11 @@ async fn setup() -> Setup {
             session_ttl_secs: 900,
             step_timeout_secs: 5,
         },
-    ));
+    );
+    if let Some(t) = tamper {
+        ceremony = ceremony.with_tamper(t);
+    }
+    let ceremony = Arc::new(ceremony);
     let parts = EngineParts {
         store: store.clone(),
         queue: Arc::new(MemoryQueue::new(Default::default())),
@@ -469,4 +477,106 @@ async fn two_intents_racing_for_the_same_vtxo_complete_once() {
     assert_eq!(gbtc_of(&bal, &s.gbtc), 1_000, "paid once");
     let _ = (s.relay_keys.public_key(), Scheme::Nip44);
     let _ = s.stop.send(true);
+}
+
+async fn reference_wallet(s: &Setup, keys: Keys) -> ark_relay_wallet::Wallet {
+    let opts = ark_relay_wallet::WalletOptions::default();
+    ark_relay_wallet::Wallet::connect(keys, s.relay_pk, vec![s.nostr_url.clone()], opts)
+        .await
+        .expect("wallet")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reference_wallet_sends_after_checking_both_challenges() {
+    let s = setup().await;
+    let alice_keys = Keys::generate();
+    let alice_pk = pubkey_from_nostr(&alice_keys.public_key()).expect("key");
+    let bob_keys = Keys::generate();
+    let bob_pk = pubkey_from_nostr(&bob_keys.public_key()).expect("key");
+    fund(&s, &alice_pk, 5_000).await;
+    let alice = reference_wallet(&s, alice_keys).await;
+    let bob = reference_wallet(&s, bob_keys).await;
+
+    let conf = alice
+        .send(bob_pk, 1_000, AssetRef::gbtc())
+        .await
+        .expect("send");
+    assert!(conf
+        .created
+        .iter()
+        .any(|c| c.owner == bob_pk && c.amount == 1_000));
+    let gbtc = |b: &ark_relay_wallet::Balances| {
+        b.assets
+            .iter()
+            .filter(|a| a.ticker.as_deref() == Some("gBTC"))
+            .map(|a| a.amount)
+            .sum::<u64>()
+    };
+    assert_eq!(gbtc(&alice.balance().await.expect("balance")), 3_990);
+    assert_eq!(gbtc(&bob.balance().await.expect("balance")), 1_000);
+    let _ = s.stop.send(true);
+}
+
+/// A relay that lies in the challenge (standing for a man in the middle with
+/// the relay's keys): each lie is refused by the reference wallet, the session
+/// fails with a 31341, and nothing is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tampered_challenges_are_refused_and_nothing_moves() {
+    type Lie = fn(&ServerInfo, &mut Psbt, &mut Vec<ark_relay_protocol::content::ColourHint>);
+    let lies: [(&str, Lie); 3] = [
+        ("amount", |_, _, hints| hints[0].amount += 1),
+        ("asset", |_, _, hints| {
+            hints[0].asset = AssetRef::Id(AssetId::from_bytes([9; 32]))
+        }),
+        ("recipient", |server, psbt, hints| {
+            let mallory = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+            psbt.unsigned_tx.output[0].script_pubkey =
+                server.default_vtxo(&mallory).script_pubkey();
+            hints[0].owner = mallory.to_string();
+        }),
+    ];
+    for (what, lie) in lies {
+        let server = ServerInfo::clone(
+            &ArkdSim::new(ArkdSimConfig::default())
+                .expect("sim")
+                .server_info()
+                .clone(),
+        );
+        let tamper: ark_relay_engine::transfer::ChallengeTamper =
+            Arc::new(move |psbt, hints| lie(&server, psbt, hints));
+        let s = setup_with(Some(tamper)).await;
+        let alice_keys = Keys::generate();
+        let alice_pk = pubkey_from_nostr(&alice_keys.public_key()).expect("key");
+        let bob = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+        let vtxo = fund(&s, &alice_pk, 5_000).await;
+        let alice = reference_wallet(&s, alice_keys).await;
+        let err = alice
+            .send(bob, 1_000, AssetRef::gbtc())
+            .await
+            .expect_err(what);
+        assert_eq!(
+            err.code(),
+            Some(ErrorCode::BatchInconsistent),
+            "{what}: {err}"
+        );
+        let v = s.store.vtxo(&vtxo).await.expect("vtxo").expect("exists");
+        assert_eq!(
+            (v.status, v.locked_by),
+            (VtxoStatus::Assigned, None),
+            "{what}: nothing spent, lock released"
+        );
+        assert!(
+            s.sim
+                .vtxo(&vtxo.outpoint())
+                .expect("at arkd")
+                .spent_by
+                .is_none(),
+            "{what}: never submitted"
+        );
+        assert_eq!(
+            gbtc_of(&s.store.balances(&bob).await.expect("b"), &s.gbtc),
+            0
+        );
+        let _ = s.stop.send(true);
+    }
 }

@@ -130,7 +130,13 @@ pub struct Ceremony {
     clock: Arc<dyn Clock>,
     config: CeremonyConfig,
     server: OnceCell<ServerInfo>,
+    tamper: Option<ChallengeTamper>,
 }
+
+/// A test seam standing for a compromised relay: changes the step-1 ark tx
+/// and colour hints after they are built and before the sighashes are
+/// computed, so only the wallet's contextual verification can catch it.
+pub type ChallengeTamper = Arc<dyn Fn(&mut Psbt, &mut Vec<ColourHint>) + Send + Sync>;
 
 impl Ceremony {
     /// A ceremony for the relay identity `keys` against `ark`.
@@ -156,7 +162,14 @@ impl Ceremony {
             clock,
             config,
             server: OnceCell::new(),
+            tamper: None,
         }
+    }
+
+    /// Installs a [`ChallengeTamper`] (tests only: it makes the relay lie).
+    pub fn with_tamper(mut self, tamper: ChallengeTamper) -> Self {
+        self.tamper = Some(tamper);
+        self
     }
 
     /// The Ark server's parameters (fetched once).
@@ -421,7 +434,7 @@ impl Ceremony {
         if !plan.inventory.is_empty() {
             sign_psbt(&mut tx.ark_tx, &self.keypair).map_err(fatal)?;
         }
-        let data = TransferData {
+        let mut data = TransferData {
             author: intent.author,
             intent: intent.event_id,
             author_inputs: plan.inputs.len(),
@@ -431,9 +444,7 @@ impl Ceremony {
             checkpoints: tx.checkpoints.iter().map(|p| p.to_string()).collect(),
             recipients: payments.iter().map(|p| p.recipient).collect(),
         };
-        let sign =
-            sign_requests(std::slice::from_ref(&tx.ark_tx), &intent.author).map_err(fatal)?;
-        let colour: Vec<ColourHint> = plan
+        let mut colour: Vec<ColourHint> = plan
             .outputs
             .iter()
             .enumerate()
@@ -447,6 +458,12 @@ impl Ceremony {
                 })
             })
             .collect();
+        if let Some(tamper) = &self.tamper {
+            tamper(&mut tx.ark_tx, &mut colour);
+            data.ark_tx = tx.ark_tx.to_string();
+        }
+        let sign =
+            sign_requests(std::slice::from_ref(&tx.ark_tx), &intent.author).map_err(fatal)?;
         let summary: Vec<String> = payments
             .iter()
             .map(|p| {
