@@ -687,10 +687,21 @@ fn print_banner(facts: &DevFacts) {
     for (name, url) in &facts.simulators {
         println!("  sim {name:<9} {url}");
     }
-    println!(
-        "  dev.json      {}",
-        facts.data_dir.join("dev.json").display()
-    );
+    let dev_json = facts.data_dir.join("dev.json");
+    println!("  dev.json      {}", dev_json.display());
+    if let Some(bob) = facts.wallets.iter().find(|w| w.name == "bob") {
+        if !facts.simulators.is_empty() {
+            println!();
+            println!("  Try it (alice starts with {DEMO_GBTC} gBTC):");
+            let wallet = format!(
+                "cargo run -p ark-relay-wallet -- --dev-json {}",
+                dev_json.display()
+            );
+            println!("    {wallet} --wallet alice balance");
+            println!("    {wallet} --wallet alice send {} 1000 gBTC", bob.npub);
+            println!("    {wallet} --wallet bob balance");
+        }
+    }
     println!();
     println!("  Press Ctrl-C to stop.");
     println!();
