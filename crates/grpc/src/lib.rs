@@ -13,4 +13,5 @@ pub mod daemon;
 pub mod lnd;
 pub mod macaroon;
 pub mod resilience;
+pub mod tapd;
 pub mod tls;

@@ -13,6 +13,7 @@
 pub mod arkd;
 pub mod chain;
 pub mod lnd;
+pub mod tapd;
 
 pub use arkd::{ArkdSim, ArkdSimConfig, SimServer};
 
