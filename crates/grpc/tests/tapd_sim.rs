@@ -410,3 +410,41 @@ async fn tapd_requires_its_own_macaroon() {
     );
     f.stop().await;
 }
+
+#[tokio::test]
+async fn sim_stack_starts_lnd_and_tapd_with_daemon_style_credentials() {
+    let stack = ark_relay_sim::SimStack::start(ark_relay_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    stack.write_credentials(dir.path()).unwrap();
+    let ep = stack.endpoints();
+    assert!(ep.lnd.url.starts_with("https://127.0.0.1:") && ep.tapd.url.starts_with("https://"));
+    let lnd_cfg = DaemonConfig::from_files(
+        ep.lnd.url.clone(),
+        Some(&dir.path().join("lnd/tls.cert")),
+        Some(&dir.path().join("lnd/admin.macaroon")),
+    )
+    .unwrap();
+    let tapd_cfg = DaemonConfig::from_files(
+        ep.tapd.url.clone(),
+        Some(&dir.path().join("tapd/tls.cert")),
+        Some(&dir.path().join("tapd/admin.macaroon")),
+    )
+    .unwrap();
+    assert_eq!(
+        hex::encode(lnd_cfg.macaroon.as_deref().unwrap()),
+        ep.lnd.macaroon_hex
+    );
+    let health = HealthRegistry::new();
+    let lnd = LndClient::new(&lnd_cfg, &health).unwrap();
+    let tapd = TapdClient::new(&tapd_cfg, &health).unwrap();
+    assert_eq!(
+        lnd.get_info().await.unwrap().block_height,
+        stack.chain.height()
+    );
+    assert!(tapd.list_assets().await.unwrap().is_empty());
+    let names: Vec<String> = health.snapshot().into_iter().map(|v| v.backend).collect();
+    assert_eq!(names, vec!["lnd".to_owned(), "tapd".to_owned()]);
+    stack.stop().await;
+}

@@ -16,6 +16,9 @@ pub mod lnd;
 pub mod tapd;
 
 pub use arkd::{ArkdSim, ArkdSimConfig, SimServer};
+pub use chain::Chain;
+pub use lnd::{LnServer, LndSim, LndSimConfig};
+pub use tapd::{TapdSim, TapdSimConfig};
 
 /// What to start.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +27,25 @@ pub struct SimOptions {
     pub arkd: ArkdSimConfig,
     /// Port of the arkd simulator (0 = any free port).
     pub arkd_port: u16,
+    /// lnd simulator parameters (TLS on by default, like lnd).
+    pub lnd: LndSimConfig,
+    /// Port of the lnd simulator (0 = any free port).
+    pub lnd_port: u16,
+    /// tapd simulator parameters.
+    pub tapd: TapdSimConfig,
+    /// Port of the tapd simulator (0 = any free port).
+    pub tapd_port: u16,
+}
+
+/// How to reach an lnd-style daemon: URL, the cert to pin, the macaroon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonEndpoint {
+    /// `https://127.0.0.1:<port>` (or `http://` without TLS).
+    pub url: String,
+    /// The PEM to pin (what `tls.cert` holds), when serving TLS.
+    pub tls_cert_pem: Option<String>,
+    /// The macaroon, hex (what goes in the `macaroon` metadata).
+    pub macaroon_hex: String,
 }
 
 /// Where the started simulators listen.
@@ -31,6 +53,10 @@ pub struct SimOptions {
 pub struct SimEndpoints {
     /// arkd (ArkService, IndexerService, ArkdSimAdmin): `http://127.0.0.1:<port>`.
     pub arkd: String,
+    /// lnd (Lightning, Invoices, Router, WalletKit, LndSim, ChainSim).
+    pub lnd: DaemonEndpoint,
+    /// tapd (TaprootAssets, Mint, Universe, TaprootAssetChannels, TapdSim).
+    pub tapd: DaemonEndpoint,
 }
 
 /// Errors starting the simulators.
@@ -42,6 +68,9 @@ pub enum SimError {
     /// Binding a socket failed.
     #[error("cannot bind simulator socket")]
     Io(#[from] std::io::Error),
+    /// Starting the lnd or tapd simulator failed.
+    #[error(transparent)]
+    Ln(#[from] lnd::StartError),
 }
 
 /// The running simulators; dropping it stops them.
@@ -50,6 +79,14 @@ pub struct SimStack {
     /// The arkd simulator (shared state with the server).
     pub arkd: ArkdSim,
     arkd_server: SimServer,
+    /// The regtest chain shared by the lnd and tapd simulators.
+    pub chain: Chain,
+    /// The lnd simulator.
+    pub lnd: LndSim,
+    /// The tapd simulator (next to `lnd`).
+    pub tapd: TapdSim,
+    lnd_server: LnServer,
+    tapd_server: LnServer,
 }
 
 impl SimStack {
@@ -57,18 +94,61 @@ impl SimStack {
     pub async fn start(options: SimOptions) -> Result<Self, SimError> {
         let arkd = ArkdSim::new(options.arkd)?;
         let arkd_server = arkd.clone().spawn(options.arkd_port).await?;
-        Ok(Self { arkd, arkd_server })
+        let chain = Chain::default();
+        let lnd = LndSim::new(chain.clone(), options.lnd)?;
+        let lnd_server = lnd.clone().spawn(options.lnd_port).await?;
+        let tapd = TapdSim::new(lnd.clone(), options.tapd)?;
+        let tapd_server = tapd.clone().spawn(options.tapd_port).await?;
+        Ok(Self {
+            arkd,
+            arkd_server,
+            chain,
+            lnd,
+            tapd,
+            lnd_server,
+            tapd_server,
+        })
     }
 
     /// The endpoints to point clients at.
     pub fn endpoints(&self) -> SimEndpoints {
         SimEndpoints {
             arkd: self.arkd_server.url(),
+            lnd: DaemonEndpoint {
+                url: self.lnd_server.url(),
+                tls_cert_pem: self.lnd.tls_cert_pem().map(str::to_owned),
+                macaroon_hex: hex::encode(self.lnd.macaroon()),
+            },
+            tapd: DaemonEndpoint {
+                url: self.tapd_server.url(),
+                tls_cert_pem: self.tapd.tls_cert_pem().map(str::to_owned),
+                macaroon_hex: hex::encode(self.tapd.macaroon()),
+            },
         }
     }
 
     /// Stops every simulator and waits for them to close.
     pub async fn stop(self) {
         self.arkd_server.stop().await;
+        self.tapd_server.stop().await;
+        self.lnd_server.stop().await;
+    }
+
+    /// Writes `lnd/tls.cert`, `lnd/admin.macaroon`, `tapd/tls.cert` and
+    /// `tapd/admin.macaroon` under `dir`, laid out like the daemons' own files,
+    /// so the relay's config can point at them exactly as at real daemons.
+    pub fn write_credentials(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        for (name, cert, mac) in [
+            ("lnd", self.lnd.tls_cert_pem(), self.lnd.macaroon()),
+            ("tapd", self.tapd.tls_cert_pem(), self.tapd.macaroon()),
+        ] {
+            let d = dir.join(name);
+            std::fs::create_dir_all(&d)?;
+            if let Some(cert) = cert {
+                std::fs::write(d.join("tls.cert"), cert)?;
+            }
+            std::fs::write(d.join("admin.macaroon"), mac)?;
+        }
+        Ok(())
     }
 }
