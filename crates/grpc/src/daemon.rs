@@ -25,8 +25,8 @@ pub struct DaemonConfig {
     pub macaroon: Option<Vec<u8>>,
     /// Per-call timeout (unary calls; streams are not limited).
     pub timeout: Option<Duration>,
-    /// Connection timeout.
-    pub connect_timeout: Duration,
+    /// Connection timeout (`None`: the OS's).
+    pub connect_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for DaemonConfig {
@@ -51,7 +51,7 @@ impl DaemonConfig {
             tls_cert_pem,
             macaroon,
             timeout: Some(Duration::from_secs(30)),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Some(Duration::from_secs(10)),
         }
     }
 
@@ -102,8 +102,10 @@ pub fn connect(cfg: &DaemonConfig) -> Result<Channel, ConnectError> {
     };
     let mut endpoint = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|_| ConnectError::Url(cfg.url.clone()))?
-        .connect_timeout(cfg.connect_timeout)
         .tcp_nodelay(true);
+    if let Some(t) = cfg.connect_timeout {
+        endpoint = endpoint.connect_timeout(t);
+    }
     if let Some(t) = cfg.timeout {
         endpoint = endpoint.timeout(t);
     }

@@ -380,7 +380,8 @@ impl Resilience {
                 Err(e) if e.is_transient() => {
                     self.breaker.record_failure(&e.to_string());
                     attempt = attempt.saturating_add(1);
-                    if attempt >= attempts {
+                    // No point waiting for a retry the open breaker will refuse.
+                    if attempt >= attempts || self.breaker.state() == BreakerState::Open {
                         return Err(e);
                     }
                     let delay = self.backoff.delay(attempt.saturating_sub(1));

@@ -658,6 +658,8 @@ async fn breaker_opens_when_lnd_is_down_and_closes_when_it_is_back() {
     let e = client.get_info().await.unwrap_err();
     assert_eq!(e.kind, BackendErrorKind::Unavailable);
     assert_eq!(client.resilience().breaker().state(), BreakerState::Closed);
+    // The 5th failure opens the breaker and returns at once; the next call is refused.
+    assert_eq!(client.get_info().await.unwrap_err().kind, BackendErrorKind::Unavailable);
     let e = client.get_info().await.unwrap_err();
     assert!(e.message.contains("circuit breaker open"), "{e}");
     let view = registry.snapshot();
@@ -678,5 +680,56 @@ async fn breaker_opens_when_lnd_is_down_and_closes_when_it_is_back() {
     assert_eq!(client.block_height().await.unwrap(), 500);
     assert_eq!(client.resilience().breaker().state(), BreakerState::Closed);
     assert!(registry.snapshot()[0].is_healthy());
+    server.stop().await;
+}
+
+/// The production schedule (backoff 1 s → 30 s, open after 5, half-open after
+/// 60 s) on a paused clock: no real sleeping. Timeouts are off so that the
+/// paused clock cannot fire them while real socket I/O is pending.
+#[tokio::test(start_paused = true)]
+async fn production_breaker_schedule_on_a_paused_clock() {
+    let f = start().await;
+    let cfg = DaemonConfig {
+        timeout: None,
+        connect_timeout: None,
+        ..f.cfg.clone()
+    };
+    let registry = HealthRegistry::new();
+    let client = LndClient::new(&cfg, &registry).unwrap();
+    assert_eq!(client.block_height().await.unwrap(), 500);
+    let port = f.server.addr().port();
+    f.server.stop().await;
+
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(
+        client.get_info().await.unwrap_err().kind,
+        BackendErrorKind::Unavailable
+    );
+    assert_eq!(
+        t0.elapsed().as_secs(),
+        1 + 2 + 4,
+        "4 attempts, backoff 1 s, 2 s, 4 s"
+    );
+    assert_eq!(client.resilience().breaker().state(), BreakerState::Closed);
+    assert_eq!(client.get_info().await.unwrap_err().kind, BackendErrorKind::Unavailable);
+    assert_eq!(t0.elapsed().as_secs(), 7, "the 5th failure opens the breaker: no more waiting");
+    assert_eq!(registry.snapshot()[0].state, BreakerState::Open);
+    let e = client.get_info().await.unwrap_err();
+    assert!(e.message.contains("circuit breaker open"), "{e}");
+
+    let server = f.sim.clone().spawn(port).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert_eq!(client.resilience().breaker().state(), BreakerState::Open);
+    assert!(
+        client.get_info().await.is_err(),
+        "refused without touching lnd"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        client.resilience().breaker().state(),
+        BreakerState::HalfOpen
+    );
+    assert_eq!(client.block_height().await.unwrap(), 500);
+    assert_eq!(registry.snapshot()[0].state, BreakerState::Closed);
     server.stop().await;
 }
