@@ -739,6 +739,47 @@ mod tests {
     }
 
     #[test]
+    fn expired_or_underpaid_invoices_are_refused_and_plain_invoices_settle_at_once() {
+        let mut s = LndState::new(0, 10_000_000);
+        let inv = hold(&mut s, [7u8; 32], 80);
+        assert!(matches!(
+            s.pay_own_invoice(&inv.payment_request, 49_999, 100),
+            Err(SimError::Precondition(_))
+        ));
+        if let Some(i) = s.invoices.get_mut(&inv.hash) {
+            i.creation_date -= 86_401;
+        }
+        assert!(matches!(
+            s.pay_own_invoice(&inv.payment_request, 0, 100),
+            Err(SimError::Precondition(m)) if m == "invoice expired"
+        ));
+        let plain = s
+            .add_invoice(NewInvoice {
+                value_msat: 1_000,
+                ..NewInvoice::default()
+            })
+            .expect("plain");
+        let paid = s
+            .pay_own_invoice(&plain.payment_request, 0, 100)
+            .expect("pay");
+        assert_eq!((paid.state, paid.settle_index), (InvState::Settled, 1));
+        assert!(paid.preimage.is_some());
+        let (pr, _, _) = s.external_invoice(1_000, "x", 0).expect("ext");
+        assert!(matches!(
+            s.pay_own_invoice(&pr, 0, 100),
+            Err(SimError::NotFound(_))
+        ));
+        let dup = NewInvoice {
+            hold_hash: Some(inv.hash),
+            ..NewInvoice::default()
+        };
+        assert!(matches!(
+            s.add_invoice(dup),
+            Err(SimError::AlreadyExists(_))
+        ));
+    }
+
+    #[test]
     fn control_tower_allows_one_payment_per_hash() {
         let mut s = LndState::new(10_000_000, 0);
         let (pr, hash, pre) = s.external_invoice(20_000, "land", 0).expect("ext");
