@@ -659,7 +659,10 @@ async fn breaker_opens_when_lnd_is_down_and_closes_when_it_is_back() {
     assert_eq!(e.kind, BackendErrorKind::Unavailable);
     assert_eq!(client.resilience().breaker().state(), BreakerState::Closed);
     // The 5th failure opens the breaker and returns at once; the next call is refused.
-    assert_eq!(client.get_info().await.unwrap_err().kind, BackendErrorKind::Unavailable);
+    assert_eq!(
+        client.get_info().await.unwrap_err().kind,
+        BackendErrorKind::Unavailable
+    );
     let e = client.get_info().await.unwrap_err();
     assert!(e.message.contains("circuit breaker open"), "{e}");
     let view = registry.snapshot();
@@ -711,8 +714,15 @@ async fn production_breaker_schedule_on_a_paused_clock() {
         "4 attempts, backoff 1 s, 2 s, 4 s"
     );
     assert_eq!(client.resilience().breaker().state(), BreakerState::Closed);
-    assert_eq!(client.get_info().await.unwrap_err().kind, BackendErrorKind::Unavailable);
-    assert_eq!(t0.elapsed().as_secs(), 7, "the 5th failure opens the breaker: no more waiting");
+    assert_eq!(
+        client.get_info().await.unwrap_err().kind,
+        BackendErrorKind::Unavailable
+    );
+    assert_eq!(
+        t0.elapsed().as_secs(),
+        7,
+        "the 5th failure opens the breaker: no more waiting"
+    );
     assert_eq!(registry.snapshot()[0].state, BreakerState::Open);
     let e = client.get_info().await.unwrap_err();
     assert!(e.message.contains("circuit breaker open"), "{e}");
