@@ -13,6 +13,9 @@ use ark_relay_core::Sats;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArkError {
+    /// An intent proof could not be built.
+    #[error("intent proof: {0}")]
+    Intent(String),
     /// A relative or absolute locktime that cannot be encoded.
     #[error("invalid locktime {value}: {reason}")]
     InvalidLocktime {

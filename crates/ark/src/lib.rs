@@ -59,6 +59,7 @@
 pub mod address;
 pub mod check;
 mod error;
+pub mod intent;
 pub mod locktime;
 pub mod script;
 pub mod server;
@@ -72,6 +73,7 @@ pub use check::{
     Mismatch, OutputPolicy,
 };
 pub use error::ArkError;
+pub use intent::pending_tx_proof;
 pub use locktime::RelativeLocktime;
 pub use script::{Closure, VtxoScript};
 pub use server::{parse_network, ServerInfo};

@@ -45,7 +45,9 @@ struct Setup {
     gbtc: AssetId,
     server: ServerInfo,
     stop: watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<()>,
     nostr_url: String,
+    arkd_url: String,
     _db: TestDb,
     _nostr: ark_relay_nostr::DevRelay,
     _sim_server: ark_relay_sim::arkd::SimServer,
@@ -101,7 +103,51 @@ async fn setup_with(tamper: Option<ark_relay_engine::transfer::ChallengeTamper>)
         .await
         .expect("inventory");
 
-    let mut opts = PoolOptions::new(vec![nostr.url().to_owned()]);
+    let arkd_url = sim_server.url();
+    drop(ark);
+    let (stop, engine) = start_engine(
+        &store,
+        &relay_keys,
+        &server,
+        nostr.url(),
+        &arkd_url,
+        tamper,
+        None,
+    )
+    .await;
+    Setup {
+        engine,
+        arkd_url,
+        store,
+        sim,
+        relay_keys,
+        relay_pk,
+        gbtc,
+        server,
+        stop,
+        nostr_url: nostr.url().to_owned(),
+        _db: db,
+        _nostr: nostr,
+        _sim_server: sim_server,
+    }
+}
+
+/// Starts an engine with the transfer ceremony (a relay process) on the shared
+/// store, Nostr relay and arkd; returns its stop switch and task.
+async fn start_engine(
+    store: &DynStore,
+    relay_keys: &Keys,
+    server: &ServerInfo,
+    nostr_url: &str,
+    arkd_url: &str,
+    tamper: Option<ark_relay_engine::transfer::ChallengeTamper>,
+    crash: Option<ark_relay_engine::transfer::CrashHook>,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
+    let ark = ArkdClient::connect(arkd_url.to_owned())
+        .await
+        .expect("arkd client");
+    let mut opts = PoolOptions::new(vec![nostr_url.to_owned()]);
     opts.catch_up_every = Duration::from_secs(3);
     let transport = PoolTransport::connect(relay_keys.public_key(), opts)
         .await
@@ -109,12 +155,12 @@ async fn setup_with(tamper: Option<ark_relay_engine::transfer::ChallengeTamper>)
     let policy = IntentPolicy::new(relay_pk);
     let info = RelayInfo {
         pubkey: relay_keys.public_key().to_hex(),
-        relays: vec![nostr.url().to_owned()],
+        relays: vec![nostr_url.to_owned()],
         kinds_consumed: kinds::CONSUMED.to_vec(),
         encryption: vec!["nip44_v2", "nip04"],
         transfer_fee: 10,
         land_fee_ppm: 1000,
-        ark: Some(ark_relay_engine::transfer::server_info_json(&server)),
+        ark: Some(ark_relay_engine::transfer::server_info_json(server)),
     };
     let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
     let mut ceremony = Ceremony::new(
@@ -131,6 +177,9 @@ async fn setup_with(tamper: Option<ark_relay_engine::transfer::ChallengeTamper>)
     );
     if let Some(t) = tamper {
         ceremony = ceremony.with_tamper(t);
+    }
+    if let Some(c) = crash {
+        ceremony = ceremony.with_crash_hook(c);
     }
     let ceremony = Arc::new(ceremony);
     let parts = EngineParts {
@@ -153,20 +202,8 @@ async fn setup_with(tamper: Option<ark_relay_engine::transfer::ChallengeTamper>)
         Roles::ALL,
     );
     let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(async move { engine.run(stop_rx).await.expect("engine") });
-    Setup {
-        store,
-        sim,
-        relay_keys,
-        relay_pk,
-        gbtc,
-        server,
-        stop,
-        nostr_url: nostr.url().to_owned(),
-        _db: db,
-        _nostr: nostr,
-        _sim_server: sim_server,
-    }
+    let handle = tokio::spawn(async move { engine.run(stop_rx).await.expect("engine") });
+    (stop, handle)
 }
 
 fn rand_bytes() -> [u8; 32] {
@@ -578,5 +615,130 @@ async fn tampered_challenges_are_refused_and_nothing_moves() {
             0
         );
         let _ = s.stop.send(true);
+    }
+}
+
+/// Kills the relay at every step of the ceremony and starts a new relay
+/// process on the same database, Nostr relay and arkd: every transfer ends
+/// completed exactly once, no VTXO is spent twice, and the ledger matches arkd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_at_any_step_finishes_the_transfer_exactly_once() {
+    use ark_relay_engine::transfer::CrashPoint;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for point in [
+        CrashPoint::AfterLock,
+        CrashPoint::AfterChallenge,
+        CrashPoint::AfterSubmit,
+        CrashPoint::AfterFinalize,
+        CrashPoint::BeforeConfirmation,
+    ] {
+        let mut s = setup().await;
+        // Replace the running relay with one that dies at `point`.
+        let _ = s.stop.send(true);
+        let _ = (&mut s.engine).await;
+        let crashed = Arc::new(AtomicBool::new(false));
+        let flag = crashed.clone();
+        let hook: ark_relay_engine::transfer::CrashHook =
+            Arc::new(move |p| p == point && !flag.swap(true, Ordering::SeqCst));
+        let (stop, engine) = start_engine(
+            &s.store,
+            &s.relay_keys,
+            &s.server,
+            &s.nostr_url,
+            &s.arkd_url,
+            None,
+            Some(hook),
+        )
+        .await;
+
+        let alice = Arc::new(Wallet::connect(&s.nostr_url).await);
+        let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).expect("key");
+        let bob = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+        let input = fund(&s, &alice_pk, 2_000).await;
+        spawn_signer(alice.clone(), s.relay_pk);
+        let c = IntentContent::transfer(
+            "crash-1",
+            &bob,
+            AssetRef::gbtc(),
+            1_000,
+            &s.relay_pk,
+            10,
+            UnixTime::now().0 + 600,
+        );
+        let intent = builders::intent(&alice.keys, &s.relay_pk, &c).expect("intent");
+        alice.publish(&intent).await;
+
+        // Wait for the crash, then "kill" that process and start a fresh one.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !crashed.load(Ordering::SeqCst) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{point:?}: never reached"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(true);
+        let _ = engine.await;
+        let (stop, _engine) = start_engine(
+            &s.store,
+            &s.relay_keys,
+            &s.server,
+            &s.nostr_url,
+            &s.arkd_url,
+            None,
+            None,
+        )
+        .await;
+
+        alice
+            .wait_for(
+                &format!("{point:?}: the 31340"),
+                Duration::from_secs(90),
+                |evs| {
+                    evs.iter().any(|e| {
+                        e.kind.as_u16() == kinds::CONFIRMATION
+                            && e.tags.event_ids().any(|id| *id == intent.id)
+                    })
+                },
+            )
+            .await;
+        let confirmations = alice
+            .received()
+            .await
+            .into_iter()
+            .filter(|e| e.kind.as_u16() == kinds::CONFIRMATION)
+            .count();
+        assert_eq!(confirmations, 1, "{point:?}: one 31340");
+        assert_eq!(
+            gbtc_of(&s.store.balances(&bob).await.expect("b"), &s.gbtc),
+            1_000,
+            "{point:?}: paid once"
+        );
+        assert_eq!(
+            gbtc_of(&s.store.balances(&alice_pk).await.expect("b"), &s.gbtc),
+            990,
+            "{point:?}"
+        );
+        let spent = s.store.vtxo(&input).await.expect("vtxo").expect("exists");
+        assert_eq!(spent.status, VtxoStatus::Spent, "{point:?}");
+        // The ledger matches arkd: the input is spent there by the same tx, and
+        // every unspent ledger VTXO of the parties exists unspent at arkd.
+        let at_arkd = s.sim.vtxo(&input.outpoint()).expect("input at arkd");
+        assert!(at_arkd.spent_by.is_some(), "{point:?}: spent at arkd");
+        for owner in [alice_pk, bob, s.relay_pk] {
+            for v in s.store.unspent_vtxos(&owner).await.expect("unspent") {
+                let a = s
+                    .sim
+                    .vtxo(&v.id.outpoint())
+                    .unwrap_or_else(|| panic!("{point:?}: {} missing at arkd", v.id));
+                assert!(
+                    a.spent_by.is_none(),
+                    "{point:?}: {} unspent in the ledger but spent at arkd",
+                    v.id
+                );
+                assert_eq!(a.amount, v.sats.get());
+            }
+        }
+        let _ = stop.send(true);
     }
 }

@@ -131,7 +131,31 @@ pub struct Ceremony {
     config: CeremonyConfig,
     server: OnceCell<ServerInfo>,
     tamper: Option<ChallengeTamper>,
+    crash: Option<CrashHook>,
 }
+
+/// Where a test may simulate the relay process dying (the job then stops
+/// with a transient error, as if the process had been killed there, and is
+/// redelivered to whoever runs next).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrashPoint {
+    /// The inputs are locked; nothing built or sent yet.
+    AfterLock,
+    /// The step-1 challenge is persisted and queued.
+    AfterChallenge,
+    /// `SubmitTx` succeeded; its answer is not persisted yet.
+    AfterSubmit,
+    /// `FinalizeTx` succeeded; the ledger is not committed yet.
+    AfterFinalize,
+    /// The ledger is committed; the session and its 31340 are not yet.
+    BeforeConfirmation,
+}
+
+/// Decides whether to "crash" at a point (tests only).
+pub type CrashHook = Arc<dyn Fn(CrashPoint) -> bool + Send + Sync>;
+
+/// Sessions stuck after `SubmitTx` are reconciled this long after their last step.
+pub const RECONCILE_AFTER_SECS: i64 = 10;
 
 /// A test seam standing for a compromised relay: changes the step-1 ark tx
 /// and colour hints after they are built and before the sighashes are
@@ -163,6 +187,22 @@ impl Ceremony {
             config,
             server: OnceCell::new(),
             tamper: None,
+            crash: None,
+        }
+    }
+
+    /// Installs a [`CrashHook`] (tests only).
+    pub fn with_crash_hook(mut self, hook: CrashHook) -> Self {
+        self.crash = Some(hook);
+        self
+    }
+
+    fn crash_at(&self, point: CrashPoint) -> Result<(), HandlerError> {
+        match &self.crash {
+            Some(hook) if hook(point) => Err(HandlerError::Transient(format!(
+                "simulated crash at {point:?}"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -359,7 +399,10 @@ impl Ceremony {
         }
         let server = self.server_info().await?.clone();
         match self.prepare(&session, &intent, &server).await? {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => {
+                self.crash_at(CrashPoint::AfterChallenge)?;
+                Ok(outcome)
+            }
             Err(r) => self.fail(session, r, false).await,
         }
     }
@@ -375,6 +418,12 @@ impl Ceremony {
             Ok(p) => p,
             Err(r) => return Ok(Err(r)),
         };
+        // A redelivered job may find its own locks from a run that died before
+        // anything was sent: start the plan over.
+        self.store
+            .release_locks(&session.id)
+            .await
+            .map_err(transient)?;
         let mut attempt = 0;
         let plan = loop {
             attempt += 1;
@@ -395,6 +444,7 @@ impl Ceremony {
                 fee,
                 named: intent.inputs.as_deref(),
                 dust: server.dust(),
+                recovery_input: true,
             };
             let plan = match plan_transfer(&req, &vtxos, &inventory) {
                 Ok(p) => p,
@@ -406,7 +456,10 @@ impl Ceremony {
                 .lock_vtxos(&ids, &session.id, self.clock.now())
                 .await
             {
-                Ok(()) => break plan,
+                Ok(()) => {
+                    self.crash_at(CrashPoint::AfterLock)?;
+                    break plan;
+                }
                 // Another session took an inventory VTXO first: plan again.
                 Err(ark_relay_core::StoreError::Ledger(ark_relay_core::LedgerError::Locked {
                     vtxo,
@@ -593,6 +646,10 @@ impl Ceremony {
         let expected = match s.state.as_str() {
             state::ARK_TX_PREPARED => 1,
             state::CHECKPOINT_TXS_PREPARED => 2,
+            state::ARK_TX_SIGNED | state::SIGNATURES_COLLECTED | state::ARK_EXECUTED => {
+                // A redelivery after a crash past SubmitTx: carry on from the record.
+                return self.reconcile(s).await;
+            }
             _ if s.status.is_final() || resp.step < 2 => return Ok(JobOutcome::default()),
             _ => return unknown("the session is not waiting for this step"),
         };
@@ -683,6 +740,7 @@ impl Ceremony {
         s.steps_completed.push(s.state.clone());
         s.state = state::ARK_TX_SIGNED.into();
         s.ark_txid = Some(ark_txid);
+        s.step_deadline = Some(self.clock.now().plus_secs(RECONCILE_AFTER_SECS));
         s.data = serde_json::to_string(&data).map_err(fatal)?;
         if !self
             .store
@@ -698,6 +756,19 @@ impl Ceremony {
             Err(e) if e.is_transient() => return Err(transient(format!("arkd SubmitTx: {e}"))),
             Err(e) => return self.fail(s, ark_rejection(&e), false).await,
         };
+        self.crash_at(CrashPoint::AfterSubmit)?;
+        self.after_submit(s, data, checkpoints, submitted).await
+    }
+
+    /// Verifies arkd's signatures, signs the relay's checkpoints and sends step 2.
+    async fn after_submit(
+        &self,
+        s: SessionRecord,
+        mut data: TransferData,
+        checkpoints: Vec<Psbt>,
+        submitted: ark_relay_core::backends::ark::SubmittedTx,
+    ) -> Result<JobOutcome, HandlerError> {
+        let ark_txid = submitted.ark_txid;
         // The server's signatures must verify; match its checkpoints by txid.
         verify_signatures(&submitted.final_ark_tx)
             .map_err(|e| fatal(format!("server ark tx signature: {e}")))?;
@@ -738,6 +809,86 @@ impl Ceremony {
         .await
     }
 
+    /// Drives a session stranded past `SubmitTx` forward from its record:
+    /// `ark_tx_signed` asks arkd for the pending tx (proving ownership of the
+    /// relay's own input) or submits again; `signatures_collected` finalizes
+    /// again (idempotent at arkd) and commits (idempotent by ark txid).
+    #[tracing::instrument(skip_all, fields(session = %s.id, state = %s.state))]
+    pub async fn reconcile(&self, mut s: SessionRecord) -> Result<JobOutcome, HandlerError> {
+        let data: TransferData = serde_json::from_str(&s.data).map_err(fatal)?;
+        // Push the deadline first, so a failing reconcile is retried calmly.
+        s.step_deadline = Some(self.clock.now().plus_secs(RECONCILE_AFTER_SECS * 3));
+        if !self
+            .store
+            .update_session(&s, &[], self.clock.now())
+            .await
+            .map_err(transient)?
+        {
+            return Ok(JobOutcome::default());
+        }
+        s.version += 1;
+        match s.state.as_str() {
+            state::ARK_TX_SIGNED => {
+                let ark_tx = psbt(&data.ark_tx)?;
+                let checkpoints: Vec<Psbt> = data
+                    .checkpoints
+                    .iter()
+                    .map(|c| psbt(c))
+                    .collect::<Result<_, _>>()?;
+                let ark_txid = ark_tx.unsigned_tx.compute_txid();
+                if let Some(pending) = self.pending(&data, ark_txid).await? {
+                    tracing::info!(%ark_txid, "recovered the pending ark tx from arkd");
+                    return self.after_submit(s, data, checkpoints, pending).await;
+                }
+                match self.ark.submit_tx(&ark_tx, &checkpoints).await {
+                    Ok(sub) => self.after_submit(s, data, checkpoints, sub).await,
+                    Err(e) if e.is_transient() => Err(transient(format!("arkd SubmitTx: {e}"))),
+                    Err(e) => self.abandon_after_submit(s, ark_rejection(&e)).await,
+                }
+            }
+            state::SIGNATURES_COLLECTED | state::ARK_EXECUTED => {
+                let checkpoints: Vec<Psbt> = data
+                    .checkpoints
+                    .iter()
+                    .map(|c| psbt(c))
+                    .collect::<Result<_, _>>()?;
+                self.finalize(s, data, checkpoints).await
+            }
+            _ => Ok(JobOutcome::default()),
+        }
+    }
+
+    /// The pending tx `ark_txid` at arkd, found with a `get-pending-tx` proof
+    /// over the relay's own inputs (`None` without such an input or if arkd
+    /// has none).
+    async fn pending(
+        &self,
+        data: &TransferData,
+        ark_txid: bitcoin::Txid,
+    ) -> Result<Option<ark_relay_core::backends::ark::SubmittedTx>, HandlerError> {
+        let server = self.server_info().await?;
+        let own: Vec<VtxoInput> = data.inputs[data.author_inputs..]
+            .iter()
+            .map(|v| VtxoInput::from_vtxo(v, server))
+            .collect::<Result<_, _>>()
+            .map_err(fatal)?;
+        if own.is_empty() {
+            return Ok(None);
+        }
+        let expire = u64::try_from(self.clock.now().plus_secs(300).0).unwrap_or(u64::MAX);
+        let (proof, message) =
+            ark_relay_ark::pending_tx_proof(&own, &self.keypair, expire).map_err(fatal)?;
+        let intent = ark_relay_core::backends::ark::IntentProof { proof, message };
+        match self.ark.get_pending_tx(&intent).await {
+            Ok(all) => Ok(all.into_iter().find(|p| p.ark_txid == ark_txid)),
+            Err(e) if e.is_transient() => Err(transient(format!("arkd GetPendingTx: {e}"))),
+            Err(e) => {
+                tracing::warn!(error = %e, "GetPendingTx refused the relay's proof");
+                Ok(None)
+            }
+        }
+    }
+
     async fn after_step2(
         &self,
         mut s: SessionRecord,
@@ -774,7 +925,7 @@ impl Ceremony {
         s.steps_completed.push(s.state.clone());
         s.state = state::SIGNATURES_COLLECTED.into();
         s.current_step = None;
-        s.step_deadline = None;
+        s.step_deadline = Some(self.clock.now().plus_secs(RECONCILE_AFTER_SECS));
         s.data = serde_json::to_string(&data).map_err(fatal)?;
         if !self
             .store
@@ -798,7 +949,7 @@ impl Ceremony {
             .ark_txid
             .ok_or_else(|| fatal("finalizing without an ark txid"))?;
         match self.ark.finalize_tx(ark_txid, &checkpoints).await {
-            Ok(()) => {}
+            Ok(()) => self.crash_at(CrashPoint::AfterFinalize)?,
             Err(e) if e.is_transient() => return Err(transient(format!("arkd FinalizeTx: {e}"))),
             Err(e) => {
                 tracing::error!(session = %s.id, error = %e, "FinalizeTx rejected after SubmitTx");
@@ -845,6 +996,7 @@ impl Ceremony {
             }
             Err(e) => return Err(transient(e)),
         }
+        self.crash_at(CrashPoint::BeforeConfirmation)?;
         let entry = |id: VtxoId,
                      owner: PubKey,
                      sats: ark_relay_core::Sats,
@@ -918,6 +1070,15 @@ impl Ceremony {
         let due = self.store.due_sessions(now, 500).await.map_err(transient)?;
         let mut n = 0;
         for s in due {
+            if matches!(
+                s.state.as_str(),
+                state::ARK_TX_SIGNED | state::SIGNATURES_COLLECTED | state::ARK_EXECUTED
+            ) {
+                if let Err(e) = self.reconcile(s).await {
+                    tracing::warn!(error = %e, "reconcile failed; will retry");
+                }
+                continue;
+            }
             if matches!(
                 s.state.as_str(),
                 state::INTENT_RECEIVED | state::ARK_TX_PREPARED

@@ -78,6 +78,10 @@ pub struct Request<'a> {
     pub named: Option<&'a [VtxoId]>,
     /// The Ark server's dust limit (every output's minimum carrier).
     pub dust: Sats,
+    /// Always co-spend one relay inventory VTXO (returned as change), so the
+    /// relay can prove ownership of an input to arkd's `GetPendingTx` and
+    /// recover the transaction alone if a `SubmitTx` answer is lost.
+    pub recovery_input: bool,
 }
 
 /// Plans `req` from the author's `vtxos`, adding relay `inventory` for carrier
@@ -94,6 +98,7 @@ pub fn plan_transfer(
         fee,
         named,
         dust,
+        recovery_input,
     } = *req;
     // What must be covered, per asset.
     let mut need: BTreeMap<AssetId, u64> = BTreeMap::new();
@@ -270,6 +275,22 @@ pub fn plan_transfer(
                 .ok_or_else(overflow)?;
         }
     }
+    if recovery_input && chosen_inventory.is_empty() {
+        let smallest = inventory
+            .iter()
+            .filter(|v| &v.owner == relay && v.status == VtxoStatus::Available)
+            .filter(|v| v.colour.is_none() && v.locked_by.is_none() && v.sats >= dust)
+            .min_by_key(|v| v.sats);
+        if let Some(v) = smallest {
+            chosen_inventory.push(v.clone());
+            outputs.push(PlannedOutput {
+                owner: *relay,
+                sats: v.sats,
+                colour: None,
+                fee: false,
+            });
+        }
+    }
     Ok(Plan {
         inputs,
         inventory: chosen_inventory,
@@ -340,6 +361,7 @@ mod tests {
             fee: Some(c(7, 10)),
             named,
             dust: Sats::new(330),
+            recovery_input: false,
         };
         plan_transfer(&req, vtxos, inventory)
     }
@@ -390,6 +412,44 @@ mod tests {
         assert_eq!(alice_out.len(), 1);
         assert_eq!(alice_out[0].colour, None);
         assert_eq!(alice_out[0].sats, Sats::new(5_000 - 660));
+    }
+
+    #[test]
+    fn a_recovery_input_is_added_and_returned() {
+        let (alice, bob, relay) = (key(1), key(2), key(3));
+        let vtxos = [vtxo(
+            1,
+            alice,
+            5_000,
+            Some((7, 1_010)),
+            VtxoStatus::Assigned,
+        )];
+        let inv = [
+            vtxo(9, relay, 2_000, None, VtxoStatus::Available),
+            vtxo(8, relay, 1_000, None, VtxoStatus::Available),
+        ];
+        let pay = [Payment {
+            recipient: bob,
+            colour: c(7, 1_000),
+        }];
+        let req = Request {
+            author: &alice,
+            relay: &relay,
+            payments: &pay,
+            fee: Some(c(7, 10)),
+            named: None,
+            dust: Sats::new(330),
+            recovery_input: true,
+        };
+        let p = plan_transfer(&req, &vtxos, &inv).expect("plan");
+        assert_eq!(p.inventory.len(), 1);
+        assert_eq!(p.inventory[0].sats, Sats::new(1_000), "the smallest");
+        assert!(p
+            .outputs
+            .iter()
+            .any(|o| o.owner == relay && o.colour.is_none() && o.sats == Sats::new(1_000)));
+        let ins = sum_sats(p.all_inputs().map(|v| &v.sats));
+        assert_eq!(ins, sum_sats(p.outputs.iter().map(|o| &o.sats)));
     }
 
     #[test]
