@@ -254,6 +254,33 @@ async fn subscribe_invoices_replays_from_add_and_settle_indexes_then_goes_live()
     f.client.add_hold_invoice(hold(p4, 80)).await.unwrap();
     let live = s.next().await.unwrap().unwrap();
     assert_eq!((live.hash, live.add_index), (p4.hash(), 4));
+
+    // The connection drops; what happened meanwhile is replayed from the cursor.
+    f.admin
+        .drop_invoice_streams(DropInvoiceStreamsRequest {
+            payment_hash: p4.hash().0.to_vec(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.next().await.unwrap().unwrap_err().kind,
+        BackendErrorKind::Unavailable
+    );
+    let p5 = Preimage([25; 32]);
+    f.client.add_hold_invoice(hold(p5, 80)).await.unwrap();
+    f.client.settle_invoice(pres[1]).await.unwrap();
+    let mut s = f
+        .client
+        .subscribe_invoices(InvoiceCursor {
+            add_index: 4,
+            settle_index: 2,
+        })
+        .await
+        .unwrap();
+    let missed = s.next().await.unwrap().unwrap();
+    assert_eq!((missed.hash, missed.add_index), (p5.hash(), 5));
+    let settled = s.next().await.unwrap().unwrap();
+    assert_eq!((settled.hash, settled.settle_index), (pres[1].hash(), 3));
     f.server.stop().await;
 }
 

@@ -632,7 +632,11 @@ impl Lightning for LndSim {
             Some(rx),
             |ev| match ev {
                 Event::Invoice(i) => Step::Yield(to_invoice(&i)),
-                _ => Step::Skip,
+                // A dropped connection: every invoice stream ends; clients resume from indexes.
+                Event::DropStreams(_) => {
+                    Step::Fail(Status::unavailable("stream dropped (fault injection)"))
+                }
+                Event::Payment(_) => Step::Skip,
             },
         )))
     }
