@@ -49,6 +49,8 @@ pub fn pending_tx_proof(
         ark_core::intent::IntentMessage::GetPendingTx { expire_at },
     )
     .map_err(|e| ArkError::Intent(e.to_string()))?;
-    let message = intent.serialize_message().map_err(|e| ArkError::Intent(e.to_string()))?;
+    let message = intent
+        .serialize_message()
+        .map_err(|e| ArkError::Intent(e.to_string()))?;
     Ok((intent.proof, message))
 }
