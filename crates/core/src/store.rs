@@ -178,6 +178,16 @@ pub trait RelayStore: Send + Sync + 'static {
     /// Number of VTXOs in a given status owned by `owner` (inventory level).
     async fn count_vtxos(&self, owner: &PubKey, status: VtxoStatus) -> Result<u64, StoreError>;
 
+    /// Up to `limit` of `owner`'s free inventory VTXOs: `available`,
+    /// uncoloured and unlocked, oldest first, skipping the first `skip`
+    /// (callers spread concurrent picks by varying it).
+    async fn free_inventory(
+        &self,
+        owner: &PubKey,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<Vtxo>, StoreError>;
+
     /// Sum of the owner's spendable VTXOs, by asset.
     async fn balances(&self, owner: &PubKey) -> Result<Balances, StoreError>;
 

@@ -260,8 +260,41 @@ pub async fn lock_is_all_or_none_and_idempotent(store: DynStore) {
     assert_eq!(e, LedgerError::RepeatedVtxo(c.id));
 
     store.lock_vtxos(&[c.id], &s2, NOW).await.expect("lock c");
-    // A locked VTXO is still listed as unspent (sync_state shows it).
-    assert_eq!(store.unspent_vtxos(&alice).await.expect("unspent").len(), 3);
+
+    // Free inventory: available, uncoloured, unlocked only, paged.
+    let mut inv = Vec::new();
+    for _ in 0..3 {
+        let mut v = vtxo(alice, 1_000, None);
+        v.status = VtxoStatus::Available;
+        inv.push(v);
+    }
+    store.insert_vtxos(&inv, NOW).await.expect("inventory");
+    store
+        .lock_vtxos(&[inv[1].id], &s2, NOW)
+        .await
+        .expect("lock one");
+    let free: Vec<_> = store
+        .free_inventory(&alice, 0, 10)
+        .await
+        .expect("free")
+        .iter()
+        .map(|v| v.id)
+        .collect();
+    assert_eq!(
+        free,
+        vec![inv[0].id, inv[2].id],
+        "c is assigned, a/b coloured, inv[1] locked"
+    );
+    let page: Vec<_> = store
+        .free_inventory(&alice, 1, 1)
+        .await
+        .expect("free")
+        .iter()
+        .map(|v| v.id)
+        .collect();
+    assert_eq!(page, vec![inv[2].id]);
+    // Locked VTXOs are still listed as unspent (sync_state shows them).
+    assert_eq!(store.unspent_vtxos(&alice).await.expect("unspent").len(), 6);
 }
 
 /// Releasing a session's locks frees exactly its VTXOs.

@@ -154,6 +154,9 @@ pub enum CrashPoint {
 /// Decides whether to "crash" at a point (tests only).
 pub type CrashHook = Arc<dyn Fn(CrashPoint) -> bool + Send + Sync>;
 
+/// Free inventory VTXOs considered per plan.
+const INVENTORY_WINDOW: u32 = 32;
+
 /// Sessions stuck after `SubmitTx` are reconciled this long after their last step.
 pub const RECONCILE_AFTER_SECS: i64 = 10;
 
@@ -432,11 +435,21 @@ impl Ceremony {
                 .unspent_vtxos(&intent.author)
                 .await
                 .map_err(transient)?;
-            let inventory = self
+            // A window of free inventory, at a pseudo-random offset so that
+            // concurrent sessions rarely race for the same VTXOs.
+            let spread = u32::from(session.id.as_bytes()[0]) * 8 + attempt * 37;
+            let mut inventory = self
                 .store
-                .unspent_vtxos(&self.relay)
+                .free_inventory(&self.relay, spread % 256, INVENTORY_WINDOW)
                 .await
                 .map_err(transient)?;
+            if inventory.is_empty() {
+                inventory = self
+                    .store
+                    .free_inventory(&self.relay, 0, INVENTORY_WINDOW)
+                    .await
+                    .map_err(transient)?;
+            }
             let req = plan::Request {
                 author: &intent.author,
                 relay: &self.relay,
@@ -464,7 +477,7 @@ impl Ceremony {
                 Err(ark_relay_core::StoreError::Ledger(ark_relay_core::LedgerError::Locked {
                     vtxo,
                     ..
-                })) if attempt < 5 && plan.inventory.iter().any(|v| v.id == vtxo) => {}
+                })) if attempt < 8 && plan.inventory.iter().any(|v| v.id == vtxo) => {}
                 Err(ark_relay_core::StoreError::Ledger(e)) => return Ok(Err(e.into())),
                 Err(e) => return Err(transient(e)),
             }

@@ -269,6 +269,26 @@ impl SqlStore {
         rows.iter().map(rows::vtxo).collect()
     }
 
+    pub(super) async fn do_free_inventory(
+        &self,
+        owner: &PubKey,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<Vtxo>, StoreError> {
+        let sql = format!(
+            "SELECT {VTXO_COLUMNS} FROM vtxos WHERE owner_pubkey = ? AND status = 'available' \
+             AND asset_id IS NULL AND locked_by IS NULL ORDER BY id LIMIT ? OFFSET ?"
+        );
+        let rows: Vec<AnyRow> = sqlx::query(&sql)
+            .bind(owner.to_string())
+            .bind(i64::from(limit))
+            .bind(i64::from(skip))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::vtxo).collect()
+    }
+
     pub(super) async fn do_count_vtxos(
         &self,
         owner: &PubKey,

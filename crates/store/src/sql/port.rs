@@ -60,6 +60,15 @@ impl ark_relay_core::RelayStore for SqlStore {
         self.do_count_vtxos(owner, status).await
     }
 
+    async fn free_inventory(
+        &self,
+        owner: &ark_relay_core::PubKey,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<ark_relay_core::Vtxo>, StoreError> {
+        self.do_free_inventory(owner, skip, limit).await
+    }
+
     async fn balances(
         &self,
         owner: &ark_relay_core::PubKey,
