@@ -301,6 +301,14 @@ impl DevStack {
                 let arkd_url = stack.endpoints().arkd;
                 info!(url = %arkd_url, "arkd simulator listening");
                 simulators.insert("arkd".to_owned(), arkd_url.clone());
+                let endpoints = stack.endpoints();
+                simulators.insert("lnd".to_owned(), endpoints.lnd.url.clone());
+                simulators.insert("tapd".to_owned(), endpoints.tapd.url.clone());
+                // lnd/tapd credentials laid out like the daemons' own files.
+                let creds = self.config.data_dir.join("sim");
+                stack.write_credentials(&creds).with_context(|| {
+                    format!("writing simulator credentials to {}", creds.display())
+                })?;
                 let client = ArkdClient::connect(arkd_url)
                     .await
                     .context("connecting to the arkd simulator")?;

@@ -107,6 +107,21 @@ Examples:
     )]
     Dev(DevArgs),
 
+    /// Run the arkd, lnd and tapd simulators (and their regtest chain) alone.
+    #[command(
+        long_about = "\
+Run the gRPC simulators of arkd, lnd and tapd (with the regtest chain they
+share) on 127.0.0.1 until Ctrl-C, print their endpoints, and write lnd's and
+tapd's tls.cert and admin.macaroon under --credentials-dir, laid out like the
+daemons' own files. Point the relay (or any client) at them exactly as at real
+daemons. `ark-relay dev` embeds the same simulators.",
+        after_help = "\
+Examples:
+  ark-relay sim
+  ark-relay sim --arkd-port 7070 --lnd-port 10009 --tapd-port 10029 --credentials-dir ./sim"
+    )]
+    Sim(SimArgs),
+
     /// Apply the database migrations to the configured database.
     #[command(
         long_about = "\
@@ -159,10 +174,64 @@ struct DevArgs {
 }
 
 #[derive(Debug, Args)]
+struct SimArgs {
+    /// Port of the arkd simulator (0 picks a free port).
+    #[arg(long, default_value_t = 0)]
+    arkd_port: u16,
+    /// Port of the lnd simulator (0 picks a free port).
+    #[arg(long, default_value_t = 0)]
+    lnd_port: u16,
+    /// Port of the tapd simulator (0 picks a free port).
+    #[arg(long, default_value_t = 0)]
+    tapd_port: u16,
+    /// Where to write lnd/ and tapd/ tls.cert and admin.macaroon.
+    #[arg(long, value_name = "DIR", default_value = "./sim")]
+    credentials_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
 struct ConfigArgs {
     /// Validate the configuration and exit 0 (valid) or 1 (invalid) instead of printing it.
     #[arg(long)]
     check: bool,
+}
+
+/// `ark-relay sim`: start the simulators, print their endpoints, wait for a signal.
+// Printing the endpoints is the command's output for a person or a script.
+#[allow(clippy::print_stdout)]
+async fn run_sims(
+    args: SimArgs,
+    stop: impl std::future::Future<Output = shutdown::StopSignal>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let options = ark_relay_sim::SimOptions {
+        arkd_port: args.arkd_port,
+        lnd_port: args.lnd_port,
+        tapd_port: args.tapd_port,
+        ..Default::default()
+    };
+    let stack = ark_relay_sim::SimStack::start(options)
+        .await
+        .context("starting the simulators")?;
+    stack
+        .write_credentials(&args.credentials_dir)
+        .with_context(|| format!("writing credentials to {}", args.credentials_dir.display()))?;
+    let e = stack.endpoints();
+    let dir = args.credentials_dir.display();
+    println!("arkd  {}", e.arkd);
+    println!(
+        "lnd   {}  (tls.cert, admin.macaroon in {dir}/lnd)",
+        e.lnd.url
+    );
+    println!(
+        "tapd  {}  (tls.cert, admin.macaroon in {dir}/tapd)",
+        e.tapd.url
+    );
+    println!("Press Ctrl-C to stop.");
+    let signal = stop.await;
+    tracing::info!(signal = signal.name(), "stopping the simulators");
+    stack.stop().await;
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -210,6 +279,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 dev::run(config, options, stop).await?;
             }
             Command::Migrate => migrate(&config).await?,
+            Command::Sim(args) => {
+                let stop = shutdown::install()?;
+                run_sims(args, stop).await?;
+            }
             Command::Config(_) => {}
         }
         Ok(ExitCode::SUCCESS)

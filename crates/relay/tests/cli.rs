@@ -5,7 +5,7 @@ mod common;
 
 use common::{command, run};
 
-const SUBCOMMANDS: &[&str] = &["dev", "migrate", "config"];
+const SUBCOMMANDS: &[&str] = &["dev", "sim", "migrate", "config"];
 
 #[test]
 fn help_works_for_the_binary_and_every_subcommand() {
