@@ -23,12 +23,30 @@ use ark_relay_core::backends::ark::{
 };
 use ark_relay_core::{Sats, VtxoId};
 use ark_relay_proto::ark::v1::ErrorDetails;
+
+use crate::resilience::{BreakerOpen, Resilience, RetryPolicy, Transient};
 use ark_relay_proto::google::rpc::Status as RpcStatus;
 
 /// The arkd client. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ArkdClient {
     inner: ark_grpc::Client,
+    resilience: Resilience,
+}
+
+impl Transient for ArkServerError {
+    fn is_transient(&self) -> bool {
+        ArkServerError::is_transient(self)
+    }
+}
+
+impl From<BreakerOpen> for ArkServerError {
+    fn from(e: BreakerOpen) -> Self {
+        ArkServerError::Unavailable {
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
 }
 
 impl ArkdClient {
@@ -40,7 +58,22 @@ impl ArkdClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut inner = ark_grpc::Client::new(url.into());
         inner.connect().await.map_err(map_error)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            resilience: Resilience::standalone("arkd"),
+        })
+    }
+
+    /// Uses `resilience` (backoff and circuit breaker, shared with `/health`)
+    /// for every call.
+    pub fn with_resilience(mut self, resilience: Resilience) -> Self {
+        self.resilience = resilience;
+        self
+    }
+
+    /// The resilience layer (breaker state for `/health`).
+    pub fn resilience(&self) -> &Resilience {
+        &self.resilience
     }
 
     /// The underlying `ark-grpc` client, for RPCs the port does not cover.
@@ -165,7 +198,12 @@ fn script_address(script: &bitcoin::Script) -> Result<ark_core::ArkAddress, ArkS
 #[async_trait]
 impl ArkServer for ArkdClient {
     async fn get_info(&self) -> Result<ArkInfo, ArkServerError> {
-        let info = self.inner.get_info().await.map_err(map_error)?;
+        let info = self
+            .resilience
+            .call(RetryPolicy::IDEMPOTENT, || async {
+                self.inner.get_info().await.map_err(map_error)
+            })
+            .await?;
         let delay =
             RelativeLocktime::from_sequence(info.unilateral_exit_delay).map_err(protocol)?;
         Ok(ArkInfo {
@@ -189,11 +227,19 @@ impl ArkServer for ArkdClient {
         signed_ark_tx: &Psbt,
         checkpoint_txs: &[Psbt],
     ) -> Result<SubmittedTx, ArkServerError> {
+        // Never retried blindly: the caller recovers a lost answer (GetPendingTx).
         let res = self
-            .inner
-            .submit_offchain_transaction_request(signed_ark_tx.clone(), checkpoint_txs.to_vec())
-            .await
-            .map_err(map_error)?;
+            .resilience
+            .call(RetryPolicy::ONCE, || async {
+                self.inner
+                    .submit_offchain_transaction_request(
+                        signed_ark_tx.clone(),
+                        checkpoint_txs.to_vec(),
+                    )
+                    .await
+                    .map_err(map_error)
+            })
+            .await?;
         Ok(SubmittedTx {
             ark_txid: res.signed_ark_tx.unsigned_tx.compute_txid(),
             final_ark_tx: res.signed_ark_tx,
@@ -206,10 +252,15 @@ impl ArkServer for ArkdClient {
         ark_txid: Txid,
         final_checkpoint_txs: &[Psbt],
     ) -> Result<(), ArkServerError> {
-        self.inner
-            .finalize_offchain_transaction(ark_txid, final_checkpoint_txs.to_vec())
-            .await
-            .map_err(map_error)?;
+        // Finalizing the same transaction again is harmless at arkd.
+        self.resilience
+            .call(RetryPolicy::IDEMPOTENT, || async {
+                self.inner
+                    .finalize_offchain_transaction(ark_txid, final_checkpoint_txs.to_vec())
+                    .await
+                    .map_err(map_error)
+            })
+            .await?;
         Ok(())
     }
 
@@ -220,7 +271,15 @@ impl ArkServer for ArkdClient {
         let message: ark_core::intent::IntentMessage =
             serde_json::from_str(&intent.message).map_err(protocol)?;
         let intent = ark_core::intent::Intent::new(intent.proof.clone(), message);
-        let pending = self.inner.get_pending_tx(intent).await.map_err(map_error)?;
+        let pending = self
+            .resilience
+            .call(RetryPolicy::IDEMPOTENT, || async {
+                self.inner
+                    .get_pending_tx(intent.clone())
+                    .await
+                    .map_err(map_error)
+            })
+            .await?;
         Ok(pending
             .into_iter()
             .map(|p| SubmittedTx {
@@ -256,12 +315,25 @@ impl ArkServer for ArkdClient {
                 }
             }
         };
-        let res = self.inner.list_vtxos(request).await.map_err(map_error)?;
+        let res = self
+            .resilience
+            .call(RetryPolicy::IDEMPOTENT, || async {
+                self.inner
+                    .list_vtxos(request.clone())
+                    .await
+                    .map_err(map_error)
+            })
+            .await?;
         Ok(res.vtxos.iter().map(to_server_vtxo).collect())
     }
 
     async fn subscribe_transactions(&self) -> Result<ArkTxStream, ArkServerError> {
-        let stream = self.inner.get_tx_stream().await.map_err(map_error)?;
+        let stream = self
+            .resilience
+            .call(RetryPolicy::ONCE, || async {
+                self.inner.get_tx_stream().await.map_err(map_error)
+            })
+            .await?;
         // ark-grpc keeps yielding a disconnect error after the stream ends: stop
         // after the first error so that the subscriber reconnects.
         let stream = stream.scan(false, |failed, item| {

@@ -17,6 +17,9 @@ use ark_relay_core::backends::ark::{
 };
 use ark_relay_core::{ErrorCode, PubKey, Sats, VtxoId};
 use ark_relay_grpc::arkd::ArkdClient;
+use ark_relay_grpc::resilience::{
+    Backoff, BreakerConfig, BreakerState, HealthRegistry, Resilience,
+};
 use ark_relay_sim::{SimOptions, SimStack};
 
 type R = Result<(), Box<dyn Error>>;
@@ -466,21 +469,32 @@ async fn finalize_requires_complete_checkpoint_signatures() -> R {
 #[tokio::test]
 async fn transport_failures_are_transient_and_injected_faults_keep_their_names() -> R {
     let env = env().await?;
-    env.stack.arkd.inject_fault(
-        "GetInfo",
-        ark_relay_sim::arkd::SimError {
-            code: 14,
-            name: String::new(),
-            message: "down".into(),
-        },
-        1,
-    );
-    let err = env
-        .client
-        .get_info()
-        .await
-        .err()
-        .ok_or("fault not injected")?;
+    let down = || ark_relay_sim::arkd::SimError {
+        code: 14,
+        name: String::new(),
+        message: "down".into(),
+    };
+    // The resilience layer retries a transient failure of an idempotent call.
+    env.stack.arkd.inject_fault("GetInfo", down(), 1);
+    env.client.get_info().await?;
+    // A client with a fast backoff gives up after its attempts, transiently,
+    // and its breaker opens after 5 consecutive failures.
+    let fast = ArkdClient::connect(env.stack.endpoints().arkd)
+        .await?
+        .with_resilience(Resilience::with_config(
+            "arkd-test",
+            &HealthRegistry::new(),
+            BreakerConfig {
+                failure_threshold: 5,
+                open_for: std::time::Duration::from_secs(60),
+            },
+            Backoff {
+                initial: std::time::Duration::from_millis(5),
+                max: std::time::Duration::from_millis(20),
+            },
+        ));
+    env.stack.arkd.inject_fault("GetInfo", down(), 4);
+    let err = fast.get_info().await.err().ok_or("fault not injected")?;
     assert!(err.is_transient());
     assert_eq!(err.code(), ErrorCode::BackendUnavailable);
     env.stack.arkd.inject_fault(
@@ -503,6 +517,19 @@ async fn transport_failures_are_transient_and_injected_faults_keep_their_names()
 
     let url = env.stack.endpoints().arkd;
     env.stack.stop().await;
+    // Sim gone: one more failure opens the fast client's breaker (4 + 1 = 5),
+    // after which calls are refused without touching the network.
+    let _ = fast.get_info().await;
+    assert_eq!(fast.resilience().breaker().state(), BreakerState::Open);
+    let refused = fast
+        .get_info()
+        .await
+        .err()
+        .ok_or("breaker let a call through")?;
+    assert!(
+        refused.to_string().contains("circuit breaker open"),
+        "{refused}"
+    );
     let err = env
         .client
         .get_info()
