@@ -31,7 +31,6 @@ use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_queue::{MemoryBus, MemoryQueue, RedisBus, RedisQueue};
 use ark_relay_sim::{ArkdSim, SimOptions, SimStack};
 use ark_relay_store::SqlStore;
-use bitcoin::hashes::Hash;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -321,7 +320,8 @@ impl DevStack {
                 .first()
                 .map(|w| w.pubkey.clone())
                 .unwrap_or_default();
-            let demo = seed_demo(&store, &stack.arkd, &server, &relay_key, &alice).await?;
+            let gbtc = mint_gbtc(&stack).await?;
+            let demo = seed_demo(&store, &stack.arkd, &server, &relay_key, &alice, gbtc).await?;
             info!(gbtc = %demo, "demo funded: relay inventory and alice's gBTC");
             services.spawn("simulators", move |stop| async move {
                 stop.stopped().await;
@@ -531,6 +531,43 @@ async fn ark_server_info(ark: &dyn ArkServer) -> Result<ServerInfo> {
     .context("arkd's parameters")
 }
 
+/// Mints gBTC through the tapd simulator's gRPC API, as the relay would
+/// through a real tapd (MintAsset, FinalizeBatch, one block), and returns
+/// its asset id.
+async fn mint_gbtc(stack: &SimStack) -> Result<AssetId> {
+    use ark_relay_core::backends::assets::{Assets, MintRequest};
+    use ark_relay_grpc::daemon::DaemonConfig;
+    use ark_relay_grpc::resilience::HealthRegistry;
+    use ark_relay_grpc::tapd::TapdClient;
+    let tapd = stack.endpoints().tapd;
+    let cfg = DaemonConfig::new(
+        tapd.url,
+        tapd.tls_cert_pem.map(String::into_bytes),
+        Some(hex::decode(&tapd.macaroon_hex).context("tapd macaroon")?),
+    );
+    let client = TapdClient::new(&cfg, &HealthRegistry::new()).context("tapd client")?;
+    client
+        .mint_asset(MintRequest {
+            name: "gBTC".into(),
+            amount: ark_relay_core::AssetAmount::new(21_000_000 * 100_000_000),
+            meta: b"Ark Relay gBTC (dev)".to_vec(),
+            decimal_display: 0,
+        })
+        .await
+        .context("tapd MintAsset")?;
+    client
+        .finalize_batch(0)
+        .await
+        .context("tapd FinalizeBatch")?;
+    stack.chain.mine(1);
+    let assets = client.list_assets().await.context("tapd ListAssets")?;
+    assets
+        .iter()
+        .find(|a| a.name == "gBTC")
+        .map(|a| a.asset_id)
+        .context("tapd did not list the minted gBTC")
+}
+
 /// Units of gBTC the demo wallet `alice` starts with.
 pub const DEMO_GBTC: u64 = 100_000;
 /// VTXOs of 10 000 sats the relay's inventory starts with in `dev`.
@@ -546,15 +583,12 @@ async fn seed_demo(
     server: &ServerInfo,
     relay_key: &KeyFile,
     alice_hex: &str,
+    gbtc: AssetId,
 ) -> Result<AssetId> {
     use ark_relay_core::{
         AssetAmount, AssetType, Colour, NewAsset, NewVtxo, Sats, UnixTime, VtxoStatus,
     };
     let relay: PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
-    let gbtc = AssetId::from_bytes(
-        bitcoin::hashes::sha256::Hash::hash(format!("ark-relay dev gBTC {relay}").as_bytes())
-            .to_byte_array(),
-    );
     let now = UnixTime::now();
     store
         .register_asset(
