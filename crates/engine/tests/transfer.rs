@@ -742,3 +742,117 @@ async fn a_relay_killed_at_any_step_finishes_the_transfer_exactly_once() {
         let _ = stop.send(true);
     }
 }
+
+/// Answers that do not fit the session: a response to a session that does not
+/// exist is 5003; a step-1 answer whose signature does not verify is 5002, and
+/// the session fails with its locks released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_signing_responses_get_5003_and_5002() {
+    let s = setup().await;
+    let alice = Arc::new(Wallet::connect(&s.nostr_url).await);
+    let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).expect("key");
+    let bob = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+
+    // 5003: no such session.
+    let ghost = SigningResponse {
+        v: VERSION,
+        session_id: ark_relay_core::SessionId::from_bytes([7; 32]),
+        step: 1,
+        signatures: vec![SignatureEntry {
+            psbt_index: 0,
+            input_index: 0,
+            sig: "00".repeat(64),
+        }],
+        reject: None,
+    };
+    let ghost_intent = ark_relay_core::EventId::from_bytes([7; 32]);
+    let ev = builders::signing_response(
+        &alice.keys,
+        &s.relay_pk,
+        &ghost_intent,
+        &ghost,
+        Scheme::Nip44,
+    )
+    .expect("response");
+    alice.publish(&ev).await;
+    alice
+        .wait_for("the 5003", Duration::from_secs(30), |evs| {
+            evs.iter().any(|e| {
+                e.kind.as_u16() == kinds::FAILURE && e.tags.event_ids().any(|id| *id == ev.id)
+            })
+        })
+        .await;
+    assert_eq!(
+        alice.failures().await[&ev.id][0].code,
+        ErrorCode::UnknownSession
+    );
+
+    // 5002: a signature that does not verify.
+    let vtxo = fund(&s, &alice_pk, 2_000).await;
+    let c = IntentContent::transfer(
+        "badsig-1",
+        &bob,
+        AssetRef::gbtc(),
+        500,
+        &s.relay_pk,
+        10,
+        UnixTime::now().0 + 600,
+    );
+    let intent = builders::intent(&alice.keys, &s.relay_pk, &c).expect("intent");
+    alice.publish(&intent).await;
+    alice
+        .wait_for("the step-1 challenge", Duration::from_secs(30), |evs| {
+            evs.iter()
+                .any(|e| e.kind.as_u16() == kinds::SIGNING_CHALLENGE)
+        })
+        .await;
+    let challenge = alice
+        .received()
+        .await
+        .into_iter()
+        .find(|e| e.kind.as_u16() == kinds::SIGNING_CHALLENGE)
+        .expect("31511");
+    let (plain, _) = decrypt(
+        alice.keys.secret_key(),
+        &challenge.pubkey,
+        &challenge.content,
+        &challenge.tags,
+    )
+    .expect("decrypt");
+    let ch: SigningChallenge = serde_json::from_str(&plain).expect("json");
+    let forged = SigningResponse {
+        v: VERSION,
+        session_id: ch.session_id,
+        step: 1,
+        signatures: ch
+            .payload_to_sign
+            .sign
+            .iter()
+            .map(|r| SignatureEntry {
+                psbt_index: r.psbt_index,
+                input_index: r.input_index,
+                sig: "11".repeat(64),
+            })
+            .collect(),
+        reject: None,
+    };
+    let intent_id = event_id_from_nostr(&intent.id);
+    let ev =
+        builders::signing_response(&alice.keys, &s.relay_pk, &intent_id, &forged, Scheme::Nip44)
+            .expect("response");
+    alice.publish(&ev).await;
+    alice
+        .wait_for("the 5002", Duration::from_secs(30), |evs| {
+            evs.iter().any(|e| {
+                e.kind.as_u16() == kinds::FAILURE && e.tags.event_ids().any(|id| *id == intent.id)
+            })
+        })
+        .await;
+    assert_eq!(
+        alice.failures().await[&intent.id][0].code,
+        ErrorCode::InvalidResponseSignature
+    );
+    let v = s.store.vtxo(&vtxo).await.expect("vtxo").expect("exists");
+    assert_eq!((v.status, v.locked_by), (VtxoStatus::Assigned, None));
+    let _ = s.stop.send(true);
+}
