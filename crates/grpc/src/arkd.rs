@@ -18,8 +18,8 @@ use prost::Message;
 use ark_core::server::{GetVtxosRequest, GetVtxosRequestFilter, StreamTransactionData};
 use ark_relay_ark::RelativeLocktime;
 use ark_relay_core::backends::ark::{
-    ArkInfo, ArkServer, ArkServerError, ArkTxEvent, ArkTxStream, IntentProof, ServerVtxo,
-    SubmittedTx, VtxoFilter, VtxoQuery,
+    ArkInfo, ArkServer, ArkServerError, ArkTxEvent, ArkTxStream, IntentProof, ScriptEvent,
+    ScriptEventStream, ServerVtxo, SubmittedTx, VtxoFilter, VtxoQuery,
 };
 use ark_relay_core::{Sats, VtxoId};
 use ark_relay_proto::ark::v1::ErrorDetails;
@@ -344,6 +344,70 @@ impl ArkServer for ArkdClient {
                 Some(item.map(to_event).map_err(map_error))
             };
             futures::future::ready(out)
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn subscribe_scripts(
+        &self,
+        scripts: &[bitcoin::ScriptBuf],
+        subscription: Option<&str>,
+    ) -> Result<String, ArkServerError> {
+        let addresses = scripts
+            .iter()
+            .map(|s| script_address(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = subscription.map(str::to_owned);
+        self.resilience
+            .call(RetryPolicy::IDEMPOTENT, || async {
+                self.inner
+                    .subscribe_to_scripts(addresses.clone(), id.clone())
+                    .await
+                    .map_err(map_error)
+            })
+            .await
+    }
+
+    async fn unsubscribe_scripts(
+        &self,
+        subscription: &str,
+        scripts: &[bitcoin::ScriptBuf],
+    ) -> Result<(), ArkServerError> {
+        let addresses = scripts
+            .iter()
+            .map(|s| script_address(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.resilience
+            .call(RetryPolicy::IDEMPOTENT, || async {
+                self.inner
+                    .unsubscribe_from_scripts(addresses.clone(), subscription.to_owned())
+                    .await
+                    .map_err(map_error)
+            })
+            .await
+    }
+
+    async fn script_events(&self, subscription: &str) -> Result<ScriptEventStream, ArkServerError> {
+        let stream = self
+            .resilience
+            .call(RetryPolicy::ONCE, || async {
+                self.inner
+                    .get_subscription(subscription.to_owned(), None)
+                    .await
+                    .map_err(map_error)
+            })
+            .await?;
+        let stream = stream.filter_map(|item| async move {
+            match item {
+                Ok(ark_core::server::SubscriptionResponse::Event(e)) => Some(Ok(ScriptEvent {
+                    txid: e.txid,
+                    scripts: e.scripts,
+                    new_vtxos: e.new_vtxos.iter().map(to_server_vtxo).collect(),
+                    spent_vtxos: e.spent_vtxos.iter().map(to_server_vtxo).collect(),
+                })),
+                Ok(_) => None,
+                Err(e) => Some(Err(map_error(e))),
+            }
         });
         Ok(Box::pin(stream))
     }

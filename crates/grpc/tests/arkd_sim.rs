@@ -544,3 +544,53 @@ async fn transport_failures_are_transient_and_injected_faults_keep_their_names()
     assert!(err.is_transient(), "{err:?}");
     Ok(())
 }
+
+/// Script subscriptions (arkd indexer SubscribeForScripts + GetSubscription)
+/// through ark-grpc: a subscriber to Bob's script hears the finalized
+/// transaction that pays him, with the new VTXO; unsubscribing all scripts
+/// keeps the id valid; an unknown id is refused.
+#[tokio::test]
+async fn script_subscription_reports_transactions_touching_the_scripts() -> R {
+    let env = env().await?;
+    let (alice, bob) = (key(2), key(3));
+    let bob_script = env.server.default_vtxo(&pk(&bob)).script_pubkey();
+    let id = env
+        .client
+        .subscribe_scripts(std::slice::from_ref(&bob_script), None)
+        .await?;
+    let mut events = env.client.script_events(&id).await?;
+
+    let input = env.fund(&alice, 1_000)?;
+    let tx = env.pay(&input, &alice, &bob)?;
+    let submitted = env.client.submit_tx(&tx.ark_tx, &tx.checkpoints).await?;
+    let signed = countersign(
+        &env.server,
+        &tx,
+        &submitted.final_ark_tx,
+        &submitted.signed_checkpoint_txs,
+        &alice,
+    )?;
+    env.client.finalize_tx(submitted.ark_txid, &signed).await?;
+
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+        .await?
+        .ok_or("stream ended")??;
+    assert_eq!(event.txid, tx.ark_txid());
+    assert_eq!(event.scripts, vec![bob_script.clone()]);
+    assert!(event.new_vtxos.iter().any(|v| v.script == bob_script));
+    assert_eq!(event.spent_vtxos.len(), 1);
+
+    // Adding to the same subscription keeps its id.
+    let again = env
+        .client
+        .subscribe_scripts(std::slice::from_ref(&bob_script), Some(&id))
+        .await?;
+    assert_eq!(again, id);
+    env.client.unsubscribe_scripts(&id, &[]).await?;
+    assert!(env
+        .client
+        .script_events("no-such-subscription")
+        .await
+        .is_err());
+    Ok(())
+}

@@ -169,6 +169,24 @@ pub enum ArkTxEvent {
 /// the connection drops, and the subscriber reconnects.
 pub type ArkTxStream = Pin<Box<dyn Stream<Item = Result<ArkTxEvent, ArkServerError>> + Send>>;
 
+/// A transaction touching scripts of a subscription (arkd indexer
+/// `GetSubscription` event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptEvent {
+    /// The ark (or commitment) txid.
+    pub txid: Txid,
+    /// The subscribed scripts it touches.
+    pub scripts: Vec<ScriptBuf>,
+    /// VTXOs it created.
+    pub new_vtxos: Vec<ServerVtxo>,
+    /// VTXOs it spent.
+    pub spent_vtxos: Vec<ServerVtxo>,
+}
+
+/// Events of a script subscription.
+pub type ScriptEventStream =
+    Pin<Box<dyn Stream<Item = Result<ScriptEvent, ArkServerError>> + Send>>;
+
 /// arkd's error names (`ErrorDetails.name`, research/ark.md §1.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -388,6 +406,40 @@ pub trait ArkServer: Send + Sync + 'static {
 
     /// Live transaction events (no history).
     async fn subscribe_transactions(&self) -> Result<ArkTxStream, ArkServerError>;
+
+    /// Subscribes to transactions touching `scripts` (arkd indexer
+    /// `SubscribeForScripts`); adds to `subscription` when given. Returns the
+    /// subscription id.
+    async fn subscribe_scripts(
+        &self,
+        scripts: &[ScriptBuf],
+        subscription: Option<&str>,
+    ) -> Result<String, ArkServerError> {
+        let _ = (scripts, subscription);
+        Err(ArkServerError::Protocol(
+            "script subscriptions are not supported".into(),
+        ))
+    }
+
+    /// Removes `scripts` (all when empty) from a subscription.
+    async fn unsubscribe_scripts(
+        &self,
+        subscription: &str,
+        scripts: &[ScriptBuf],
+    ) -> Result<(), ArkServerError> {
+        let _ = (subscription, scripts);
+        Err(ArkServerError::Protocol(
+            "script subscriptions are not supported".into(),
+        ))
+    }
+
+    /// The events of a subscription (arkd indexer `GetSubscription`), from now on.
+    async fn script_events(&self, subscription: &str) -> Result<ScriptEventStream, ArkServerError> {
+        let _ = subscription;
+        Err(ArkServerError::Protocol(
+            "script subscriptions are not supported".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,10 @@ struct Inner {
     signer: Keypair,
     state: Mutex<State>,
     events: broadcast::Sender<pb::GetTransactionsStreamResponse>,
+    /// Script subscriptions: id → scripts (hex).
+    subscriptions: Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
+    /// Every finalized tx as an indexer event, before per-subscription filtering.
+    script_events: broadcast::Sender<pb::IndexerSubscriptionEvent>,
 }
 
 /// The arkd simulator. Cheap to clone; clones share state.
@@ -162,6 +166,8 @@ impl ArkdSim {
                 signer,
                 state: Mutex::new(State::default()),
                 events,
+                subscriptions: Mutex::new(std::collections::HashMap::new()),
+                script_events: broadcast::channel(1024).0,
             }),
         })
     }
@@ -264,6 +270,28 @@ impl ArkdSim {
             checkpoint_txs,
             swept_vtxos: Vec::new(),
         };
+        let indexed = pb::IndexerSubscriptionEvent {
+            txid: done.txid.to_string(),
+            scripts: Vec::new(),
+            new_vtxos: done.created.iter().map(to_indexer_vtxo).collect(),
+            spent_vtxos: done.spent.iter().map(|(v, _)| to_indexer_vtxo(v)).collect(),
+            tx: note.tx.clone(),
+            checkpoint_txs: done
+                .spent
+                .iter()
+                .map(|(v, cp)| {
+                    (
+                        v.outpoint.to_string(),
+                        pb::IndexerTxData {
+                            txid: cp.to_string(),
+                            tx: String::new(),
+                        },
+                    )
+                })
+                .collect(),
+            swept_vtxos: Vec::new(),
+        };
+        let _ = self.inner.script_events.send(indexed);
         let _ = self.inner.events.send(pb::GetTransactionsStreamResponse {
             data: Some(pb::get_transactions_stream_response::Data::ArkTx(note)),
         });
@@ -502,8 +530,111 @@ impl ArkService for ArkdSim {
     }
 }
 
+type SubscriptionStream =
+    Pin<Box<dyn Stream<Item = Result<pb::GetSubscriptionResponse, Status>> + Send>>;
+
+impl ArkdSim {
+    fn subscriptions(
+        &self,
+    ) -> MutexGuard<'_, std::collections::HashMap<String, std::collections::HashSet<String>>> {
+        match self.inner.subscriptions.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl IndexerService for ArkdSim {
+    async fn subscribe_for_scripts(
+        &self,
+        request: Request<pb::SubscribeForScriptsRequest>,
+    ) -> Result<Response<pb::SubscribeForScriptsResponse>, Status> {
+        self.fault("SubscribeForScripts")?;
+        let req = request.into_inner();
+        for script in &req.scripts {
+            ScriptBuf::from_hex(script)
+                .map_err(|e| invalid("INVALID_REQUEST", format!("script {script}: {e}")))?;
+        }
+        let mut subs = self.subscriptions();
+        let id = if req.subscription_id.is_empty() {
+            let mut bytes = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        } else if subs.contains_key(&req.subscription_id) {
+            req.subscription_id
+        } else {
+            return Err(Status::not_found("unknown subscription"));
+        };
+        subs.entry(id.clone()).or_default().extend(req.scripts);
+        Ok(Response::new(pb::SubscribeForScriptsResponse {
+            subscription_id: id,
+        }))
+    }
+
+    async fn unsubscribe_for_scripts(
+        &self,
+        request: Request<pb::UnsubscribeForScriptsRequest>,
+    ) -> Result<Response<pb::UnsubscribeForScriptsResponse>, Status> {
+        let req = request.into_inner();
+        let mut subs = self.subscriptions();
+        let set = subs
+            .get_mut(&req.subscription_id)
+            .ok_or_else(|| Status::not_found("unknown subscription"))?;
+        if req.scripts.is_empty() {
+            set.clear();
+        } else {
+            for s in &req.scripts {
+                set.remove(s);
+            }
+        }
+        Ok(Response::new(pb::UnsubscribeForScriptsResponse {}))
+    }
+
+    type GetSubscriptionStream = SubscriptionStream;
+
+    async fn get_subscription(
+        &self,
+        request: Request<pb::GetSubscriptionRequest>,
+    ) -> Result<Response<SubscriptionStream>, Status> {
+        self.fault("GetSubscription")?;
+        let id = request.into_inner().subscription_id;
+        if !self.subscriptions().contains_key(&id) {
+            return Err(Status::not_found("unknown subscription"));
+        }
+        let sim = self.clone();
+        let started = pb::GetSubscriptionResponse {
+            data: Some(pb::get_subscription_response::Data::SubscriptionStarted(
+                pb::SubscriptionStartedEvent {
+                    subscription_id: id.clone(),
+                },
+            )),
+        };
+        let events =
+            BroadcastStream::new(self.inner.script_events.subscribe()).filter_map(move |item| {
+                let mut event = item.ok()?;
+                let watched = sim.subscriptions().get(&id).cloned().unwrap_or_default();
+                let mut scripts: Vec<String> = event
+                    .new_vtxos
+                    .iter()
+                    .chain(&event.spent_vtxos)
+                    .map(|v| v.script.clone())
+                    .filter(|s| watched.contains(s))
+                    .collect();
+                scripts.sort();
+                scripts.dedup();
+                if scripts.is_empty() {
+                    return None;
+                }
+                event.scripts = scripts;
+                Some(Ok(pb::GetSubscriptionResponse {
+                    data: Some(pb::get_subscription_response::Data::Event(event)),
+                }))
+            });
+        let stream = tokio_stream::iter([Ok(started)]).chain(events);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn get_vtxos(
         &self,
         request: Request<pb::GetVtxosRequest>,
