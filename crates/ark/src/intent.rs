@@ -6,7 +6,7 @@
 //! Built with ark-core's `make_intent` (the BIP-322-like proof PSBT arkd
 //! verifies), so the encoding is arkd's own.
 
-use bitcoin::secp256k1::{Keypair, Secp256k1};
+use bitcoin::secp256k1::Keypair;
 use bitcoin::{Amount, Psbt, Sequence, TxOut};
 
 use crate::{ArkError, VtxoInput};
@@ -40,7 +40,7 @@ pub fn pending_tx_proof(
             ))
         })
         .collect::<Result<Vec<_>, ArkError>>()?;
-    let secp = Secp256k1::signing_only();
+    let secp = &*crate::SECP;
     let intent = ark_core::intent::make_intent(
         |_, msg| Ok(vec![(secp.sign_schnorr(&msg, keypair), key)]),
         |_, _| Err(ark_core::Error::ad_hoc("no on-chain inputs")),

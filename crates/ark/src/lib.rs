@@ -73,6 +73,12 @@ pub use check::{
     Mismatch, OutputPolicy,
 };
 pub use error::ArkError;
+
+/// One secp256k1 context for the whole crate: creating one per call costs
+/// more than the verification it serves (measured in the transfer benchmark).
+pub(crate) static SECP: std::sync::LazyLock<
+    bitcoin::secp256k1::Secp256k1<bitcoin::secp256k1::All>,
+> = std::sync::LazyLock::new(bitcoin::secp256k1::Secp256k1::new);
 pub use intent::pending_tx_proof;
 pub use locktime::RelativeLocktime;
 pub use script::{Closure, VtxoScript};

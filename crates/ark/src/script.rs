@@ -25,7 +25,7 @@ use bitcoin::opcodes::all::{
     OP_CHECKSIG, OP_CHECKSIGADD, OP_CHECKSIGVERIFY, OP_CLTV, OP_CSV, OP_DROP, OP_NUMEQUAL,
 };
 use bitcoin::script::{Builder, Instruction, PushBytesBuf};
-use bitcoin::secp256k1::{Secp256k1, XOnlyPublicKey};
+use bitcoin::secp256k1::XOnlyPublicKey;
 use bitcoin::taproot::{ControlBlock, LeafVersion, NodeInfo, TapLeafHash, TaprootSpendInfo};
 use bitcoin::{Amount, Script, ScriptBuf, TxOut};
 
@@ -340,8 +340,7 @@ impl VtxoScript {
             });
         }
         let node = assemble_btcd_tree(&leaves)?;
-        let spend_info =
-            TaprootSpendInfo::from_node_info(&Secp256k1::verification_only(), nums_key(), node);
+        let spend_info = TaprootSpendInfo::from_node_info(&*crate::SECP, nums_key(), node);
         Ok(Self { leaves, spend_info })
     }
 
@@ -529,9 +528,9 @@ mod tests {
         let root = tagged("TapBranch", &[&lo, &hi]);
         let p = PublicKey::from_str(NUMS_KEY_HEX).unwrap();
         let tweak = tagged("TapTweak", &[&p.x_only_public_key().0.serialize(), &root]);
-        let secp = Secp256k1::verification_only();
+        let secp = &*crate::SECP;
         let q = p
-            .add_exp_tweak(&secp, &Scalar::from_be_bytes(tweak).unwrap())
+            .add_exp_tweak(secp, &Scalar::from_be_bytes(tweak).unwrap())
             .unwrap();
         q.x_only_public_key().0
     }
@@ -582,10 +581,10 @@ mod tests {
         assert_eq!(&spk.as_bytes()[..2], &[0x51, 0x20]);
         assert_eq!(&spk.as_bytes()[2..], &expected.serialize());
         // Control blocks prove each leaf against the output key.
-        let secp = Secp256k1::verification_only();
+        let secp = &*crate::SECP;
         for leaf in v.leaves() {
             let cb = v.control_block(leaf).unwrap();
-            assert!(cb.verify_taproot_commitment(&secp, expected, leaf));
+            assert!(cb.verify_taproot_commitment(secp, expected, leaf));
             assert_eq!(cb.internal_key, nums_key());
         }
         assert!(v.control_block(&ScriptBuf::from_bytes(vec![0x51])).is_err());

@@ -37,7 +37,7 @@ pub struct SignRequest {
 /// The single tapscript leaf an Ark PSBT input is spent through, after checking
 /// that its control block commits to the `witness_utxo` output.
 pub fn input_leaf(psbt: &Psbt, input_index: usize) -> Result<(ScriptBuf, ControlBlock), ArkError> {
-    input_leaf_with(&Secp256k1::verification_only(), psbt, input_index)
+    input_leaf_with(&*crate::SECP, psbt, input_index)
 }
 
 fn input_leaf_with<C: Verification>(
@@ -86,7 +86,7 @@ pub fn input_sighash(
     psbt: &Psbt,
     input_index: usize,
 ) -> Result<(TapLeafHash, TapSighash), ArkError> {
-    sighash_with(&Secp256k1::verification_only(), psbt, input_index)
+    sighash_with(&*crate::SECP, psbt, input_index)
 }
 
 fn sighash_with<C: Verification>(
@@ -126,15 +126,15 @@ fn sighash_with<C: Verification>(
 /// Every signature `key` must give over `psbts`: one per input whose leaf has
 /// `key` among its signers (already-signed inputs included).
 pub fn sign_requests(psbts: &[Psbt], key: &PubKey) -> Result<Vec<SignRequest>, ArkError> {
-    let secp = Secp256k1::verification_only();
+    let secp = &*crate::SECP;
     let mut out = Vec::new();
     for (psbt_index, psbt) in psbts.iter().enumerate() {
         for input_index in 0..psbt.inputs.len() {
-            let (leaf, _) = input_leaf_with(&secp, psbt, input_index)?;
+            let (leaf, _) = input_leaf_with(secp, psbt, input_index)?;
             if !leaf_signers(&leaf).contains(key.x_only()) {
                 continue;
             }
-            let (leaf_hash, sighash) = sighash_with(&secp, psbt, input_index)?;
+            let (leaf_hash, sighash) = sighash_with(secp, psbt, input_index)?;
             out.push(SignRequest {
                 psbt_index,
                 input_index,
@@ -150,7 +150,7 @@ pub fn sign_requests(psbts: &[Psbt], key: &PubKey) -> Result<Vec<SignRequest>, A
 /// A BIP-340 signature over a sighash (with fresh auxiliary randomness).
 pub fn sign_sighash(sighash: &TapSighash, keypair: &Keypair) -> schnorr::Signature {
     let msg = Message::from_digest(sighash.to_byte_array());
-    Secp256k1::signing_only().sign_schnorr(&msg, keypair)
+    crate::SECP.sign_schnorr(&msg, keypair)
 }
 
 /// Signs input `input_index` with `keypair` (which must be one of its leaf's
@@ -196,15 +196,15 @@ pub fn add_signature(
     key: &XOnlyPublicKey,
     signature: schnorr::Signature,
 ) -> Result<(), ArkError> {
-    let secp = Secp256k1::verification_only();
-    let (leaf, _) = input_leaf_with(&secp, psbt, input_index)?;
+    let secp = &*crate::SECP;
+    let (leaf, _) = input_leaf_with(secp, psbt, input_index)?;
     if !leaf_signers(&leaf).contains(key) {
         return Err(ArkError::KeyNotInLeaf {
             input: input_index,
             key: *key,
         });
     }
-    let (leaf_hash, sighash) = sighash_with(&secp, psbt, input_index)?;
+    let (leaf_hash, sighash) = sighash_with(secp, psbt, input_index)?;
     let msg = Message::from_digest(sighash.to_byte_array());
     secp.verify_schnorr(&signature, &msg, key)
         .map_err(|_| ArkError::InvalidSignature {
@@ -240,14 +240,14 @@ fn insert(
 /// recomputed sighash (arkd `VerifyVtxoTapscriptSigs`). Missing signatures are
 /// not an error here; see [`missing_signers`].
 pub fn verify_signatures(psbt: &Psbt) -> Result<(), ArkError> {
-    let secp = Secp256k1::verification_only();
+    let secp = &*crate::SECP;
     for (input_index, input) in psbt.inputs.iter().enumerate() {
         if input.tap_script_sigs.is_empty() {
             continue;
         }
-        let (leaf, _) = input_leaf_with(&secp, psbt, input_index)?;
+        let (leaf, _) = input_leaf_with(secp, psbt, input_index)?;
         let signers = leaf_signers(&leaf);
-        let (leaf_hash, sighash) = sighash_with(&secp, psbt, input_index)?;
+        let (leaf_hash, sighash) = sighash_with(secp, psbt, input_index)?;
         let msg = Message::from_digest(sighash.to_byte_array());
         for ((key, sig_leaf), sig) in &input.tap_script_sigs {
             if *sig_leaf != leaf_hash {
