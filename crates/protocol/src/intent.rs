@@ -29,6 +29,9 @@ pub struct IntentPolicy {
     pub land_fee_ppm: u64,
     /// Furthest accepted `expires_at`, in seconds from now.
     pub max_horizon_secs: i64,
+    /// The Lightning network lands pay on; when set, the BOLT11 invoice of a
+    /// gBTC `land_lightning` is checked at receipt (6001, 6002, 6004).
+    pub network: Option<bitcoin::Network>,
 }
 
 impl IntentPolicy {
@@ -40,6 +43,7 @@ impl IntentPolicy {
             transfer_fee: 10,
             land_fee_ppm: 1_000,
             max_horizon_secs: 86_400,
+            network: None,
         }
     }
 
@@ -318,6 +322,15 @@ pub fn validate_intent(
         ));
     }
 
+    if let (IntentType::LandLightning, Some(network), Some(memo)) =
+        (intent_type, policy.network, c.memo.as_deref())
+    {
+        let payments = || outputs.iter().filter(|o| !o.fee);
+        if payments().all(|o| policy.is_fee_asset(&o.asset)) {
+            let landed = payments().map(|o| o.amount).fold(0u64, u64::saturating_add);
+            crate::invoice::check_land_invoice(memo, network, landed, now)?;
+        }
+    }
     let my_leg = c
         .my_leg
         .as_ref()

@@ -14,6 +14,7 @@ pub mod builders;
 pub mod content;
 pub mod crypto;
 pub mod intent;
+pub mod invoice;
 mod keys;
 pub mod kinds;
 pub mod rejection;

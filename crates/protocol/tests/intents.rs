@@ -303,3 +303,48 @@ fn swap_and_liquidity_need_their_legs() {
     assert_eq!(c.check(&t), Ok(()));
     let _ = pubkey_to_nostr(&c.bob);
 }
+
+#[test]
+fn land_invoices_are_checked_when_the_network_is_known() {
+    use bitcoin::hashes::{sha256, Hash};
+    use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+    let mut c = ctx();
+    c.policy.network = Some(bitcoin::Network::Regtest);
+    let bolt11 = |msat: u64, currency: Currency| {
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let key = bitcoin::secp256k1::SecretKey::from_slice(&[0x42; 32]).expect("key");
+        InvoiceBuilder::new(currency)
+            .description("out".into())
+            .payment_hash(sha256::Hash::hash(b"x"))
+            .payment_secret(PaymentSecret([1; 32]))
+            .duration_since_epoch(std::time::Duration::from_secs(now() as u64))
+            .min_final_cltv_expiry_delta(18)
+            .expiry_time(std::time::Duration::from_secs(3_600))
+            .amount_milli_satoshis(msat)
+            .build_signed(|h| secp.sign_ecdsa_recoverable(h, &key))
+            .expect("invoice")
+            .to_string()
+    };
+    let land = |invoice: String| {
+        let mut t = c.transfer();
+        t.intent_type = "land_lightning".into();
+        t.outputs[0].recipient = c.relay_pk().to_string();
+        t.outputs[0].amount = WireAmount::new(5_000);
+        t.outputs[1].amount = WireAmount::new(5);
+        t.memo = Some(invoice);
+        t
+    };
+    assert_eq!(c.check(&land(bolt11(5_000_000, Currency::Regtest))), Ok(()));
+    assert_eq!(
+        c.check(&land(bolt11(4_000_000, Currency::Regtest))),
+        Err(ErrorCode::InvoiceAmountMismatch)
+    );
+    assert_eq!(
+        c.check(&land(bolt11(5_000_000, Currency::Bitcoin))),
+        Err(ErrorCode::InvalidInvoice)
+    );
+    assert_eq!(
+        c.check(&land("lnbcrt1nonsense".into())),
+        Err(ErrorCode::InvalidInvoice)
+    );
+}
