@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn, Instrument};
 
 use crate::config::{redact_url, Config, QueueKind};
-use crate::http::{self, RelayInfo};
+use crate::http::{self, ApiInfo, ApiState};
 use crate::keys::{self, KeyFile, KeyOrigin, PublicKeyInfo};
 use crate::shutdown::StopSignal;
 
@@ -351,16 +351,22 @@ impl DevStack {
 
         // 3. HTTP, last: once it listens, everything else is up.
         let relay_npub = relay_key.npub()?;
-        let info = RelayInfo {
-            name: "ark-relay",
-            version: env!("CARGO_PKG_VERSION"),
-            relay_pubkey: relay_key.pubkey_hex(),
-            relay_npub: relay_npub.clone(),
-            database: backend,
-            nostr_relays: nostr_relays.clone(),
+        let info = ApiInfo {
+            name: "ark-relay".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pubkey: relay_key.pubkey_hex(),
+            npub: relay_npub.clone(),
+            relays: nostr_relays.clone(),
+            kinds_consumed: ark_relay_protocol::kinds::CONSUMED.to_vec(),
+            encryption: vec!["nip44_v2".to_owned(), "nip04".to_owned()],
+            transfer_fee: self.config.fees.transfer_fee_sats,
+            land_fee_ppm: u64::from(self.config.fees.land_fee_ppm),
+            ark: Some(transfer::server_info_json(&server)),
+            database: backend.to_owned(),
         };
         let (listener, http_addr) = http::bind(self.http_addr).await?;
-        let router = http::router(store.clone(), info);
+        let api_store: DynStore = Arc::new(store.clone());
+        let router = http::router(ApiState::new(api_store, info));
         services.spawn("http", move |stop| {
             http::serve(listener, router, stop.stopped())
         });

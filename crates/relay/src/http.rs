@@ -1,89 +1,21 @@
-//! The binary's tiny read-only HTTP server: `GET /health` and `GET /info`.
+//! The binary's read-only HTTP server: it mounts the `ark-relay-api` router
+//! (`/health`, `/info`, `/assets`, `/balances/{pubkey}`, `/vtxos/{pubkey}`,
+//! `/sessions/{id}`, `/errors`, `/openapi.json`) on a TCP listener.
 //!
 //! PRD §2: there are no state-changing HTTP endpoints; writes go through
-//! Nostr. The full read-only API (balances, VTXOs, sessions, settlements,
-//! Merkle proofs, error codes, metrics) moves to the `api` adapter crate in a
-//! later issue; this module then only mounts that router.
+//! Nostr. The endpoints themselves live in the `api` adapter crate; this
+//! module only binds, builds the router and serves it.
 
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
-use ark_relay_store::SqlStore;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Serialize;
+pub use ark_relay_api::{ApiInfo, ApiState};
+use axum::Router;
 use tokio::net::TcpListener;
 
-/// Public facts served on `GET /info`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RelayInfo {
-    /// Always `ark-relay`.
-    pub name: &'static str,
-    /// The binary's version.
-    pub version: &'static str,
-    /// The relay's Nostr public key, x-only hex.
-    pub relay_pubkey: String,
-    /// The same key as `npub1…`.
-    pub relay_npub: String,
-    /// `sqlite` or `mariadb`.
-    pub database: &'static str,
-    /// Nostr relays the service listens and publishes on (none wired yet).
-    pub nostr_relays: Vec<String>,
-}
-
-#[derive(Clone)]
-struct AppState {
-    store: SqlStore,
-    info: RelayInfo,
-}
-
-/// Body of `GET /health`.
-#[derive(Debug, Serialize)]
-struct Health {
-    status: &'static str,
-    database: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-/// The router: `/health` pings the database, `/info` describes the relay.
-pub fn router(store: SqlStore, info: RelayInfo) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/info", get(info_handler))
-        .with_state(AppState { store, info })
-}
-
-async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.info.database;
-    match state.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(Health {
-                status: "ok",
-                database,
-                error: None,
-            }),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: database ping failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "unavailable",
-                    database,
-                    error: Some("database unreachable".to_owned()),
-                }),
-            )
-        }
-    }
-}
-
-async fn info_handler(State(state): State<AppState>) -> Json<RelayInfo> {
-    Json(state.info)
+/// The API router over `state`.
+pub fn router(state: ApiState) -> Router {
+    ark_relay_api::router(state)
 }
 
 /// Binds `addr` (port 0 picks a free port). Returns the listener and the
@@ -112,17 +44,26 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    use ark_relay_core::DynStore;
+    use ark_relay_store::SqlStore;
 
     use super::*;
 
-    fn info() -> RelayInfo {
-        RelayInfo {
-            name: "ark-relay",
-            version: "0.0.0",
-            relay_pubkey: "00".repeat(32),
-            relay_npub: "npub1test".into(),
-            database: "sqlite",
-            nostr_relays: Vec::new(),
+    fn info() -> ApiInfo {
+        ApiInfo {
+            name: "ark-relay".into(),
+            version: "0.0.0".into(),
+            pubkey: "00".repeat(32),
+            npub: "npub1test".into(),
+            relays: Vec::new(),
+            kinds_consumed: Vec::new(),
+            encryption: vec!["nip44_v2".into()],
+            transfer_fee: 10,
+            land_fee_ppm: 1000,
+            ark: None,
+            database: "sqlite".into(),
         }
     }
 
@@ -130,7 +71,9 @@ mod tests {
     async fn get(store: SqlStore, path: &'static str) -> (u16, String) {
         let (listener, addr) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router(store, info()), async {
+        let store: DynStore = Arc::new(store);
+        let app = router(ApiState::new(store, info()));
+        let server = tokio::spawn(serve(listener, app, async {
             let _ = stop_rx.await;
         }));
         let response = tokio::task::spawn_blocking(move || {
@@ -162,7 +105,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn health_is_ok_while_the_database_answers() {
+    async fn the_api_is_served_over_tcp() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(dir.path()).await;
         let (status, body) = get(store.clone(), "/health").await;
@@ -170,12 +113,17 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"status": "ok", "database": "sqlite"})
+            serde_json::json!({"status": "ok", "database": "sqlite", "backends": []})
         );
-        let (status, body) = get(store, "/info").await;
+        let (status, body) = get(store.clone(), "/info").await;
         assert_eq!(status, 200);
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["relay_npub"], "npub1test");
+        assert_eq!(json["relay_pubkey"], json["pubkey"]);
+        let (status, body) = get(store, "/openapi.json").await;
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(json["paths"]["/balances/{pubkey}"].is_object());
     }
 
     #[tokio::test]
@@ -188,5 +136,6 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["status"], "unavailable");
         assert_eq!(json["database"], "sqlite");
+        assert_eq!(json["error"]["code"], 7001);
     }
 }

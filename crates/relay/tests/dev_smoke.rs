@@ -63,6 +63,29 @@ fn check_running(facts: &Value, dev: &DevProcess, backend: &str) {
     assert_eq!(info["relay_npub"], npub);
     assert_eq!(info["database"], backend);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    // The Nostr get_info names, served by the api crate.
+    assert_eq!(info["pubkey"], pubkey);
+    assert!(info["relays"].as_array().is_some_and(|r| !r.is_empty()));
+    assert!(info["kinds_consumed"]
+        .as_array()
+        .is_some_and(|k| !k.is_empty()));
+    assert!(info["ark"]["network"].is_string(), "{info}");
+    assert!(info["assets"].is_array(), "{info}");
+
+    let (status, body) = http_get(http_url, &format!("/balances/{npub}"));
+    assert_eq!(status, 200, "{body}");
+    let balances: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(balances["pubkey"], pubkey);
+    let (status, body) = http_get(http_url, &format!("/vtxos/{pubkey}"));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(http_url, &format!("/sessions/{}", "00".repeat(32)));
+    assert_eq!(status, 404, "{body}");
+    let refusal: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refusal["error"]["code"], 5003);
+    let (status, body) = http_get(http_url, "/errors");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(http_url, "/openapi.json");
+    assert_eq!(status, 200, "{body}");
 
     let (status, _) = http_get(http_url, "/no-such-route");
     assert_eq!(status, 404);
