@@ -12,6 +12,7 @@ mod config;
 mod dev;
 mod http;
 mod keys;
+mod keyvault;
 mod secret;
 mod shutdown;
 mod telemetry;
@@ -122,6 +123,22 @@ Examples:
     )]
     Sim(SimArgs),
 
+    /// Create or seal the relay's Nostr key for GATEWAY_NOSTR_PRIVATE_KEY.
+    #[command(
+        subcommand,
+        long_about = "\
+Manage the relay's Nostr key at rest (PRD §10.2). The key is kept
+AES-256-GCM-encrypted in GATEWAY_NOSTR_PRIVATE_KEY; the AES key is derived from
+GATEWAY_ENCRYPTION_KEY (a passphrase or random string) with Argon2id. Secret
+material is never printed except the sealed blob.",
+        after_help = "\
+Examples:
+  GATEWAY_ENCRYPTION_KEY=… ark-relay keys generate
+  GATEWAY_ENCRYPTION_KEY=… ark-relay keys encrypt --key-file data/relay.key
+  GATEWAY_ENCRYPTION_KEY=… GATEWAY_NOSTR_PRIVATE_KEY=arkrelay-key-v1:… ark-relay keys show"
+    )]
+    Keys(KeysCommand),
+
     /// Apply the database migrations to the configured database.
     #[command(
         long_about = "\
@@ -173,6 +190,20 @@ struct DevArgs {
     nostr_relays: Vec<String>,
 }
 
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Generate a new relay key and print its npub and its sealed blob.
+    Generate,
+    /// Seal an existing key file (hex or nsec) and print the blob.
+    Encrypt {
+        /// The key file to seal.
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
+    /// Open GATEWAY_NOSTR_PRIVATE_KEY and print the public key it holds.
+    Show,
+}
+
 #[derive(Debug, Args)]
 struct SimArgs {
     /// Port of the arkd simulator (0 picks a free port).
@@ -194,6 +225,51 @@ struct ConfigArgs {
     /// Validate the configuration and exit 0 (valid) or 1 (invalid) instead of printing it.
     #[arg(long)]
     check: bool,
+}
+
+/// `ark-relay keys …`.
+// Printing the npub and the sealed blob is the command's output.
+#[allow(clippy::print_stdout)]
+fn keys_command(cmd: KeysCommand) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let passphrase = zeroize::Zeroizing::new(
+        std::env::var("GATEWAY_ENCRYPTION_KEY").context("GATEWAY_ENCRYPTION_KEY is not set")?,
+    );
+    let print_pub = |secret: &[u8; 32]| -> anyhow::Result<()> {
+        let sk = nostr::SecretKey::from_slice(secret).context("not a valid secret key")?;
+        let keys = nostr::Keys::new(sk);
+        use nostr::ToBech32;
+        println!("pubkey  {}", keys.public_key().to_hex());
+        println!("npub    {}", keys.public_key().to_bech32().context("npub")?);
+        Ok(())
+    };
+    match cmd {
+        KeysCommand::Generate | KeysCommand::Encrypt { .. } => {
+            let secret = zeroize::Zeroizing::new(match cmd {
+                KeysCommand::Encrypt { key_file } => {
+                    let text = zeroize::Zeroizing::new(
+                        std::fs::read_to_string(&key_file)
+                            .with_context(|| format!("reading {}", key_file.display()))?,
+                    );
+                    nostr::Keys::parse(text.trim())
+                        .with_context(|| format!("{} holds no valid key", key_file.display()))?
+                        .secret_key()
+                        .to_secret_bytes()
+                }
+                _ => nostr::Keys::generate().secret_key().to_secret_bytes(),
+            });
+            print_pub(&secret)?;
+            let blob = keyvault::seal(&secret, passphrase.as_bytes())?;
+            println!("GATEWAY_NOSTR_PRIVATE_KEY={blob}");
+        }
+        KeysCommand::Show => {
+            let blob = std::env::var("GATEWAY_NOSTR_PRIVATE_KEY")
+                .context("GATEWAY_NOSTR_PRIVATE_KEY is not set")?;
+            let secret = keyvault::open(&blob, passphrase.as_bytes())?;
+            print_pub(&secret)?;
+        }
+    }
+    Ok(())
 }
 
 /// `ark-relay sim`: start the simulators, print their endpoints, wait for a signal.
@@ -279,6 +355,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 dev::run(config, options, stop).await?;
             }
             Command::Migrate => migrate(&config).await?,
+            Command::Keys(cmd) => keys_command(cmd)?,
             Command::Sim(args) => {
                 let stop = shutdown::install()?;
                 run_sims(args, stop).await?;

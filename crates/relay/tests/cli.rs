@@ -5,7 +5,7 @@ mod common;
 
 use common::{command, run};
 
-const SUBCOMMANDS: &[&str] = &["dev", "sim", "migrate", "config"];
+const SUBCOMMANDS: &[&str] = &["dev", "sim", "keys", "migrate", "config"];
 
 #[test]
 fn help_works_for_the_binary_and_every_subcommand() {
@@ -141,4 +141,59 @@ fn config_check_exits_zero_or_one() {
         c
     });
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn keys_generate_then_show_round_trips_and_never_prints_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("relay.key");
+    let secret = "6b".repeat(32);
+    std::fs::write(&key_file, &secret).unwrap();
+    let out = run({
+        let mut c = command(dir.path());
+        c.args(["keys", "encrypt", "--key-file"])
+            .arg(&key_file)
+            .env("GATEWAY_ENCRYPTION_KEY", "pass phrase");
+        c
+    });
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        !out.stdout.contains(&secret) && !out.stderr.contains(&secret),
+        "secret printed"
+    );
+    let blob = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("GATEWAY_NOSTR_PRIVATE_KEY="))
+        .unwrap()
+        .to_owned();
+    let npub = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("npub"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let shown = run({
+        let mut c = command(dir.path());
+        c.args(["keys", "show"])
+            .env("GATEWAY_ENCRYPTION_KEY", "pass phrase")
+            .env("GATEWAY_NOSTR_PRIVATE_KEY", &blob);
+        c
+    });
+    assert!(shown.status.success(), "{}", shown.stderr);
+    assert!(shown.stdout.contains(&npub));
+    let wrong = run({
+        let mut c = command(dir.path());
+        c.args(["keys", "show"])
+            .env("GATEWAY_ENCRYPTION_KEY", "other")
+            .env("GATEWAY_NOSTR_PRIVATE_KEY", &blob);
+        c
+    });
+    assert!(!wrong.status.success());
+    assert!(
+        wrong.stderr.contains("wrong GATEWAY_ENCRYPTION_KEY"),
+        "{}",
+        wrong.stderr
+    );
 }
