@@ -26,6 +26,7 @@ use ark_relay_core::{AssetId, PubKey};
 use ark_relay_core::{DynBus, DynQueue, DynStore, QueueConfig, RelayStore, SystemClock};
 use ark_relay_engine::{handlers, transfer, Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
+use ark_relay_grpc::resilience::{BreakerState, HealthRegistry, Resilience};
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
 use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_queue::{MemoryBus, MemoryQueue, RedisBus, RedisQueue};
@@ -225,7 +226,25 @@ impl DevStack {
         let dev_json = data_dir.join("dev.json");
         remove_if_exists(&dev_json)?; // a stale file from a crashed run must not look "up"
 
-        let relay_key = keys::load_or_generate(&data_dir.join("relay.key"))?;
+        // The relay key: sealed in GATEWAY_NOSTR_PRIVATE_KEY (production,
+        // PRD §10.2), or a key file in the data dir (dev's default).
+        let relay_key = match std::env::var("GATEWAY_NOSTR_PRIVATE_KEY") {
+            Ok(blob) => {
+                let pass =
+                    zeroize::Zeroizing::new(std::env::var("GATEWAY_ENCRYPTION_KEY").context(
+                        "GATEWAY_NOSTR_PRIVATE_KEY is set but GATEWAY_ENCRYPTION_KEY is not",
+                    )?);
+                let secret = crate::keyvault::open(&blob, pass.as_bytes())?;
+                let sk = nostr::SecretKey::from_slice(secret.as_ref())
+                    .context("GATEWAY_NOSTR_PRIVATE_KEY holds no valid key")?;
+                KeyFile {
+                    keys: nostr::Keys::new(sk),
+                    path: PathBuf::from("$GATEWAY_NOSTR_PRIVATE_KEY"),
+                    origin: KeyOrigin::Loaded,
+                }
+            }
+            Err(_) => keys::load_or_generate(&data_dir.join("relay.key"))?,
+        };
         match relay_key.origin {
             KeyOrigin::Generated => info!(pubkey = %relay_key.pubkey_hex(), "generated relay key"),
             KeyOrigin::Loaded => info!(pubkey = %relay_key.pubkey_hex(), "loaded relay key"),
@@ -286,11 +305,13 @@ impl DevStack {
         // The back ends: the configured arkd, or the simulators in-process
         // (real gRPC servers on 127.0.0.1), with a demo funded on them.
         let mut simulators = BTreeMap::new();
+        let health = HealthRegistry::new();
         let (ark, sims): (Arc<dyn ArkServer>, Option<SimStack>) = match &self.config.ark {
             Some(ark) => {
                 let client = ArkdClient::connect(ark.url.clone())
                     .await
-                    .with_context(|| format!("connecting to arkd at {}", redact_url(&ark.url)))?;
+                    .with_context(|| format!("connecting to arkd at {}", redact_url(&ark.url)))?
+                    .with_resilience(Resilience::new("arkd", &health));
                 (Arc::new(client), None)
             }
             None => {
@@ -310,7 +331,8 @@ impl DevStack {
                 })?;
                 let client = ArkdClient::connect(arkd_url)
                     .await
-                    .context("connecting to the arkd simulator")?;
+                    .context("connecting to the arkd simulator")?
+                    .with_resilience(Resilience::new("arkd", &health));
                 (Arc::new(client), Some(stack))
             }
         };
@@ -366,7 +388,18 @@ impl DevStack {
         };
         let (listener, http_addr) = http::bind(self.http_addr).await?;
         let api_store: DynStore = Arc::new(store.clone());
-        let router = http::router(ApiState::new(api_store, info));
+        let health_source = move || {
+            health
+                .snapshot()
+                .into_iter()
+                .map(|v| {
+                    let healthy = v.state != BreakerState::Open;
+                    ark_relay_api::BackendHealth::new(v.backend, v.state.as_str(), healthy)
+                })
+                .collect::<Vec<_>>()
+        };
+        let router =
+            http::router(ApiState::new(api_store, info).with_health(Arc::new(health_source)));
         services.spawn("http", move |stop| {
             http::serve(listener, router, stop.stopped())
         });
@@ -483,6 +516,7 @@ async fn engine_for(
     let policy = IntentPolicy {
         transfer_fee: config.fees.transfer_fee_sats,
         land_fee_ppm: u64::from(config.fees.land_fee_ppm),
+        network: Some(server.network()),
         ..IntentPolicy::new(relay_pk)
     };
     let info = handlers::RelayInfo {

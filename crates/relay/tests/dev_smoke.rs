@@ -188,3 +188,61 @@ async fn dev_runs_on_mariadb_when_configured() {
     result.unwrap();
     assert!(tables > 0, "migrations created no tables");
 }
+
+/// The relay key sealed in GATEWAY_NOSTR_PRIVATE_KEY: dev uses it instead of a
+/// key file, and the secret appears nowhere — not in stdout, stderr, dev.json
+/// or the database.
+#[test]
+fn dev_runs_on_the_sealed_gateway_key_and_never_leaks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "3c".repeat(32);
+    let key_file = dir.path().join("k");
+    std::fs::write(&key_file, &secret).unwrap();
+    let sealed = common::run({
+        let mut c = common::command(dir.path());
+        c.args(["keys", "encrypt", "--key-file"])
+            .arg(&key_file)
+            .env("GATEWAY_ENCRYPTION_KEY", "dev pass");
+        c
+    });
+    assert!(sealed.status.success(), "{}", sealed.stderr);
+    let blob = sealed
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("GATEWAY_NOSTR_PRIVATE_KEY="))
+        .unwrap()
+        .to_owned();
+    let pubkey = sealed
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pubkey"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    std::fs::remove_file(&key_file).unwrap();
+
+    let data = dir.path().join("data");
+    let mut dev = DevProcess::spawn(
+        &data,
+        &dir.path().join("logs"),
+        &[
+            ("GATEWAY_NOSTR_PRIVATE_KEY", blob.as_str()),
+            ("GATEWAY_ENCRYPTION_KEY", "dev pass"),
+            ("RUST_LOG", "debug"),
+        ],
+    );
+    let facts = dev.wait_ready();
+    assert_eq!(facts["relay_pubkey"], pubkey.as_str());
+    assert!(!data.join("relay.key").exists(), "no key file is written");
+    let dev_json = std::fs::read_to_string(data.join("dev.json")).unwrap();
+    let status = dev.terminate();
+    assert!(status.success());
+    let mut haystack = format!("{}{}{dev_json}", dev.stdout(), dev.stderr());
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            haystack.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    assert!(!haystack.contains(&secret), "the secret key leaked");
+}
