@@ -119,14 +119,7 @@ impl BaseHandler {
     ) -> Result<NewOutboxEvent, HandlerError> {
         let author = Self::author(job)?;
         let answered = event_id_from_nostr(&job.event.id);
-        let ev =
-            builders::failure(&self.keys, &author, &answered, rejection, scheme).map_err(fatal)?;
-        Ok(NewOutboxEvent {
-            dedupe_key: builders::failure_d_tag(&answered),
-            kind: kinds::FAILURE,
-            recipient: Some(author),
-            event_json: ev.as_json(),
-        })
+        crate::failure_notice(&self.keys, &author, &answered, rejection, scheme).map_err(fatal)
     }
 
     async fn sync_state(&self, author: &PubKey) -> Result<serde_json::Value, HandlerError> {

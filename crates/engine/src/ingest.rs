@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ark_relay_core::{
-    Clock, DynBus, DynQueue, DynStore, ErrorCode, Job, NewOutboxEvent, ProcessedEvent, PubKey,
-    Recorded, UnixTime,
+    Clock, DynBus, DynQueue, DynStore, ErrorCode, Job, ProcessedEvent, PubKey, Recorded, UnixTime,
 };
 use ark_relay_protocol::content::SigningResponse;
 use ark_relay_protocol::crypto::{detect, DmCipher, Scheme};
@@ -16,8 +15,8 @@ use ark_relay_protocol::intent::{
     screen, validate_intent, verify, IntentPolicy, Screen, MAX_CONTENT_BYTES,
 };
 use ark_relay_protocol::request::{parse_request, ServiceRequest};
-use ark_relay_protocol::{builders, event_id_from_nostr, kinds, pubkey_from_nostr, Rejection};
-use nostr::{Event, JsonUtil, Keys};
+use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr, Rejection};
+use nostr::{Event, Keys};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -307,19 +306,13 @@ impl Ingestor {
         scheme: Scheme,
     ) -> Result<IngestOutcome, EngineError> {
         tracing::info!(code = rejection.code.code(), reason = %rejection.message, "rejected");
-        let event = builders::failure(
+        let notice = crate::failure_notice(
             &self.keys,
             &processed.author,
             &processed.id,
             &rejection,
             scheme,
         )?;
-        let notice = NewOutboxEvent {
-            dedupe_key: builders::failure_d_tag(&processed.id),
-            kind: kinds::FAILURE,
-            recipient: Some(processed.author),
-            event_json: event.as_json(),
-        };
         let code = rejection.code;
         let processed = ProcessedEvent {
             outcome: Some(code),

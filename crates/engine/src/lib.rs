@@ -35,3 +35,22 @@ pub enum EngineError {
     #[error("bad job payload: {0}")]
     Payload(String),
 }
+
+/// The outbox row of a 31341 failure notice to `to`, answering `answered`
+/// (one per answered event: its dedupe key is the notice's `d` tag).
+pub fn failure_notice(
+    keys: &nostr::Keys,
+    to: &ark_relay_core::PubKey,
+    answered: &ark_relay_core::EventId,
+    rejection: &ark_relay_protocol::Rejection,
+    scheme: ark_relay_protocol::crypto::Scheme,
+) -> Result<ark_relay_core::NewOutboxEvent, ark_relay_protocol::builders::BuildError> {
+    use nostr::JsonUtil;
+    let event = ark_relay_protocol::builders::failure(keys, to, answered, rejection, scheme)?;
+    Ok(ark_relay_core::NewOutboxEvent {
+        dedupe_key: ark_relay_protocol::builders::failure_d_tag(answered),
+        kind: ark_relay_protocol::kinds::FAILURE,
+        recipient: Some(*to),
+        event_json: event.as_json(),
+    })
+}

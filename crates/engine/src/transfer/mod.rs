@@ -261,8 +261,7 @@ impl Ceremony {
         r: &Rejection,
         scheme: Scheme,
     ) -> Result<NewOutboxEvent, HandlerError> {
-        let ev = builders::failure(&self.keys, to, answered, r, scheme).map_err(fatal)?;
-        Ok(self.outbox_event(&ev, builders::failure_d_tag(answered), Some(*to)))
+        crate::failure_notice(&self.keys, to, answered, r, scheme).map_err(fatal)
     }
 
     /// Ends a session before `SubmitTx`: release the locks, record the failure
