@@ -35,7 +35,7 @@ use bitcoin::Psbt;
 use nostr::Keys;
 use tokio::sync::watch;
 
-use common::{dev_relay, Wallet};
+use common::{answers, dev_relay, Wallet};
 
 struct Setup {
     store: DynStore,
@@ -321,11 +321,12 @@ async fn alice_sends_bob_1000_gbtc() {
     alice.publish(&intent).await;
 
     // Bob's wallet sees the public 31340 that p-tags him and e-tags the intent.
-    bob.wait_for("the 31340 for Bob", Duration::from_secs(60), |evs| {
-        evs.iter().any(|e| {
-            e.kind.as_u16() == kinds::CONFIRMATION && e.tags.event_ids().any(|id| *id == intent.id)
-        })
-    })
+    bob.wait_answer(
+        "the 31340 for Bob",
+        kinds::CONFIRMATION,
+        &intent.id,
+        Duration::from_secs(60),
+    )
     .await;
     let conf_ev = bob
         .received()
@@ -395,11 +396,12 @@ async fn a_wallet_that_never_answers_times_out_and_frees_its_vtxo() {
     let first = builders::intent(&alice.keys, &s.relay_pk, &c).expect("intent");
     alice.publish(&first).await;
     alice
-        .wait_for("the 5001 notice", Duration::from_secs(60), |evs| {
-            evs.iter().any(|e| {
-                e.kind.as_u16() == kinds::FAILURE && e.tags.event_ids().any(|id| *id == first.id)
-            })
-        })
+        .wait_answer(
+            "the 5001 notice",
+            kinds::FAILURE,
+            &first.id,
+            Duration::from_secs(60),
+        )
         .await;
     let notices = alice.failures().await;
     assert_eq!(notices[&first.id][0].code, ErrorCode::SessionExpired);
@@ -424,12 +426,12 @@ async fn a_wallet_that_never_answers_times_out_and_frees_its_vtxo() {
     let second = builders::intent(&alice.keys, &s.relay_pk, &c).expect("intent");
     alice.publish(&second).await;
     alice
-        .wait_for("the 31340", Duration::from_secs(60), |evs| {
-            evs.iter().any(|e| {
-                e.kind.as_u16() == kinds::CONFIRMATION
-                    && e.tags.event_ids().any(|id| *id == second.id)
-            })
-        })
+        .wait_answer(
+            "the 31340",
+            kinds::CONFIRMATION,
+            &second.id,
+            Duration::from_secs(60),
+        )
         .await;
     assert_eq!(
         s.store
@@ -478,9 +480,7 @@ async fn two_intents_racing_for_the_same_vtxo_complete_once() {
             |evs| {
                 ids.iter().all(|id| {
                     evs.iter().any(|e| {
-                        (e.kind.as_u16() == kinds::CONFIRMATION
-                            || e.kind.as_u16() == kinds::FAILURE)
-                            && e.tags.event_ids().any(|x| x == id)
+                        answers(e, kinds::CONFIRMATION, id) || answers(e, kinds::FAILURE, id)
                     })
                 })
             },
@@ -489,11 +489,7 @@ async fn two_intents_racing_for_the_same_vtxo_complete_once() {
     let evs = alice.received().await;
     let confirmed = ids
         .iter()
-        .filter(|id| {
-            evs.iter().any(|e| {
-                e.kind.as_u16() == kinds::CONFIRMATION && e.tags.event_ids().any(|x| x == *id)
-            })
-        })
+        .filter(|id| evs.iter().any(|e| answers(e, kinds::CONFIRMATION, id)))
         .count();
     assert_eq!(confirmed, 1, "exactly one completes");
     let failures = alice.failures().await;
@@ -690,16 +686,13 @@ async fn a_relay_killed_at_any_step_finishes_the_transfer_exactly_once() {
         )
         .await;
 
+        let what = format!("{point:?}: the 31340");
         alice
-            .wait_for(
-                &format!("{point:?}: the 31340"),
+            .wait_answer(
+                &what,
+                kinds::CONFIRMATION,
+                &intent.id,
                 Duration::from_secs(90),
-                |evs| {
-                    evs.iter().any(|e| {
-                        e.kind.as_u16() == kinds::CONFIRMATION
-                            && e.tags.event_ids().any(|id| *id == intent.id)
-                    })
-                },
             )
             .await;
         let confirmations = alice
@@ -776,11 +769,7 @@ async fn bad_signing_responses_get_5003_and_5002() {
     .expect("response");
     alice.publish(&ev).await;
     alice
-        .wait_for("the 5003", Duration::from_secs(30), |evs| {
-            evs.iter().any(|e| {
-                e.kind.as_u16() == kinds::FAILURE && e.tags.event_ids().any(|id| *id == ev.id)
-            })
-        })
+        .wait_answer("the 5003", kinds::FAILURE, &ev.id, Duration::from_secs(30))
         .await;
     assert_eq!(
         alice.failures().await[&ev.id][0].code,
@@ -842,11 +831,12 @@ async fn bad_signing_responses_get_5003_and_5002() {
             .expect("response");
     alice.publish(&ev).await;
     alice
-        .wait_for("the 5002", Duration::from_secs(30), |evs| {
-            evs.iter().any(|e| {
-                e.kind.as_u16() == kinds::FAILURE && e.tags.event_ids().any(|id| *id == intent.id)
-            })
-        })
+        .wait_answer(
+            "the 5002",
+            kinds::FAILURE,
+            &intent.id,
+            Duration::from_secs(30),
+        )
         .await;
     assert_eq!(
         alice.failures().await[&intent.id][0].code,

@@ -216,6 +216,14 @@ impl Wallet {
         }
     }
 
+    /// Waits until an event of `kind` that `e`-tags `answered` has arrived.
+    pub async fn wait_answer(&self, what: &str, kind: u16, answered: &EventId, timeout: Duration) {
+        self.wait_for(what, timeout, |evs| {
+            evs.iter().any(|e| answers(e, kind, answered))
+        })
+        .await
+    }
+
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
@@ -225,4 +233,9 @@ pub async fn dev_relay() -> DevRelay {
     DevRelay::start(DevRelayOptions::default())
         .await
         .expect("dev relay")
+}
+
+/// Whether `e` is of `kind` and `e`-tags `answered`.
+pub fn answers(e: &Event, kind: u16, answered: &EventId) -> bool {
+    e.kind.as_u16() == kind && e.tags.event_ids().any(|id| id == answered)
 }
