@@ -28,8 +28,8 @@ use ark_relay_ark::{
 use ark_relay_core::backends::ark::{ArkServer, ArkServerError};
 use ark_relay_core::{
     AssetId, Clock, Colour, CommitOutcome, DynStore, ErrorCode, EventId, Job, L2Transaction,
-    NewOutboxEvent, NewVtxo, PubKey, SessionId, SessionRecord, SessionStatus, UnixTime, Vtxo,
-    VtxoId, VtxoStatus,
+    NewOutboxEvent, NewVtxo, PubKey, SessionId, SessionRecord, SessionStatus, Vtxo, VtxoId,
+    VtxoStatus,
 };
 use ark_relay_protocol::content::{
     AssetRef, ChallengeType, ColourHint, Confirmation, PayloadToSign,
@@ -1184,11 +1184,3 @@ impl crate::Periodic for Ceremony {
         }
     }
 }
-
-/// Expiry timestamps of a session as seen by the scheduler.
-pub fn is_expired(s: &SessionRecord, now: UnixTime) -> bool {
-    s.expires_at <= now || s.step_deadline.is_some_and(|d| d <= now)
-}
-
-/// The kinds a ceremony answers to (for docs and routing).
-pub const HANDLED: [&str; 2] = [job_kind::INTENT, job_kind::SIGNING_RESPONSE];
