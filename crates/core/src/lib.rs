@@ -22,6 +22,7 @@ pub mod amount;
 pub mod backends;
 pub mod error_code;
 pub mod ids;
+pub mod leader;
 pub mod ledger;
 pub mod queue;
 pub mod session;
@@ -32,6 +33,7 @@ pub mod work;
 pub use amount::{AssetAmount, Sats};
 pub use error_code::ErrorCode;
 pub use ids::{ActionId, AssetId, EventId, IdError, PubKey, SessionId, VtxoId};
+pub use leader::{DynLeaderLock, LeaderLock, Lease};
 pub use ledger::{
     Asset, AssetType, Balances, Colour, CommitOutcome, IntentRecord, L2Transaction, NewAsset,
     NewVtxo, ProcessedEvent, Recorded, Tapscripts, Vtxo, VtxoStatus,

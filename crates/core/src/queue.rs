@@ -75,6 +75,15 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Jobs moved to the dead-letter list.
     async fn dead_letters(&self) -> Result<Vec<Job>, QueueError>;
+
+    /// Hands back a delivery its consumer will not finish (graceful
+    /// shutdown), so that another consumer can take it now instead of after
+    /// `reclaim_after`. Not an ack: the job stays in flight until someone
+    /// acks it. The default does nothing (the delivery is then handed out
+    /// again after `reclaim_after`, which is also what a crash leads to).
+    async fn hand_back(&self, _delivery: &Delivery) -> Result<(), QueueError> {
+        Ok(())
+    }
 }
 
 /// A shared queue handle.

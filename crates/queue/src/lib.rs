@@ -39,10 +39,12 @@
 //! - Reclaim and dead-lettering happen inside `pop`: while no consumer pops,
 //!   an expired delivery stays in flight (and in `depth`).
 
+mod leader;
 mod memory;
 mod redis_bus;
 mod redis_queue;
 
+pub use leader::{MemoryLeaderLock, RedisLeaderLock};
 pub use memory::{MemoryBus, MemoryQueue};
 pub use redis_bus::{RedisBus, RedisSubscription};
 pub use redis_queue::{RedisQueue, DEAD_LETTER_MAXLEN, DEFAULT_PREFIX};

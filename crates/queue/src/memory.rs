@@ -224,6 +224,16 @@ impl JobQueue for MemoryQueue {
     async fn dead_letters(&self) -> Result<Vec<Job>, QueueError> {
         Ok(self.state().dead.clone())
     }
+
+    /// Makes the delivery reclaimable now (its deadline passes at once).
+    async fn hand_back(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let seq: u64 = delivery.id.parse().map_err(|_| bad_id(&delivery.id))?;
+        if let Some(f) = self.state().in_flight.get_mut(&seq) {
+            f.deadline = Instant::now();
+        }
+        self.shared.notify.notify_one();
+        Ok(())
+    }
 }
 
 /// The in-process [`EventBus`]: a [`broadcast`] channel per channel name.

@@ -505,6 +505,28 @@ impl JobQueue for RedisQueue {
             .map_err(map_err)
     }
 
+    /// `XCLAIM <stream> <group> <consumer> 0 <id> IDLE <reclaim_after ms>
+    /// JUSTID`: the entry stays with this consumer but looks idle for
+    /// `reclaim_after` already, so the next XAUTOCLAIM of any consumer takes
+    /// it. `JUSTID` leaves the delivery count alone (the next claim counts
+    /// the new delivery).
+    async fn hand_back(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: Vec<String> = redis::cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg("hand-back")
+            .arg(0)
+            .arg(&delivery.id)
+            .arg("IDLE")
+            .arg(millis(self.config.reclaim_after))
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn depth(&self) -> Result<u64, QueueError> {
         // Acked entries are deleted, so the stream is exactly waiting + in flight.
         let mut conn = self.conn.clone();
