@@ -5,4 +5,5 @@
 
 pub mod ark;
 pub mod assets;
+pub mod chain;
 pub mod lightning;
