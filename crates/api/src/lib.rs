@@ -12,6 +12,7 @@
 //! | `GET /vtxos/{pubkey}` | the key's unspent VTXOs |
 //! | `GET /sessions/{id}` | a signing session's progress (never its raw data) |
 //! | `GET /errors` | the public error-code table |
+//! | `GET /metrics` | Prometheus metrics (text exposition format) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of all of the above |
 //!
 //! Errors are `{"error":{"code","name","message"}}` with a code from
@@ -37,6 +38,7 @@ use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use serde::Serialize;
 
+pub mod metrics;
 #[cfg(test)]
 mod tests;
 
@@ -138,6 +140,8 @@ pub struct ApiState {
     pub info: Arc<ApiInfo>,
     /// Back-end health for `/health`.
     pub health: Arc<dyn HealthSource>,
+    /// Renders `GET /metrics` (Prometheus); `None` disables the endpoint.
+    pub metrics: Option<Arc<dyn metrics::MetricsSource>>,
 }
 
 impl ApiState {
@@ -147,7 +151,14 @@ impl ApiState {
             store,
             info: Arc::new(info),
             health: Arc::new(NoBackends),
+            metrics: None,
         }
+    }
+
+    /// Serves `GET /metrics` from `source`.
+    pub fn with_metrics(mut self, source: Arc<dyn metrics::MetricsSource>) -> Self {
+        self.metrics = Some(source);
+        self
     }
 
     /// Reports `health` on `/health`.
@@ -168,6 +179,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         ("/sessions/{id}", get(session)),
         ("/errors", get(errors)),
         ("/openapi.json", get(openapi)),
+        ("/metrics", get(metrics::metrics)),
     ]
 }
 

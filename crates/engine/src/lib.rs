@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod ingest;
 pub mod outbox;
 mod runner;
+pub mod metrics;
 pub mod transfer;
 pub mod worker;
 

@@ -27,10 +27,14 @@ pub enum BuildError {
     Sign(String),
 }
 
+/// Signs, and writes the audit line of the signature (target `audit`, PRD
+/// §10.2.2): kind, event id, signer and `d` tag — never key material.
 fn sign(builder: EventBuilder, keys: &Keys) -> Result<Event, BuildError> {
-    builder
+    let event = builder
         .sign_with_keys(keys)
-        .map_err(|e| BuildError::Sign(e.to_string()))
+        .map_err(|e| BuildError::Sign(e.to_string()))?;
+    tracing::info!(target: "audit", op = "sign_event", kind = event.kind.as_u16(), event_id = %event.id, pubkey = %event.pubkey, d = event.tags.identifier().unwrap_or(""), "signed a Nostr event");
+    Ok(event)
 }
 
 fn timestamp(unix: i64) -> Timestamp {

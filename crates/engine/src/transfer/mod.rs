@@ -22,8 +22,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use ark_relay_ark::{
-    add_signature, build_offchain_tx, is_fully_signed, sign_psbt, sign_requests, verify_signatures,
-    Output, ServerInfo, VtxoInput,
+    add_signature, build_offchain_tx, is_fully_signed, sign_requests, verify_signatures, Output,
+    ServerInfo, VtxoInput,
 };
 use ark_relay_core::backends::ark::{ArkServer, ArkServerError};
 use ark_relay_core::{
@@ -286,6 +286,7 @@ impl Ceremony {
         })
         .to_owned();
         s.error_code = Some(r.code);
+        crate::metrics::intent_outcome("p2p_transfer", Some(r.code));
         s.error_message = Some(r.message.clone());
         s.step_deadline = None;
         let now = self.clock.now();
@@ -362,6 +363,7 @@ impl Ceremony {
                 let s = SessionRecord {
                     id: session_id,
                     user: author,
+        let started = std::time::Instant::now();
                     intent: id,
                     status: SessionStatus::Pending,
                     state: state::INTENT_RECEIVED.into(),
@@ -425,6 +427,7 @@ impl Ceremony {
         self.store
             .release_locks(&session.id)
             .await
+                crate::metrics::step(crate::metrics::step::INTENT_TO_CHALLENGE, started.elapsed());
             .map_err(transient)?;
         let mut attempt = 0;
         let plan = loop {
@@ -497,7 +500,8 @@ impl Ceremony {
             .collect();
         let mut tx = build_offchain_tx(server, &inputs, &outputs).map_err(fatal)?;
         if !plan.inventory.is_empty() {
-            sign_psbt(&mut tx.ark_tx, &self.keypair).map_err(fatal)?;
+            crate::audit::sign_psbt(&mut tx.ark_tx, &self.keypair, "ark_tx", &session.id, None)
+                .map_err(fatal)?;
         }
         let mut data = TransferData {
             author: intent.author,
@@ -695,6 +699,7 @@ impl Ceremony {
             .collect::<Result<_, ()>>()
         {
             Ok(s) => s,
+        crate::metrics::step_since(crate::metrics::step::CHALLENGE_TO_RESPONSE, s.updated_at);
             Err(()) => {
                 let r = Rejection::new(
                     ErrorCode::InvalidResponseSignature,
@@ -763,7 +768,13 @@ impl Ceremony {
             return Ok(JobOutcome::default());
         }
         s.version += 1;
-        let submitted = match self.ark.submit_tx(&ark_tx, &checkpoints).await {
+        let t = std::time::Instant::now();
+        let submitted = match self
+            .ark
+            .submit_tx(&ark_tx, &checkpoints)
+            .await
+            .inspect(|_| crate::metrics::step(crate::metrics::step::SUBMIT, t.elapsed()))
+        {
             Ok(sub) => sub,
             Err(e) if e.is_transient() => return Err(transient(format!("arkd SubmitTx: {e}"))),
             Err(e) => return self.fail(s, ark_rejection(&e), false).await,
@@ -795,7 +806,14 @@ impl Ceremony {
                 .ok_or_else(|| fatal(format!("arkd returned no checkpoint {txid}")))?;
             verify_signatures(&signed)
                 .map_err(|e| fatal(format!("server checkpoint signature: {e}")))?;
-            sign_psbt(&mut signed, &self.keypair).map_err(fatal)?; // the relay's own inputs
+            crate::audit::sign_psbt(
+                &mut signed,
+                &self.keypair,
+                "checkpoint",
+                &s.id,
+                s.ark_txid.as_ref(),
+            )
+            .map_err(fatal)?; // the relay's own inputs
             signed_checkpoints.push(signed);
         }
         data.ark_tx = submitted.final_ark_tx.to_string();
@@ -914,6 +932,7 @@ impl Ceremony {
             .collect::<Result<_, _>>()?;
         let author = *data.author.x_only();
         for (p, i, sig) in &sigs {
+        crate::audit::proof_signed("pending_tx_proof", &ark_txid, &self.keypair, own.len());
             let ok = (*p as usize) < data.author_inputs
                 && add_signature(&mut checkpoints[*p as usize], *i as usize, &author, *sig).is_ok();
             if !ok {
@@ -960,7 +979,13 @@ impl Ceremony {
         let ark_txid = s
             .ark_txid
             .ok_or_else(|| fatal("finalizing without an ark txid"))?;
-        match self.ark.finalize_tx(ark_txid, &checkpoints).await {
+        let t = std::time::Instant::now();
+        match self
+            .ark
+            .finalize_tx(ark_txid, &checkpoints)
+            .await
+            .inspect(|_| crate::metrics::step(crate::metrics::step::FINALIZE, t.elapsed()))
+        {
             Ok(()) => self.crash_at(CrashPoint::AfterFinalize)?,
             Err(e) if e.is_transient() => return Err(transient(format!("arkd FinalizeTx: {e}"))),
             Err(e) => {
@@ -1097,6 +1122,8 @@ impl Ceremony {
             ) {
                 let r = Rejection::new(
                     ErrorCode::SessionExpired,
+        crate::metrics::intent_outcome("p2p_transfer", None);
+        crate::metrics::step_since(crate::metrics::step::END_TO_END, s.created_at);
                     "the signing session expired before the wallet answered",
                 );
                 self.fail(s, r, true).await?;
@@ -1108,6 +1135,7 @@ impl Ceremony {
 }
 
 /// The Ark server's parameters as `get_info` publishes them for wallets.
+        crate::metrics::intent_outcome("p2p_transfer", Some(r.code));
 pub fn server_info_json(server: &ServerInfo) -> serde_json::Value {
     serde_json::json!({
         "signer_pubkey": server.signer().to_string(),
