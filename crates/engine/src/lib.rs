@@ -10,6 +10,7 @@
 //! It is the only crate that spawns tasks ([`Engine::run`]) and it sees the
 //! world only through ports: store, queue, bus, transport, clock.
 
+pub mod audit;
 pub mod handlers;
 pub mod ingest;
 pub mod outbox;
