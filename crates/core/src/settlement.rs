@@ -112,12 +112,11 @@ pub enum OpenedPeriod {
     Exists,
 }
 
-/// A change to a settlement row, applied only if the row is still in `from`
-/// (optimistic state machine: two runners never both advance a row).
+/// A change to a settlement row, applied only if the row still has the
+/// status and attempt count the caller saw (optimistic state machine: two
+/// runners never both advance a row, nor both start a broadcast).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementUpdate {
-    /// The state the caller saw.
-    pub from: SettlementStatus,
     /// The new state.
     pub status: SettlementStatus,
     /// New L1 txid (`None` = unchanged).
@@ -133,10 +132,9 @@ pub struct SettlementUpdate {
 }
 
 impl SettlementUpdate {
-    /// A move from `from` to `status` changing nothing else.
-    pub fn new(from: SettlementStatus, status: SettlementStatus) -> Self {
+    /// A move to `status` changing nothing else.
+    pub fn to(status: SettlementStatus) -> Self {
         Self {
-            from,
             status,
             l1_txid: None,
             block_height: None,
@@ -173,11 +171,12 @@ pub trait SettlementStore: Send + Sync {
         now: UnixTime,
     ) -> Result<OpenedPeriod, StoreError>;
 
-    /// Applies `update` if the row is still in `update.from`, and queues
-    /// `outbox` in the same transaction. False when the row moved meanwhile.
+    /// Applies `update` if the row still has `seen`'s status and attempt
+    /// count, and queues `outbox` in the same transaction. False when the row
+    /// moved meanwhile (another runner advanced it).
     async fn update_settlement(
         &self,
-        id: i64,
+        seen: &SettlementRecord,
         update: &SettlementUpdate,
         outbox: &[NewOutboxEvent],
         now: UnixTime,

@@ -15,6 +15,7 @@ mod port;
 mod records;
 mod rows;
 mod sessions;
+mod settlement;
 mod work;
 
 use std::future::Future;
