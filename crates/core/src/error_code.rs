@@ -87,6 +87,9 @@ error_codes! {
     PaymentFailed = 6003, "PAYMENT_FAILED", "Lightning payment failed (VTXO refunded)";
     /// The invoice amount does not match the landed amount.
     InvoiceAmountMismatch = 6004, "INVOICE_AMOUNT_MISMATCH", "invoice amount does not match";
+    /// The lift or land would break "circulating gBTC ≤ BTC reserve", or the
+    /// relay cannot cover the payment from its Lightning balance.
+    ReserveExceeded = 6005, "RESERVE_EXCEEDED", "reserve too small for this lift or land";
     /// A back end (arkd, database) is unavailable; the relay is read-only.
     BackendUnavailable = 7001, "BACKEND_UNAVAILABLE", "backend unavailable (read-only mode)";
     /// The Ark server rejected the transaction.
@@ -131,7 +134,7 @@ mod tests {
             assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
             assert!(!c.message().is_empty());
         }
-        assert_eq!(ErrorCode::ALL.len(), 24);
+        assert_eq!(ErrorCode::ALL.len(), 25);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod leader;
 pub mod ledger;
 pub mod merkle;
 pub mod queue;
+pub mod ramp;
 pub mod session;
 pub mod settlement;
 pub mod store;

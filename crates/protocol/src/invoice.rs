@@ -81,6 +81,26 @@ pub fn check_land_invoice(
     })
 }
 
+/// The facts of a BOLT11 invoice with a valid signature, without the land
+/// checks (network, amount, expiry margin) of [`check_land_invoice`].
+pub fn invoice_facts(invoice: &str) -> Result<CheckedInvoice, Rejection> {
+    let inv = Bolt11Invoice::from_str(invoice.trim()).map_err(|e| {
+        Rejection::new(
+            ErrorCode::InvalidInvoice,
+            format!("not a valid BOLT11 invoice: {e}"),
+        )
+    })?;
+    Ok(CheckedInvoice {
+        payment_hash: inv.payment_hash().to_byte_array(),
+        amount_msat: inv.amount_milli_satoshis().unwrap_or(0),
+        expires_at: UnixTime(
+            inv.expires_at()
+                .and_then(|d| i64::try_from(d.as_secs()).ok())
+                .unwrap_or(i64::MAX),
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
