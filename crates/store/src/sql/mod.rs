@@ -13,6 +13,7 @@
 mod ledger;
 mod port;
 mod records;
+mod ramp;
 mod rows;
 mod sessions;
 mod settlement;
