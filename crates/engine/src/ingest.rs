@@ -135,6 +135,7 @@ impl Ingestor {
     pub async fn handle(&self, event: Event) -> Result<IngestOutcome, EngineError> {
         let outcome = self.process(&event).await?;
         tracing::debug!(?outcome, "ingested");
+        crate::metrics::event_ingested(event.kind.as_u16(), &outcome);
         if let Some(bus) = &self.bus {
             let msg = serde_json::json!({
                 "event_id": event.id.to_hex(),
