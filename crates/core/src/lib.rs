@@ -22,6 +22,7 @@ pub mod amount;
 pub mod backends;
 pub mod error_code;
 pub mod ids;
+pub mod inventory;
 pub mod leader;
 pub mod ledger;
 pub mod merkle;

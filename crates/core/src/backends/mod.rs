@@ -6,4 +6,5 @@
 pub mod ark;
 pub mod assets;
 pub mod chain;
+pub mod fees;
 pub mod lightning;

@@ -10,6 +10,7 @@
 //! serialises its own write transactions behind an async mutex instead of
 //! letting them collide on `SQLITE_BUSY`.
 
+mod inventory;
 mod ledger;
 mod port;
 mod records;
