@@ -29,6 +29,18 @@ pub enum HandlerError {
     /// Give up (a bug or corrupt payload); the job goes dead.
     #[error("fatal: {0}")]
     Fatal(String),
+    /// Not now (read-only mode: a back end is down): the job stays pending
+    /// and is run again after `retry_after`, without using up an attempt;
+    /// `outbox` (e.g. a 7001 notice) is queued at once. See `degrade`.
+    #[error("deferred: {reason}")]
+    Deferred {
+        /// Why.
+        reason: String,
+        /// When to try again.
+        retry_after: std::time::Duration,
+        /// Events to publish now.
+        outbox: Vec<NewOutboxEvent>,
+    },
 }
 
 /// Handles jobs of some kinds. Must be idempotent by job key.

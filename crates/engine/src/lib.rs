@@ -11,15 +11,16 @@
 //! world only through ports: store, queue, bus, transport, clock.
 
 pub mod audit;
+pub mod degrade;
 pub mod handlers;
 pub mod ingest;
+pub mod metrics;
 pub mod outbox;
 mod runner;
-pub mod metrics;
 pub mod transfer;
 pub mod worker;
 
-pub use runner::{Engine, EngineConfig, EngineParts, Periodic, Roles};
+pub use runner::{Engine, EngineConfig, EngineParts, Fence, Heartbeat, Periodic, Roles};
 
 /// Errors of the engine's own plumbing (not user-visible rejections).
 #[derive(Debug, thiserror::Error)]

@@ -2,14 +2,39 @@
 //! and records the result with its outbound events in one transaction before
 //! acking. A crash before the ack means redelivery; the store's job status makes
 //! the second run a no-op.
+//!
+//! # Graceful stop
+//! When told to stop, a worker takes no new job; the job in hand gets
+//! [`Worker::with_grace`] to finish. If it does not, it is cancelled (every
+//! handler is idempotent and persists its progress step by step, so this is
+//! the same as a crash at that point) and **handed back** to the queue
+//! ([`JobQueue::hand_back`](ark_relay_core::JobQueue::hand_back)): on Redis
+//! another process's next pop takes it at once instead of after
+//! `reclaim_after`; it is never acked, so it is never lost.
+//!
+//! # Deferred jobs (read-only mode)
+//! A handler may answer [`HandlerError::Deferred`] (see `degrade`): the job
+//! stays `pending` in the store, its notices are queued, the delivery is
+//! acked (so deferring never uses up attempts or dead-letters the job), and
+//! the job is pushed again after `retry_after`. One timer per job key and
+//! process; if the process dies first, the ingest role's job pump re-pushes
+//! pending jobs anyway.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ark_relay_core::{Clock, Delivery, DynQueue, DynStore, JobStatus};
 use tokio::sync::{watch, Notify};
 
 use crate::handlers::{HandlerError, JobHandler};
+
+/// Default time an in-flight job gets to finish after a stop.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Job keys with a re-push timer pending in this process (shared by the
+/// workers of one engine).
+pub type DeferredKeys = Arc<Mutex<HashSet<String>>>;
 
 /// See the module docs.
 pub struct Worker {
@@ -20,6 +45,8 @@ pub struct Worker {
     consumer: String,
     max_attempts: u32,
     outbox_wake: Arc<Notify>,
+    grace: Duration,
+    deferred: DeferredKeys,
 }
 
 impl Worker {
@@ -41,10 +68,25 @@ impl Worker {
             consumer,
             max_attempts,
             outbox_wake,
+            grace: DEFAULT_GRACE,
+            deferred: DeferredKeys::default(),
         }
     }
 
-    /// Runs until `stop` becomes true. An in-flight job is finished first.
+    /// How long an in-flight job may run on after a stop before it is handed back.
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Shares the set of deferred job keys with the engine's other workers.
+    pub fn with_deferred_keys(mut self, keys: DeferredKeys) -> Self {
+        self.deferred = keys;
+        self
+    }
+
+    /// Runs until `stop` becomes true. An in-flight job gets the grace
+    /// period to finish, then is handed back.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
@@ -55,12 +97,39 @@ impl Worker {
                 r = self.queue.pop(&self.consumer, Duration::from_secs(1)) => r,
             };
             match next {
-                Ok(Some(d)) => self.process(d).await,
+                Ok(Some(d)) => self.process_until(d, &mut stop).await,
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "queue pop failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => {}
+                    }
                 }
+            }
+        }
+    }
+
+    /// Processes `d`; if `stop` turns true meanwhile, gives it the grace
+    /// period and then hands it back.
+    async fn process_until(&self, d: Delivery, stop: &mut watch::Receiver<bool>) {
+        let mut work = Box::pin(self.process(d.clone()));
+        tokio::select! {
+            () = &mut work => return,
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        tracing::info!(job = %d.job.key, grace = ?self.grace, "stopping: letting the job in hand finish");
+        if tokio::time::timeout(self.grace, &mut work).await.is_ok() {
+            return;
+        }
+        // Cancel it (releases whatever it holds, e.g. an open transaction).
+        drop(work);
+        match self.queue.hand_back(&d).await {
+            Ok(()) => {
+                tracing::warn!(job = %d.job.key, "job not finished within the grace period; handed back")
+            }
+            Err(e) => {
+                tracing::warn!(job = %d.job.key, error = %e, "hand-back failed; the job is redelivered after the reclaim time")
             }
         }
     }
@@ -89,6 +158,7 @@ impl Worker {
                     .await
                 {
                     Ok(_) => {
+                        tracing::debug!(consumer = %self.consumer, "job done");
                         self.outbox_wake.notify_one();
                         self.ack(&d).await;
                     }
@@ -96,6 +166,22 @@ impl Worker {
                         tracing::warn!(error = %e, "cannot record job result; will be redelivered")
                     }
                 }
+            }
+            Err(HandlerError::Deferred {
+                reason,
+                retry_after,
+                outbox,
+            }) => {
+                if !outbox.is_empty() {
+                    if let Err(e) = self.store.push_outbox(&outbox, now).await {
+                        tracing::warn!(error = %e, "cannot queue the deferral notice; will be redelivered");
+                        return;
+                    }
+                    self.outbox_wake.notify_one();
+                }
+                tracing::info!(%reason, ?retry_after, "job deferred");
+                self.ack(&d).await;
+                self.push_later(d.job, retry_after);
             }
             Err(HandlerError::Transient(e)) if d.attempts < self.max_attempts => {
                 tracing::warn!(error = %e, "transient failure; will be redelivered");
@@ -113,6 +199,27 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Pushes `job` again after `delay`, unless a timer for it is pending.
+    fn push_later(&self, job: ark_relay_core::Job, delay: Duration) {
+        {
+            let mut keys = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+            if !keys.insert(job.key.clone()) {
+                return;
+            }
+        }
+        let queue = self.queue.clone();
+        let keys = self.deferred.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            keys.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&job.key);
+            if let Err(e) = queue.push(&job).await {
+                tracing::warn!(job = %job.key, error = %e, "cannot re-push a deferred job; the job pump will");
+            }
+        });
     }
 
     async fn ack(&self, d: &Delivery) {

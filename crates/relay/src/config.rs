@@ -57,6 +57,8 @@ pub struct Config {
     /// tapd, the Taproot Assets daemon. Absent: not configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tapd: Option<DaemonConfig>,
+    /// Roles and scale-out (`run`, `ingest`, `worker`, `scheduler`).
+    pub run: RunConfig,
 }
 
 impl Default for Config {
@@ -73,6 +75,53 @@ impl Default for Config {
             ark: None,
             lnd: None,
             tapd: None,
+            run: RunConfig::default(),
+        }
+    }
+}
+
+/// `[run]`: roles, scale-out, leader election, shutdown and read-only mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Prefix of every Redis key (job stream, leader lock); processes that
+    /// share work must share it.
+    pub redis_prefix: String,
+    /// Worker tasks per worker process.
+    pub workers: usize,
+    /// A job popped but not acked for this long is handed to another worker.
+    pub reclaim_after_secs: u64,
+    /// Deliveries of a failing job before it goes to the dead letters.
+    pub max_attempts: u32,
+    /// The scheduler's leader lease (ms): a dead leader is replaced within it.
+    pub leader_ttl_ms: u64,
+    /// On SIGTERM, how long in-flight jobs and ticks may still run (ms)
+    /// before they are handed back.
+    pub grace_ms: u64,
+    /// How often arkd is probed (ms); while it does not answer, the relay is
+    /// in read-only mode.
+    pub probe_every_ms: u64,
+    /// How long a probe waits for arkd (ms).
+    pub probe_timeout_ms: u64,
+    /// How often a kept intent is tried again in read-only mode (ms).
+    pub deferred_retry_ms: u64,
+    /// How often the Nostr relays are re-queried for missed events (ms).
+    pub catch_up_every_ms: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            redis_prefix: "ark-relay".to_owned(),
+            workers: 4,
+            reclaim_after_secs: 60,
+            max_attempts: 5,
+            leader_ttl_ms: 10_000,
+            grace_ms: 10_000,
+            probe_every_ms: 5_000,
+            probe_timeout_ms: 3_000,
+            deferred_retry_ms: 5_000,
+            catch_up_every_ms: 15_000,
         }
     }
 }
@@ -306,6 +355,13 @@ impl Config {
         }
         if self.session.step_timeout_secs > self.session.expiry_secs {
             problems.push("session.step_timeout_secs must not exceed session.expiry_secs".into());
+        }
+        let r = &self.run;
+        if r.workers == 0 || r.leader_ttl_ms < 100 || r.probe_every_ms == 0 {
+            problems.push(
+                "run.workers must be > 0, run.leader_ttl_ms >= 100 and run.probe_every_ms > 0"
+                    .into(),
+            );
         }
         if self.fees.land_fee_ppm > 1_000_000 {
             problems.push("fees.land_fee_ppm must be at most 1000000 (100 %)".into());

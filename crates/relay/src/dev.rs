@@ -478,7 +478,8 @@ impl RunningDev {
 
 /// Wires the engine from the configuration: the relay identity, the store,
 /// the in-process or Redis queue, and a transport over `nostr_relays`.
-async fn engine_for(
+/// `ark-relay run` and its single-role commands reuse it (`crate::run`).
+pub(crate) async fn engine_for(
     config: &Config,
     store: &SqlStore,
     relay_key: &KeyFile,
@@ -489,10 +490,13 @@ async fn engine_for(
     let keys = relay_key.keys.clone();
     let relay_pk = ark_relay_protocol::pubkey_from_nostr(&keys.public_key())
         .context("the relay key is not a valid x-only key")?;
-    let transport =
-        PoolTransport::connect(keys.public_key(), PoolOptions::new(nostr_relays.to_vec()))
-            .await
-            .context("connecting to the Nostr relays")?;
+    let pool = PoolOptions {
+        catch_up_every: Duration::from_millis(config.run.catch_up_every_ms.max(100)),
+        ..PoolOptions::new(nostr_relays.to_vec())
+    };
+    let transport = PoolTransport::connect(keys.public_key(), pool)
+        .await
+        .context("connecting to the Nostr relays")?;
     // Jobs and notifications: in-process by default, Redis Streams and
     // pub/sub (channel `ark-relay:ingest`) when redis_url is set.
     let (queue, bus): (DynQueue, DynBus) = match config.queue_kind() {
@@ -502,8 +506,8 @@ async fn engine_for(
         ),
         QueueKind::Redis(url) => {
             let shown = redact_url(&url);
-            let prefix = ark_relay_queue::DEFAULT_PREFIX;
-            let queue = RedisQueue::connect(&url, prefix, QueueConfig::default())
+            let prefix = &config.run.redis_prefix;
+            let queue = RedisQueue::connect(&url, prefix, crate::run::queue_config(config))
                 .await
                 .with_context(|| format!("connecting to Redis at {shown}"))?;
             let bus = RedisBus::connect(&url, prefix)
@@ -552,11 +556,16 @@ async fn engine_for(
         handler: ceremony.clone(),
         periodic: vec![ceremony],
     };
-    Ok(Engine::new(parts, EngineConfig::default(), Roles::ALL))
+    let engine_config = EngineConfig {
+        workers: config.run.workers.max(1),
+        max_attempts: config.run.max_attempts,
+        ..EngineConfig::default()
+    };
+    Ok(Engine::new(parts, engine_config, Roles::ALL))
 }
 
 /// The Ark server's parameters, from its GetInfo.
-async fn ark_server_info(ark: &dyn ArkServer) -> Result<ServerInfo> {
+pub(crate) async fn ark_server_info(ark: &dyn ArkServer) -> Result<ServerInfo> {
     let info = ark.get_info().await.context("arkd GetInfo")?;
     let delay = ark_relay_ark::RelativeLocktime::from_server_value(info.unilateral_exit_delay)
         .context("arkd's unilateral exit delay")?;

@@ -1,10 +1,11 @@
 //! `ark-relay`: the Ark Relay service binary.
 //!
 //! This crate wires adapters together from configuration; it holds no protocol
-//! logic. Subcommands today: `dev` (whole system on embedded defaults),
-//! `migrate` (apply database migrations) and `config` (show or check the
-//! effective configuration). Later issues add `run`, `ingest`, `worker`,
-//! `scheduler`, `sim` and `keys`.
+//! logic. Subcommands: `dev` (whole system on embedded defaults), `run`
+//! (every role on the configured back ends), `ingest`, `worker` and
+//! `scheduler` (one role each, for scale-out), `migrate` (apply database
+//! migrations), `config` (show or check the effective configuration), `sim`
+//! and `keys`.
 //!
 //! `anyhow` is allowed here (and only here): errors end at `main`.
 
@@ -13,6 +14,7 @@ mod dev;
 mod http;
 mod keys;
 mod keyvault;
+mod run;
 mod secret;
 mod shutdown;
 mod telemetry;
@@ -46,6 +48,8 @@ ARK_RELAY_HTTP__LISTEN=0.0.0.0:8080). See relay.example.toml.";
 const AFTER_HELP: &str = "\
 Examples:
   ark-relay dev                          # everything on embedded defaults (SQLite, in-process queue)
+  ark-relay --config relay.toml run      # every role on the configured MariaDB, Redis, relays, arkd
+  ark-relay --config relay.toml worker   # one more worker process (any host, same database and Redis)
   ark-relay --config relay.toml migrate  # apply migrations to the configured database
   ark-relay config                       # print the effective configuration (secrets redacted)";
 
@@ -107,6 +111,78 @@ Examples:
   ARK_RELAY_DATABASE_URL=mysql://root@127.0.0.1:3306/arkrelay ark-relay dev"
     )]
     Dev(DevArgs),
+
+    /// Run every role (ingest, workers, scheduler, HTTP) on the configured back ends.
+    #[command(
+        long_about = "\
+Run every role of the relay in this process, on the configured back ends:
+the database (database_url; MariaDB for several processes), the queue
+(redis_url; Redis for several processes), the Nostr relays (nostr_relays)
+and arkd ([ark] url). Serves the read-only HTTP API on http.listen.
+
+The same processes can be split with `ingest`, `worker` and `scheduler`;
+any number of each may run on any hosts sharing one MariaDB and one Redis.
+Periodic tasks run in one scheduler at a time (a Redis lease with a fencing
+token, run.leader_ttl_ms). While arkd does not answer, the relay stays up in
+read-only mode: intents are kept and answered with 7001, and processed when
+arkd returns if still unexpired. SIGTERM or Ctrl-C stops gracefully:
+in-flight jobs get run.grace_ms, then are handed back to other workers.",
+        after_help = "\
+Examples:
+  ark-relay --config relay.toml run
+  ark-relay --config relay.toml run --http 0.0.0.0:8080 --ready-file /run/ark-relay.json
+  ARK_RELAY_DATABASE_URL=mysql://relay@db/relay ARK_RELAY_REDIS_URL=redis://redis ark-relay -c relay.toml run"
+    )]
+    Run(RoleArgs),
+
+    /// Hear Nostr events, validate and record them, queue their jobs.
+    #[command(
+        long_about = "\
+Run the ingest role: subscribe to the configured Nostr relays for events
+addressed to the relay, verify, decrypt, validate and deduplicate them,
+record each with its job in the database (or its 31341 rejection) and push
+the job to the queue; publish the outbox; re-push pending jobs whose wake-up
+was lost. Several ingest processes may run: the event id's unique key makes
+duplicates harmless. No HTTP unless --http is given.",
+        after_help = "\
+Examples:
+  ark-relay -c relay.toml ingest
+  ark-relay -c relay.toml ingest --http 0.0.0.0:8080"
+    )]
+    Ingest(RoleArgs),
+
+    /// Run jobs: signing ceremonies, service requests (scale out with more processes).
+    #[command(
+        long_about = "\
+Run the worker role: take jobs from the shared queue (Redis Streams consumer
+group), run them (signing ceremonies against arkd, service requests) and
+publish what they queue. Start as many worker processes as needed on any
+hosts; a job whose worker dies is taken by another after
+run.reclaim_after_secs, and on SIGTERM a job not finished within
+run.grace_ms is handed back at once. run.workers sets the tasks per process.",
+        after_help = "\
+Examples:
+  ark-relay -c relay.toml worker
+  ARK_RELAY_RUN__WORKERS=8 ark-relay -c relay.toml worker"
+    )]
+    Worker(RoleArgs),
+
+    /// Run the periodic tasks (session expiry, …) as the elected leader.
+    #[command(
+        long_about = "\
+Run the scheduler role: the periodic tasks (session timeouts; inventory and
+L1 settlement as they land). Start two or more for availability: they elect
+one leader through a Redis lease (SET NX PX with a fencing token, renewed
+every third of run.leader_ttl_ms); the others wait. When the leader dies the
+lease expires and another takes over within run.leader_ttl_ms; on SIGTERM the
+leader releases it at once. The leader publishes a heartbeat
+{holder, token, at_ms} on the Redis channel <run.redis_prefix>:scheduler.",
+        after_help = "\
+Examples:
+  ark-relay -c relay.toml scheduler
+  ARK_RELAY_RUN__LEADER_TTL_MS=5000 ark-relay -c relay.toml scheduler"
+    )]
+    Scheduler(RoleArgs),
 
     /// Run the arkd, lnd and tapd simulators (and their regtest chain) alone.
     #[command(
@@ -188,6 +264,23 @@ struct DevArgs {
     /// overrides the config's nostr_relays). Any NIP-01 relay works.
     #[arg(long = "nostr-relay", value_name = "URL")]
     nostr_relays: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct RoleArgs {
+    /// Serve the read-only HTTP API on ADDR (port 0 picks a free port)
+    /// [default: http.listen for `run`, none for the single roles].
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+
+    /// Do not serve HTTP (`run` only; the single roles serve none by default).
+    #[arg(long, conflicts_with = "http")]
+    no_http: bool,
+
+    /// Write a JSON file (pid, roles, relay pubkey, HTTP URL) once the
+    /// process is up; it is removed on a graceful stop.
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +447,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 };
                 dev::run(config, options, stop).await?;
             }
+            Command::Run(args) => role(config, ark_relay_engine::Roles::ALL, args, true).await?,
+            Command::Ingest(args) => {
+                role(config, ark_relay_engine::Roles::INGEST, args, false).await?
+            }
+            Command::Worker(args) => {
+                role(config, ark_relay_engine::Roles::WORKER, args, false).await?
+            }
+            Command::Scheduler(args) => {
+                role(config, ark_relay_engine::Roles::SCHEDULER, args, false).await?
+            }
             Command::Migrate => migrate(&config).await?,
             Command::Keys(cmd) => keys_command(cmd)?,
             Command::Sim(args) => {
@@ -364,6 +467,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `run`, `ingest`, `worker`, `scheduler`.
+async fn role(
+    config: Config,
+    roles: ark_relay_engine::Roles,
+    args: RoleArgs,
+    http_by_default: bool,
+) -> Result<()> {
+    let stop = shutdown::install()?;
+    let http = match (args.http, args.no_http) {
+        (Some(addr), _) => Some(addr),
+        (None, true) => None,
+        (None, false) => http_by_default.then_some(config.http.listen),
+    };
+    let options = run::RunOptions {
+        roles,
+        http,
+        ready_file: args.ready_file,
+    };
+    run::run(config, options, stop).await
 }
 
 #[allow(clippy::print_stdout, clippy::print_stderr)] // the command's output
