@@ -26,6 +26,8 @@ use crate::daemon::{connect, ConnectError, DaemonConfig};
 use crate::macaroon::MacaroonInterceptor;
 use crate::resilience::{BreakerOpen, HealthRegistry, Resilience, RetryPolicy, Transient};
 
+mod chain;
+
 /// The authenticated transport every generated client uses.
 pub type AuthChannel = InterceptedService<Channel, MacaroonInterceptor>;
 

@@ -39,7 +39,7 @@ pub mod routerrpc {
     tonic::include_proto!("routerrpc");
 }
 
-/// lnd's `walletrpc` package (WalletKit.EstimateFee).
+/// lnd's `walletrpc` package (WalletKit: EstimateFee, SendOutputs, GetTransaction).
 pub mod walletrpc {
     tonic::include_proto!("walletrpc");
 }

@@ -27,6 +27,14 @@ pub enum ChainError {
     /// An input is already spent by a mempool or confirmed transaction.
     #[error("bad-txns-inputs-missingorspent")]
     InputSpent,
+    /// The fee rate is below the mempool's minimum.
+    #[error("mempool min fee not met, {paid} < {min} sat/vB")]
+    FeeTooLow {
+        /// What the transaction pays, sat/vB (rounded down).
+        paid: u64,
+        /// What the mempool asks.
+        min: u64,
+    },
 }
 
 type Listener = Box<dyn Fn(u32) + Send + Sync>;
@@ -35,6 +43,7 @@ struct State {
     height: u32,
     tip: BlockHash,
     fee_rate_sat_per_vb: u64,
+    mempool_min_fee: u64,
     mempool: Vec<Transaction>,
     confirmed: BTreeMap<Txid, u32>,
     spent: HashSet<bitcoin::OutPoint>,
@@ -73,6 +82,7 @@ impl Chain {
                 height,
                 tip: block_hash(height, &[]),
                 fee_rate_sat_per_vb: DEFAULT_FEE_RATE,
+                mempool_min_fee: 1,
                 mempool: Vec::new(),
                 confirmed: BTreeMap::new(),
                 spent: HashSet::new(),
@@ -103,6 +113,39 @@ impl Chain {
     /// Sets the mempool fee rate (at least 1 sat/vB).
     pub fn set_fee_rate(&self, sat_per_vb: u64) {
         self.lock().fee_rate_sat_per_vb = sat_per_vb.max(1);
+    }
+
+    /// The mempool's minimum fee rate, sat/vB (what [`Chain::submit`] enforces).
+    pub fn mempool_min_fee(&self) -> u64 {
+        self.lock().mempool_min_fee
+    }
+
+    /// Sets the mempool's minimum fee rate (at least 1 sat/vB): a fee spike the
+    /// estimator has not caught up with yet.
+    pub fn set_mempool_min_fee(&self, sat_per_vb: u64) {
+        self.lock().mempool_min_fee = sat_per_vb.max(1);
+    }
+
+    /// Broadcasts a wallet transaction that pays `fee` (the wallet knows its
+    /// inputs' values; the chain model does not): refused below the mempool's
+    /// minimum fee rate, otherwise like [`Chain::broadcast`].
+    pub fn submit(&self, tx: Transaction, fee: bitcoin::Amount) -> Result<Txid, ChainError> {
+        let vsize = tx.vsize().max(1) as u64;
+        let paid = fee.to_sat() / vsize;
+        let min = self.mempool_min_fee();
+        if paid < min {
+            return Err(ChainError::FeeTooLow { paid, min });
+        }
+        self.broadcast(tx)
+    }
+
+    /// The transaction `txid` if it is in the mempool.
+    pub fn mempool_tx(&self, txid: &Txid) -> Option<Transaction> {
+        self.lock()
+            .mempool
+            .iter()
+            .find(|t| t.compute_txid() == *txid)
+            .cloned()
     }
 
     /// Transactions waiting for a block.
@@ -258,6 +301,24 @@ mod tests {
         let mut empty = tx(2);
         empty.output.clear();
         assert_eq!(chain.broadcast(empty), Err(ChainError::Empty));
+    }
+
+    #[test]
+    fn submit_enforces_the_mempool_minimum_fee() {
+        let chain = Chain::default();
+        let t = tx(9);
+        let vsize = t.vsize() as u64;
+        chain.set_mempool_min_fee(10);
+        assert_eq!(
+            chain.submit(t.clone(), Amount::from_sat(9 * vsize)),
+            Err(ChainError::FeeTooLow { paid: 9, min: 10 })
+        );
+        assert!(chain.mempool().is_empty(), "a refused tx spends nothing");
+        let txid = chain.submit(t, Amount::from_sat(10 * vsize)).expect("paid");
+        assert!(chain.mempool_tx(&txid).is_some());
+        chain.mine(1);
+        assert!(chain.mempool_tx(&txid).is_none());
+        assert_eq!(chain.confirmations(&txid), 1);
     }
 
     #[test]
