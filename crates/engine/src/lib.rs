@@ -11,6 +11,7 @@
 //! world only through ports: store, queue, bus, transport, clock.
 
 pub mod audit;
+pub mod batch;
 pub mod degrade;
 pub mod handlers;
 pub mod ingest;

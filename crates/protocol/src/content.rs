@@ -245,9 +245,10 @@ pub struct IntentContent {
     pub intent_type: String,
     /// Everything the author sends, including the fee output.
     pub outputs: Vec<IntentOutput>,
-    /// What the author sends in a swap.
+    /// What the author sends in a swap or deposits in a liquidity operation
+    /// (one leg or several); checked against `outputs` inside a batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub my_leg: Option<Leg>,
+    pub my_leg: Option<Legs>,
     /// What the author expects in return in a swap or liquidity operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterparty_leg: Option<Legs>,
@@ -257,8 +258,48 @@ pub struct IntentContent {
     /// Free text; for `land_lightning` the BOLT11 invoice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memo: Option<String>,
+    /// Units of the author's own L2 asset created by this intent (batch types
+    /// only; see [`l2_asset_id`]): they pay the author's outputs of that asset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mint: Option<Vec<SupplyChange>>,
+    /// Units of the author's own L2 asset destroyed by this intent (batch types
+    /// only): taken from what the other parties of the batch pay the author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn: Option<Vec<SupplyChange>>,
     /// Unix time after which the relay must not execute the intent.
     pub expires_at: i64,
+}
+
+/// A change of supply of an L2 asset (an LP token): `amount` of the asset
+/// whose id is [`l2_asset_id`]`(author, ticker)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupplyChange {
+    /// The asset id (hex); must equal `l2_asset_id(author, ticker)`.
+    pub asset: AssetRef,
+    /// The ticker the id commits to (1–20 of `[A-Za-z0-9_-]`).
+    pub ticker: String,
+    /// Amount in base units.
+    pub amount: WireAmount,
+}
+
+/// The id of an **L2 asset** issued by `issuer` under `ticker`:
+/// `SHA256(SHA256(tag) ‖ SHA256(tag) ‖ issuer x-only key ‖ ticker)` with
+/// `tag = "ark-relay/l2-asset"` (a BIP-340 style tagged hash).
+///
+/// An L2 asset (a DEX's LP token) exists only in the relay's ledger. Its id
+/// commits to its issuer's key, so the rule "only intents signed by the issuer
+/// may `mint` or `burn` it" needs no registry or configuration: anyone can
+/// recompute the id and see who controls the supply.
+pub fn l2_asset_id(issuer: &PubKey, ticker: &str) -> AssetId {
+    use bitcoin::hashes::{sha256, Hash, HashEngine};
+    let tag = sha256::Hash::hash(b"ark-relay/l2-asset");
+    let mut engine = sha256::Hash::engine();
+    engine.input(tag.as_byte_array());
+    engine.input(tag.as_byte_array());
+    engine.input(&issuer.x_only().serialize());
+    engine.input(ticker.as_bytes());
+    AssetId::from_bytes(sha256::Hash::from_engine(engine).to_byte_array())
 }
 
 /// One signature a wallet is asked for.
@@ -467,6 +508,62 @@ impl IntentContent {
             counterparty_leg: None,
             inputs: None,
             memo: None,
+            mint: None,
+            burn: None,
+            expires_at,
+        }
+    }
+
+    /// One party's intent for a batch (`atomic_swap`, `add_liquidity`,
+    /// `remove_liquidity`): it pays `pays` (recipient, asset, amount) plus the
+    /// relay's `fee` in gBTC, declares the same payments as `my_leg`, and
+    /// expects `expects` (payer, asset, amount) from the other parties.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_leg(
+        intent_type: IntentType,
+        action_id: impl Into<String>,
+        pays: &[(PubKey, AssetRef, u64)],
+        expects: &[(PubKey, AssetRef, u64)],
+        relay: &PubKey,
+        fee: u64,
+        expires_at: i64,
+    ) -> Self {
+        let leg = |(who, asset, amount): &(PubKey, AssetRef, u64)| Leg {
+            recipient: Some(who.to_string()),
+            asset: asset.clone(),
+            amount: WireAmount::new(*amount),
+        };
+        let legs = |v: &[(PubKey, AssetRef, u64)]| match v {
+            [] => None,
+            [one] => Some(Legs::One(leg(one))),
+            many => Some(Legs::Many(many.iter().map(leg).collect())),
+        };
+        let mut outputs: Vec<IntentOutput> = pays
+            .iter()
+            .map(|(who, asset, amount)| IntentOutput {
+                recipient: who.to_string(),
+                asset: asset.clone(),
+                amount: WireAmount::new(*amount),
+                role: None,
+            })
+            .collect();
+        outputs.push(IntentOutput {
+            recipient: relay.to_string(),
+            asset: AssetRef::gbtc(),
+            amount: WireAmount::new(fee),
+            role: Some(OutputRole::Fee),
+        });
+        Self {
+            v: VERSION,
+            action_id: action_id.into(),
+            intent_type: intent_type.as_str().to_owned(),
+            outputs,
+            my_leg: legs(pays),
+            counterparty_leg: legs(expects),
+            inputs: None,
+            memo: None,
+            mint: None,
+            burn: None,
             expires_at,
         }
     }

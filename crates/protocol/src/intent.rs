@@ -132,6 +132,18 @@ pub struct ValidLeg {
     pub amount: u64,
 }
 
+/// A `mint` or `burn` entry after validation: the asset is the author's own
+/// L2 asset ([`crate::content::l2_asset_id`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidSupply {
+    /// The asset id.
+    pub asset: AssetId,
+    /// Its ticker.
+    pub ticker: String,
+    /// Amount in base units (> 0).
+    pub amount: u64,
+}
+
 /// A 31510 intent that passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidIntent {
@@ -147,14 +159,18 @@ pub struct ValidIntent {
     pub intent_type: IntentType,
     /// All outputs, fee included.
     pub outputs: Vec<ValidOutput>,
-    /// `my_leg`.
-    pub my_leg: Option<ValidLeg>,
+    /// `my_leg` (none, one or more).
+    pub my_legs: Vec<ValidLeg>,
     /// `counterparty_leg` (one or more).
     pub counterparty_legs: Vec<ValidLeg>,
     /// Inputs named by the author.
     pub inputs: Option<Vec<VtxoId>>,
     /// The memo (the invoice of a land).
     pub memo: Option<String>,
+    /// Units of the author's own L2 assets it creates (batch types only).
+    pub mint: Vec<ValidSupply>,
+    /// Units of the author's own L2 assets it destroys (batch types only).
+    pub burn: Vec<ValidSupply>,
     /// Expiry.
     pub expires_at: UnixTime,
     /// The content as signed.
@@ -227,6 +243,50 @@ fn parse_leg(leg: &Leg, field: &str) -> Result<ValidLeg, Rejection> {
         asset: leg.asset.clone(),
         amount: leg.amount.positive(&format!("{field}.amount"))?,
     })
+}
+
+/// `mint`/`burn` entries: only in batch types, each naming the author's own
+/// L2 asset by id (`l2_asset_id(author, ticker)`), at most once per asset.
+fn parse_supply(
+    entries: Option<&[crate::content::SupplyChange]>,
+    field: &str,
+    author: &PubKey,
+    intent_type: IntentType,
+) -> Result<Vec<ValidSupply>, Rejection> {
+    let Some(entries) = entries else {
+        return Ok(Vec::new());
+    };
+    if !intent_type.needs_batch() {
+        return Err(malformed(format!(
+            "{field} is only allowed in atomic_swap, add_liquidity and remove_liquidity"
+        )));
+    }
+    let mut out: Vec<ValidSupply> = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let ticker_ok = (1..=20).contains(&e.ticker.len())
+            && e.ticker
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ticker_ok {
+            return Err(malformed(format!("{field}[{i}].ticker is not a ticker")));
+        }
+        let expected = crate::content::l2_asset_id(author, &e.ticker);
+        if e.asset != AssetRef::Id(expected) {
+            return Err(malformed(format!(
+                "{field}[{i}]: only the issuer may {field}; the author's asset {} is {expected}, not {}",
+                e.ticker, e.asset
+            )));
+        }
+        if out.iter().any(|o| o.asset == expected) {
+            return Err(malformed(format!("{field}[{i}] repeats asset {expected}")));
+        }
+        out.push(ValidSupply {
+            asset: expected,
+            ticker: e.ticker.clone(),
+            amount: e.amount.positive(&format!("{field}[{i}].amount"))?,
+        });
+    }
+    Ok(out)
 }
 
 /// Validates a verified 31510 event against `policy` at time `now`.
@@ -331,11 +391,16 @@ pub fn validate_intent(
             crate::invoice::check_land_invoice(memo, network, landed, now)?;
         }
     }
-    let my_leg = c
-        .my_leg
-        .as_ref()
-        .map(|l| parse_leg(l, "my_leg"))
-        .transpose()?;
+    let my_legs = match &c.my_leg {
+        Some(legs) => legs
+            .as_slice()
+            .iter()
+            .map(|l| parse_leg(l, "my_leg"))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let mint = parse_supply(c.mint.as_deref(), "mint", &author, intent_type)?;
+    let burn = parse_supply(c.burn.as_deref(), "burn", &author, intent_type)?;
     let counterparty_legs = match &c.counterparty_leg {
         Some(legs) => legs
             .as_slice()
@@ -345,7 +410,7 @@ pub fn validate_intent(
         None => Vec::new(),
     };
     match intent_type {
-        IntentType::AtomicSwap if my_leg.is_none() || counterparty_legs.is_empty() => {
+        IntentType::AtomicSwap if my_legs.is_empty() || counterparty_legs.is_empty() => {
             return Err(malformed("atomic_swap needs my_leg and counterparty_leg"));
         }
         IntentType::AddLiquidity | IntentType::RemoveLiquidity if counterparty_legs.is_empty() => {
@@ -372,10 +437,12 @@ pub fn validate_intent(
         action_id,
         intent_type,
         outputs,
-        my_leg,
+        my_legs,
         counterparty_legs,
         inputs: c.inputs.clone(),
         memo: c.memo.clone(),
+        mint,
+        burn,
         expires_at: UnixTime(c.expires_at),
         content: event.content.clone(),
     })

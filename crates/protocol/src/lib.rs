@@ -10,6 +10,7 @@
 //! simulators' tests and the examples all share these types, so the wire
 //! format is defined exactly once.
 
+pub mod batch;
 pub mod builders;
 pub mod content;
 pub mod crypto;

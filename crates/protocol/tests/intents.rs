@@ -289,11 +289,11 @@ fn swap_and_liquidity_need_their_legs() {
     let mut t = c.transfer();
     t.intent_type = "atomic_swap".into();
     assert_eq!(c.check(&t), Err(ErrorCode::Malformed));
-    t.my_leg = Some(Leg {
+    t.my_leg = Some(Legs::One(Leg {
         recipient: Some(c.bob.to_string()),
         asset: AssetRef::gbtc(),
         amount: WireAmount::new(1_000),
-    });
+    }));
     t.counterparty_leg = Some(Legs::One(leg.clone()));
     assert_eq!(c.check(&t), Ok(()));
     let mut t = c.transfer();

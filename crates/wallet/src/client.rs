@@ -653,6 +653,102 @@ impl Wallet {
         Ok(intent_id)
     }
 
+    /// Signs a batch intent (`atomic_swap`, `add_liquidity`,
+    /// `remove_liquidity`; see [`IntentContent::batch_leg`]) **without
+    /// publishing it**, authorises its signing session against the wallet's
+    /// current VTXOs, and returns the signed 31510 to hand to the batch's
+    /// submitter (a DEX). The relay's challenges for it are then answered
+    /// only if the batch transaction pays exactly this intent's legs.
+    pub async fn sign_batch_intent(&self, content: &IntentContent) -> Result<Event, WalletError> {
+        self.params().await?;
+        let vtxos = self.sync().await?;
+        let ev = builders::intent(&self.inner.keys, &self.inner.relay, content)
+            .map_err(|e| WalletError::Invalid(e.to_string()))?;
+        let intent_id = event_id_from_nostr(&ev.id);
+        let authorised = AuthorisedIntent::from_batch_intent(
+            intent_id,
+            content,
+            &self.inner.me,
+            &AssetBook::from_vtxos(&vtxos),
+        )
+        .map_err(WalletError::Invalid)?;
+        let mut st = self.lock();
+        if let Some(s) = st.signer.as_mut() {
+            s.authorise(authorised, vtxos);
+        }
+        let first = content.outputs.first();
+        st.history.push(HistoryEntry {
+            direction: "sent".into(),
+            id: intent_id.to_string(),
+            counterparty: first.map(|o| o.recipient.clone()),
+            asset: first.map(|o| o.asset.to_string()).unwrap_or_default(),
+            amount: first
+                .and_then(|o| o.amount.positive("amount").ok())
+                .unwrap_or(0),
+            fee: 0,
+            at: now(),
+            outcome: Outcome::Pending,
+            challenges: vec![],
+        });
+        self.save_history(&st);
+        Ok(ev)
+    }
+
+    /// Submits signed intents as one atomic batch (`submit_batch`) and
+    /// returns the relay's 31501 result (`status: "signing"`, the sessions);
+    /// a refusal (3001, 1005, 2001, …) is [`WalletError::Refused`].
+    pub async fn submit_batch(
+        &self,
+        batch_id: &str,
+        intents: Vec<Event>,
+    ) -> Result<serde_json::Value, WalletError> {
+        self.request(&ServiceRequest::SubmitBatch {
+            batch_id: batch_id.to_owned(),
+            intents,
+        })
+        .await
+    }
+
+    /// Waits for the outcome of an intent the wallet signed: its 31340, or
+    /// its 31341 as [`WalletError::Refused`].
+    pub async fn outcome(
+        &self,
+        intent_id: EventId,
+        timeout: Duration,
+    ) -> Result<Confirmation, WalletError> {
+        let outcome = self
+            .wait(timeout, |st| {
+                if let Some(c) = st.confirmations.get(&intent_id) {
+                    return Some(Ok(c.clone()));
+                }
+                st.failures.get(&intent_id).cloned().map(Err)
+            })
+            .await;
+        let mut st = self.lock();
+        if let Some(s) = st.signer.as_mut() {
+            s.end(&SessionId::from(intent_id));
+        }
+        match outcome {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(n)) => Err(WalletError::Refused {
+                code: n.code,
+                message: n.message,
+            }),
+            None => {
+                set_outcome(&mut st, &intent_id, Outcome::TimedOut);
+                self.save_history(&st);
+                Err(WalletError::Timeout(format!(
+                    "the outcome of intent {intent_id}"
+                )))
+            }
+        }
+    }
+
+    /// The intent expiry to use for a new intent (unix seconds).
+    pub fn intent_expiry(&self) -> i64 {
+        now() + i64::try_from(self.inner.opts.intent_ttl.as_secs()).unwrap_or(600)
+    }
+
     /// Authorises the session of an intent directly (tests that script the
     /// relay side; `send` does this itself).
     pub fn authorise(&self, intent: AuthorisedIntent, vtxos: Vec<OwnedVtxo>) -> bool {

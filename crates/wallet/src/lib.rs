@@ -24,4 +24,4 @@ pub mod verify;
 
 pub use client::{Balances, HistoryEntry, Outcome, Wallet, WalletError, WalletOptions};
 pub use signer::{Answer, SignPolicy, Signer};
-pub use verify::{AssetBook, AuthorisedIntent, OwnedVtxo, Payment, Refusal};
+pub use verify::{AssetBook, AuthorisedIntent, OwnedVtxo, Payment, Received, Refusal};

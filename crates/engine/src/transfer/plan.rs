@@ -63,6 +63,89 @@ fn overflow() -> Rejection {
     Rejection::new(ErrorCode::InvalidAmount, "amount overflows")
 }
 
+/// Selects `author`'s coloured VTXOs covering `need` (per asset, largest
+/// first, skipping locked ones), or exactly the `named` ones. Returns the
+/// inputs and the colour they hold per asset (shared with batch planning).
+pub fn select_coloured(
+    author: &PubKey,
+    need: &BTreeMap<AssetId, u64>,
+    named: Option<&[VtxoId]>,
+    vtxos: &[Vtxo],
+) -> Result<(Vec<Vtxo>, BTreeMap<AssetId, u64>), Rejection> {
+    let spendable = |v: &&Vtxo| &v.owner == author && v.status.is_spendable();
+    let mut inputs: Vec<Vtxo> = Vec::new();
+    let mut have: BTreeMap<AssetId, u64> = BTreeMap::new();
+    if let Some(named) = named {
+        for id in named {
+            let v = vtxos
+                .iter()
+                .filter(spendable)
+                .find(|v| &v.id == id)
+                .ok_or_else(|| {
+                    Rejection::new(
+                        ErrorCode::UnknownVtxoOrAsset,
+                        format!("input {id} is not a VTXO of the author"),
+                    )
+                })?;
+            inputs.push(v.clone());
+        }
+    } else {
+        for (asset, wanted) in need {
+            let mut candidates: Vec<&Vtxo> = vtxos
+                .iter()
+                .filter(spendable)
+                .filter(|v| v.colour.map(|c| c.asset) == Some(*asset))
+                .collect();
+            let free_total: u64 = candidates
+                .iter()
+                .filter(|v| v.locked_by.is_none())
+                .filter_map(|v| v.colour.map(|c| c.amount.get()))
+                .sum();
+            let total: u64 = candidates
+                .iter()
+                .filter_map(|v| v.colour.map(|c| c.amount.get()))
+                .sum();
+            if free_total < *wanted {
+                return Err(if total >= *wanted {
+                    Rejection::new(
+                        ErrorCode::InputLocked,
+                        format!("enough of asset {asset} is held only by VTXOs locked by another session"),
+                    )
+                } else {
+                    insufficient(format!(
+                        "asset {asset}: needs {wanted}, the author holds {total}"
+                    ))
+                });
+            }
+            candidates.retain(|v| v.locked_by.is_none());
+            candidates
+                .sort_by_key(|v| std::cmp::Reverse(v.colour.map(|c| c.amount.get()).unwrap_or(0)));
+            let mut got = 0u64;
+            for v in candidates {
+                if got >= *wanted {
+                    break;
+                }
+                got = got.saturating_add(v.colour.map(|c| c.amount.get()).unwrap_or(0));
+                inputs.push(v.clone());
+            }
+        }
+    }
+    for c in inputs.iter().filter_map(|v| v.colour) {
+        let slot = have.entry(c.asset).or_default();
+        *slot = slot.checked_add(c.amount.get()).ok_or_else(overflow)?;
+    }
+    for (asset, wanted) in need {
+        let held = have.get(asset).copied().unwrap_or(0);
+        if held < *wanted {
+            return Err(insufficient(format!(
+                "asset {asset}: needs {wanted}, the inputs hold {held}"
+            )));
+        }
+    }
+
+    Ok((inputs, have))
+}
+
 /// What one party wants to send.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -107,77 +190,7 @@ pub fn plan_transfer(
         *slot = slot.checked_add(c.amount.get()).ok_or_else(overflow)?;
     }
 
-    // Select the author's coloured VTXOs.
-    let spendable = |v: &&Vtxo| &v.owner == author && v.status.is_spendable();
-    let mut inputs: Vec<Vtxo> = Vec::new();
-    let mut have: BTreeMap<AssetId, u64> = BTreeMap::new();
-    if let Some(named) = named {
-        for id in named {
-            let v = vtxos
-                .iter()
-                .filter(spendable)
-                .find(|v| &v.id == id)
-                .ok_or_else(|| {
-                    Rejection::new(
-                        ErrorCode::UnknownVtxoOrAsset,
-                        format!("input {id} is not a VTXO of the author"),
-                    )
-                })?;
-            inputs.push(v.clone());
-        }
-    } else {
-        for (asset, wanted) in &need {
-            let mut candidates: Vec<&Vtxo> = vtxos
-                .iter()
-                .filter(spendable)
-                .filter(|v| v.colour.map(|c| c.asset) == Some(*asset))
-                .collect();
-            let free_total: u64 = candidates
-                .iter()
-                .filter(|v| v.locked_by.is_none())
-                .filter_map(|v| v.colour.map(|c| c.amount.get()))
-                .sum();
-            let total: u64 = candidates
-                .iter()
-                .filter_map(|v| v.colour.map(|c| c.amount.get()))
-                .sum();
-            if free_total < *wanted {
-                return Err(if total >= *wanted {
-                    Rejection::new(
-                        ErrorCode::InputLocked,
-                        format!("enough of asset {asset} is held only by VTXOs locked by another session"),
-                    )
-                } else {
-                    insufficient(format!(
-                        "asset {asset}: needs {wanted}, the author holds {total}"
-                    ))
-                });
-            }
-            candidates.retain(|v| v.locked_by.is_none());
-            candidates
-                .sort_by_key(|v| std::cmp::Reverse(v.colour.map(|c| c.amount.get()).unwrap_or(0)));
-            let mut got = 0u64;
-            for v in candidates {
-                if got >= *wanted {
-                    break;
-                }
-                got = got.saturating_add(v.colour.map(|c| c.amount.get()).unwrap_or(0));
-                inputs.push(v.clone());
-            }
-        }
-    }
-    for c in inputs.iter().filter_map(|v| v.colour) {
-        let slot = have.entry(c.asset).or_default();
-        *slot = slot.checked_add(c.amount.get()).ok_or_else(overflow)?;
-    }
-    for (asset, wanted) in &need {
-        let held = have.get(asset).copied().unwrap_or(0);
-        if held < *wanted {
-            return Err(insufficient(format!(
-                "asset {asset}: needs {wanted}, the inputs hold {held}"
-            )));
-        }
-    }
+    let (inputs, have) = select_coloured(author, &need, named, vtxos)?;
 
     // Outputs: payments, the fee, then change per asset.
     let mut outputs: Vec<PlannedOutput> = payments

@@ -1,0 +1,828 @@
+//! Atomic batches end to end over the real parts (issue 7, PRD §5.2, §12
+//! scenarios 3 and 4): reference wallets sign their intents and hand them to
+//! a submitter; the relay runs one signing session per party over encrypted
+//! DMs on a websocket Nostr relay, settles everything in one Ark transaction
+//! with the arkd simulator over gRPC, commits the ledger on MariaDB (SQLite
+//! for one scenario) and publishes one 31340 — or nothing moves.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_relay_ark::ServerInfo;
+use ark_relay_core::{
+    AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
+    SystemClock, UnixTime, VtxoStatus,
+};
+use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
+use ark_relay_engine::transfer::{Ceremony, CeremonyConfig, CrashHook, CrashPoint};
+use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
+use ark_relay_grpc::arkd::ArkdClient;
+use ark_relay_nostr::{PoolOptions, PoolTransport};
+use ark_relay_protocol::content::{
+    l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
+};
+use ark_relay_protocol::intent::IntentPolicy;
+use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
+use ark_relay_queue::MemoryQueue;
+use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
+use ark_relay_store::testing::TestDb;
+use ark_relay_wallet::{SignPolicy, Wallet as RefWallet, WalletOptions};
+use nostr::Keys;
+use tokio::sync::watch;
+
+use common::{answers, dev_relay, Wallet as Observer};
+
+const OUTCOME: Duration = Duration::from_secs(90);
+
+struct Setup {
+    store: DynStore,
+    sim: ArkdSim,
+    relay_keys: Keys,
+    relay_pk: PubKey,
+    gbtc: AssetId,
+    gusd: AssetId,
+    server: ServerInfo,
+    stop: watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<()>,
+    nostr_url: String,
+    arkd_url: String,
+    _db: TestDb,
+    _nostr: ark_relay_nostr::DevRelay,
+    _sim_server: ark_relay_sim::arkd::SimServer,
+}
+
+fn rand_id() -> AssetId {
+    AssetId::from_bytes(Keys::generate().public_key().to_bytes())
+}
+
+async fn setup(db: TestDb) -> Setup {
+    setup_with(db, None, None).await
+}
+
+async fn setup_with(
+    db: TestDb,
+    tamper: Option<ark_relay_engine::transfer::ChallengeTamper>,
+    crash: Option<CrashHook>,
+) -> Setup {
+    let store: DynStore = Arc::new(db.store.clone());
+    let nostr = dev_relay().await;
+    let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
+    let server = sim.server_info().clone();
+    let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
+    let relay_keys = Keys::generate();
+    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
+    let (gbtc, gusd) = (rand_id(), rand_id());
+    for (id, ticker, kind) in [
+        (gbtc, "gBTC", AssetType::RelayIssued),
+        (gusd, "gUSD", AssetType::Permissionless),
+    ] {
+        store
+            .register_asset(
+                &NewAsset {
+                    id,
+                    name: ticker.into(),
+                    ticker: ticker.into(),
+                    asset_type: kind,
+                    decimals: 0,
+                },
+                UnixTime::now(),
+            )
+            .await
+            .expect("register");
+    }
+    let mut inventory = Vec::new();
+    for _ in 0..8 {
+        let v = sim.fund(&relay_pk, Sats::new(5_000));
+        inventory.push(NewVtxo {
+            id: v.outpoint.into(),
+            owner: relay_pk,
+            sats: Sats::new(v.amount),
+            colour: None,
+            status: VtxoStatus::Available,
+            tapscripts: server.default_vtxo(&relay_pk).to_tapscripts(),
+            expires_at: Some(UnixTime(v.expires_at)),
+        });
+    }
+    store
+        .insert_vtxos(&inventory, UnixTime::now())
+        .await
+        .expect("inventory");
+    let arkd_url = sim_server.url();
+    let (stop, engine) = start_engine(
+        &store,
+        &relay_keys,
+        &server,
+        nostr.url(),
+        &arkd_url,
+        tamper,
+        crash,
+    )
+    .await;
+    Setup {
+        store,
+        sim,
+        relay_keys,
+        relay_pk,
+        gbtc,
+        gusd,
+        server,
+        stop,
+        engine,
+        nostr_url: nostr.url().to_owned(),
+        arkd_url,
+        _db: db,
+        _nostr: nostr,
+        _sim_server: sim_server,
+    }
+}
+
+/// One relay process: the ceremony (which runs batches) on the shared parts.
+async fn start_engine(
+    store: &DynStore,
+    relay_keys: &Keys,
+    server: &ServerInfo,
+    nostr_url: &str,
+    arkd_url: &str,
+    tamper: Option<ark_relay_engine::transfer::ChallengeTamper>,
+    crash: Option<CrashHook>,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
+    let ark = ArkdClient::connect(arkd_url.to_owned())
+        .await
+        .expect("arkd client");
+    let mut opts = PoolOptions::new(vec![nostr_url.to_owned()]);
+    opts.catch_up_every = Duration::from_secs(3);
+    let transport = PoolTransport::connect(relay_keys.public_key(), opts)
+        .await
+        .expect("transport");
+    let policy = IntentPolicy::new(relay_pk);
+    let info = RelayInfo {
+        pubkey: relay_keys.public_key().to_hex(),
+        relays: vec![nostr_url.to_owned()],
+        kinds_consumed: kinds::CONSUMED.to_vec(),
+        encryption: vec!["nip44_v2", "nip04"],
+        transfer_fee: 10,
+        land_fee_ppm: 1000,
+        ark: Some(ark_relay_engine::transfer::server_info_json(server)),
+    };
+    let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
+    let mut ceremony = Ceremony::new(
+        store.clone(),
+        Arc::new(ark),
+        relay_keys.clone(),
+        policy.clone(),
+        base,
+        Arc::new(SystemClock),
+        CeremonyConfig {
+            session_ttl_secs: 900,
+            step_timeout_secs: 5,
+        },
+    );
+    if let Some(t) = tamper {
+        ceremony = ceremony.with_tamper(t);
+    }
+    if let Some(c) = crash {
+        ceremony = ceremony.with_crash_hook(c);
+    }
+    let ceremony = Arc::new(ceremony);
+    let parts = EngineParts {
+        store: store.clone(),
+        queue: Arc::new(MemoryQueue::new(Default::default())),
+        bus: None,
+        transport: Arc::new(transport),
+        keys: relay_keys.clone(),
+        policy,
+        clock: Arc::new(SystemClock),
+        handler: ceremony.clone(),
+        periodic: vec![ceremony],
+    };
+    let engine = Engine::new(
+        parts,
+        EngineConfig {
+            workers: 4,
+            ..Default::default()
+        },
+        Roles::ALL,
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let handle = tokio::spawn(async move { engine.run(stop_rx).await.expect("engine") });
+    (stop, handle)
+}
+
+/// Gives `owner` a VTXO of `amount` of `asset` at arkd and in the ledger.
+async fn fund(s: &Setup, owner: &PubKey, asset: AssetId, amount: u64) -> ark_relay_core::VtxoId {
+    let v = s.sim.fund(owner, Sats::new(330));
+    let nv = NewVtxo {
+        id: v.outpoint.into(),
+        owner: *owner,
+        sats: Sats::new(330),
+        colour: Some(Colour {
+            asset,
+            amount: AssetAmount::new(amount),
+        }),
+        status: VtxoStatus::Assigned,
+        tapscripts: s.server.default_vtxo(owner).to_tapscripts(),
+        expires_at: Some(UnixTime(v.expires_at)),
+    };
+    s.store
+        .insert_vtxos(&[nv], UnixTime::now())
+        .await
+        .expect("fund");
+    v.outpoint.into()
+}
+
+async fn wallet(s: &Setup, keys: Keys) -> RefWallet {
+    let opts = WalletOptions {
+        send_timeout: OUTCOME,
+        ..WalletOptions::default()
+    };
+    RefWallet::connect(keys, s.relay_pk, vec![s.nostr_url.clone()], opts)
+        .await
+        .expect("wallet")
+}
+
+fn pk(k: &Keys) -> PubKey {
+    pubkey_from_nostr(&k.public_key()).expect("key")
+}
+
+async fn balance(s: &Setup, who: &PubKey, asset: &AssetId) -> u64 {
+    let b = s.store.balances(who).await.expect("balances");
+    b.assets.get(asset).map(|a| a.get()).unwrap_or(0)
+}
+
+fn id(a: AssetId) -> AssetRef {
+    AssetRef::Id(a)
+}
+
+/// A party's batch intent: pays `pays`, expects `expects`.
+fn leg(
+    w: &RefWallet,
+    kind: IntentType,
+    action: &str,
+    pays: &[(PubKey, AssetRef, u64)],
+    expects: &[(PubKey, AssetRef, u64)],
+) -> IntentContent {
+    IntentContent::batch_leg(
+        kind,
+        action,
+        pays,
+        expects,
+        &w.relay(),
+        10,
+        w.intent_expiry(),
+    )
+}
+
+/// Scenario 3: Alice swaps 1 000 gBTC for 650 gUSD with the DEX; one Ark
+/// transaction, both balances right, one 31340 e-tagging both intents. The
+/// same intent in a second batch is then refused with 1005.
+async fn swap_scenario(db: TestDb) {
+    let s = setup(db).await;
+    let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
+    let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
+    fund(&s, &alice_pk, s.gbtc, 5_000).await;
+    fund(&s, &dex_pk, s.gusd, 100_000).await;
+    fund(&s, &dex_pk, s.gbtc, 1_000).await;
+    let observer = Observer::connect_as(&s.nostr_url, alice_keys.clone()).await;
+    let alice = wallet(&s, alice_keys).await;
+    let dex = wallet(&s, dex_keys).await;
+
+    let alice_intent = alice
+        .sign_batch_intent(&leg(
+            &alice,
+            IntentType::AtomicSwap,
+            "swap-a1",
+            &[(dex_pk, AssetRef::gbtc(), 1_000)],
+            &[(dex_pk, id(s.gusd), 650)],
+        ))
+        .await
+        .expect("alice signs");
+    let dex_intent = dex
+        .sign_batch_intent(&leg(
+            &dex,
+            IntentType::AtomicSwap,
+            "swap-d1",
+            &[(alice_pk, id(s.gusd), 650)],
+            &[(alice_pk, AssetRef::gbtc(), 1_000)],
+        ))
+        .await
+        .expect("dex signs");
+    let (a_id, d_id) = (
+        event_id_from_nostr(&alice_intent.id),
+        event_id_from_nostr(&dex_intent.id),
+    );
+    let accepted = dex
+        .submit_batch("b-1", vec![alice_intent.clone(), dex_intent.clone()])
+        .await
+        .expect("accepted");
+    assert_eq!(accepted["status"], "signing");
+    let (ca, cd) = tokio::join!(alice.outcome(a_id, OUTCOME), dex.outcome(d_id, OUTCOME));
+    let (ca, cd) = (ca.expect("alice completes"), cd.expect("dex completes"));
+    assert_eq!(ca.ark_txid, cd.ark_txid, "one Ark transaction");
+    assert_eq!(ca.intents.len(), 2);
+    assert!(ca.intents.contains(&a_id) && ca.intents.contains(&d_id));
+
+    assert_eq!(balance(&s, &alice_pk, &s.gbtc).await, 3_990);
+    assert_eq!(balance(&s, &alice_pk, &s.gusd).await, 650);
+    assert_eq!(balance(&s, &dex_pk, &s.gusd).await, 99_350);
+    assert_eq!(balance(&s, &dex_pk, &s.gbtc).await, 1_990);
+    assert_eq!(balance(&s, &s.relay_pk, &s.gbtc).await, 20, "two fees");
+    for (asset, supply) in [(s.gbtc, 6_000), (s.gusd, 100_000)] {
+        let a = s.store.asset(&asset).await.expect("asset").expect("known");
+        assert_eq!(a.total_supply, AssetAmount::new(supply), "colour conserved");
+    }
+    // arkd agrees with the ledger on every created VTXO.
+    for c in &ca.created {
+        assert_eq!(
+            s.sim.vtxo(&c.vtxo.outpoint()).expect("at arkd").amount,
+            c.sats
+        );
+    }
+    // Exactly one 31340, e-tagging both intents.
+    observer
+        .wait_answer("the 31340", kinds::CONFIRMATION, &alice_intent.id, OUTCOME)
+        .await;
+    let confs: Vec<_> = observer
+        .received()
+        .await
+        .into_iter()
+        .filter(|e| answers(e, kinds::CONFIRMATION, &alice_intent.id))
+        .collect();
+    assert_eq!(confs.len(), 1, "one 31340 for the batch");
+    assert!(answers(&confs[0], kinds::CONFIRMATION, &dex_intent.id));
+    let body: Confirmation = serde_json::from_str(&confs[0].content).expect("json");
+    assert_eq!(body.ark_txid, ca.ark_txid);
+
+    // The same (consumed) intent in a second batch: 1005, nothing moves.
+    let dex_again = dex
+        .sign_batch_intent(&leg(
+            &dex,
+            IntentType::AtomicSwap,
+            "swap-d2",
+            &[(alice_pk, id(s.gusd), 650)],
+            &[(alice_pk, AssetRef::gbtc(), 1_000)],
+        ))
+        .await
+        .expect("dex signs again");
+    let err = dex
+        .submit_batch("b-2", vec![alice_intent, dex_again])
+        .await
+        .expect_err("a consumed intent");
+    assert_eq!(err.code(), Some(ErrorCode::ReplayedAction), "{err}");
+    assert_eq!(balance(&s, &alice_pk, &s.gbtc).await, 3_990);
+    assert_eq!(balance(&s, &dex_pk, &s.gusd).await, 99_350);
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scenario_3_alice_swaps_gbtc_for_gusd_with_the_dex_mariadb() {
+    swap_scenario(TestDb::mariadb().await.expect("MariaDB")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scenario_3_alice_swaps_gbtc_for_gusd_with_the_dex_sqlite() {
+    swap_scenario(TestDb::sqlite().await.expect("SQLite")).await;
+}
+
+/// Scenario 4: Alice deposits 1 000 gBTC + 650 gUSD and receives LP tokens the
+/// DEX mints (an L2 asset bound to the DEX's key); then she returns them and
+/// gets her deposit back while the DEX burns them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scenario_4_add_then_remove_liquidity() {
+    let s = setup(TestDb::mariadb().await.expect("MariaDB")).await;
+    let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
+    let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
+    fund(&s, &alice_pk, s.gbtc, 2_000).await;
+    fund(&s, &alice_pk, s.gusd, 1_000).await;
+    fund(&s, &dex_pk, s.gbtc, 1_000).await;
+    let alice = wallet(&s, alice_keys).await;
+    let dex = wallet(&s, dex_keys).await;
+    let lp = l2_asset_id(&dex_pk, "gLP");
+    let lp_units = 806; // what the pool says; the relay does no AMM maths
+
+    let supply = |amount: u64| {
+        Some(vec![SupplyChange {
+            asset: id(lp),
+            ticker: "gLP".into(),
+            amount: WireAmount::new(amount),
+        }])
+    };
+    let a_add = alice
+        .sign_batch_intent(&leg(
+            &alice,
+            IntentType::AddLiquidity,
+            "add-a1",
+            &[(dex_pk, AssetRef::gbtc(), 1_000), (dex_pk, id(s.gusd), 650)],
+            &[(dex_pk, id(lp), lp_units)],
+        ))
+        .await
+        .expect("alice");
+    let mut d = leg(
+        &dex,
+        IntentType::AddLiquidity,
+        "add-d1",
+        &[(alice_pk, id(lp), lp_units)],
+        &[
+            (alice_pk, AssetRef::gbtc(), 1_000),
+            (alice_pk, id(s.gusd), 650),
+        ],
+    );
+    d.mint = supply(lp_units);
+    let d_add = dex.sign_batch_intent(&d).await.expect("dex");
+    dex.submit_batch("add-1", vec![a_add.clone(), d_add.clone()])
+        .await
+        .expect("accepted");
+    let (ra, rd) = tokio::join!(
+        alice.outcome(event_id_from_nostr(&a_add.id), OUTCOME),
+        dex.outcome(event_id_from_nostr(&d_add.id), OUTCOME)
+    );
+    ra.expect("alice added");
+    rd.expect("dex added");
+    assert_eq!(
+        balance(&s, &alice_pk, &lp).await,
+        lp_units,
+        "LP minted to Alice"
+    );
+    assert_eq!(balance(&s, &alice_pk, &s.gbtc).await, 990);
+    assert_eq!(balance(&s, &alice_pk, &s.gusd).await, 350);
+    assert_eq!(balance(&s, &dex_pk, &s.gbtc).await, 1_990);
+    assert_eq!(balance(&s, &dex_pk, &s.gusd).await, 650);
+    let lp_asset = s
+        .store
+        .asset(&lp)
+        .await
+        .expect("asset")
+        .expect("registered");
+    assert_eq!(lp_asset.total_supply, AssetAmount::new(lp_units));
+
+    // Remove: Alice returns the LP tokens, the DEX pays out and burns them.
+    let a_rm = alice
+        .sign_batch_intent(&leg(
+            &alice,
+            IntentType::RemoveLiquidity,
+            "rm-a1",
+            &[(dex_pk, id(lp), lp_units)],
+            &[(dex_pk, AssetRef::gbtc(), 1_000), (dex_pk, id(s.gusd), 650)],
+        ))
+        .await
+        .expect("alice");
+    let mut d = leg(
+        &dex,
+        IntentType::RemoveLiquidity,
+        "rm-d1",
+        &[
+            (alice_pk, AssetRef::gbtc(), 1_000),
+            (alice_pk, id(s.gusd), 650),
+        ],
+        &[(alice_pk, id(lp), lp_units)],
+    );
+    d.burn = supply(lp_units);
+    let d_rm = dex.sign_batch_intent(&d).await.expect("dex");
+    dex.submit_batch("rm-1", vec![a_rm.clone(), d_rm.clone()])
+        .await
+        .expect("accepted");
+    let (ra, rd) = tokio::join!(
+        alice.outcome(event_id_from_nostr(&a_rm.id), OUTCOME),
+        dex.outcome(event_id_from_nostr(&d_rm.id), OUTCOME)
+    );
+    ra.expect("alice removed");
+    rd.expect("dex removed");
+    assert_eq!(balance(&s, &alice_pk, &lp).await, 0);
+    assert_eq!(balance(&s, &dex_pk, &lp).await, 0, "burnt, not kept");
+    assert_eq!(balance(&s, &alice_pk, &s.gbtc).await, 1_980);
+    assert_eq!(balance(&s, &alice_pk, &s.gusd).await, 1_000);
+    let lp_asset = s
+        .store
+        .asset(&lp)
+        .await
+        .expect("asset")
+        .expect("registered");
+    assert_eq!(
+        lp_asset.total_supply,
+        AssetAmount::ZERO,
+        "supply back to zero"
+    );
+    let _ = s.stop.send(true);
+}
+
+/// A ring of three: Alice → Bob gBTC, Bob → Carol gUSD, Carol → Alice gBTC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_three_party_batch_settles_in_one_transaction() {
+    let s = setup(TestDb::mariadb().await.expect("MariaDB")).await;
+    let keys: Vec<Keys> = (0..3).map(|_| Keys::generate()).collect();
+    let pks: Vec<PubKey> = keys.iter().map(pk).collect();
+    let (a, b, c) = (pks[0], pks[1], pks[2]);
+    fund(&s, &a, s.gbtc, 1_000).await;
+    fund(&s, &b, s.gusd, 1_000).await;
+    fund(&s, &b, s.gbtc, 100).await;
+    fund(&s, &c, s.gbtc, 1_000).await;
+    let mut ws = Vec::new();
+    for k in keys {
+        ws.push(wallet(&s, k).await);
+    }
+    let g = AssetRef::gbtc;
+    let plans = [
+        (vec![(b, g(), 100)], vec![(c, g(), 300)]),
+        (vec![(c, id(s.gusd), 200)], vec![(a, g(), 100)]),
+        (vec![(a, g(), 300)], vec![(b, id(s.gusd), 200)]),
+    ];
+    let mut intents = Vec::new();
+    for (i, (w, (pays, expects))) in ws.iter().zip(plans.iter()).enumerate() {
+        let ev = w
+            .sign_batch_intent(&leg(
+                w,
+                IntentType::AtomicSwap,
+                &format!("ring-{i}"),
+                pays,
+                expects,
+            ))
+            .await
+            .expect("sign");
+        intents.push(ev);
+    }
+    ws[1]
+        .submit_batch("ring", intents.clone())
+        .await
+        .expect("accepted");
+    let mut txids = Vec::new();
+    for (w, ev) in ws.iter().zip(&intents) {
+        let conf = w
+            .outcome(event_id_from_nostr(&ev.id), OUTCOME)
+            .await
+            .expect("completed");
+        assert_eq!(conf.intents.len(), 3);
+        txids.push(conf.ark_txid);
+    }
+    txids.dedup();
+    assert_eq!(txids.len(), 1, "one Ark transaction for the three");
+    assert_eq!(balance(&s, &a, &s.gbtc).await, 1_000 - 110 + 300);
+    assert_eq!(balance(&s, &b, &s.gbtc).await, 100 - 10 + 100);
+    assert_eq!(balance(&s, &b, &s.gusd).await, 800);
+    assert_eq!(balance(&s, &c, &s.gusd).await, 200);
+    assert_eq!(balance(&s, &c, &s.gbtc).await, 1_000 - 310);
+    let _ = s.stop.send(true);
+}
+
+/// One leg off by one unit: the batch is refused with 3001 naming the
+/// mismatch, before anything is locked; then a relay that lies about one
+/// output's colour is refused by the wallet it cheats, and every party gets
+/// a 3001 with nothing moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_inconsistent_batch_moves_nothing() {
+    let s = setup(TestDb::mariadb().await.expect("MariaDB")).await;
+    let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
+    let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
+    let a_vtxo = fund(&s, &alice_pk, s.gbtc, 5_000).await;
+    fund(&s, &dex_pk, s.gusd, 100_000).await;
+    fund(&s, &dex_pk, s.gbtc, 1_000).await;
+    let alice = wallet(&s, alice_keys).await;
+    let dex = wallet(&s, dex_keys).await;
+    let a = alice
+        .sign_batch_intent(&leg(
+            &alice,
+            IntentType::AtomicSwap,
+            "off-a",
+            &[(dex_pk, AssetRef::gbtc(), 1_000)],
+            &[(dex_pk, id(s.gusd), 650)],
+        ))
+        .await
+        .expect("alice");
+    let d = dex
+        .sign_batch_intent(&leg(
+            &dex,
+            IntentType::AtomicSwap,
+            "off-d",
+            &[(alice_pk, id(s.gusd), 649)],
+            &[(alice_pk, AssetRef::gbtc(), 1_000)],
+        ))
+        .await
+        .expect("dex");
+    let err = dex
+        .submit_batch("off-by-one", vec![a.clone(), d])
+        .await
+        .expect_err("inconsistent");
+    assert_eq!(err.code(), Some(ErrorCode::BatchInconsistent), "{err}");
+    assert!(err.to_string().contains("expects 650"), "{err}");
+    let v = s.store.vtxo(&a_vtxo).await.expect("vtxo").expect("exists");
+    assert_eq!((v.status, v.locked_by), (VtxoStatus::Assigned, None));
+    assert_eq!(balance(&s, &alice_pk, &s.gusd).await, 0);
+    assert!(s
+        .sim
+        .vtxo(&a_vtxo.outpoint())
+        .expect("arkd")
+        .spent_by
+        .is_none());
+    let _ = s.stop.send(true);
+}
+
+/// A relay (standing for a man in the middle with its keys) that adds one
+/// unit to a colour hint of the batch transaction: the wallet whose leg it
+/// is refuses, every party gets 3001, locks are released, nothing moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tampered_batch_transaction_is_refused() {
+    let tamper: ark_relay_engine::transfer::ChallengeTamper =
+        Arc::new(|_psbt, hints| hints[0].amount += 1);
+    let s = setup_with(
+        TestDb::mariadb().await.expect("MariaDB"),
+        Some(tamper),
+        None,
+    )
+    .await;
+    let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
+    let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
+    let a_vtxo = fund(&s, &alice_pk, s.gbtc, 5_000).await;
+    let d_vtxo = fund(&s, &dex_pk, s.gusd, 100_000).await;
+    fund(&s, &dex_pk, s.gbtc, 1_000).await;
+    let alice = wallet(&s, alice_keys).await;
+    let dex = wallet(&s, dex_keys).await;
+    let a = alice
+        .sign_batch_intent(&leg(
+            &alice,
+            IntentType::AtomicSwap,
+            "t-a",
+            &[(dex_pk, AssetRef::gbtc(), 1_000)],
+            &[(dex_pk, id(s.gusd), 650)],
+        ))
+        .await
+        .expect("alice");
+    let d = dex
+        .sign_batch_intent(&leg(
+            &dex,
+            IntentType::AtomicSwap,
+            "t-d",
+            &[(alice_pk, id(s.gusd), 650)],
+            &[(alice_pk, AssetRef::gbtc(), 1_000)],
+        ))
+        .await
+        .expect("dex");
+    dex.submit_batch("tampered", vec![a.clone(), d.clone()])
+        .await
+        .expect("accepted");
+    for (w, ev) in [(&alice, &a), (&dex, &d)] {
+        let err = w
+            .outcome(event_id_from_nostr(&ev.id), OUTCOME)
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code(), Some(ErrorCode::BatchInconsistent), "{err}");
+    }
+    for v in [a_vtxo, d_vtxo] {
+        let row = s.store.vtxo(&v).await.expect("vtxo").expect("exists");
+        assert_eq!((row.status, row.locked_by), (VtxoStatus::Assigned, None));
+        assert!(s.sim.vtxo(&v.outpoint()).expect("arkd").spent_by.is_none());
+    }
+    let _ = s.stop.send(true);
+}
+
+/// One party never signs: after the step timeout every party gets 3002, all
+/// locks are released, and each party can transact again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_party_that_never_signs_fails_the_batch_for_everyone() {
+    let s = setup(TestDb::mariadb().await.expect("MariaDB")).await;
+    let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
+    let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
+    let a_vtxo = fund(&s, &alice_pk, s.gbtc, 5_000).await;
+    let d_vtxo = fund(&s, &dex_pk, s.gusd, 100_000).await;
+    fund(&s, &dex_pk, s.gbtc, 1_000).await;
+    let alice = wallet(&s, alice_keys).await;
+    let dex = wallet(&s, dex_keys).await;
+    let a = alice
+        .sign_batch_intent(&leg(
+            &alice,
+            IntentType::AtomicSwap,
+            "silent-a",
+            &[(dex_pk, AssetRef::gbtc(), 1_000)],
+            &[(dex_pk, id(s.gusd), 650)],
+        ))
+        .await
+        .expect("alice");
+    let d = dex
+        .sign_batch_intent(&leg(
+            &dex,
+            IntentType::AtomicSwap,
+            "silent-d",
+            &[(alice_pk, id(s.gusd), 650)],
+            &[(alice_pk, AssetRef::gbtc(), 1_000)],
+        ))
+        .await
+        .expect("dex");
+    dex.set_policy(SignPolicy::NeverAnswer);
+    dex.submit_batch("silent", vec![a.clone(), d.clone()])
+        .await
+        .expect("accepted");
+    for (w, ev) in [(&alice, &a), (&dex, &d)] {
+        let err = w
+            .outcome(event_id_from_nostr(&ev.id), OUTCOME)
+            .await
+            .expect_err("timed out");
+        assert_eq!(err.code(), Some(ErrorCode::BatchPartyTimeout), "{err}");
+    }
+    for v in [a_vtxo, d_vtxo] {
+        let row = s.store.vtxo(&v).await.expect("vtxo").expect("exists");
+        assert_eq!((row.status, row.locked_by), (VtxoStatus::Assigned, None));
+    }
+    // Each can transact again.
+    dex.set_policy(SignPolicy::Honest);
+    let bob = pk(&Keys::generate());
+    alice
+        .send(bob, 500, AssetRef::gbtc())
+        .await
+        .expect("alice sends again");
+    dex.send(bob, 500, id(s.gusd))
+        .await
+        .expect("the dex sends again");
+    assert_eq!(balance(&s, &bob, &s.gbtc).await, 500);
+    assert_eq!(balance(&s, &bob, &s.gusd).await, 500);
+    let _ = s.stop.send(true);
+}
+
+/// The relay dies after the first party's signature is persisted and before
+/// the second's; a new process on the same database, Nostr relay and arkd
+/// completes the batch as a whole, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_between_the_parties_signatures_completes_the_batch_once() {
+    let crashed = Arc::new(AtomicBool::new(false));
+    let flag = crashed.clone();
+    let hook: CrashHook = Arc::new(move |p| {
+        p == CrashPoint::BetweenPartySignatures && !flag.swap(true, Ordering::SeqCst)
+    });
+    let mut s = setup_with(TestDb::mariadb().await.expect("MariaDB"), None, Some(hook)).await;
+    let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
+    let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
+    let a_vtxo = fund(&s, &alice_pk, s.gbtc, 5_000).await;
+    fund(&s, &dex_pk, s.gusd, 100_000).await;
+    fund(&s, &dex_pk, s.gbtc, 1_000).await;
+    let observer = Observer::connect_as(&s.nostr_url, alice_keys.clone()).await;
+    let alice = wallet(&s, alice_keys).await;
+    let dex = wallet(&s, dex_keys).await;
+    let a = alice
+        .sign_batch_intent(&leg(
+            &alice,
+            IntentType::AtomicSwap,
+            "crash-a",
+            &[(dex_pk, AssetRef::gbtc(), 1_000)],
+            &[(dex_pk, id(s.gusd), 650)],
+        ))
+        .await
+        .expect("alice");
+    let d = dex
+        .sign_batch_intent(&leg(
+            &dex,
+            IntentType::AtomicSwap,
+            "crash-d",
+            &[(alice_pk, id(s.gusd), 650)],
+            &[(alice_pk, AssetRef::gbtc(), 1_000)],
+        ))
+        .await
+        .expect("dex");
+    dex.submit_batch("crash", vec![a.clone(), d.clone()])
+        .await
+        .expect("accepted");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !crashed.load(Ordering::SeqCst) {
+        assert!(tokio::time::Instant::now() < deadline, "never crashed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Kill that process; start a fresh one.
+    let _ = s.stop.send(true);
+    let _ = (&mut s.engine).await;
+    let (stop, _engine) = start_engine(
+        &s.store,
+        &s.relay_keys,
+        &s.server,
+        &s.nostr_url,
+        &s.arkd_url,
+        None,
+        None,
+    )
+    .await;
+    let (ra, rd) = tokio::join!(
+        alice.outcome(event_id_from_nostr(&a.id), OUTCOME),
+        dex.outcome(event_id_from_nostr(&d.id), OUTCOME)
+    );
+    let (ca, cd) = (ra.expect("alice completes"), rd.expect("dex completes"));
+    assert_eq!(ca.ark_txid, cd.ark_txid);
+    assert_eq!(balance(&s, &alice_pk, &s.gusd).await, 650, "paid once");
+    assert_eq!(balance(&s, &dex_pk, &s.gbtc).await, 1_990, "paid once");
+    let row = s.store.vtxo(&a_vtxo).await.expect("vtxo").expect("exists");
+    assert_eq!(row.status, VtxoStatus::Spent);
+    assert!(s
+        .sim
+        .vtxo(&a_vtxo.outpoint())
+        .expect("arkd")
+        .spent_by
+        .is_some());
+    observer
+        .wait_answer("the 31340", kinds::CONFIRMATION, &a.id, OUTCOME)
+        .await;
+    let n = observer
+        .received()
+        .await
+        .iter()
+        .filter(|e| answers(e, kinds::CONFIRMATION, &a.id))
+        .count();
+    assert_eq!(n, 1, "one 31340");
+    let _ = stop.send(true);
+}
