@@ -15,6 +15,7 @@ pub mod batch;
 pub mod degrade;
 pub mod handlers;
 pub mod ingest;
+pub mod inventory;
 pub mod metrics;
 pub mod outbox;
 mod runner;

@@ -4,6 +4,7 @@
 //! Prometheus recorder) shows the named series with sane values, and the
 //! captured `audit` lines name every signature the relay made — and never
 //! its secret key.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

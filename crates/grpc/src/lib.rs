@@ -10,6 +10,7 @@
 
 pub mod arkd;
 pub mod daemon;
+pub mod inventory;
 pub mod lnd;
 pub mod macaroon;
 pub mod resilience;

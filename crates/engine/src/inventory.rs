@@ -1,0 +1,305 @@
+//! The VTXO inventory monitor (PRD §10.3): a [`Periodic`](crate::Periodic)
+//! task (every 5 minutes by default) that reads the hot inventory level,
+//! surveys the fee estimators (max of their answers), applies the pure
+//! [`decide`] table and, when it says so, replenishes: records the batch,
+//! asks the Ark server for new VTXOs to the relay key, puts them in the
+//! ledger as `available`, and marks the batch confirmed.
+//!
+//! Level changes and replenishments are published on the bus channel
+//! [`CHANNEL`] (`inventory:updates`, under the bus's prefix on Redis), and the
+//! level and fee rate are exported as metrics.
+//!
+//! A run that fails (estimators down, arkd refusing) changes nothing but the
+//! batch row (`failed`) and is simply tried again at the next tick. It must
+//! run in one process at a time (the scheduler role's leader): two monitors
+//! would each top the level up.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ark_relay_core::backends::fees::{max_fee_rate, FeeEstimator};
+use ark_relay_core::inventory::{
+    decide, BatchStatus, Decision, InventoryBatch, InventoryPolicy, InventoryStore, LevelState,
+    VtxoProvisioner,
+};
+use ark_relay_core::{
+    Clock, DynBus, DynStore, NewVtxo, PubKey, Sats, StoreError, UnixTime, VtxoStatus,
+};
+use serde::Serialize;
+
+/// The bus channel of inventory updates.
+pub const CHANNEL: &str = "inventory:updates";
+
+/// VTXOs inserted into the ledger per store call.
+const INSERT_CHUNK: usize = 500;
+
+/// Monitor settings (`[inventory]` in the config).
+#[derive(Debug, Clone)]
+pub struct InventoryConfig {
+    /// Thresholds and batch sizing.
+    pub policy: InventoryPolicy,
+    /// How often the monitor runs.
+    pub every: Duration,
+    /// Carrier sats of each new VTXO.
+    pub vtxo_sats: Sats,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        Self {
+            policy: InventoryPolicy::default(),
+            every: Duration::from_secs(300),
+            vtxo_sats: Sats::new(10_000),
+        }
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Provisioning failed (the batch is marked failed).
+    #[error(transparent)]
+    Provision(#[from] ark_relay_core::inventory::ProvisionError),
+    /// Replenishment is needed but no provisioner is configured.
+    #[error("the inventory needs replenishing but no VTXO provisioner is configured")]
+    NoProvisioner,
+}
+
+/// What one run saw and did; also the JSON published on [`CHANNEL`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InventoryReport {
+    /// `level` (a change seen) or `replenished`.
+    pub event: &'static str,
+    /// The level now.
+    pub level: u64,
+    /// The level before a replenishment.
+    pub previous: Option<u64>,
+    /// Where the level stands now.
+    pub state: LevelState,
+    /// The fee rate seen (max of the estimators), sat/vB.
+    pub fee_rate_sat_vb: Option<u64>,
+    /// VTXOs added by this run.
+    pub added: u64,
+    /// The batches this run recorded.
+    pub batches: Vec<String>,
+    /// The thresholds in force.
+    pub critical: u64,
+    /// The thresholds in force.
+    pub warning: u64,
+    /// The thresholds in force.
+    pub target: u64,
+}
+
+/// See the module docs.
+pub struct InventoryMonitor {
+    store: DynStore,
+    batches: Arc<dyn InventoryStore>,
+    provisioner: Option<Arc<dyn VtxoProvisioner>>,
+    fees: Vec<Arc<dyn FeeEstimator>>,
+    bus: Option<DynBus>,
+    relay: PubKey,
+    clock: Arc<dyn Clock>,
+    config: InventoryConfig,
+    last_published: Mutex<Option<u64>>,
+}
+
+impl InventoryMonitor {
+    /// A monitor of `relay`'s inventory in `store`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: DynStore,
+        batches: Arc<dyn InventoryStore>,
+        provisioner: Option<Arc<dyn VtxoProvisioner>>,
+        fees: Vec<Arc<dyn FeeEstimator>>,
+        bus: Option<DynBus>,
+        relay: PubKey,
+        clock: Arc<dyn Clock>,
+        config: InventoryConfig,
+    ) -> Self {
+        Self {
+            store,
+            batches,
+            provisioner,
+            fees,
+            bus,
+            relay,
+            clock,
+            config,
+            last_published: Mutex::new(None),
+        }
+    }
+
+    /// The current level: relay-owned `available` VTXOs (uncoloured by
+    /// construction: coloured relay VTXOs are `assigned`).
+    pub async fn level(&self) -> Result<u64, StoreError> {
+        self.store
+            .count_vtxos(&self.relay, VtxoStatus::Available)
+            .await
+    }
+
+    /// One run: measure, decide, maybe replenish, publish.
+    pub async fn run_once(&self) -> Result<InventoryReport, InventoryError> {
+        let policy = self.config.policy;
+        let level = self.level().await?;
+        crate::metrics::inventory_level(level);
+        let survey = max_fee_rate(&self.fees).await;
+        for (name, answer) in &survey.answers {
+            if let Err(e) = answer {
+                tracing::warn!(estimator = %name, error = %e, "fee estimator failed");
+            }
+        }
+        if let Some(fee) = survey.max_sat_vb {
+            crate::metrics::fee_rate(fee);
+        }
+        let decision = decide(&policy, level, survey.max_sat_vb);
+        tracing::info!(
+            level,
+            state = policy.state(level).as_str(),
+            fee_rate = ?survey.max_sat_vb,
+            ?decision,
+            "inventory checked"
+        );
+        let mut report = InventoryReport {
+            event: "level",
+            level,
+            previous: None,
+            state: policy.state(level),
+            fee_rate_sat_vb: survey.max_sat_vb,
+            added: 0,
+            batches: vec![],
+            critical: policy.critical,
+            warning: policy.warning,
+            target: policy.target,
+        };
+        if let Decision::Replenish { reason, batches } = decision {
+            let provisioner = self
+                .provisioner
+                .as_ref()
+                .ok_or(InventoryError::NoProvisioner)?;
+            for _ in 0..batches {
+                let id = format!("inv-{}", uuid_like());
+                let now = self.clock.now();
+                self.batches
+                    .begin_batch(&InventoryBatch {
+                        batch_id: id.clone(),
+                        requested: policy.batch_size,
+                        created: 0,
+                        reason: reason.as_str().to_owned(),
+                        fee_rate_sat_vb: survey.max_sat_vb,
+                        status: BatchStatus::Requested,
+                        l1_txid: None,
+                        created_at: now,
+                        completed_at: None,
+                    })
+                    .await?;
+                report.batches.push(id.clone());
+                let added = match self
+                    .replenish(provisioner.as_ref(), policy.batch_size)
+                    .await
+                {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(batch = %id, error = %e, "replenishment failed");
+                        self.batches
+                            .finish_batch(&id, BatchStatus::Failed, 0, None, self.clock.now())
+                            .await?;
+                        return Err(e);
+                    }
+                };
+                self.batches
+                    .finish_batch(&id, BatchStatus::Confirmed, added, None, self.clock.now())
+                    .await?;
+                crate::metrics::inventory_replenished(added);
+                report.added += added;
+                tracing::info!(batch = %id, added, reason = reason.as_str(), "inventory replenished");
+            }
+            let after = self.level().await?;
+            crate::metrics::inventory_level(after);
+            report.event = "replenished";
+            report.previous = Some(level);
+            report.level = after;
+            report.state = policy.state(after);
+        }
+        self.publish(&report).await;
+        Ok(report)
+    }
+
+    /// Creates `count` VTXOs at the Ark server and records them in the ledger.
+    async fn replenish(
+        &self,
+        provisioner: &dyn VtxoProvisioner,
+        count: u64,
+    ) -> Result<u64, InventoryError> {
+        let vtxos = provisioner
+            .provision(&self.relay, count, self.config.vtxo_sats)
+            .await?;
+        let now: UnixTime = self.clock.now();
+        let rows: Vec<NewVtxo> = vtxos
+            .into_iter()
+            .map(|v| NewVtxo {
+                id: v.id,
+                owner: self.relay,
+                sats: v.sats,
+                colour: None,
+                status: VtxoStatus::Available,
+                tapscripts: v.tapscripts,
+                expires_at: v.expires_at,
+            })
+            .collect();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            self.store.insert_vtxos(chunk, now).await?;
+        }
+        Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
+    }
+
+    /// Publishes when the level changed since the last message (or a
+    /// replenishment happened).
+    async fn publish(&self, report: &InventoryReport) {
+        {
+            let Ok(mut last) = self.last_published.lock() else {
+                return;
+            };
+            if report.added == 0 && *last == Some(report.level) {
+                return;
+            }
+            *last = Some(report.level);
+        }
+        let Some(bus) = &self.bus else { return };
+        match serde_json::to_string(report) {
+            Ok(msg) => {
+                if let Err(e) = bus.publish(CHANNEL, &msg).await {
+                    tracing::debug!(error = %e, "inventory update not published");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "inventory update not serialised"),
+        }
+    }
+}
+
+/// A random 128-bit hex id (no uuid dependency here).
+fn uuid_like() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[async_trait::async_trait]
+impl crate::Periodic for InventoryMonitor {
+    fn name(&self) -> &'static str {
+        "inventory"
+    }
+
+    fn every(&self) -> Duration {
+        self.config.every
+    }
+
+    async fn tick(&self) {
+        if let Err(e) = self.run_once().await {
+            tracing::warn!(error = %e, "inventory run failed; retrying at the next tick");
+        }
+    }
+}
