@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod inventory;
 pub mod metrics;
 pub mod outbox;
+pub mod ramp;
 mod runner;
 pub mod transfer;
 pub mod worker;

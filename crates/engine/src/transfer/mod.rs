@@ -45,7 +45,7 @@ use nostr::{JsonUtil, Keys};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-pub use plan::{plan_transfer, Payment, Plan, PlannedOutput, Request};
+pub use plan::{plan_transfer, select_coloured, Payment, Plan, PlannedOutput, Request};
 
 use crate::handlers::{BaseHandler, HandlerError, JobHandler, JobOutcome};
 use crate::ingest::{job_kind, InboundJob};
@@ -104,6 +104,10 @@ struct TransferData {
     checkpoints: Vec<String>,
     /// The payments, for the 31340 `p` tags.
     recipients: Vec<PubKey>,
+    /// A `land_lightning`: the landed colour is burned and the 31340 waits
+    /// for the Lightning payment.
+    #[serde(default)]
+    land: bool,
 }
 
 fn psbt(s: &str) -> Result<Psbt, HandlerError> {
@@ -120,18 +124,19 @@ fn transient(e: impl std::fmt::Display) -> HandlerError {
 
 /// The transfer ceremony; other job kinds go to the wrapped [`BaseHandler`].
 pub struct Ceremony {
-    store: DynStore,
-    ark: Arc<dyn ArkServer>,
-    keys: Keys,
-    keypair: Keypair,
-    relay: PubKey,
-    policy: IntentPolicy,
-    base: BaseHandler,
-    clock: Arc<dyn Clock>,
-    config: CeremonyConfig,
+    pub(crate) store: DynStore,
+    pub(crate) ark: Arc<dyn ArkServer>,
+    pub(crate) keys: Keys,
+    pub(crate) keypair: Keypair,
+    pub(crate) relay: PubKey,
+    pub(crate) policy: IntentPolicy,
+    pub(crate) base: BaseHandler,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: CeremonyConfig,
     server: OnceCell<ServerInfo>,
-    tamper: Option<ChallengeTamper>,
+    pub(crate) tamper: Option<ChallengeTamper>,
     crash: Option<CrashHook>,
+    lands: Option<Arc<crate::ramp::Ramps>>,
 }
 
 /// Where a test may simulate the relay process dying (the job then stops
@@ -149,6 +154,9 @@ pub enum CrashPoint {
     AfterFinalize,
     /// The ledger is committed; the session and its 31340 are not yet.
     BeforeConfirmation,
+    /// Batch: one party's step signatures are persisted, the batch has not
+    /// advanced (the other parties may not have signed yet).
+    BetweenPartySignatures,
 }
 
 /// Decides whether to "crash" at a point (tests only).
@@ -191,7 +199,15 @@ impl Ceremony {
             server: OnceCell::new(),
             tamper: None,
             crash: None,
+            lands: None,
         }
+    }
+
+    /// Executes `land_lightning` intents, handing them to `ramps` once the
+    /// user's VTXO is final at the relay (without it they are refused, 1003).
+    pub fn with_lands(mut self, ramps: Arc<crate::ramp::Ramps>) -> Self {
+        self.lands = Some(ramps);
+        self
     }
 
     /// Installs a [`CrashHook`] (tests only).
@@ -200,7 +216,7 @@ impl Ceremony {
         self
     }
 
-    fn crash_at(&self, point: CrashPoint) -> Result<(), HandlerError> {
+    pub(crate) fn crash_at(&self, point: CrashPoint) -> Result<(), HandlerError> {
         match &self.crash {
             Some(hook) if hook(point) => Err(HandlerError::Transient(format!(
                 "simulated crash at {point:?}"
@@ -254,7 +270,7 @@ impl Ceremony {
         }
     }
 
-    fn notice(
+    pub(crate) fn notice(
         &self,
         to: &PubKey,
         answered: &EventId,
@@ -273,6 +289,7 @@ impl Ceremony {
         expired: bool,
     ) -> Result<JobOutcome, HandlerError> {
         tracing::info!(session = %s.id, code = r.code.code(), reason = %r.message, "session failed");
+        crate::metrics::intent_outcome("p2p_transfer", Some(r.code));
         let notice = self.notice(&s.user, &s.intent, &r, Scheme::Nip44)?;
         s.status = if expired {
             SessionStatus::Expired
@@ -286,7 +303,6 @@ impl Ceremony {
         })
         .to_owned();
         s.error_code = Some(r.code);
-        crate::metrics::intent_outcome("p2p_transfer", Some(r.code));
         s.error_message = Some(r.message.clone());
         s.step_deadline = None;
         let now = self.clock.now();
@@ -350,6 +366,7 @@ impl Ceremony {
 
     #[tracing::instrument(skip_all, fields(intent = %inbound.event.id))]
     async fn on_intent(&self, inbound: &InboundJob) -> Result<JobOutcome, HandlerError> {
+        let started = std::time::Instant::now();
         let now = self.clock.now();
         let id = event_id_from_nostr(&inbound.event.id);
         let session_id = SessionId::from(id);
@@ -363,7 +380,6 @@ impl Ceremony {
                 let s = SessionRecord {
                     id: session_id,
                     user: author,
-        let started = std::time::Instant::now();
                     intent: id,
                     status: SessionStatus::Pending,
                     state: state::INTENT_RECEIVED.into(),
@@ -391,7 +407,17 @@ impl Ceremony {
             Ok(v) => v,
             Err(r) => return self.fail(session, r, false).await,
         };
-        if intent.intent_type != ark_relay_protocol::content::IntentType::P2pTransfer {
+        let is_land = intent.intent_type == ark_relay_protocol::content::IntentType::LandLightning;
+        if is_land {
+            if let Some(lands) = &self.lands {
+                if let Err(r) = lands.open_land(&intent).await? {
+                    return self.fail(session, r, false).await;
+                }
+            }
+        }
+        if intent.intent_type != ark_relay_protocol::content::IntentType::P2pTransfer
+            && !(is_land && self.lands.is_some())
+        {
             let r = Rejection::new(
                 ErrorCode::UnsupportedAction,
                 format!(
@@ -404,6 +430,7 @@ impl Ceremony {
         let server = self.server_info().await?.clone();
         match self.prepare(&session, &intent, &server).await? {
             Ok(outcome) => {
+                crate::metrics::step(crate::metrics::step::INTENT_TO_CHALLENGE, started.elapsed());
                 self.crash_at(CrashPoint::AfterChallenge)?;
                 Ok(outcome)
             }
@@ -427,7 +454,6 @@ impl Ceremony {
         self.store
             .release_locks(&session.id)
             .await
-                crate::metrics::step(crate::metrics::step::INTENT_TO_CHALLENGE, started.elapsed());
             .map_err(transient)?;
         let mut attempt = 0;
         let plan = loop {
@@ -512,6 +538,7 @@ impl Ceremony {
             ark_tx: tx.ark_tx.to_string(),
             checkpoints: tx.checkpoints.iter().map(|p| p.to_string()).collect(),
             recipients: payments.iter().map(|p| p.recipient).collect(),
+            land: intent.intent_type == ark_relay_protocol::content::IntentType::LandLightning,
         };
         let mut colour: Vec<ColourHint> = plan
             .outputs
@@ -675,6 +702,7 @@ impl Ceremony {
             }
             return unknown("the session is not at this step yet");
         }
+        crate::metrics::step_since(crate::metrics::step::CHALLENGE_TO_RESPONSE, s.updated_at);
         let data: TransferData = serde_json::from_str(&s.data).map_err(fatal)?;
         if let Some(reason) = &resp.reject {
             let r = Rejection::new(
@@ -699,7 +727,6 @@ impl Ceremony {
             .collect::<Result<_, ()>>()
         {
             Ok(s) => s,
-        crate::metrics::step_since(crate::metrics::step::CHALLENGE_TO_RESPONSE, s.updated_at);
             Err(()) => {
                 let r = Rejection::new(
                     ErrorCode::InvalidResponseSignature,
@@ -896,8 +923,19 @@ impl Ceremony {
         data: &TransferData,
         ark_txid: bitcoin::Txid,
     ) -> Result<Option<ark_relay_core::backends::ark::SubmittedTx>, HandlerError> {
+        self.pending_tx(&data.inputs[data.author_inputs..], ark_txid)
+            .await
+    }
+
+    /// The pending tx `ark_txid` at arkd, found with a `get-pending-tx` proof
+    /// over `own` (the relay's inputs of it); shared with batches.
+    pub(crate) async fn pending_tx(
+        &self,
+        own: &[Vtxo],
+        ark_txid: bitcoin::Txid,
+    ) -> Result<Option<ark_relay_core::backends::ark::SubmittedTx>, HandlerError> {
         let server = self.server_info().await?;
-        let own: Vec<VtxoInput> = data.inputs[data.author_inputs..]
+        let own: Vec<VtxoInput> = own
             .iter()
             .map(|v| VtxoInput::from_vtxo(v, server))
             .collect::<Result<_, _>>()
@@ -908,6 +946,7 @@ impl Ceremony {
         let expire = u64::try_from(self.clock.now().plus_secs(300).0).unwrap_or(u64::MAX);
         let (proof, message) =
             ark_relay_ark::pending_tx_proof(&own, &self.keypair, expire).map_err(fatal)?;
+        crate::audit::proof_signed("pending_tx_proof", &ark_txid, &self.keypair, own.len());
         let intent = ark_relay_core::backends::ark::IntentProof { proof, message };
         match self.ark.get_pending_tx(&intent).await {
             Ok(all) => Ok(all.into_iter().find(|p| p.ark_txid == ark_txid)),
@@ -932,7 +971,6 @@ impl Ceremony {
             .collect::<Result<_, _>>()?;
         let author = *data.author.x_only();
         for (p, i, sig) in &sigs {
-        crate::audit::proof_signed("pending_tx_proof", &ark_txid, &self.keypair, own.len());
             let ok = (*p as usize) < data.author_inputs
                 && add_signature(&mut checkpoints[*p as usize], *i as usize, &author, *sig).is_ok();
             if !ok {
@@ -995,7 +1033,7 @@ impl Ceremony {
         }
         let now = self.clock.now();
         let server = self.server_info().await?;
-        let outputs: Vec<NewVtxo> = data
+        let mut outputs: Vec<NewVtxo> = data
             .outputs
             .iter()
             .enumerate()
@@ -1013,14 +1051,27 @@ impl Ceremony {
                 expires_at: data.inputs.iter().filter_map(|v| v.expires_at).min(),
             })
             .collect();
+        // A land burns the landed colour in the ark tx that moves it to the
+        // relay; the carrier sats join the relay's inventory.
+        let mut burned = Vec::new();
+        if data.land {
+            for (o, planned) in outputs.iter_mut().zip(&data.outputs) {
+                if o.owner == self.relay && !planned.fee {
+                    if let Some(c) = o.colour.take() {
+                        burned.push(c);
+                        o.status = VtxoStatus::Available;
+                    }
+                }
+            }
+        }
         let l2 = L2Transaction {
             ark_txid,
-            kind: "p2p_transfer".into(),
+            kind: if data.land { "land" } else { "p2p_transfer" }.into(),
             session: Some(s.id),
             inputs: data.inputs.iter().map(|v| v.id).collect(),
             outputs: outputs.clone(),
             issued: vec![],
-            burned: vec![],
+            burned,
             finalized_at: now,
         };
         match self.store.commit_transaction(&l2).await {
@@ -1061,18 +1112,32 @@ impl Ceremony {
         };
         let mut tagged: Vec<PubKey> = data.recipients.clone();
         tagged.push(data.author);
-        let ev = builders::confirmation(&self.keys, &confirmation, &tagged).map_err(fatal)?;
-        let out = self.outbox_event(&ev, format!("31340:{ark_txid}"), None);
+        let mut out = Vec::new();
+        if data.land {
+            // A land is announced once paid, with the preimage (crate::ramp).
+            let lands = self
+                .lands
+                .as_ref()
+                .ok_or_else(|| fatal("a land session without the ramps"))?;
+            lands
+                .land_moved(&data.intent, ark_txid, confirmation)
+                .await?;
+        } else {
+            let ev = builders::confirmation(&self.keys, &confirmation, &tagged).map_err(fatal)?;
+            out.push(self.outbox_event(&ev, format!("31340:{ark_txid}"), None));
+        }
         s.steps_completed.push(state::ARK_EXECUTED.into());
         s.status = SessionStatus::Completed;
         s.state = state::COMPLETED.into();
         s.current_step = None;
         s.step_deadline = None;
         self.store
-            .update_session(&s, &[out], now)
+            .update_session(&s, &out, now)
             .await
             .map_err(transient)?;
         tracing::info!(session = %s.id, %ark_txid, "transfer completed");
+        crate::metrics::intent_outcome("p2p_transfer", None);
+        crate::metrics::step_since(crate::metrics::step::END_TO_END, s.created_at);
         Ok(JobOutcome::default())
     }
 
@@ -1084,6 +1149,7 @@ impl Ceremony {
         mut s: SessionRecord,
         r: Rejection,
     ) -> Result<JobOutcome, HandlerError> {
+        crate::metrics::intent_outcome("p2p_transfer", Some(r.code));
         let notice = self.notice(&s.user, &s.intent, &r, Scheme::Nip44)?;
         s.status = SessionStatus::Failed;
         s.state = state::FAILED.into();
@@ -1107,6 +1173,13 @@ impl Ceremony {
         let due = self.store.due_sessions(now, 500).await.map_err(transient)?;
         let mut n = 0;
         for s in due {
+            if s.batch_id.is_some() {
+                match self.expire_batch_session(s).await {
+                    Ok(k) => n += k,
+                    Err(e) => tracing::warn!(error = %e, "batch expiry failed; will retry"),
+                }
+                continue;
+            }
             if matches!(
                 s.state.as_str(),
                 state::ARK_TX_SIGNED | state::SIGNATURES_COLLECTED | state::ARK_EXECUTED
@@ -1122,8 +1195,6 @@ impl Ceremony {
             ) {
                 let r = Rejection::new(
                     ErrorCode::SessionExpired,
-        crate::metrics::intent_outcome("p2p_transfer", None);
-        crate::metrics::step_since(crate::metrics::step::END_TO_END, s.created_at);
                     "the signing session expired before the wallet answered",
                 );
                 self.fail(s, r, true).await?;
@@ -1135,7 +1206,6 @@ impl Ceremony {
 }
 
 /// The Ark server's parameters as `get_info` publishes them for wallets.
-        crate::metrics::intent_outcome("p2p_transfer", Some(r.code));
 pub fn server_info_json(server: &ServerInfo) -> serde_json::Value {
     serde_json::json!({
         "signer_pubkey": server.signer().to_string(),
@@ -1186,7 +1256,17 @@ impl JobHandler for Ceremony {
             }
             job_kind::SIGNING_RESPONSE => {
                 let inbound: InboundJob = serde_json::from_str(&job.payload).map_err(fatal)?;
+                if let Some(out) = self.batch_signing_response(&inbound).await? {
+                    return Ok(out);
+                }
                 self.on_response(&inbound).await
+            }
+            job_kind::SERVICE_REQUEST
+                if serde_json::from_str::<InboundJob>(&job.payload)
+                    .is_ok_and(|i| crate::batch::is_submit_batch(&i)) =>
+            {
+                let inbound: InboundJob = serde_json::from_str(&job.payload).map_err(fatal)?;
+                self.on_submit_batch(&inbound).await
             }
             _ => self.base.handle(job, attempts).await,
         }
