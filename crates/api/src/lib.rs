@@ -11,6 +11,9 @@
 //! | `GET /balances/{pubkey}` | sats and per-asset amounts of a key (hex or `npub1…`) |
 //! | `GET /vtxos/{pubkey}` | the key's unspent VTXOs |
 //! | `GET /sessions/{id}` | a signing session's progress (never its raw data) |
+//! | `GET /settlements` | hourly L1 settlements, newest first (`?before=<id>&limit=<1..100>`) |
+//! | `GET /settlements/{id}` | one settlement |
+//! | `GET /settlements/{id}/proof/{ark_txid}` | the Merkle inclusion proof of an ark transaction |
 //! | `GET /errors` | the public error-code table |
 //! | `GET /metrics` | Prometheus metrics (text exposition format) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of all of the above |
@@ -39,6 +42,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 pub mod metrics;
+mod settlements;
 #[cfg(test)]
 mod tests;
 
@@ -142,6 +146,8 @@ pub struct ApiState {
     pub health: Arc<dyn HealthSource>,
     /// Renders `GET /metrics` (Prometheus); `None` disables the endpoint.
     pub metrics: Option<Arc<dyn metrics::MetricsSource>>,
+    /// Settlements for `/settlements` (none served when `None`).
+    pub settlements: Option<ark_relay_core::settlement::DynSettlementStore>,
 }
 
 impl ApiState {
@@ -152,7 +158,17 @@ impl ApiState {
             info: Arc::new(info),
             health: Arc::new(NoBackends),
             metrics: None,
+            settlements: None,
         }
+    }
+
+    /// Serves `store`'s settlements and inclusion proofs.
+    pub fn with_settlements(
+        mut self,
+        store: ark_relay_core::settlement::DynSettlementStore,
+    ) -> Self {
+        self.settlements = Some(store);
+        self
     }
 
     /// Serves `GET /metrics` from `source`.
@@ -177,6 +193,9 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         ("/balances/{pubkey}", get(balances)),
         ("/vtxos/{pubkey}", get(vtxos)),
         ("/sessions/{id}", get(session)),
+        ("/settlements", get(settlements::list)),
+        ("/settlements/{id}", get(settlements::one)),
+        ("/settlements/{id}/proof/{ark_txid}", get(settlements::proof)),
         ("/errors", get(errors)),
         ("/openapi.json", get(openapi)),
         ("/metrics", get(metrics::metrics)),

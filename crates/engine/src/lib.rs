@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod ramp;
 mod runner;
+pub mod settlement;
 pub mod transfer;
 pub mod worker;
 
