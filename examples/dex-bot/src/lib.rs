@@ -1,0 +1,638 @@
+//! # ark-relay-dex-bot — a reference DEX on Ark Relay
+//!
+//! A small DEX server a DeFi developer can copy. It holds a Nostr key (its
+//! pool key, which owns the pool's VTXOs through the reference wallet) and:
+//!
+//! 1. **quotes over Nostr** — users send encrypted requests ([`DEX_REQUEST`],
+//!    NIP-44) p-tagged to the pool key; it answers with [`DEX_RESPONSE`];
+//! 2. **accepts a user's signed intent** (`atomic_swap`, `add_liquidity`,
+//!    `remove_liquidity`), checks it against its constant-product pool
+//!    ([`pool`]) — the relay knows no AMM maths, the DEX does;
+//! 3. **creates its counter-intent** with the wallet library
+//!    ([`ark_relay_wallet::Wallet::sign_batch_intent`]): for a swap it pays the
+//!    quoted asset; for `add_liquidity` it pays LP tokens it **mints**; for
+//!    `remove_liquidity` it pays out the reserves and **burns** the LP tokens
+//!    it receives;
+//! 4. **submits the batch** (`submit_batch`) and answers the user once the
+//!    relay has settled both intents in one Ark transaction (or refused).
+//!
+//! ## LP tokens and who may issue them
+//!
+//! The LP token is an **L2 asset**: it exists only in the relay's ledger, and
+//! its id is `l2_asset_id(pool key, "gLP")` (see
+//! [`ark_relay_protocol::content::l2_asset_id`]). The relay accepts a `mint`
+//! or `burn` of such an asset only in an intent **signed by that key**, so
+//! the supply changes only with the pool's signature, and anyone can
+//! recompute the id to see who controls it. A mint must be paid out in the
+//! same batch (the minted units are outputs of the pool's intent); a burn
+//! destroys units the pool receives in the same batch. The relay registers
+//! the asset on its first mint.
+//!
+//! ## Safety of the user
+//!
+//! The user's wallet signs only if the batch transaction pays exactly the
+//! legs of *its own* intent (PRD §11.5), so a DEX that under-pays, or a relay
+//! that lies, gets a refusal (3001) and nothing moves.
+//!
+//! ## Simplifications (it is an example)
+//!
+//! Trades are executed one at a time (the pool state is behind one lock while
+//! a batch settles); the pool's state lives in memory, seeded from arguments;
+//! the pool key also pays the relay's 10-unit gBTC fee per batch from a float
+//! of gBTC outside the pool's reserves.
+
+pub mod pool;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_relay_core::{AssetId, EventId, PubKey};
+use ark_relay_nostr::{PoolOptions, PoolTransport};
+use ark_relay_protocol::content::{
+    l2_asset_id, AssetRef, IntentContent, IntentType, SupplyChange, WireAmount,
+};
+use ark_relay_protocol::crypto::{decrypt, encrypt, Scheme};
+use ark_relay_protocol::transport::NostrTransport;
+use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr, pubkey_to_nostr};
+use ark_relay_wallet::Wallet;
+use nostr::{Event, EventBuilder, Keys, Kind, Tag};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch, Mutex};
+
+pub use pool::{Pool, PoolError, Side};
+
+/// Kind of an encrypted request to the DEX (this example's own protocol; the
+/// relay never sees it).
+pub const DEX_REQUEST: u16 = 31530;
+/// Kind of the DEX's encrypted answer.
+pub const DEX_RESPONSE: u16 = 31531;
+/// The LP token's ticker (its id also commits to the pool key).
+pub const LP_TICKER: &str = "gLP";
+
+/// A request to the DEX (content of a [`DEX_REQUEST`], NIP-44 encrypted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum DexRequest {
+    /// The pool: asset ids, reserves, LP token, fee.
+    Info {},
+    /// How much of the other asset `amount` of `give` buys now.
+    Quote {
+        /// `gBTC` or `gUSD` (ticker or id).
+        give: AssetRef,
+        /// Amount in base units.
+        amount: u64,
+    },
+    /// Execute this signed `atomic_swap` intent against the pool.
+    Swap {
+        /// The user's signed 31510 (not published).
+        intent: Event,
+    },
+    /// Execute this signed `add_liquidity` intent (LP tokens minted to the user).
+    AddLiquidity {
+        /// The user's signed 31510.
+        intent: Event,
+    },
+    /// Execute this signed `remove_liquidity` intent (LP tokens burnt).
+    RemoveLiquidity {
+        /// The user's signed 31510.
+        intent: Event,
+    },
+}
+
+/// The DEX's answer (content of a [`DEX_RESPONSE`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DexResponse {
+    /// The request's event id (hex).
+    pub request_id: String,
+    /// On success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// On failure: why (the relay's code when it refused the batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why a request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DexError {
+    /// The intent does not fit the pool (wrong shape, price worse than the pool's).
+    #[error("{0}")]
+    Rejected(String),
+    /// The pool refuses the amounts.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The relay refused or the wallet failed.
+    #[error("relay: {0}")]
+    Relay(#[from] ark_relay_wallet::WalletError),
+}
+
+fn reject(msg: impl Into<String>) -> DexError {
+    DexError::Rejected(msg.into())
+}
+
+/// The DEX: a pool and the wallet that holds it.
+pub struct Dex {
+    wallet: Wallet,
+    keys: Keys,
+    me: PubKey,
+    btc: AssetId,
+    usd: AssetId,
+    lp: AssetId,
+    fee: u64,
+    pool: Mutex<Pool>,
+    settle_timeout: Duration,
+}
+
+/// What a user intent asks of the pool, read from its content.
+struct Ask {
+    /// Non-fee outputs paying the pool: (asset, amount).
+    pays: Vec<(AssetId, u64)>,
+    /// What it expects back: (asset, amount).
+    wants: Vec<(AssetId, u64)>,
+}
+
+impl Dex {
+    /// A DEX on `wallet` (the pool key) for `btc`/`usd`, with `pool` state;
+    /// `fee` is the relay's per-intent fee in gBTC.
+    pub fn new(
+        wallet: Wallet,
+        keys: Keys,
+        btc: AssetId,
+        usd: AssetId,
+        pool: Pool,
+        fee: u64,
+    ) -> Self {
+        let me = wallet.pubkey();
+        Self {
+            lp: l2_asset_id(&me, LP_TICKER),
+            wallet,
+            keys,
+            me,
+            btc,
+            usd,
+            fee,
+            pool: Mutex::new(pool),
+            settle_timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// The LP token's asset id.
+    pub fn lp_asset(&self) -> AssetId {
+        self.lp
+    }
+
+    /// The pool's current state.
+    pub async fn pool(&self) -> Pool {
+        *self.pool.lock().await
+    }
+
+    fn side(&self, a: &AssetRef) -> Option<Side> {
+        match a {
+            AssetRef::Id(id) if *id == self.btc => Some(Side::Btc),
+            AssetRef::Id(id) if *id == self.usd => Some(Side::Usd),
+            AssetRef::Ticker(t) if t == "gBTC" => Some(Side::Btc),
+            AssetRef::Ticker(t) if t == "gUSD" => Some(Side::Usd),
+            _ => None,
+        }
+    }
+
+    fn id_of(&self, a: &AssetRef) -> Option<AssetId> {
+        match self.side(a) {
+            Some(Side::Btc) => Some(self.btc),
+            Some(Side::Usd) => Some(self.usd),
+            None => match a {
+                AssetRef::Id(id) if *id == self.lp => Some(self.lp),
+                _ => None,
+            },
+        }
+    }
+
+    fn asset(&self, side: Side) -> AssetId {
+        match side {
+            Side::Btc => self.btc,
+            Side::Usd => self.usd,
+        }
+    }
+
+    /// Checks the user's signed intent: a valid event by `user`, of `kind`,
+    /// paying the pool (and the relay's fee) and expecting assets back from it.
+    fn read(&self, ev: &Event, user: &PubKey, kind: IntentType) -> Result<Ask, DexError> {
+        if ev.verify().is_err() || ev.kind.as_u16() != kinds::INTENT {
+            return Err(reject("not a signed 31510 intent"));
+        }
+        if pubkey_from_nostr(&ev.pubkey).as_ref() != Some(user) {
+            return Err(reject("the intent must be signed by the requester"));
+        }
+        let c: IntentContent =
+            serde_json::from_str(&ev.content).map_err(|e| reject(format!("intent: {e}")))?;
+        if IntentType::parse(&c.intent_type) != Some(kind) {
+            return Err(reject(format!("expected a {} intent", kind.as_str())));
+        }
+        let mut ask = Ask {
+            pays: vec![],
+            wants: vec![],
+        };
+        for o in c.outputs.iter().filter(|o| o.role.is_none()) {
+            if o.recipient != self.me.to_string() {
+                return Err(reject("every payment must go to the pool"));
+            }
+            let a = self
+                .id_of(&o.asset)
+                .ok_or_else(|| reject(format!("the pool does not trade {}", o.asset)))?;
+            let n = o.amount.positive("amount").map_err(|r| reject(r.message))?;
+            ask.pays.push((a, n));
+        }
+        for l in c.counterparty_leg.iter().flat_map(|l| l.as_slice()) {
+            if l.recipient
+                .as_deref()
+                .is_some_and(|r| r != self.me.to_string())
+            {
+                return Err(reject("counterparty_leg must name the pool"));
+            }
+            let a = self
+                .id_of(&l.asset)
+                .ok_or_else(|| reject(format!("the pool does not pay {}", l.asset)))?;
+            let n = l.amount.positive("amount").map_err(|r| reject(r.message))?;
+            ask.wants.push((a, n));
+        }
+        Ok(ask)
+    }
+
+    /// Builds, signs and submits the counter-intent, waits for the batch.
+    async fn settle(
+        &self,
+        user_intent: &Event,
+        mut counter: IntentContent,
+        batch: &str,
+    ) -> Result<serde_json::Value, DexError> {
+        counter.expires_at = self.wallet.intent_expiry();
+        let mine = self.wallet.sign_batch_intent(&counter).await?;
+        let mine_id = event_id_from_nostr(&mine.id);
+        self.wallet
+            .submit_batch(batch, vec![user_intent.clone(), mine])
+            .await?;
+        let conf = self.wallet.outcome(mine_id, self.settle_timeout).await?;
+        Ok(serde_json::json!({"status": "completed", "ark_txid": conf.ark_txid}))
+    }
+
+    fn counter(
+        &self,
+        kind: IntentType,
+        user: &PubKey,
+        pays: &[(AssetId, u64)],
+        expects: &[(AssetId, u64)],
+    ) -> IntentContent {
+        let to = |v: &[(AssetId, u64)]| -> Vec<(PubKey, AssetRef, u64)> {
+            v.iter()
+                .map(|(a, n)| (*user, AssetRef::Id(*a), *n))
+                .collect()
+        };
+        IntentContent::batch_leg(
+            kind,
+            uuid::Uuid::new_v4().simple().to_string(),
+            &to(pays),
+            &to(expects),
+            &self.wallet.relay(),
+            self.fee,
+            0,
+        )
+    }
+
+    fn lp_change(&self, amount: u64) -> Option<Vec<SupplyChange>> {
+        Some(vec![SupplyChange {
+            asset: AssetRef::Id(self.lp),
+            ticker: LP_TICKER.into(),
+            amount: WireAmount::new(amount),
+        }])
+    }
+
+    /// Handles one request from `user`.
+    pub async fn handle(
+        &self,
+        user: &PubKey,
+        req: DexRequest,
+    ) -> Result<serde_json::Value, DexError> {
+        match req {
+            DexRequest::Info {} => {
+                let p = self.pool().await;
+                Ok(serde_json::json!({
+                    "pool": self.me, "btc": self.btc, "usd": self.usd, "lp": self.lp,
+                    "lp_ticker": LP_TICKER, "reserves": {"btc": p.btc, "usd": p.usd},
+                    "lp_supply": p.lp_supply, "fee_bps": pool::FEE_BPS,
+                }))
+            }
+            DexRequest::Quote { give, amount } => {
+                let side = self
+                    .side(&give)
+                    .ok_or_else(|| reject(format!("the pool does not trade {give}")))?;
+                let out = self.pool().await.quote(side, amount)?;
+                Ok(serde_json::json!({
+                    "give": self.asset(side), "amount": amount,
+                    "receive": self.asset(side.other()), "receive_amount": out,
+                }))
+            }
+            DexRequest::Swap { intent } => {
+                let ask = self.read(&intent, user, IntentType::AtomicSwap)?;
+                let ([(a_in, x)], [(a_out, y)]) = (ask.pays.as_slice(), ask.wants.as_slice())
+                else {
+                    return Err(reject("a swap pays one asset and receives the other"));
+                };
+                let side = if *a_in == self.btc {
+                    Side::Btc
+                } else {
+                    Side::Usd
+                };
+                if *a_out != self.asset(side.other()) {
+                    return Err(reject("a swap receives the other asset of the pool"));
+                }
+                // One trade at a time: the quote holds until the batch settles.
+                let mut pool = self.pool.lock().await;
+                let quoted = pool.quote(side, *x)?;
+                if *y > quoted {
+                    return Err(reject(format!(
+                        "the pool pays {quoted} for {x}, the intent asks {y}"
+                    )));
+                }
+                let counter = self.counter(
+                    IntentType::AtomicSwap,
+                    user,
+                    &[(*a_out, *y)],
+                    &[(*a_in, *x)],
+                );
+                let out = self.settle(&intent, counter, "swap").await?;
+                pool.apply_swap(side, *x, *y);
+                Ok(out)
+            }
+            DexRequest::AddLiquidity { intent } => {
+                let ask = self.read(&intent, user, IntentType::AddLiquidity)?;
+                let amount = |a: AssetId| -> u64 {
+                    ask.pays
+                        .iter()
+                        .filter(|(x, _)| *x == a)
+                        .map(|(_, n)| n)
+                        .sum()
+                };
+                let (btc, usd) = (amount(self.btc), amount(self.usd));
+                let [(lp_asset, lp)] = ask.wants.as_slice() else {
+                    return Err(reject("add_liquidity expects one amount of LP tokens"));
+                };
+                if *lp_asset != self.lp || ask.pays.iter().any(|(a, _)| *a == self.lp) {
+                    return Err(reject("add_liquidity deposits gBTC and gUSD for gLP"));
+                }
+                let mut pool = self.pool.lock().await;
+                let due = pool.lp_for_deposit(btc, usd)?;
+                if *lp > due {
+                    return Err(reject(format!(
+                        "the deposit is worth {due} LP, the intent asks {lp}"
+                    )));
+                }
+                let mut counter = self.counter(
+                    IntentType::AddLiquidity,
+                    user,
+                    &[(self.lp, *lp)],
+                    &[(self.btc, btc), (self.usd, usd)],
+                );
+                counter.mint = self.lp_change(*lp);
+                let out = self.settle(&intent, counter, "add_liquidity").await?;
+                pool.apply_deposit(btc, usd, *lp);
+                Ok(out)
+            }
+            DexRequest::RemoveLiquidity { intent } => {
+                let ask = self.read(&intent, user, IntentType::RemoveLiquidity)?;
+                let [(lp_asset, lp)] = ask.pays.as_slice() else {
+                    return Err(reject("remove_liquidity returns one amount of LP tokens"));
+                };
+                if *lp_asset != self.lp {
+                    return Err(reject("remove_liquidity returns gLP"));
+                }
+                let want = |a: AssetId| -> u64 {
+                    ask.wants
+                        .iter()
+                        .filter(|(x, _)| *x == a)
+                        .map(|(_, n)| n)
+                        .sum()
+                };
+                let (btc, usd) = (want(self.btc), want(self.usd));
+                let mut pool = self.pool.lock().await;
+                let (max_btc, max_usd) = pool.withdrawal(*lp)?;
+                if btc > max_btc || usd > max_usd {
+                    return Err(reject(format!(
+                        "{lp} LP are worth {max_btc} gBTC and {max_usd} gUSD, the intent asks {btc} and {usd}"
+                    )));
+                }
+                let pays: Vec<(AssetId, u64)> = [(self.btc, btc), (self.usd, usd)]
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .collect();
+                let mut counter =
+                    self.counter(IntentType::RemoveLiquidity, user, &pays, &[(self.lp, *lp)]);
+                counter.burn = self.lp_change(*lp);
+                let out = self.settle(&intent, counter, "remove_liquidity").await?;
+                pool.apply_withdrawal(btc, usd, *lp);
+                Ok(out)
+            }
+        }
+    }
+
+    /// Serves requests from the Nostr relays until `stop` turns `true`: one
+    /// task per request; answers are encrypted in the request's scheme.
+    pub async fn serve(
+        self: Arc<Self>,
+        relays: Vec<String>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), DexError> {
+        let mut opts = PoolOptions::new(relays);
+        opts.kinds = vec![DEX_REQUEST];
+        opts.catch_up_every = Duration::from_secs(3);
+        let transport = PoolTransport::connect(self.keys.public_key(), opts)
+            .await
+            .map_err(|e| reject(format!("nostr: {e}")))?;
+        let (tx, mut rx) = mpsc::channel::<Event>(256);
+        let (_cursor_tx, cursor) = watch::channel(None);
+        let t = transport.clone();
+        let pump_stop = stop.clone();
+        tokio::spawn(async move {
+            let _keep = _cursor_tx;
+            if let Err(e) = t.pump(tx, cursor, pump_stop).await {
+                tracing::warn!(error = %e, "dex reader stopped");
+            }
+        });
+        let mut seen = std::collections::HashSet::new();
+        while let Some(ev) = rx.recv().await {
+            if *stop.borrow() {
+                break;
+            }
+            if !seen.insert(ev.id) || ev.verify().is_err() {
+                continue;
+            }
+            let dex = self.clone();
+            let transport = transport.clone();
+            tokio::spawn(async move { dex.answer(&transport, ev).await });
+        }
+        Ok(())
+    }
+
+    async fn answer(&self, transport: &PoolTransport, ev: Event) {
+        let Some(user) = pubkey_from_nostr(&ev.pubkey) else {
+            return;
+        };
+        let Ok((plain, scheme)) =
+            decrypt(self.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags)
+        else {
+            return;
+        };
+        let request_id = ev.id.to_hex();
+        let response = match serde_json::from_str::<DexRequest>(&plain) {
+            Err(e) => DexResponse {
+                request_id,
+                result: None,
+                error: Some(format!("bad request: {e}")),
+            },
+            Ok(req) => match self.handle(&user, req).await {
+                Ok(r) => DexResponse {
+                    request_id,
+                    result: Some(r),
+                    error: None,
+                },
+                Err(e) => DexResponse {
+                    request_id,
+                    result: None,
+                    error: Some(e.to_string()),
+                },
+            },
+        };
+        match message(
+            &self.keys,
+            &user,
+            DEX_RESPONSE,
+            &response,
+            Some(&ev.id),
+            scheme,
+        ) {
+            Ok(out) => {
+                if let Err(e) = transport.publish(&out).await {
+                    tracing::warn!(error = %e, "cannot publish a DEX response");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot build a DEX response"),
+        }
+    }
+}
+
+/// An encrypted DEX message of `kind` from `keys` to `to`.
+pub fn message<T: Serialize>(
+    keys: &Keys,
+    to: &PubKey,
+    kind: u16,
+    body: &T,
+    answers: Option<&nostr::EventId>,
+    scheme: Scheme,
+) -> Result<Event, String> {
+    let json = serde_json::to_string(body).map_err(|e| e.to_string())?;
+    let content = encrypt(keys.secret_key(), &pubkey_to_nostr(to), &json, scheme)
+        .map_err(|e| e.to_string())?;
+    let mut tags = vec![
+        Tag::public_key(pubkey_to_nostr(to)),
+        Tag::identifier(uuid::Uuid::new_v4().simple().to_string()),
+        scheme.tag(),
+    ];
+    if let Some(id) = answers {
+        tags.push(Tag::event(*id));
+    }
+    EventBuilder::new(Kind::from(kind), content)
+        .tags(tags)
+        .sign_with_keys(keys)
+        .map_err(|e| e.to_string())
+}
+
+/// A user's side of the DEX protocol: sends requests, waits for answers.
+pub struct DexClient {
+    keys: Keys,
+    dex: PubKey,
+    transport: PoolTransport,
+    answers: Arc<Mutex<std::collections::HashMap<String, DexResponse>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl DexClient {
+    /// Connects `keys` to the DEX `dex` over `relays`.
+    pub async fn connect(keys: Keys, dex: PubKey, relays: Vec<String>) -> Result<Self, String> {
+        let mut opts = PoolOptions::new(relays);
+        opts.kinds = vec![DEX_RESPONSE];
+        opts.catch_up_every = Duration::from_secs(3);
+        let transport = PoolTransport::connect(keys.public_key(), opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let answers: Arc<Mutex<std::collections::HashMap<String, DexResponse>>> = Arc::default();
+        let (tx, mut rx) = mpsc::channel::<Event>(256);
+        let (_cursor_tx, cursor) = watch::channel(None);
+        let (stop, stop_rx) = watch::channel(false);
+        let t = transport.clone();
+        tokio::spawn(async move {
+            let _keep = _cursor_tx;
+            let _ = t.pump(tx, cursor, stop_rx).await;
+        });
+        let (sink, secret, dex_nostr) = (
+            answers.clone(),
+            keys.secret_key().clone(),
+            pubkey_to_nostr(&dex),
+        );
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if ev.pubkey != dex_nostr || ev.verify().is_err() {
+                    continue;
+                }
+                if let Ok((plain, _)) = decrypt(&secret, &ev.pubkey, &ev.content, &ev.tags) {
+                    if let Ok(r) = serde_json::from_str::<DexResponse>(&plain) {
+                        sink.lock().await.insert(r.request_id.clone(), r);
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            keys,
+            dex,
+            transport,
+            answers,
+            stop,
+        })
+    }
+
+    /// Sends `req` and waits up to `timeout` for the answer.
+    pub async fn request(
+        &self,
+        req: &DexRequest,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, String> {
+        let ev = message(&self.keys, &self.dex, DEX_REQUEST, req, None, Scheme::Nip44)?;
+        let id = ev.id.to_hex();
+        self.transport
+            .publish(&ev)
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.answers.lock().await.remove(&id) {
+                return match (r.result, r.error) {
+                    (Some(v), _) => Ok(v),
+                    (None, e) => Err(e.unwrap_or_else(|| "empty answer".into())),
+                };
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("no answer from the DEX".into());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Stops the reader.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        self.transport.shutdown().await;
+    }
+}
+
+/// The id of an intent event (for waiting on its outcome).
+pub fn intent_id(ev: &Event) -> EventId {
+    event_id_from_nostr(&ev.id)
+}
