@@ -42,6 +42,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 pub mod metrics;
+mod reserves;
 mod settlements;
 #[cfg(test)]
 mod tests;
@@ -148,6 +149,8 @@ pub struct ApiState {
     pub metrics: Option<Arc<dyn metrics::MetricsSource>>,
     /// Settlements for `/settlements` (none served when `None`).
     pub settlements: Option<ark_relay_core::settlement::DynSettlementStore>,
+    /// The recorded BTC reserve for `/reserves` (circulating only when `None`).
+    pub reserves: Option<ark_relay_core::ramp::DynRampStore>,
 }
 
 impl ApiState {
@@ -159,7 +162,14 @@ impl ApiState {
             health: Arc::new(NoBackends),
             metrics: None,
             settlements: None,
+            reserves: None,
         }
+    }
+
+    /// Serves the reserve recorded in `store` on `/reserves`.
+    pub fn with_reserves(mut self, store: ark_relay_core::ramp::DynRampStore) -> Self {
+        self.reserves = Some(store);
+        self
     }
 
     /// Serves `store`'s settlements and inclusion proofs.
@@ -193,6 +203,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         ("/balances/{pubkey}", get(balances)),
         ("/vtxos/{pubkey}", get(vtxos)),
         ("/sessions/{id}", get(session)),
+        ("/reserves", get(reserves::reserves)),
         ("/settlements", get(settlements::list)),
         ("/settlements/{id}", get(settlements::one)),
         ("/settlements/{id}/proof/{ark_txid}", get(settlements::proof)),

@@ -490,3 +490,41 @@ async fn openapi_documents_every_route_and_nothing_else() {
     }
     db.destroy().await;
 }
+
+#[tokio::test]
+async fn reserves_show_circulating_gbtc_against_the_recorded_reserve() {
+    use ark_relay_core::ramp::{RampStore, ReserveRecord};
+    let (db, store) = funded().await;
+    // Before lnd was read: circulating only.
+    let (status, body) = get(app(store.clone()), "/reserves").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reserves"][0]["circulating"], 5000);
+    assert!(body["reserves"][0]["reserve"].is_null());
+    let ramp: ark_relay_core::ramp::DynRampStore = Arc::new(db.store.clone());
+    ramp.record_reserve(&ReserveRecord {
+        asset: gbtc(),
+        lightning_sats: 4_000,
+        onchain_sats: 500,
+        updated_at: NOW,
+    })
+    .await
+    .unwrap();
+    let with = |store: DynStore| router(ApiState::new(store, info()).with_reserves(ramp.clone()));
+    let (status, body) = get(with(store.clone()), "/reserves").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let r = &body["reserves"][0];
+    assert_eq!(r["ticker"], "gBTC");
+    assert_eq!(r["reserve"], 4_500);
+    assert_eq!(r["fully_backed"], false, "5 000 circulating against 4 500");
+    ramp.record_reserve(&ReserveRecord {
+        asset: gbtc(),
+        lightning_sats: 5_000,
+        onchain_sats: 0,
+        updated_at: NOW,
+    })
+    .await
+    .unwrap();
+    let (_, body) = get(with(store), "/reserves").await;
+    assert_eq!(body["reserves"][0]["fully_backed"], true);
+    assert_eq!(body["reserves"][0]["updated_at"], NOW.0);
+}

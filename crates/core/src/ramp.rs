@@ -242,6 +242,31 @@ pub trait RampStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Lands not yet final, oldest first.
     async fn active_lands(&self, limit: u32) -> Result<Vec<LandRecord>, StoreError>;
+
+    /// Records the BTC reserve behind a relay-issued asset (`asset_balances`).
+    async fn record_reserve(&self, reserve: &ReserveRecord) -> Result<(), StoreError>;
+    /// The last recorded reserve of every asset that has one.
+    async fn reserves(&self) -> Result<Vec<ReserveRecord>, StoreError>;
+}
+
+/// The BTC reserve behind a relay-issued asset, as last read from lnd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveRecord {
+    /// The asset (gBTC).
+    pub asset: AssetId,
+    /// Spendable Lightning channel balance, sats.
+    pub lightning_sats: u64,
+    /// Confirmed on-chain balance, sats.
+    pub onchain_sats: u64,
+    /// When it was read.
+    pub updated_at: UnixTime,
+}
+
+impl ReserveRecord {
+    /// Channel plus on-chain.
+    pub fn total(&self) -> u64 {
+        self.lightning_sats.saturating_add(self.onchain_sats)
+    }
 }
 
 /// A shared ramp store.

@@ -1218,6 +1218,63 @@ impl Ramps {
     }
 }
 
+/// Records the gBTC reserve (lnd channel + on-chain) in `asset_balances`,
+/// where `GET /reserves` reads it next to the circulating supply.
+pub struct ReserveMonitor {
+    ramps: Arc<Ramps>,
+    every: Duration,
+}
+
+impl ReserveMonitor {
+    /// Reads lnd every `every`.
+    pub fn new(ramps: Arc<Ramps>, every: Duration) -> Self {
+        Self { ramps, every }
+    }
+}
+
+impl Ramps {
+    /// Reads the reserve from lnd and records it for gBTC.
+    pub async fn record_reserve(&self) -> Result<ReserveView, HandlerError> {
+        let view = self.reserves().await?;
+        if let Some(asset) = self.gbtc().await? {
+            self.ramp
+                .record_reserve(&ark_relay_core::ramp::ReserveRecord {
+                    asset,
+                    lightning_sats: view.lightning_sats,
+                    onchain_sats: view.onchain_sats,
+                    updated_at: self.clock.now(),
+                })
+                .await
+                .map_err(transient)?;
+        }
+        if view.circulating > view.reserve() {
+            tracing::error!(
+                circulating = view.circulating,
+                reserve = view.reserve(),
+                "circulating gBTC exceeds the BTC reserve"
+            );
+        }
+        Ok(view)
+    }
+}
+
+#[async_trait]
+impl crate::Periodic for ReserveMonitor {
+    fn name(&self) -> &'static str {
+        "reserve-monitor"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn tick(&self) {
+        if let Err(e) = self.ramps.record_reserve().await {
+            tracing::warn!(error = %e, "reading the reserve failed");
+        }
+    }
+}
+
 /// The ramps as a scheduler task.
 pub struct RampDriver(pub Arc<Ramps>);
 

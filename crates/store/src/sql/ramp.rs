@@ -3,7 +3,9 @@
 //! transaction as the state change.
 
 use ark_relay_core::backends::lightning::{PaymentHash, Preimage};
-use ark_relay_core::ramp::{LandInsert, LandRecord, LandStatus, LiftRecord, LiftStatus, RampStore};
+use ark_relay_core::ramp::{
+    LandInsert, LandRecord, LandStatus, LiftRecord, LiftStatus, RampStore, ReserveRecord,
+};
 use ark_relay_core::{
     AssetId, ErrorCode, EventId, NewOutboxEvent, PubKey, StoreError, UnixTime, VtxoId,
 };
@@ -305,6 +307,68 @@ impl RampStore for SqlStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn record_reserve(&self, r: &ReserveRecord) -> Result<(), StoreError> {
+        let lightning = signed(r.lightning_sats, "lnd_balance")?;
+        let onchain = signed(r.onchain_sats, "utxo_balance")?;
+        self.write(|| async move {
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let updated = sqlx::query(
+                "UPDATE asset_balances SET lnd_balance = ?, utxo_balance = ?, last_updated = ? \
+                 WHERE asset_id = ?",
+            )
+            .bind(lightning)
+            .bind(onchain)
+            .bind(r.updated_at.0)
+            .bind(r.asset.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+            if updated == 0 {
+                sqlx::query(
+                    "INSERT INTO asset_balances (asset_id, lnd_balance, utxo_balance, \
+                     last_updated) VALUES (?, ?, ?, ?)",
+                )
+                .bind(r.asset.to_string())
+                .bind(lightning)
+                .bind(onchain)
+                .bind(r.updated_at.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+            sqlx::query("UPDATE assets SET reserve_amount = ? WHERE asset_id = ?")
+                .bind(lightning.saturating_add(onchain))
+                .bind(r.asset.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reserves(&self) -> Result<Vec<ReserveRecord>, StoreError> {
+        sqlx::query(
+            "SELECT asset_id, lnd_balance, utxo_balance, last_updated FROM asset_balances \
+             ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| {
+            Ok(ReserveRecord {
+                asset: rows::parse::<AssetId>(row, "asset_id")?,
+                lightning_sats: unsigned(row, "lnd_balance")?,
+                onchain_sats: unsigned(row, "utxo_balance")?,
+                updated_at: UnixTime(rows::int(row, "last_updated")?),
+            })
+        })
+        .collect()
     }
 
     async fn active_lands(&self, limit: u32) -> Result<Vec<LandRecord>, StoreError> {
