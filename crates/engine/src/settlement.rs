@@ -330,6 +330,7 @@ impl SettlementTask {
         );
         match self.chain.broadcast_commitment(root.0, rate, &label).await {
             Ok(c) => {
+                crate::metrics::settlement(true);
                 tracing::info!(
                     settlement = row.id,
                     txid = %c.txid,
@@ -344,6 +345,7 @@ impl SettlementTask {
                 self.update(&attempted, u, &[]).await
             }
             Err(e) => {
+                crate::metrics::settlement(false);
                 tracing::warn!(
                     settlement = row.id,
                     attempt = attempted.attempts,
