@@ -468,6 +468,15 @@ impl Wallet {
     /// Sends a 31500 service request and waits for its 31501 result (or the
     /// 31341 / 31501 error, as [`WalletError::Refused`]).
     pub async fn request(&self, req: &ServiceRequest) -> Result<serde_json::Value, WalletError> {
+        self.request_with_id(req).await.map(|(_, r)| r)
+    }
+
+    /// [`Wallet::request`], also returning the request's event id (which a
+    /// later 31340 lists, e.g. a lift's).
+    pub async fn request_with_id(
+        &self,
+        req: &ServiceRequest,
+    ) -> Result<(EventId, serde_json::Value), WalletError> {
         let d = uuid::Uuid::new_v4().simple().to_string();
         let ev = builders::service_request(
             &self.inner.keys,
@@ -491,7 +500,7 @@ impl Wallet {
         match answer {
             Ok(ServiceResponse {
                 result: Some(r), ..
-            }) => Ok(r),
+            }) => Ok((id, r)),
             Ok(ServiceResponse { error: Some(e), .. }) => Err(WalletError::Refused {
                 code: e.code,
                 message: e.message,

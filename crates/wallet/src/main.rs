@@ -68,6 +68,18 @@ enum Command {
         /// The asset: `gBTC` or a 64-hex Taproot Asset id.
         asset: String,
     },
+    /// Lift sats into gBTC: print a Lightning invoice, wait until it is paid
+    /// and the gBTC VTXO is issued (lifts are free).
+    Lift {
+        /// Sats to lift (= gBTC units received).
+        amount: u64,
+    },
+    /// Land gBTC: pay a BOLT11 invoice (its amount plus the relay's 0.1 %
+    /// fee) and print the payment preimage.
+    Land {
+        /// The BOLT11 invoice to pay (must carry an amount).
+        invoice: String,
+    },
     /// Show the intents sent from this wallet and payments received, with outcomes.
     History,
     /// List the wallet's VTXOs with their colour.
@@ -225,6 +237,55 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
                         "  created {} → {}: {} {asset} ({} sats)",
                         c.vtxo, c.owner, c.amount, c.sats
                     );
+                }
+            }
+        }
+        Command::Lift { amount } => {
+            let ticket = wallet.lift(*amount).await?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "request": ticket.request,
+                        "invoice": ticket.invoice,
+                        "payment_hash": ticket.payment_hash,
+                        "expires_at": ticket.expires_at,
+                    })
+                );
+            } else {
+                println!("pay this invoice to lift {amount} sats into gBTC:");
+                println!();
+                println!("{}", ticket.invoice);
+                println!();
+                eprintln!(
+                    "(with `ark-relay dev`, play the payer: ark-relay sim-pay {})",
+                    ticket.invoice
+                );
+                eprintln!("waiting for the payment …");
+            }
+            let conf = wallet
+                .lift_outcome(&ticket, Duration::from_secs(cli.timeout))
+                .await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&conf)?);
+            } else {
+                println!("lifted: ark txid {}", conf.ark_txid);
+                if let Some(v) = conf.created.first() {
+                    println!("  new VTXO {}: {} gBTC ({} sats)", v.vtxo, v.amount, v.sats);
+                }
+            }
+        }
+        Command::Land { invoice } => {
+            eprintln!("landing over Lightning …");
+            let conf = wallet
+                .land(invoice, Duration::from_secs(cli.timeout))
+                .await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&conf)?);
+            } else {
+                println!("paid: ark txid {}", conf.ark_txid);
+                if let Some(p) = &conf.preimage {
+                    println!("  preimage {p}");
                 }
             }
         }

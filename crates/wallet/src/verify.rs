@@ -134,18 +134,22 @@ pub struct Received {
 }
 
 impl AuthorisedIntent {
-    /// Resolves a `p2p_transfer` the wallet `me` signed. Tickers are resolved
-    /// with `book`; paying oneself is refused (an output to `me` would be
-    /// indistinguishable from change).
+    /// Resolves a `p2p_transfer` (or a `land_lightning`, which is a transfer
+    /// of the landed amount and the fee to the relay) the wallet `me` signed.
+    /// Tickers are resolved with `book`; paying oneself is refused (an output
+    /// to `me` would be indistinguishable from change).
     pub fn from_intent(
         intent_id: EventId,
         content: &IntentContent,
         me: &PubKey,
         book: &AssetBook,
     ) -> Result<Self, String> {
-        if IntentType::parse(&content.intent_type) != Some(IntentType::P2pTransfer) {
+        if !matches!(
+            IntentType::parse(&content.intent_type),
+            Some(IntentType::P2pTransfer | IntentType::LandLightning)
+        ) {
             return Err(format!(
-                "only p2p_transfer intents are supported, not {:?}",
+                "only p2p_transfer and land_lightning intents are signed this way, not {:?}",
                 content.intent_type
             ));
         }
