@@ -16,6 +16,7 @@ pub mod degrade;
 pub mod handlers;
 pub mod ingest;
 pub mod inventory;
+pub mod keyring;
 pub mod metrics;
 pub mod outbox;
 pub mod ramp;

@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::SecretRef;
 
+mod ops;
+pub use ops::{InventoryConfig, KeysConfig};
+
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "ARK_RELAY_";
 
@@ -59,6 +62,10 @@ pub struct Config {
     pub tapd: Option<DaemonConfig>,
     /// Roles and scale-out (`run`, `ingest`, `worker`, `scheduler`).
     pub run: RunConfig,
+    /// The hot VTXO inventory monitor.
+    pub inventory: InventoryConfig,
+    /// Rotated-away relay keys and their grace periods.
+    pub keys: KeysConfig,
 }
 
 impl Default for Config {
@@ -76,6 +83,8 @@ impl Default for Config {
             lnd: None,
             tapd: None,
             run: RunConfig::default(),
+            inventory: InventoryConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -362,6 +371,12 @@ impl Config {
                 "run.workers must be > 0, run.leader_ttl_ms >= 100 and run.probe_every_ms > 0"
                     .into(),
             );
+        }
+        problems.extend(self.inventory.problems());
+        for (i, k) in self.keys.previous.iter().enumerate() {
+            if let Err(e) = k.sealed.check() {
+                problems.push(format!("keys.previous[{i}].sealed: {e}"));
+            }
         }
         if self.fees.land_fee_ppm > 1_000_000 {
             problems.push("fees.land_fee_ppm must be at most 1000000 (100 %)".into());

@@ -337,6 +337,10 @@ impl DevStack {
             }
         };
         let server = ark_server_info(ark.as_ref()).await?;
+        let sim_backends = sims.as_ref().map(|s| crate::ops::SimBackends {
+            arkd: s.endpoints().arkd,
+            lnd: s.endpoints().lnd,
+        });
         if let Some(stack) = sims {
             let alice = wallets
                 .first()
@@ -360,8 +364,23 @@ impl DevStack {
             &store,
             &relay_key,
             &nostr_relays,
+            ark.clone(),
+            &server,
+        )
+        .await?;
+        let relay_pk: PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
+        let engine =
+            crate::ops::with_ops(engine, &self.config, &store, relay_pk, sim_backends, &health)
+                .await?;
+        let engine = crate::rotation::wire(
+            engine,
+            &self.config,
+            &store,
+            &relay_key,
+            &nostr_relays,
             ark,
             &server,
+            &mut services,
         )
         .await?;
         services.spawn("engine", move |stop| async move {
@@ -388,6 +407,7 @@ impl DevStack {
         };
         let (listener, http_addr) = http::bind(self.http_addr).await?;
         let api_store: DynStore = Arc::new(store.clone());
+        let metrics = crate::ops::metrics_source(crate::ops::recorder()?, health.clone());
         let health_source = move || {
             health
                 .snapshot()
@@ -399,7 +419,11 @@ impl DevStack {
                 .collect::<Vec<_>>()
         };
         let router =
-            http::router(ApiState::new(api_store, info).with_health(Arc::new(health_source)));
+            http::router(
+                ApiState::new(api_store, info)
+                    .with_health(Arc::new(health_source))
+                    .with_metrics(metrics),
+            );
         services.spawn("http", move |stop| {
             http::serve(listener, router, stop.stopped())
         });

@@ -163,6 +163,82 @@ fn warn_if_readable_by_others(path: &Path) {
     }
 }
 
+/// The output of a rotation: what the operator installs. Only the sealed
+/// blobs and public keys; never a secret key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The key being retired, x-only hex.
+    pub old_pubkey: String,
+    /// The new key, x-only hex.
+    pub new_pubkey: String,
+    /// The new key sealed under the same `GATEWAY_ENCRYPTION_KEY`.
+    pub new_sealed: String,
+    /// The old key's blob (unchanged), for `[[keys.previous]]`.
+    pub old_sealed: String,
+    /// End of the old key's grace period, Unix seconds.
+    pub until: i64,
+}
+
+/// Makes a new relay key: opens the current `old_sealed` blob (so a wrong
+/// `GATEWAY_ENCRYPTION_KEY` fails here, before anything changes), generates a
+/// new key and seals it under the same passphrase.
+pub fn rotation(
+    old_sealed: &str,
+    passphrase: &[u8],
+    grace_secs: u64,
+    now: i64,
+) -> Result<Rotation> {
+    let old_secret = crate::keyvault::open(old_sealed, passphrase)
+        .context("opening the current GATEWAY_NOSTR_PRIVATE_KEY")?;
+    let old = Keys::new(
+        nostr::SecretKey::from_slice(old_secret.as_ref())
+            .context("GATEWAY_NOSTR_PRIVATE_KEY holds no valid key")?,
+    );
+    let new = Keys::generate();
+    let new_secret = zeroize::Zeroizing::new(new.secret_key().to_secret_bytes());
+    let new_sealed = crate::keyvault::seal(&new_secret, passphrase)?;
+    Ok(Rotation {
+        old_pubkey: old.public_key().to_hex(),
+        new_pubkey: new.public_key().to_hex(),
+        new_sealed,
+        old_sealed: old_sealed.trim().to_owned(),
+        until: now.saturating_add(i64::try_from(grace_secs).unwrap_or(i64::MAX)),
+    })
+}
+
+/// `ark-relay keys rotate`: prints the new environment and the config entry
+/// that keeps the old key answering until the end of its grace period.
+// Printing the result is the command's output.
+#[allow(clippy::print_stdout)]
+pub fn rotate(passphrase: &[u8], grace_secs: u64) -> Result<()> {
+    let old = std::env::var("GATEWAY_NOSTR_PRIVATE_KEY")
+        .context("GATEWAY_NOSTR_PRIVATE_KEY (the key to rotate away from) is not set")?;
+    let r = rotation(
+        &old,
+        passphrase,
+        grace_secs,
+        ark_relay_core::UnixTime::now().0,
+    )?;
+    let new_npub = nostr::PublicKey::from_hex(&r.new_pubkey)
+        .ok()
+        .and_then(|p| p.to_bech32().ok())
+        .unwrap_or_default();
+    println!("old pubkey  {}", r.old_pubkey);
+    println!("new pubkey  {}", r.new_pubkey);
+    println!("new npub    {new_npub}");
+    println!("until       {}  (grace {grace_secs} s)", r.until);
+    println!();
+    println!("# 1. The new identity (replace the old value):");
+    println!("GATEWAY_NOSTR_PRIVATE_KEY={}", r.new_sealed);
+    println!("# 2. The old key, still answered during the grace period:");
+    println!("GATEWAY_NOSTR_PRIVATE_KEY_PREVIOUS={}", r.old_sealed);
+    println!("# 3. Add to the configuration (relay.toml), then restart:");
+    println!("[[keys.previous]]");
+    println!("sealed = \"env:GATEWAY_NOSTR_PRIVATE_KEY_PREVIOUS\"");
+    println!("until = {}", r.until);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +264,27 @@ mod tests {
         assert!(
             !format!("{first:?}").contains(text.trim()),
             "Debug leaks the secret"
+        );
+    }
+
+    #[test]
+    fn rotation_makes_a_new_key_under_the_same_passphrase() {
+        let old = Keys::generate();
+        let blob = crate::keyvault::seal(&old.secret_key().to_secret_bytes(), b"pw").unwrap();
+        let r = rotation(&blob, b"pw", 3600, 1_000).unwrap();
+        assert_eq!(r.old_pubkey, old.public_key().to_hex());
+        assert_ne!(r.new_pubkey, r.old_pubkey);
+        assert_eq!((r.until, r.old_sealed.as_str()), (4_600, blob.as_str()));
+        let new = crate::keyvault::open(&r.new_sealed, b"pw").unwrap();
+        let new = Keys::new(nostr::SecretKey::from_slice(new.as_ref()).unwrap());
+        assert_eq!(new.public_key().to_hex(), r.new_pubkey);
+        let shown = format!("{r:?}");
+        assert!(!shown.contains(&old.secret_key().to_secret_hex()));
+        assert!(!shown.contains(&new.secret_key().to_secret_hex()));
+        let wrong = rotation(&blob, b"not pw", 3600, 1_000).unwrap_err();
+        assert!(
+            format!("{wrong:#}").contains("wrong GATEWAY_ENCRYPTION_KEY"),
+            "{wrong:#}"
         );
     }
 

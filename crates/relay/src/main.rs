@@ -14,6 +14,8 @@ mod dev;
 mod http;
 mod keys;
 mod keyvault;
+mod ops;
+mod rotation;
 mod run;
 mod secret;
 mod shutdown;
@@ -211,7 +213,8 @@ material is never printed except the sealed blob.",
 Examples:
   GATEWAY_ENCRYPTION_KEY=… ark-relay keys generate
   GATEWAY_ENCRYPTION_KEY=… ark-relay keys encrypt --key-file data/relay.key
-  GATEWAY_ENCRYPTION_KEY=… GATEWAY_NOSTR_PRIVATE_KEY=arkrelay-key-v1:… ark-relay keys show"
+  GATEWAY_ENCRYPTION_KEY=… GATEWAY_NOSTR_PRIVATE_KEY=arkrelay-key-v1:… ark-relay keys show
+  GATEWAY_ENCRYPTION_KEY=… GATEWAY_NOSTR_PRIVATE_KEY=arkrelay-key-v1:… ark-relay keys rotate --grace-secs 86400"
     )]
     Keys(KeysCommand),
 
@@ -295,6 +298,14 @@ enum KeysCommand {
     },
     /// Open GATEWAY_NOSTR_PRIVATE_KEY and print the public key it holds.
     Show,
+    /// Make a new relay key; the current one (GATEWAY_NOSTR_PRIVATE_KEY)
+    /// keeps answering events sent to it for a grace period (see
+    /// [[keys.previous]] in relay.example.toml).
+    Rotate {
+        /// Grace period of the old key, seconds [default: keys.rotation_grace_secs, 7 days].
+        #[arg(long, value_name = "SECS")]
+        grace_secs: Option<u64>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -323,7 +334,7 @@ struct ConfigArgs {
 /// `ark-relay keys …`.
 // Printing the npub and the sealed blob is the command's output.
 #[allow(clippy::print_stdout)]
-fn keys_command(cmd: KeysCommand) -> anyhow::Result<()> {
+fn keys_command(cmd: KeysCommand, config: &Config) -> anyhow::Result<()> {
     use anyhow::Context;
     let passphrase = zeroize::Zeroizing::new(
         std::env::var("GATEWAY_ENCRYPTION_KEY").context("GATEWAY_ENCRYPTION_KEY is not set")?,
@@ -354,6 +365,10 @@ fn keys_command(cmd: KeysCommand) -> anyhow::Result<()> {
             print_pub(&secret)?;
             let blob = keyvault::seal(&secret, passphrase.as_bytes())?;
             println!("GATEWAY_NOSTR_PRIVATE_KEY={blob}");
+        }
+        KeysCommand::Rotate { grace_secs } => {
+            let grace = grace_secs.unwrap_or_else(|| config.keys.grace_secs());
+            keys::rotate(passphrase.as_bytes(), grace)?;
         }
         KeysCommand::Show => {
             let blob = std::env::var("GATEWAY_NOSTR_PRIVATE_KEY")
@@ -458,7 +473,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 role(config, ark_relay_engine::Roles::SCHEDULER, args, false).await?
             }
             Command::Migrate => migrate(&config).await?,
-            Command::Keys(cmd) => keys_command(cmd)?,
+            Command::Keys(cmd) => keys_command(cmd, &config)?,
             Command::Sim(args) => {
                 let stop = shutdown::install()?;
                 run_sims(args, stop).await?;

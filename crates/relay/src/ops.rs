@@ -1,0 +1,170 @@
+//! Operations wiring shared by `dev` and `run`: the Prometheus recorder and
+//! its `/metrics` source, the metrics sampler, and the VTXO inventory
+//! monitor with its fee estimators and provisioner.
+//!
+//! This module only wires; the logic lives in `ark_relay_engine::{metrics,
+//! inventory}` and the ports in `ark_relay_core`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ark_relay_core::backends::fees::{FeeEstimator, LightningFees, DEFAULT_CONF_TARGET};
+use ark_relay_core::inventory::{InventoryStore, VtxoProvisioner};
+use ark_relay_core::{DynBus, DynStore, PubKey, Sats, SystemClock};
+use ark_relay_engine::inventory::{InventoryConfig, InventoryMonitor};
+use ark_relay_engine::metrics::{self, Sampler};
+use ark_relay_engine::Engine;
+use ark_relay_grpc::daemon::DaemonConfig;
+use ark_relay_grpc::inventory::{ArkdSimProvisioner, ChainSimFees};
+use ark_relay_grpc::lnd::LndClient;
+use ark_relay_grpc::resilience::HealthRegistry;
+use ark_relay_queue::{MemoryBus, RedisBus};
+use ark_relay_store::SqlStore;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::{redact_url, Config, QueueKind};
+
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub(crate) fn recorder() -> Result<PrometheusHandle> {
+    if let Some(h) = RECORDER.get() {
+        return Ok(h.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(metrics::name::STEP_SECONDS.to_owned()),
+            metrics::STEP_BUCKETS,
+        )
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("installing the Prometheus recorder")?;
+    metrics::describe();
+    Ok(RECORDER.get_or_init(|| handle).clone())
+}
+
+/// What `GET /metrics` renders: breaker states refreshed from `health`, then
+/// every series of the recorder.
+pub(crate) fn metrics_source(
+    handle: PrometheusHandle,
+    health: HealthRegistry,
+) -> Arc<dyn ark_relay_api::metrics::MetricsSource> {
+    Arc::new(move || {
+        for view in health.snapshot() {
+            metrics::breaker_state(&view.backend, view.state.as_str());
+        }
+        handle.render()
+    })
+}
+
+/// Where the simulators listen, when `dev` embeds them.
+pub(crate) struct SimBackends {
+    /// arkd simulator URL.
+    pub arkd: String,
+    /// lnd simulator endpoint (also serves the chain simulator).
+    pub lnd: ark_relay_sim::DaemonEndpoint,
+}
+
+/// Adds the metrics sampler and (when enabled) the inventory monitor to the
+/// engine's periodic tasks.
+pub(crate) async fn with_ops(
+    mut engine: Engine,
+    config: &Config,
+    store: &SqlStore,
+    relay: PubKey,
+    sims: Option<SimBackends>,
+    health: &HealthRegistry,
+) -> Result<Engine> {
+    let queue = engine.parts().queue.clone();
+    engine = engine.with_periodic(Sampler::new(queue, Duration::from_secs(5)));
+    if !config.inventory.enabled {
+        return Ok(engine);
+    }
+    let mut fees: Vec<Arc<dyn FeeEstimator>> = Vec::new();
+    let mut provisioner: Option<Arc<dyn VtxoProvisioner>> = None;
+    match &sims {
+        Some(sim) => {
+            let cfg = DaemonConfig::new(
+                sim.lnd.url.clone(),
+                sim.lnd.tls_cert_pem.clone().map(String::into_bytes),
+                Some(hex::decode(&sim.lnd.macaroon_hex).context("lnd sim macaroon")?),
+            );
+            let lnd = LndClient::new(&cfg, health).context("lnd simulator client")?;
+            fees.push(Arc::new(LightningFees::new(
+                Arc::new(lnd),
+                DEFAULT_CONF_TARGET,
+            )));
+            fees.push(Arc::new(
+                ChainSimFees::new(&cfg).context("chain simulator client")?,
+            ));
+            provisioner = Some(Arc::new(
+                ArkdSimProvisioner::new(&sim.arkd).context("arkd simulator admin client")?,
+            ));
+        }
+        None => {
+            if let Some(lnd) = &config.lnd {
+                let cfg = DaemonConfig::new(
+                    lnd.url.clone(),
+                    Some(lnd.tls_cert.resolve_bytes()?.expose().clone()),
+                    Some(lnd.macaroon.resolve_bytes()?.expose().clone()),
+                );
+                let client = LndClient::new(&cfg, health).context("lnd client")?;
+                fees.push(Arc::new(LightningFees::new(
+                    Arc::new(client),
+                    DEFAULT_CONF_TARGET,
+                )));
+            }
+            // Production arkd creates VTXOs only through a batch (round)
+            // registration funded by the relay's boarding outputs, which is
+            // not implemented yet (docs/backends.md): the monitor measures,
+            // publishes and alerts, and reports that it cannot replenish.
+        }
+    }
+    let bus: DynBus = match config.queue_kind() {
+        QueueKind::InProcess => Arc::new(MemoryBus::new()),
+        QueueKind::Redis(url) => Arc::new(
+            RedisBus::connect(&url, &config.run.redis_prefix)
+                .await
+                .with_context(|| format!("connecting the inventory bus to {}", redact_url(&url)))?,
+        ),
+    };
+    // `dev` (embedded simulators, a 50-VTXO demo inventory) scales the PRD's
+    // thresholds down 100× unless [inventory] was set explicitly, so a dev
+    // start does not provision 10 000 VTXOs.
+    let scaled;
+    let inv = if sims.is_some() && config.inventory == crate::config::InventoryConfig::default() {
+        scaled = crate::config::InventoryConfig {
+            critical: config.inventory.critical / 100,
+            warning: config.inventory.warning / 100,
+            target: config.inventory.target / 100,
+            batch_size: (config.inventory.batch_size / 100).max(1),
+            ..config.inventory.clone()
+        };
+        tracing::info!(
+            critical = scaled.critical,
+            warning = scaled.warning,
+            target = scaled.target,
+            "dev: inventory thresholds scaled down 100x"
+        );
+        &scaled
+    } else {
+        &config.inventory
+    };
+    let dyn_store: DynStore = Arc::new(store.clone());
+    let monitor = InventoryMonitor::new(
+        dyn_store,
+        Arc::new(store.clone()) as Arc<dyn InventoryStore>,
+        provisioner,
+        fees,
+        Some(bus),
+        relay,
+        Arc::new(SystemClock),
+        InventoryConfig {
+            policy: inv.policy(),
+            every: Duration::from_secs(inv.every_secs.max(1)),
+            vtxo_sats: Sats::new(inv.vtxo_sats),
+        },
+    );
+    Ok(engine.with_periodic(Arc::new(monitor)))
+}
