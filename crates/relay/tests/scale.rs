@@ -30,11 +30,14 @@ const AUTHORS: usize = 20;
 const PER_AUTHOR: usize = 50;
 const TRANSFERS: usize = 4;
 
+/// Notices seen, by the intent they answer: (notice id, code).
+type Notices = Arc<Mutex<HashMap<EventId, Vec<(EventId, u16)>>>>;
+
 /// Reads the 31341 notices addressed to `keys`.
 async fn failure_reader(
     url: &str,
     keys: Keys,
-    sink: Arc<Mutex<HashMap<EventId, Vec<(EventId, u16)>>>>,
+    sink: Notices,
     stop: watch::Receiver<bool>,
 ) {
     let mut opts = PoolOptions::new(vec![url.to_owned()]);
