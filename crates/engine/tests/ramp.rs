@@ -68,6 +68,7 @@ struct Env {
     ramp: DynRampStore,
     sims: SimStack,
     lnd: DynLightning,
+    tapd: Option<ark_relay_core::backends::assets::DynAssets>,
     admin: Admin,
     relay_keys: Keys,
     relay_pk: PubKey,
@@ -132,6 +133,7 @@ async fn env(db: TestDb) -> Env {
         ramp,
         sims,
         lnd,
+        tapd: None,
         admin,
         relay_keys,
         relay_pk,
@@ -209,6 +211,9 @@ impl Env {
         );
         if let Some(hook) = crash {
             ramps = ramps.with_crash_hook(hook);
+        }
+        if let Some(tapd) = &self.tapd {
+            ramps = ramps.with_assets(tapd.clone());
         }
         let ramps = Arc::new(ramps);
         let ceremony = Arc::new(
@@ -594,8 +599,14 @@ async fn lift_underpaid_expired_or_too_close_is_cancelled_and_refunded() {
             amt_msat: 40_000_000,
         })
         .await;
-    assert_eq!(underpaid.unwrap_err().code(), tonic::Code::FailedPrecondition);
-    assert_eq!(failure_code(&alice, &req.id).await, ErrorCode::InvoiceExpired);
+    assert_eq!(
+        underpaid.unwrap_err().code(),
+        tonic::Code::FailedPrecondition
+    );
+    assert_eq!(
+        failure_code(&alice, &req.id).await,
+        ErrorCode::InvoiceExpired
+    );
     let hash = PaymentHash(
         *lightning_invoice::Bolt11Invoice::from_str(&invoice)
             .unwrap()
@@ -606,7 +617,11 @@ async fn lift_underpaid_expired_or_too_close_is_cancelled_and_refunded() {
         e.lnd.lookup_invoice(hash).await.unwrap().state,
         InvoiceState::Canceled
     );
-    assert_eq!(e.local_msat().await, local, "nothing was taken from the payer");
+    assert_eq!(
+        e.local_msat().await,
+        local,
+        "nothing was taken from the payer"
+    );
 
     // Nobody pays: the invoice expires.
     let (req, _invoice) = request_lift(&e, &alice, 50_000).await;
@@ -1199,5 +1214,78 @@ async fn kill_at_every_step_of_lift_land_and_refund() {
         .filter(|v| v.locked_by.is_some())
         .collect();
     assert!(locked.is_empty(), "no stranded locks: {locked:?}");
+    e.destroy().await;
+}
+
+/// A Taproot Asset new to the relay is lifted only with its proof: tapd
+/// verifies and stores it, the relay registers the asset as permissionless,
+/// and the payer pays an RFQ-priced asset hold invoice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_lift_of_a_new_taproot_asset_needs_its_proof() {
+    use ark_relay_proto::simrpc::tapd::tapd_sim_client::TapdSimClient;
+    use ark_relay_proto::simrpc::tapd::IssueProofRequest;
+    let mut e = env(TestDb::sqlite().await.unwrap()).await;
+    let ep = e.sims.endpoints();
+    let cfg = DaemonConfig::new(
+        ep.tapd.url.clone(),
+        ep.tapd.tls_cert_pem.clone().map(String::into_bytes),
+        Some(hex::decode(&ep.tapd.macaroon_hex).unwrap()),
+    );
+    e.tapd = Some(Arc::new(
+        ark_relay_grpc::tapd::TapdClient::new(&cfg, &HealthRegistry::new()).unwrap(),
+    ));
+    let mut tapd_admin = TapdSimClient::new(InterceptedService::new(
+        connect(&cfg).unwrap(),
+        MacaroonInterceptor::new(cfg.macaroon.as_deref()),
+    ));
+    let relay = e.start(fast(), None).await;
+    let alice = Wallet::connect(&e.nostr_url).await;
+    let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).unwrap();
+    let asset = AssetId::from_bytes(Keys::generate().public_key().to_bytes());
+
+    let ask = |proof: Option<String>| {
+        let req = ServiceRequest::LiftLightning {
+            asset_id: AssetRef::Id(asset),
+            amount: ark_relay_protocol::content::WireAmount::new(500),
+            proof,
+        };
+        builders::service_request(&alice.keys, &e.relay_pk, &req, &rand_id(), Scheme::Nip44)
+            .unwrap()
+    };
+    // Without a proof, and with one that proves nothing: 2003, nothing registered.
+    for proof in [None, Some("00ff".to_owned())] {
+        let ev = ask(proof);
+        alice.publish(&ev).await;
+        let resp = response_to(&alice, &ev).await;
+        assert_eq!(
+            resp.error.map(|e| e.code),
+            Some(ErrorCode::UnknownVtxoOrAsset)
+        );
+    }
+    assert!(e.store.asset(&asset).await.unwrap().is_none());
+
+    // With its proof: registered, invoiced by tapd, paid, issued.
+    let raw = tapd_admin
+        .issue_proof(IssueProofRequest {
+            asset_id: asset.as_bytes().to_vec(),
+            amount: 1_000,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .raw_proof_file;
+    let ev = ask(Some(hex::encode(&raw)));
+    alice.publish(&ev).await;
+    let resp = response_to(&alice, &ev).await;
+    let invoice = resp.result.unwrap()["invoice"].as_str().unwrap().to_owned();
+    let registered = e.store.asset(&asset).await.unwrap().unwrap();
+    assert_eq!(registered.asset_type, AssetType::Permissionless);
+    e.pay(&invoice, 0).await;
+    let c = confirmation_of(&alice, &ev.id).await;
+    assert_eq!(c.created[0].owner, alice_pk);
+    assert_eq!(c.created[0].amount, 500);
+    let b = e.store.balances(&alice_pk).await.unwrap();
+    assert_eq!(b.assets.get(&asset).map(|a| a.get()), Some(500));
+    relay.kill().await;
     e.destroy().await;
 }

@@ -7,26 +7,70 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use ark_relay_core::backends::assets::DynAssets;
 use ark_relay_core::backends::lightning::DynLightning;
 use ark_relay_grpc::daemon::DaemonConfig;
 use ark_relay_grpc::lnd::LndClient;
 use ark_relay_grpc::resilience::{HealthRegistry, Resilience};
+use ark_relay_grpc::tapd::TapdClient;
+use ark_relay_sim::DaemonEndpoint;
 
 use crate::config::Config;
 
+/// What the ramps talk to: lnd, and tapd for Taproot Asset lifts.
+pub(crate) struct RampBackends {
+    /// lnd.
+    pub lightning: DynLightning,
+    /// tapd, if configured.
+    pub assets: Option<DynAssets>,
+}
+
+/// The ramps' back ends: the simulators when `dev` embeds them, else the
+/// configured `[lnd]` (and `[tapd]`), else none (lifts and lands refused).
+pub(crate) fn ramp_backends(
+    config: &Config,
+    sims: Option<(&DaemonEndpoint, &DaemonEndpoint)>,
+    health: &HealthRegistry,
+) -> Result<Option<RampBackends>> {
+    let Some(lightning) = lightning_client(config, sims.map(|s| s.0), health)? else {
+        return Ok(None);
+    };
+    let tapd = match (sims, &config.tapd) {
+        (Some((_, sim)), _) => Some(endpoint_config(sim)?),
+        (None, Some(tapd)) => Some(DaemonConfig::new(
+            tapd.url.clone(),
+            Some(tapd.tls_cert.resolve_bytes()?.expose().clone()),
+            Some(tapd.macaroon.resolve_bytes()?.expose().clone()),
+        )),
+        (None, None) => None,
+    };
+    let assets = match tapd {
+        Some(cfg) => Some(Arc::new(
+            TapdClient::with_resilience(&cfg, Resilience::new("tapd", health))
+                .context("building the tapd client")?,
+        ) as DynAssets),
+        None => None,
+    };
+    Ok(Some(RampBackends { lightning, assets }))
+}
+
+fn endpoint_config(sim: &DaemonEndpoint) -> Result<DaemonConfig> {
+    Ok(DaemonConfig::new(
+        sim.url.clone(),
+        sim.tls_cert_pem.clone().map(String::into_bytes),
+        Some(hex::decode(&sim.macaroon_hex).context("simulator macaroon")?),
+    ))
+}
+
 /// The lnd client: the simulator's endpoint when `dev` embeds one, else the
 /// configured `[lnd]`, else none.
-pub(crate) fn lightning_client(
+fn lightning_client(
     config: &Config,
-    sim: Option<&ark_relay_sim::DaemonEndpoint>,
+    sim: Option<&DaemonEndpoint>,
     health: &HealthRegistry,
 ) -> Result<Option<DynLightning>> {
     let cfg = match (sim, &config.lnd) {
-        (Some(sim), _) => DaemonConfig::new(
-            sim.url.clone(),
-            sim.tls_cert_pem.clone().map(String::into_bytes),
-            Some(hex::decode(&sim.macaroon_hex).context("lnd simulator macaroon")?),
-        ),
+        (Some(sim), _) => endpoint_config(sim)?,
         (None, Some(lnd)) => DaemonConfig::new(
             lnd.url.clone(),
             Some(lnd.tls_cert.resolve_bytes()?.expose().clone()),

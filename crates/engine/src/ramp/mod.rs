@@ -128,6 +128,9 @@ struct LiftData {
     /// The issuing transaction, once prepared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     issue: Option<IssueTx>,
+    /// A Taproot Asset lift: the invoice is tapd's (priced by an RFQ quote).
+    #[serde(default)]
+    tapd: bool,
 }
 
 /// The engine's JSON in `lands.refund_data`.
@@ -225,6 +228,7 @@ pub struct Ramps {
     clock: Arc<dyn Clock>,
     config: RampConfig,
     paying: Mutex<HashSet<PaymentHash>>,
+    assets: Option<ark_relay_core::backends::assets::DynAssets>,
     crash: Option<RampCrashHook>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -249,6 +253,7 @@ impl Ramps {
             clock,
             config,
             paying: Mutex::new(HashSet::new()),
+            assets: None,
             crash: None,
             tasks: Mutex::new(Vec::new()),
         }
@@ -262,6 +267,14 @@ impl Ramps {
                 t.abort();
             }
         }
+    }
+
+    /// Enables lifts of Taproot Assets through tapd (asset hold invoices; the
+    /// first lift of a new asset registers it as `permissionless` from its
+    /// proof).
+    pub fn with_assets(mut self, assets: ark_relay_core::backends::assets::DynAssets) -> Self {
+        self.assets = Some(assets);
+        self
     }
 
     /// Installs a [`RampCrashHook`] (tests only).
@@ -355,7 +368,7 @@ impl Ramps {
         inbound: &InboundJob,
         asset: &AssetRef,
         amount: Result<u64, Rejection>,
-        proof: bool,
+        proof: Option<&str>,
     ) -> Result<JobOutcome, HandlerError> {
         let request = event_id_from_nostr(&inbound.event.id);
         let user = pubkey_from_nostr(&inbound.event.pubkey).ok_or_else(|| fatal("author key"))?;
@@ -397,15 +410,16 @@ impl Ramps {
             AssetRef::Id(id) => *id == gbtc,
             AssetRef::Ticker(t) => t.eq_ignore_ascii_case("gBTC") || t.eq_ignore_ascii_case("BTC"),
         };
-        if !is_gbtc {
-            let why = if proof {
-                "lifts of Taproot Assets other than gBTC (with their proofs) are not enabled on this relay"
-            } else {
-                "only gBTC can be lifted over Lightning on this relay"
-            };
-            return refuse(Rejection::new(ErrorCode::UnsupportedAction, why));
-        }
+        let lifted = if is_gbtc {
+            gbtc
+        } else {
+            match self.lift_asset(asset, proof).await? {
+                Ok(id) => id,
+                Err(r) => return refuse(r),
+            }
+        };
         match self.reserves().await {
+            Ok(_) if !is_gbtc => {}
             Ok(r) if r.circulating > r.reserve() => {
                 return refuse(Rejection::new(
                     ErrorCode::ReserveExceeded,
@@ -426,12 +440,13 @@ impl Ramps {
         let data = LiftData {
             nip04: scheme == Scheme::Nip04,
             issue: None,
+            tapd: !is_gbtc,
         };
         let lift = LiftRecord {
             lift_id: hash.to_string(),
             user,
             request,
-            asset: gbtc,
+            asset: lifted,
             amount,
             hash,
             preimage,
@@ -460,6 +475,110 @@ impl Ramps {
         self.invoice_lift(lift, scheme).await
     }
 
+    /// The asset of a Taproot Asset lift: a registered one, or — on its first
+    /// lift — one proven by `proof` (tapd `VerifyProof`, then `InsertProof`),
+    /// then registered as `permissionless`.
+    async fn lift_asset(
+        &self,
+        asset: &AssetRef,
+        proof: Option<&str>,
+    ) -> Result<Result<AssetId, Rejection>, HandlerError> {
+        use ark_relay_core::backends::assets::AssetsError;
+        let Some(tapd) = &self.assets else {
+            return Ok(Err(Rejection::new(
+                ErrorCode::UnsupportedAction,
+                "lifts of Taproot Assets need tapd, which this relay does not run",
+            )));
+        };
+        let unknown = |why: String| Ok(Err(Rejection::new(ErrorCode::UnknownVtxoOrAsset, why)));
+        let id = match asset {
+            AssetRef::Id(id) => *id,
+            AssetRef::Ticker(t) => {
+                let all = self.store.assets().await.map_err(transient)?;
+                return match all.into_iter().find(|a| &a.ticker == t && a.enabled) {
+                    Some(a) => Ok(Ok(a.id)),
+                    None => unknown(format!(
+                        "unknown asset {t}; lift a new asset by its id with its proof"
+                    )),
+                };
+            }
+        };
+        match self.store.asset(&id).await.map_err(transient)? {
+            Some(a) if a.enabled => return Ok(Ok(id)),
+            Some(_) => return unknown(format!("asset {id} is disabled on this relay")),
+            None => {}
+        }
+        let Some(proof) = proof else {
+            return unknown(format!(
+                "asset {id} is new to this relay: its first lift must include its proof file (hex)"
+            ));
+        };
+        let Ok(raw) = hex_bytes(proof) else {
+            return Ok(Err(Rejection::new(
+                ErrorCode::Malformed,
+                "proof must be hex",
+            )));
+        };
+        let tap_err = |what: &str, e: AssetsError| {
+            HandlerError::Transient(format!("tapd {what}: {}", e.message))
+        };
+        let verdict = match tapd.verify_proof(&raw).await {
+            Ok(v) => v,
+            Err(e) if e.is_transient() => return Err(tap_err("VerifyProof", e)),
+            Err(_) => return unknown("tapd could not read the proof".into()),
+        };
+        if !verdict.valid || verdict.asset_id != Some(id) {
+            return unknown(format!("the proof does not prove asset {id}"));
+        }
+        match tapd.insert_proof(id, &raw).await {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => return Err(tap_err("InsertProof", e)),
+            Err(e) => return unknown(format!("tapd refused the proof: {}", e.message)),
+        }
+        let short: String = id.to_string().chars().take(8).collect();
+        self.store
+            .register_asset(
+                &ark_relay_core::NewAsset {
+                    id,
+                    name: format!("Taproot Asset {short}"),
+                    ticker: short,
+                    asset_type: AssetType::Permissionless,
+                    decimals: 0,
+                },
+                self.clock.now(),
+            )
+            .await
+            .map_err(transient)?;
+        tracing::info!(asset = %id, "registered a permissionless Taproot Asset from its proof");
+        Ok(Ok(id))
+    }
+
+    /// tapd's hold invoice for an asset lift (`AddInvoice` with `hodl_invoice`);
+    /// its expiry is capped by the RFQ quote's.
+    async fn asset_hold_invoice(&self, lift: &mut LiftRecord) -> Result<String, LightningError> {
+        use ark_relay_core::backends::assets::AssetInvoiceRequest;
+        let Some(tapd) = &self.assets else {
+            return Err(LightningError::new(
+                BackendErrorKind::FailedPrecondition,
+                "no tapd for an asset lift",
+            ));
+        };
+        let inv = tapd
+            .add_invoice(AssetInvoiceRequest {
+                asset_id: lift.asset,
+                asset_amount: AssetAmount::new(lift.amount),
+                peer_pubkey: None,
+                hodl_hash: Some(lift.hash),
+                memo: format!("Ark Relay: lift {} units of {}", lift.amount, lift.asset),
+                expiry_secs: self.config.invoice_expiry_secs,
+            })
+            .await
+            .map_err(|e| LightningError::new(e.kind, e.message))?;
+        let quote_end = i64::try_from(inv.quote.expiry_unix).unwrap_or(i64::MAX);
+        lift.expires_at = ark_relay_core::UnixTime(lift.expires_at.0.min(quote_end));
+        Ok(inv.payment_request)
+    }
+
     /// Creates the hold invoice of a `created` lift and queues the 31501.
     async fn invoice_lift(
         &self,
@@ -469,15 +588,26 @@ impl Ramps {
         if lift.status != LiftStatus::Created {
             return Ok(JobOutcome::default()); // answered before
         }
-        let req = HoldInvoiceRequest {
-            hash: lift.hash,
-            value_msat: lift.amount.saturating_mul(1_000),
-            memo: format!("Ark Relay: lift {} sats into gBTC", lift.amount),
-            expiry_secs: self.config.invoice_expiry_secs,
-            cltv_expiry: self.config.cltv_expiry,
+        let tapd = serde_json::from_str::<LiftData>(&lift.data)
+            .map(|d| d.tapd)
+            .unwrap_or(false);
+        let created = if tapd {
+            self.asset_hold_invoice(&mut lift).await
+        } else {
+            let req = HoldInvoiceRequest {
+                hash: lift.hash,
+                value_msat: lift.amount.saturating_mul(1_000),
+                memo: format!("Ark Relay: lift {} sats into gBTC", lift.amount),
+                expiry_secs: self.config.invoice_expiry_secs,
+                cltv_expiry: self.config.cltv_expiry,
+            };
+            self.ln
+                .add_hold_invoice(req)
+                .await
+                .map(|a| a.payment_request)
         };
-        let invoice = match self.ln.add_hold_invoice(req).await {
-            Ok(added) => added.payment_request,
+        let invoice = match created {
+            Ok(invoice) => invoice,
             // A retry after a crash: the invoice exists already.
             Err(e) if e.kind == BackendErrorKind::AlreadyExists => {
                 self.ln
@@ -604,7 +734,15 @@ impl Ramps {
                     return Err(fatal("a lift invoice is settled but no VTXO was issued"));
                 }
                 InvoiceState::Accepted => {
-                    let expected = lift.amount.saturating_mul(1_000);
+                    // An asset invoice is priced in msat by its RFQ quote.
+                    let tapd = serde_json::from_str::<LiftData>(&lift.data)
+                        .map(|d| d.tapd)
+                        .unwrap_or(false);
+                    let expected = if tapd {
+                        inv.value_msat.max(1)
+                    } else {
+                        lift.amount.saturating_mul(1_000)
+                    };
                     if inv.amt_paid_msat < expected {
                         let r = Rejection::new(
                             ErrorCode::InvoiceAmountMismatch,
@@ -1325,13 +1463,28 @@ impl JobHandler for RampHandler {
                         &inbound,
                         &asset_id,
                         amount.positive("amount"),
-                        proof.is_some(),
+                        proof.as_deref(),
                     )
                     .await;
             }
         }
         self.inner.handle(job, attempts).await
     }
+}
+
+fn hex_bytes(s: &str) -> Result<Vec<u8>, ()> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return Err(());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .ok_or(())
+        })
+        .collect()
 }
 
 /// The land fee limit for routing: the relay pays routing out of its land
