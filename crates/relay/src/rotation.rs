@@ -123,6 +123,7 @@ pub(crate) async fn legacy_engines(
     nostr_relays: &[String],
     ark: Arc<dyn ArkServer>,
     server: &ServerInfo,
+    roles: Roles,
 ) -> Result<Vec<(Engine, UnixTime)>> {
     let now = SystemClock.now();
     let mut out = Vec::new();
@@ -145,7 +146,7 @@ pub(crate) async fn legacy_engines(
         let engine = engine
             .with_roles(Roles {
                 scheduler: false,
-                ..Roles::ALL
+                ..roles
             })
             .wrap_handler(move |inner| {
                 Arc::new(AddressedTo::new(inner, me, others, Arc::new(SystemClock)))
@@ -269,8 +270,17 @@ pub(crate) async fn wire(
 ) -> Result<Engine> {
     let previous = load_previous(config)?;
     let engine = wrap_current(engine, current, &previous)?;
-    for (legacy, until) in
-        legacy_engines(config, store, current, &previous, nostr_relays, ark, server).await?
+    for (legacy, until) in legacy_engines(
+        config,
+        store,
+        current,
+        &previous,
+        nostr_relays,
+        ark,
+        server,
+        Roles::ALL,
+    )
+    .await?
     {
         services.spawn("engine-previous-key", move |stop| {
             run_legacy(legacy, until, stop.stopped())
@@ -283,5 +293,49 @@ pub(crate) async fn wire(
         info_json(config, current, nostr_relays, server),
     )
     .await?;
+    Ok(engine)
+}
+
+/// [`wire`] for `ark-relay run` and its single-role commands: the legacy
+/// engines run the process's `roles` (never the scheduler) as tasks that stop
+/// with `stop`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn wire_run(
+    engine: Engine,
+    config: &Config,
+    store: &SqlStore,
+    current: &KeyFile,
+    ark: Arc<dyn ArkServer>,
+    server: &ServerInfo,
+    roles: Roles,
+    stop: &watch::Receiver<bool>,
+) -> Result<Engine> {
+    let previous = load_previous(config)?;
+    let engine = wrap_current(engine, current, &previous)?;
+    let relays = &config.nostr_relays;
+    for (legacy, until) in legacy_engines(
+        config, store, current, &previous, relays, ark, server, roles,
+    )
+    .await?
+    {
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = run_legacy(legacy, until, stopped).await {
+                tracing::warn!(error = %format!("{e:#}"), "the previous key's engine failed");
+            }
+        });
+    }
+    if roles.publisher || roles.scheduler {
+        announce(
+            store,
+            current,
+            &previous,
+            info_json(config, current, relays, server),
+        )
+        .await?;
+    }
     Ok(engine)
 }

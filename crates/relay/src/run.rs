@@ -272,6 +272,19 @@ pub async fn run(
         &server,
     )
     .await?;
+    let relay_pk: ark_relay_core::PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
+    let engine = crate::ops::with_ops(engine, &config, &store, relay_pk, None, &health).await?;
+    let engine = crate::rotation::wire_run(
+        engine,
+        &config,
+        &store,
+        &relay_key,
+        ark.clone(),
+        &server,
+        roles,
+        &stop,
+    )
+    .await?;
 
     // Leadership, heartbeat, read-only mode, grace.
     let r = &config.run;
@@ -345,7 +358,12 @@ pub async fn run(
         };
         let source = availability.clone();
         let router = http::router(
-            ApiState::new(api_store, info).with_health(Arc::new(move || source.health())),
+            ApiState::new(api_store, info)
+                .with_health(Arc::new(move || source.health()))
+                .with_metrics(crate::ops::metrics_source(
+                    crate::ops::recorder()?,
+                    health.clone(),
+                )),
         );
         let (listener, bound) = http::bind(addr).await?;
         let url = format!("http://{bound}");
