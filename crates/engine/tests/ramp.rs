@@ -69,6 +69,8 @@ struct Env {
     sims: SimStack,
     lnd: DynLightning,
     tapd: Option<ark_relay_core::backends::assets::DynAssets>,
+    /// Jobs on real Redis Streams under this prefix (else in-process).
+    redis_prefix: Option<String>,
     admin: Admin,
     relay_keys: Keys,
     relay_pk: PubKey,
@@ -134,6 +136,7 @@ async fn env(db: TestDb) -> Env {
         sims,
         lnd,
         tapd: None,
+        redis_prefix: None,
         admin,
         relay_keys,
         relay_pk,
@@ -233,9 +236,21 @@ impl Env {
         );
         let handler = Arc::new(RampHandler::new(ramps.clone(), ceremony.clone()));
         let periodic: Vec<Arc<dyn Periodic>> = vec![ceremony, Arc::new(RampDriver(ramps.clone()))];
+        let queue: ark_relay_core::DynQueue = match &self.redis_prefix {
+            Some(prefix) => {
+                let url = std::env::var("ARK_RELAY_TEST_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+                Arc::new(
+                    ark_relay_queue::RedisQueue::connect(&url, prefix, Default::default())
+                        .await
+                        .expect("Redis"),
+                )
+            }
+            None => Arc::new(MemoryQueue::new(Default::default())),
+        };
         let parts = EngineParts {
             store: self.store.clone(),
-            queue: Arc::new(MemoryQueue::new(Default::default())),
+            queue,
             bus: None,
             transport: Arc::new(transport),
             keys: self.relay_keys.clone(),
@@ -485,6 +500,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scenario_1_lift_and_scenario_2_land() {
     let mut e = env(TestDb::mariadb().await.expect("MariaDB")).await;
+    e.redis_prefix = Some(format!("ark-relay-test-ramp-{}", rand_id()));
     let relay = e.start(fast(), None).await;
     let alice = Arc::new(Wallet::connect(&e.nostr_url).await);
     let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).unwrap();
@@ -773,6 +789,7 @@ fn mainnet_invoice(sats: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn land_in_flight_across_a_restart_then_succeeds_once() {
     let mut e = env(TestDb::mariadb().await.expect("MariaDB")).await;
+    e.redis_prefix = Some(format!("ark-relay-test-ramp-{}", rand_id()));
     let relay = e.start(fast(), None).await;
     let alice = Arc::new(Wallet::connect(&e.nostr_url).await);
     let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).unwrap();
