@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::SecretRef;
 
+mod settlement;
+pub use settlement::SettlementSection;
+
 mod ops;
 pub use ops::{InventoryConfig, KeysConfig};
 
@@ -62,6 +65,8 @@ pub struct Config {
     pub tapd: Option<DaemonConfig>,
     /// Roles and scale-out (`run`, `ingest`, `worker`, `scheduler`).
     pub run: RunConfig,
+    /// Hourly L1 settlement.
+    pub settlement: SettlementSection,
     /// The hot VTXO inventory monitor.
     pub inventory: InventoryConfig,
     /// Rotated-away relay keys and their grace periods.
@@ -83,6 +88,7 @@ impl Default for Config {
             lnd: None,
             tapd: None,
             run: RunConfig::default(),
+            settlement: SettlementSection::default(),
             inventory: InventoryConfig::default(),
             keys: KeysConfig::default(),
         }
@@ -340,7 +346,7 @@ impl Config {
     /// Checks everything that can be checked without connecting: URL schemes,
     /// that secret references resolve, and value ranges. Returns every problem.
     pub fn validate(&self) -> std::result::Result<(), Vec<String>> {
-        let mut problems = Vec::new();
+        let mut problems = self.settlement.problems();
         if let Err(e) = self.database_kind() {
             problems.push(e.to_string());
         }

@@ -341,6 +341,7 @@ impl DevStack {
             arkd: s.endpoints().arkd,
             lnd: s.endpoints().lnd,
         });
+        let settle_sim = sims.as_ref().map(|s| (s.endpoints().lnd, s.chain.clone()));
         if let Some(stack) = sims {
             let alice = wallets
                 .first()
@@ -372,6 +373,9 @@ impl DevStack {
         let engine =
             crate::ops::with_ops(engine, &self.config, &store, relay_pk, sim_backends, &health)
                 .await?;
+        // SEAM(settlement): hourly L1 commitments and their 31342s.
+        let engine =
+            crate::settle::with_settlement(engine, &self.config, &store, settle_sim, &health)?;
         let engine = crate::rotation::wire(
             engine,
             &self.config,
@@ -422,7 +426,8 @@ impl DevStack {
             http::router(
                 ApiState::new(api_store, info)
                     .with_health(Arc::new(health_source))
-                    .with_metrics(metrics),
+                    .with_metrics(metrics)
+                    .with_settlements(Arc::new(store.clone())),
             );
         services.spawn("http", move |stop| {
             http::serve(listener, router, stop.stopped())

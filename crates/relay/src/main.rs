@@ -18,6 +18,7 @@ mod ops;
 mod rotation;
 mod run;
 mod secret;
+mod settle;
 mod shutdown;
 mod telemetry;
 
