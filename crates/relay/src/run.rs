@@ -274,6 +274,8 @@ pub async fn run(
     .await?;
     let relay_pk: ark_relay_core::PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
     let engine = crate::ops::with_ops(engine, &config, &store, relay_pk, None, &health).await?;
+    // Hourly L1 settlement on the configured lnd (scheduler role, leader only).
+    let engine = crate::settle::with_settlement(engine, &config, &store, None, &health)?;
     let engine = crate::rotation::wire_run(
         engine,
         &config,
@@ -363,7 +365,8 @@ pub async fn run(
                 .with_metrics(crate::ops::metrics_source(
                     crate::ops::recorder()?,
                     health.clone(),
-                )),
+                ))
+                .with_settlements(Arc::new(store.clone())),
         );
         let (listener, bound) = http::bind(addr).await?;
         let url = format!("http://{bound}");
