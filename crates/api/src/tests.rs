@@ -493,7 +493,7 @@ async fn openapi_documents_every_route_and_nothing_else() {
 
 #[tokio::test]
 async fn reserves_show_circulating_gbtc_against_the_recorded_reserve() {
-    use ark_relay_core::ramp::{RampStore, ReserveRecord};
+    use ark_relay_core::ramp::ReserveRecord;
     let (db, store) = funded().await;
     // Before lnd was read: circulating only.
     let (status, body) = get(app(store.clone()), "/reserves").await;
