@@ -206,7 +206,10 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         ("/reserves", get(reserves::reserves)),
         ("/settlements", get(settlements::list)),
         ("/settlements/{id}", get(settlements::one)),
-        ("/settlements/{id}/proof/{ark_txid}", get(settlements::proof)),
+        (
+            "/settlements/{id}/proof/{ark_txid}",
+            get(settlements::proof),
+        ),
         ("/errors", get(errors)),
         ("/openapi.json", get(openapi)),
         ("/metrics", get(metrics::metrics)),
