@@ -97,9 +97,14 @@ async fn exercise(db: TestDb) {
     assert_eq!(got.hash, l.hash);
     got.status = LiftStatus::Invoiced;
     got.invoice = Some("lnbcrt1…".into());
-    assert!(s.update_lift(&got, &[outbox("a")], UnixTime(101)).await.unwrap());
+    assert!(s
+        .update_lift(&got, &[outbox("a")], UnixTime(101))
+        .await
+        .unwrap());
     assert!(
-        !s.update_lift(&got, &[outbox("b")], UnixTime(102)).await.unwrap(),
+        !s.update_lift(&got, &[outbox("b")], UnixTime(102))
+            .await
+            .unwrap(),
         "a stale version changes nothing"
     );
     let now = s.lift(&l.lift_id).await.unwrap().unwrap();
@@ -129,7 +134,10 @@ async fn exercise(db: TestDb) {
     got.version += 1;
     got.status = LandStatus::Succeeded;
     got.preimage = Some(Preimage([3; 32]));
-    assert!(s.update_land(&got, &[outbox("c")], UnixTime(111)).await.unwrap());
+    assert!(s
+        .update_land(&got, &[outbox("c")], UnixTime(111))
+        .await
+        .unwrap());
     let end = s.land(&a.intent).await.unwrap().unwrap();
     assert_eq!(end.preimage, Some(Preimage([3; 32])));
     assert!(s.active_lands(10).await.unwrap().is_empty());
