@@ -27,7 +27,9 @@ use crate::secret::SecretRef;
 mod settlement;
 pub use settlement::SettlementSection;
 
+mod lightning;
 mod ops;
+pub use lightning::LightningConfig;
 pub use ops::{InventoryConfig, KeysConfig};
 
 /// Prefix of the environment variables that override configuration keys.
@@ -63,6 +65,8 @@ pub struct Config {
     /// tapd, the Taproot Assets daemon. Absent: not configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tapd: Option<DaemonConfig>,
+    /// Lifts and lands over Lightning (needs `[lnd]`, or `dev`'s simulator).
+    pub lightning: LightningConfig,
     /// Roles and scale-out (`run`, `ingest`, `worker`, `scheduler`).
     pub run: RunConfig,
     /// Hourly L1 settlement.
@@ -87,6 +91,7 @@ impl Default for Config {
             ark: None,
             lnd: None,
             tapd: None,
+            lightning: LightningConfig::default(),
             run: RunConfig::default(),
             settlement: SettlementSection::default(),
             inventory: InventoryConfig::default(),

@@ -342,6 +342,7 @@ impl DevStack {
             lnd: s.endpoints().lnd,
         });
         let settle_sim = sims.as_ref().map(|s| (s.endpoints().lnd, s.chain.clone()));
+        let sim_endpoints = sims.as_ref().map(|s| s.endpoints());
         if let Some(stack) = sims {
             let alice = wallets
                 .first()
@@ -360,6 +361,11 @@ impl DevStack {
         // The engine: ingest, workers and the outbox publisher, on the store,
         // the configured queue and the Nostr relays. Later issues add the
         // back ends and schedulers to its parts.
+        let lightning = crate::ramps::ramp_backends(
+            &self.config,
+            sim_endpoints.as_ref().map(|e| (&e.lnd, &e.tapd)),
+            &health,
+        )?;
         let engine = engine_for(
             &self.config,
             &store,
@@ -367,12 +373,19 @@ impl DevStack {
             &nostr_relays,
             ark.clone(),
             &server,
+            lightning,
         )
         .await?;
         let relay_pk: PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
-        let engine =
-            crate::ops::with_ops(engine, &self.config, &store, relay_pk, sim_backends, &health)
-                .await?;
+        let engine = crate::ops::with_ops(
+            engine,
+            &self.config,
+            &store,
+            relay_pk,
+            sim_backends,
+            &health,
+        )
+        .await?;
         // SEAM(settlement): hourly L1 commitments and their 31342s.
         let engine =
             crate::settle::with_settlement(engine, &self.config, &store, settle_sim, &health)?;
@@ -422,13 +435,13 @@ impl DevStack {
                 })
                 .collect::<Vec<_>>()
         };
-        let router =
-            http::router(
-                ApiState::new(api_store, info)
-                    .with_health(Arc::new(health_source))
-                    .with_metrics(metrics)
-                    .with_settlements(Arc::new(store.clone())),
-            );
+        let router = http::router(
+            ApiState::new(api_store, info)
+                .with_health(Arc::new(health_source))
+                .with_metrics(metrics)
+                .with_reserves(Arc::new(store.clone()))
+                .with_settlements(Arc::new(store.clone())),
+        );
         services.spawn("http", move |stop| {
             http::serve(listener, router, stop.stopped())
         });
@@ -515,6 +528,7 @@ pub(crate) async fn engine_for(
     nostr_relays: &[String],
     ark: Arc<dyn ArkServer>,
     server: &ServerInfo,
+    ramp_backends: Option<crate::ramps::RampBackends>,
 ) -> Result<Engine> {
     let keys = relay_key.keys.clone();
     let relay_pk = ark_relay_protocol::pubkey_from_nostr(&keys.public_key())
@@ -545,6 +559,7 @@ pub(crate) async fn engine_for(
             (Arc::new(queue), Arc::new(bus))
         }
     };
+    let sql_store = store.clone();
     let store: DynStore = Arc::new(store.clone());
     let policy = IntentPolicy {
         transfer_fee: config.fees.transfer_fee_sats,
@@ -562,9 +577,9 @@ pub(crate) async fn engine_for(
         ark: Some(transfer::server_info_json(server)),
     };
     let base = handlers::BaseHandler::new(store.clone(), keys.clone(), info);
-    let ceremony = Arc::new(transfer::Ceremony::new(
+    let mut ceremony = transfer::Ceremony::new(
         store.clone(),
-        ark,
+        ark.clone(),
         keys.clone(),
         policy.clone(),
         base,
@@ -573,7 +588,47 @@ pub(crate) async fn engine_for(
             session_ttl_secs: i64::try_from(config.session.expiry_secs).unwrap_or(900),
             step_timeout_secs: i64::try_from(config.session.step_timeout_secs).unwrap_or(60),
         },
-    ));
+    );
+    // Lifts and lands, when there is an lnd (crate::ramps).
+    let ramps = ramp_backends.map(|b| {
+        use ark_relay_engine::ramp::{Issuer, Ramps};
+        let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
+            &bitcoin::secp256k1::Secp256k1::signing_only(),
+            keys.secret_key(),
+        );
+        let issuer = Issuer::new(store.clone(), ark.clone(), keypair, Arc::new(SystemClock));
+        let ramp_store: ark_relay_core::ramp::DynRampStore = Arc::new(sql_store.clone());
+        let mut ramps = Ramps::new(
+            store.clone(),
+            ramp_store,
+            b.lightning,
+            issuer,
+            keys.clone(),
+            Arc::new(SystemClock),
+            crate::ramps::ramp_config(config),
+        );
+        if let Some(tapd) = b.assets {
+            ramps = ramps.with_assets(tapd);
+        }
+        Arc::new(ramps)
+    });
+    if let Some(r) = &ramps {
+        ceremony = ceremony.with_lands(r.clone());
+    }
+    let ceremony = Arc::new(ceremony);
+    let mut periodic: Vec<Arc<dyn ark_relay_engine::Periodic>> = vec![ceremony.clone()];
+    let handler: Arc<dyn handlers::JobHandler> = match &ramps {
+        Some(r) => {
+            use ark_relay_engine::ramp::{RampDriver, RampHandler, ReserveMonitor};
+            periodic.push(Arc::new(RampDriver(r.clone())));
+            periodic.push(Arc::new(ReserveMonitor::new(
+                r.clone(),
+                Duration::from_secs(config.lightning.reserve_every_secs.max(1)),
+            )));
+            Arc::new(RampHandler::new(r.clone(), ceremony))
+        }
+        None => ceremony,
+    };
     let parts = EngineParts {
         store,
         queue,
@@ -582,8 +637,8 @@ pub(crate) async fn engine_for(
         keys,
         policy,
         clock: Arc::new(SystemClock),
-        handler: ceremony.clone(),
-        periodic: vec![ceremony],
+        handler,
+        periodic,
     };
     let engine_config = EngineConfig {
         workers: config.run.workers.max(1),
@@ -820,6 +875,18 @@ fn print_banner(facts: &DevFacts) {
             println!("    {wallet} --wallet alice balance");
             println!("    {wallet} --wallet alice send {} 1000 gBTC", bob.npub);
             println!("    {wallet} --wallet bob balance");
+            println!();
+            println!("  Lightning (lifts are free; lands pay 0.1 %):");
+            println!("    {wallet} --wallet bob lift 100000        # prints a hold invoice, waits");
+            println!(
+                "    cargo run -p ark-relay -- sim-pay --dev-json {} <invoice>   # the outside payer",
+                dev_json.display()
+            );
+            println!(
+                "    {wallet} --wallet bob land \"$(cargo run -q -p ark-relay -- sim-invoice --dev-json {} 50000)\"",
+                dev_json.display()
+            );
+            println!("    curl {}/reserves", facts.http_url);
         }
     }
     println!();

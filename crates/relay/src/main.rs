@@ -15,11 +15,13 @@ mod http;
 mod keys;
 mod keyvault;
 mod ops;
+mod ramps;
 mod rotation;
 mod run;
 mod secret;
 mod settle;
 mod shutdown;
+mod simctl;
 mod telemetry;
 
 use std::path::PathBuf;
@@ -201,6 +203,35 @@ Examples:
   ark-relay sim --arkd-port 7070 --lnd-port 10009 --tapd-port 10029 --credentials-dir ./sim"
     )]
     Sim(SimArgs),
+
+    /// Pay a relay invoice (a lift) as an outside payer, on `dev`'s lnd simulator.
+    #[command(
+        name = "sim-pay",
+        long_about = "\
+Play the outside Lightning payer against a running `ark-relay dev`: pay a BOLT11
+invoice of the relay (the hold invoice of a lift) through the lnd simulator's
+admin RPC. The relay sees the HTLC held (ACCEPTED), issues the gBTC VTXO, then
+settles. Reads the simulator's endpoint and credentials from dev.json.",
+        after_help = "\
+Examples:
+  ark-wallet --dev-json data/dev.json --wallet alice lift 100000   # prints the invoice
+  ark-relay sim-pay lnbcrt1m1p…"
+    )]
+    SimPay(simctl::SimPayArgs),
+
+    /// Make an outside node's invoice to land to, on `dev`'s lnd simulator.
+    #[command(
+        name = "sim-invoice",
+        long_about = "\
+Play an outside Lightning payee for a running `ark-relay dev`: print a BOLT11
+invoice of another node whose preimage the lnd simulator knows, so that the
+relay's payment of it (a land) succeeds and returns the preimage.",
+        after_help = "\
+Examples:
+  ark-relay sim-invoice 50000
+  ark-wallet --dev-json data/dev.json --wallet alice land \"$(ark-relay sim-invoice 50000)\""
+    )]
+    SimInvoice(simctl::SimInvoiceArgs),
 
     /// Create or seal the relay's Nostr key for GATEWAY_NOSTR_PRIVATE_KEY.
     #[command(
@@ -479,6 +510,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let stop = shutdown::install()?;
                 run_sims(args, stop).await?;
             }
+            Command::SimPay(args) => simctl::pay(args).await?,
+            Command::SimInvoice(args) => simctl::invoice(args).await?,
             Command::Config(_) => {}
         }
         Ok(ExitCode::SUCCESS)

@@ -132,7 +132,7 @@ pub(crate) async fn legacy_engines(
         let mut cfg = config.clone();
         cfg.run.redis_prefix = format!("{}:key-{}", config.run.redis_prefix, &pk[..8]);
         let engine =
-            crate::dev::engine_for(&cfg, store, &p.key, nostr_relays, ark.clone(), server)
+            crate::dev::engine_for(&cfg, store, &p.key, nostr_relays, ark.clone(), server, None)
                 .await
                 .with_context(|| format!("the engine of the previous key {pk}"))?;
         let me = p.active()?;

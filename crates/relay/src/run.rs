@@ -263,6 +263,7 @@ pub async fn run(
             },
         ));
 
+    let lightning = crate::ramps::ramp_backends(&config, None, &health)?;
     let engine = crate::dev::engine_for(
         &config,
         &store,
@@ -270,6 +271,7 @@ pub async fn run(
         &config.nostr_relays,
         ark.clone(),
         &server,
+        lightning,
     )
     .await?;
     let relay_pk: ark_relay_core::PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
@@ -366,6 +368,7 @@ pub async fn run(
                     crate::ops::recorder()?,
                     health.clone(),
                 ))
+                .with_reserves(Arc::new(store.clone()))
                 .with_settlements(Arc::new(store.clone())),
         );
         let (listener, bound) = http::bind(addr).await?;
