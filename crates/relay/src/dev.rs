@@ -590,6 +590,7 @@ pub(crate) async fn engine_for(
         },
     );
     // Lifts and lands, when there is an lnd (crate::ramps).
+    let mut genesis = None;
     let ramps = ramp_backends.map(|b| {
         use ark_relay_engine::ramp::{Issuer, Ramps};
         let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
@@ -608,6 +609,7 @@ pub(crate) async fn engine_for(
             crate::ramps::ramp_config(config),
         );
         if let Some(tapd) = b.assets {
+            genesis = Some(crate::ramps::GbtcGenesis::new(store.clone(), tapd.clone()));
             ramps = ramps.with_assets(tapd);
         }
         Arc::new(ramps)
@@ -617,6 +619,9 @@ pub(crate) async fn engine_for(
     }
     let ceremony = Arc::new(ceremony);
     let mut periodic: Vec<Arc<dyn ark_relay_engine::Periodic>> = vec![ceremony.clone()];
+    if let Some(g) = genesis {
+        periodic.push(Arc::new(g));
+    }
     let handler: Arc<dyn handlers::JobHandler> = match &ramps {
         Some(r) => {
             use ark_relay_engine::ramp::{RampDriver, RampHandler, ReserveMonitor};

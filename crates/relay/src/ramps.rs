@@ -97,3 +97,144 @@ pub(crate) fn ramp_config(config: &Config) -> ark_relay_engine::ramp::RampConfig
         ..Default::default()
     }
 }
+
+/// Creates gBTC on a relay's first start (PRD §7): mints it through tapd
+/// (`MintAsset`, `FinalizeBatch`) and, once tapd lists it (after the genesis
+/// transaction confirms), registers it as the relay-issued asset. A scheduler
+/// task, so only the leader mints; it does nothing once gBTC is registered.
+pub(crate) struct GbtcGenesis {
+    store: ark_relay_core::DynStore,
+    tapd: DynAssets,
+    minted: std::sync::atomic::AtomicBool,
+}
+
+impl GbtcGenesis {
+    pub(crate) fn new(store: ark_relay_core::DynStore, tapd: DynAssets) -> Self {
+        Self {
+            store,
+            tapd,
+            minted: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    async fn step(&self) -> Result<bool> {
+        use ark_relay_core::backends::assets::MintRequest;
+        use ark_relay_core::{AssetType, NewAsset, UnixTime};
+        use std::sync::atomic::Ordering;
+        let assets = self.store.assets().await.context("reading the assets")?;
+        if assets
+            .iter()
+            .any(|a| a.asset_type == AssetType::RelayIssued)
+        {
+            return Ok(true);
+        }
+        let listed = self.tapd.list_assets().await.context("tapd ListAssets")?;
+        if let Some(g) = listed.iter().find(|a| a.name == GBTC_NAME) {
+            self.store
+                .register_asset(
+                    &NewAsset {
+                        id: g.asset_id,
+                        name: "Relay-issued BTC".into(),
+                        ticker: GBTC_NAME.into(),
+                        asset_type: AssetType::RelayIssued,
+                        decimals: 0,
+                    },
+                    UnixTime::now(),
+                )
+                .await
+                .context("registering gBTC")?;
+            tracing::info!(asset = %g.asset_id, "gBTC registered");
+            return Ok(true);
+        }
+        if !self.minted.swap(true, Ordering::SeqCst) {
+            tracing::info!("minting gBTC through tapd (first start)");
+            self.tapd
+                .mint_asset(MintRequest {
+                    name: GBTC_NAME.into(),
+                    // The whole possible supply, held by the relay's tapd; the
+                    // ledger issues colour only against received BTC.
+                    amount: ark_relay_core::AssetAmount::new(21_000_000 * 100_000_000),
+                    meta: b"Ark Relay gBTC: 1 unit = 1 sat, backed 1:1".to_vec(),
+                    decimal_display: 0,
+                })
+                .await
+                .context("tapd MintAsset")?;
+            self.tapd
+                .finalize_batch(0)
+                .await
+                .context("tapd FinalizeBatch")?;
+        }
+        Ok(false)
+    }
+}
+
+/// The gBTC ticker (and tapd asset name).
+const GBTC_NAME: &str = "gBTC";
+
+#[async_trait::async_trait]
+impl ark_relay_engine::Periodic for GbtcGenesis {
+    fn name(&self) -> &'static str {
+        "gbtc-genesis"
+    }
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+
+    async fn tick(&self) {
+        match self.step().await {
+            Ok(_) => {}
+            Err(e) => {
+                // Mint again on the next tick if the mint itself failed.
+                self.minted
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                tracing::warn!(error = %format!("{e:#}"), "gBTC genesis step failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ark_relay_core::AssetType;
+    use ark_relay_engine::Periodic;
+    use ark_relay_sim::{SimOptions, SimStack};
+
+    #[tokio::test]
+    async fn gbtc_is_minted_through_tapd_once_and_registered_after_confirmation() {
+        let db = ark_relay_store::testing::TestDb::sqlite().await.unwrap();
+        let store: ark_relay_core::DynStore = Arc::new(db.store.clone());
+        let stack = SimStack::start(SimOptions::default()).await.unwrap();
+        let tapd: DynAssets = Arc::new(
+            TapdClient::new(
+                &endpoint_config(&stack.endpoints().tapd).unwrap(),
+                &HealthRegistry::new(),
+            )
+            .unwrap(),
+        );
+        let genesis = GbtcGenesis::new(store.clone(), tapd.clone());
+        genesis.tick().await; // mints; not confirmed yet
+        assert!(store.assets().await.unwrap().is_empty());
+        genesis.tick().await; // no second mint while waiting
+        stack.chain.mine(1);
+        genesis.tick().await; // listed: registered
+        let assets = store.assets().await.unwrap();
+        assert_eq!(assets.len(), 1);
+        assert_eq!(assets[0].asset_type, AssetType::RelayIssued);
+        assert_eq!(assets[0].ticker, "gBTC");
+        let minted: Vec<_> = tapd
+            .list_assets()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.name == "gBTC")
+            .collect();
+        assert_eq!(minted.len(), 1, "minted exactly once");
+        genesis.tick().await; // registered: nothing more
+        assert_eq!(store.assets().await.unwrap().len(), 1);
+        stack.stop().await;
+        db.destroy().await;
+    }
+}

@@ -115,6 +115,7 @@ pub(crate) fn wrap_current(
 }
 
 /// One engine per old key still in grace, and when each must stop.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn legacy_engines(
     config: &Config,
     store: &SqlStore,
