@@ -24,7 +24,7 @@
 //! catch-up (cursor minus a safety window) reads the missed events again once
 //! the database is back; workers leave their jobs unacked for redelivery.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -170,7 +170,14 @@ pub struct Degrade {
     policy: IntentPolicy,
     clock: Arc<dyn Clock>,
     retry_after: Duration,
+    /// Intents this process already sent the 7001 for (so a job deferred
+    /// again and again signs its notice once; the outbox's dedupe key makes
+    /// it once across processes).
+    noticed: Mutex<HashSet<String>>,
 }
+
+/// Bound of [`Degrade`]'s noticed set (cleared when reached).
+const NOTICED_MAX: usize = 100_000;
 
 impl Degrade {
     /// Wraps `inner`; deferred intents come back every `retry_after`.
@@ -189,7 +196,12 @@ impl Degrade {
             policy,
             clock,
             retry_after,
+            noticed: Mutex::new(HashSet::new()),
         }
+    }
+
+    fn noticed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.noticed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -206,6 +218,7 @@ impl JobHandler for Degrade {
         }
         let down = self.availability.unavailable();
         if down.is_empty() {
+            self.noticed().remove(&job.key);
             return self.inner.handle(job, attempts).await;
         }
         let inbound: InboundJob = serde_json::from_str(&job.payload)
@@ -214,17 +227,32 @@ impl JobHandler for Degrade {
             // Answered without any back end (1004 for an expired one).
             return self.inner.handle(job, attempts).await;
         }
+        let names: Vec<&str> = down.iter().map(|u| u.backend.as_str()).collect();
+        let reason = format!("{} unavailable", names.join(", "));
+        {
+            let mut noticed = self.noticed();
+            if noticed.contains(&job.key) {
+                return Err(HandlerError::Deferred {
+                    reason,
+                    retry_after: self.retry_after,
+                    outbox: Vec::new(),
+                });
+            }
+            if noticed.len() >= NOTICED_MAX {
+                noticed.clear();
+            }
+            noticed.insert(job.key.clone());
+        }
         let author = pubkey_from_nostr(&inbound.event.pubkey)
             .ok_or_else(|| HandlerError::Fatal("invalid author key".into()))?;
         let intent = event_id_from_nostr(&inbound.event.id);
-        let names: Vec<&str> = down.iter().map(|u| u.backend.as_str()).collect();
         let rejection = Rejection::new(ErrorCode::BackendUnavailable, KEPT_MESSAGE);
         let mut notice =
             crate::failure_notice(&self.keys, &author, &intent, &rejection, Scheme::Nip44)
                 .map_err(|e| HandlerError::Fatal(e.to_string()))?;
         notice.dedupe_key = kept_notice_key(&intent);
         Err(HandlerError::Deferred {
-            reason: format!("{} unavailable", names.join(", ")),
+            reason,
             retry_after: self.retry_after,
             outbox: vec![notice],
         })

@@ -179,7 +179,7 @@ impl Worker {
                     }
                     self.outbox_wake.notify_one();
                 }
-                tracing::info!(%reason, ?retry_after, "job deferred");
+                tracing::debug!(%reason, ?retry_after, "job deferred");
                 self.ack(&d).await;
                 self.push_later(d.job, retry_after);
             }

@@ -15,63 +15,19 @@ use std::time::{Duration, Instant};
 
 use ark_relay_core::{JobQueue, QueueConfig};
 use ark_relay_nostr::{PoolOptions, PoolTransport};
-use ark_relay_protocol::content::{AssetRef, FailureNotice, IntentContent};
-use ark_relay_protocol::crypto::decrypt;
+use ark_relay_protocol::content::{AssetRef, IntentContent};
 use ark_relay_protocol::transport::NostrTransport;
-use ark_relay_protocol::{builders, kinds, pubkey_from_nostr};
+use ark_relay_protocol::{builders, pubkey_from_nostr};
 use ark_relay_queue::RedisQueue;
 use ark_relay_store::testing::TestDb;
 use ark_relay_wallet::{Wallet, WalletOptions};
-use nostr::{Event, EventId, Keys};
-use roles::{eventually, redis_url, Cluster};
-use tokio::sync::{mpsc, watch, Mutex};
+use nostr::Keys;
+use roles::{eventually, failure_reader, redis_url, Cluster};
+use tokio::sync::{watch, Mutex};
 
 const AUTHORS: usize = 20;
 const PER_AUTHOR: usize = 50;
 const TRANSFERS: usize = 4;
-
-/// Notices seen, by the intent they answer: (notice id, code).
-type Notices = Arc<Mutex<HashMap<EventId, Vec<(EventId, u16)>>>>;
-
-/// Reads the 31341 notices addressed to `keys`.
-async fn failure_reader(
-    url: &str,
-    keys: Keys,
-    sink: Notices,
-    stop: watch::Receiver<bool>,
-) {
-    let mut opts = PoolOptions::new(vec![url.to_owned()]);
-    opts.kinds = vec![kinds::FAILURE];
-    opts.catch_up_every = Duration::from_secs(10);
-    let transport = PoolTransport::connect(keys.public_key(), opts)
-        .await
-        .unwrap();
-    let (tx, mut rx) = mpsc::channel::<Event>(4096);
-    let (_cursor_tx, cursor) = watch::channel(None);
-    tokio::spawn(async move {
-        let _keep = _cursor_tx;
-        let _ = transport.pump(tx, cursor, stop).await;
-    });
-    tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            let Some(answered) = ev.tags.event_ids().next().copied() else {
-                continue;
-            };
-            let Ok((plain, _)) = decrypt(keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags)
-            else {
-                continue;
-            };
-            let Ok(n) = serde_json::from_str::<FailureNotice>(&plain) else {
-                continue;
-            };
-            let mut all = sink.lock().await;
-            let seen = all.entry(answered).or_default();
-            if !seen.iter().any(|(id, _)| *id == ev.id) {
-                seen.push((ev.id, n.code.code()));
-            }
-        }
-    });
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_answer_1000_intents_exactly_once() {

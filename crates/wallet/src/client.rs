@@ -69,6 +69,12 @@ impl WalletError {
     }
 }
 
+/// Whether a 31341 ends its intent: all do except 7001 (read-only mode),
+/// which says the intent is kept and will still run.
+fn is_final(n: &FailureNotice) -> bool {
+    n.code != ErrorCode::BackendUnavailable
+}
+
 /// Options of [`Wallet::connect`].
 #[derive(Debug, Clone)]
 pub struct WalletOptions {
@@ -615,7 +621,11 @@ impl Wallet {
                 if let Some(c) = st.confirmations.get(&intent_id) {
                     return Some(Ok(c.clone()));
                 }
-                st.failures.get(&intent_id).cloned().map(Err)
+                st.failures
+                    .get(&intent_id)
+                    .filter(|n| is_final(n))
+                    .cloned()
+                    .map(Err)
             })
             .await;
         let session = SessionId::from(intent_id);
@@ -730,7 +740,11 @@ impl Wallet {
                 if let Some(c) = st.confirmations.get(&intent_id) {
                     return Some(Ok(c.clone()));
                 }
-                st.failures.get(&intent_id).cloned().map(Err)
+                st.failures
+                    .get(&intent_id)
+                    .filter(|n| is_final(n))
+                    .cloned()
+                    .map(Err)
             })
             .await;
         let mut st = self.lock();
@@ -846,16 +860,20 @@ impl Wallet {
                     serde_json::from_str::<FailureNotice>(&plain.0),
                 ) {
                     let mut st = self.lock();
-                    set_outcome(
-                        &mut st,
-                        &e,
-                        Outcome::Failed {
-                            code: n.code.code(),
-                            message: n.message.clone(),
-                        },
-                    );
-                    if let Some(s) = st.signer.as_mut() {
-                        s.end(&SessionId::from(e));
+                    // 7001 (read-only mode) keeps the intent: it runs
+                    // when the back end returns, so keep its session open.
+                    if is_final(&n) {
+                        set_outcome(
+                            &mut st,
+                            &e,
+                            Outcome::Failed {
+                                code: n.code.code(),
+                                message: n.message.clone(),
+                            },
+                        );
+                        if let Some(s) = st.signer.as_mut() {
+                            s.end(&SessionId::from(e));
+                        }
                     }
                     st.failures.insert(e, n);
                     self.save_history(&st);

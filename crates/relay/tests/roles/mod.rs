@@ -17,9 +17,16 @@ use ark_relay_core::{
     VtxoStatus,
 };
 use ark_relay_nostr::{DevRelay, DevRelayOptions};
+use ark_relay_nostr::{PoolOptions, PoolTransport};
+use ark_relay_protocol::content::FailureNotice;
+use ark_relay_protocol::crypto::decrypt;
+use ark_relay_protocol::kinds;
+use ark_relay_protocol::transport::NostrTransport;
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig, SimServer};
 use ark_relay_store::testing::TestDb;
-use nostr::Keys;
+use nostr::{Event, EventId, Keys};
+use std::collections::HashMap;
+use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::common;
 
@@ -117,6 +124,19 @@ impl Cluster {
             prefix,
             redis,
         }
+    }
+
+    /// Points the processes spawned from now on at another database URL
+    /// (same database, e.g. as a less privileged user).
+    pub fn set_database_url(&self, url: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let old = &self.db.as_ref().unwrap().url;
+        let text = text.replace(
+            &format!("database_url = {old:?}"),
+            &format!("database_url = {url:?}"),
+        );
+        assert!(text.contains(url));
+        std::fs::write(&self.config, text).unwrap();
     }
 
     /// Spawns `ark-relay --config … <role> --ready-file … <args>`.
@@ -350,6 +370,44 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Notices seen, by the intent they answer: (notice id, code).
+pub type Notices = Arc<Mutex<HashMap<EventId, Vec<(EventId, u16)>>>>;
+
+/// Reads the 31341 notices addressed to `keys`.
+pub async fn failure_reader(url: &str, keys: Keys, sink: Notices, stop: watch::Receiver<bool>) {
+    let mut opts = PoolOptions::new(vec![url.to_owned()]);
+    opts.kinds = vec![kinds::FAILURE];
+    opts.catch_up_every = Duration::from_secs(10);
+    let transport = PoolTransport::connect(keys.public_key(), opts)
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel::<Event>(4096);
+    let (_cursor_tx, cursor) = watch::channel(None);
+    tokio::spawn(async move {
+        let _keep = _cursor_tx;
+        let _ = transport.pump(tx, cursor, stop).await;
+    });
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            let Some(answered) = ev.tags.event_ids().next().copied() else {
+                continue;
+            };
+            let Ok((plain, _)) = decrypt(keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags)
+            else {
+                continue;
+            };
+            let Ok(n) = serde_json::from_str::<FailureNotice>(&plain) else {
+                continue;
+            };
+            let mut all = sink.lock().await;
+            let seen = all.entry(answered).or_default();
+            if !seen.iter().any(|(id, _)| *id == ev.id) {
+                seen.push((ev.id, n.code.code()));
+            }
+        }
+    });
 }
 
 /// Path helper for logs in failure messages.
