@@ -120,3 +120,49 @@ impl KeysConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventory_ranges_are_checked() {
+        assert!(InventoryConfig::default().problems().is_empty());
+        let bad = InventoryConfig {
+            critical: 5_000,
+            batch_size: 0,
+            vtxo_sats: 100,
+            ..InventoryConfig::default()
+        };
+        let p = bad.problems();
+        assert_eq!(p.len(), 3, "{p:?}");
+        let policy = InventoryConfig::default().policy();
+        assert_eq!(
+            policy,
+            ark_relay_core::inventory::InventoryPolicy::default()
+        );
+    }
+
+    #[test]
+    fn previous_keys_parse_and_unresolvable_ones_are_reported() {
+        let c: crate::config::Config = toml::from_str(
+            "[keys]\n[[keys.previous]]\nsealed = \"env:ARK_RELAY_SURELY_UNSET_PREVIOUS_KEY\"\nuntil = 1767225600\n",
+        )
+        .unwrap();
+        assert_eq!(c.keys.previous.len(), 1);
+        assert_eq!(c.keys.previous[0].until, 1_767_225_600);
+        assert_eq!(c.keys.grace_secs(), DEFAULT_GRACE_SECS);
+        let problems = c.validate().unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("keys.previous[0].sealed")),
+            "{problems:?}"
+        );
+        // A literal blob is refused: it must be a reference, never inline.
+        assert!(toml::from_str::<crate::config::Config>(
+            "[[keys.previous]]\nsealed = \"arkrelay-key-v1:abc:def:ghi\"\nuntil = 1\n"
+        )
+        .is_err());
+    }
+}
