@@ -7,7 +7,9 @@
 //! hours with an empty one; a restart with a row in `broadcast` (looked up,
 //! not re-sent); a crash between broadcast and bookkeeping (found, not
 //! doubled); a broadcast refused below the mempool minimum fee, retried after
-//! backoff with a higher fee; two schedulers at once.
+//! backoff with a higher fee; two schedulers at once; four schedulers without
+//! leader election racing over six hours (one row, one commitment and one
+//! 31342 per hour).
 
 #![allow(clippy::unwrap_used)] // test harness: a failed step should panic
 
@@ -447,4 +449,89 @@ async fn hourly_settlement_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hourly_settlement_on_mariadb() {
     scenario(Backend::MariaDb).await;
+}
+
+/// Four schedulers without any leader election, ticking at once over six
+/// hours of transactions: every hour gets exactly one row and exactly one
+/// commitment on the chain.
+async fn racing_schedulers(backend: Backend) {
+    let db = TestDb::of(backend).await.unwrap();
+    let store = db.store.clone();
+    let chain = Chain::new(700);
+    let (_server, lnd) = lnd(&chain).await;
+    let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
+    let keys = nostr::Keys::generate();
+    for h in 0..6 {
+        for i in 0..(h + 1) {
+            commit_at(&store, T0 + h * H + 10 * i).await;
+        }
+    }
+    clock.set(T0 + 6 * H + 61);
+    let tasks: Vec<Arc<SettlementTask>> = (0..4)
+        .map(|_| {
+            Arc::new(SettlementTask::new(
+                Arc::new(store.clone()),
+                lnd.clone(),
+                keys.clone(),
+                clock.clone(),
+                config(),
+            ))
+        })
+        .collect();
+    for _ in 0..3 {
+        let handles: Vec<_> = tasks
+            .iter()
+            .map(|t| {
+                let t = t.clone();
+                tokio::spawn(async move { t.run_once().await })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    }
+    let r = rows(&store).await;
+    assert_eq!(r.len(), 6, "one row per hour");
+    let mempool: Vec<bitcoin::Transaction> = chain
+        .mempool()
+        .iter()
+        .map(|t| chain.mempool_tx(t).unwrap())
+        .collect();
+    assert_eq!(mempool.len(), 6, "one commitment per hour");
+    for (h, s) in r.iter().enumerate() {
+        assert_eq!(s.period_start.0, T0 + h as i64 * H);
+        assert_eq!(s.l2_tx_count, h as u64 + 1);
+        assert_eq!(s.status, SettlementStatus::Broadcast);
+        assert_eq!(s.attempts, 1, "hour {h} attempted more than once");
+        let root = s.merkle_root.unwrap();
+        let n = mempool.iter().filter(|t| commits_to(t, &root.0)).count();
+        assert_eq!(n, 1, "hour {h} committed {n} times");
+    }
+    chain.mine(1);
+    for t in &tasks {
+        t.run_once().await;
+    }
+    let r = rows(&store).await;
+    assert!(r.iter().all(|s| s.status == SettlementStatus::Published));
+    let out = ark_relay_core::RelayStore::due_outbox(&store, UnixTime(i64::MAX / 2), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        out.iter()
+            .filter(|o| o.kind == kinds::L1_COMMITMENT)
+            .count(),
+        6,
+        "one 31342 per hour"
+    );
+    db.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_schedulers_on_sqlite() {
+    racing_schedulers(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_schedulers_on_mariadb() {
+    racing_schedulers(Backend::MariaDb).await;
 }
