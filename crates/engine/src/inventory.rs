@@ -17,6 +17,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ark_relay_ark::ServerInfo;
+use ark_relay_core::backends::ark::{ArkServer, ArkServerError, VtxoFilter, VtxoQuery};
 use ark_relay_core::backends::fees::{max_fee_rate, FeeEstimator};
 use ark_relay_core::inventory::{
     decide, BatchStatus, Decision, InventoryBatch, InventoryPolicy, InventoryStore, LevelState,
@@ -63,6 +65,9 @@ pub enum InventoryError {
     /// Provisioning failed (the batch is marked failed).
     #[error(transparent)]
     Provision(#[from] ark_relay_core::inventory::ProvisionError),
+    /// The Ark server failed while recovering stranded VTXOs.
+    #[error("recovering stranded inventory: {0}")]
+    Recover(#[from] ArkServerError),
     /// Replenishment is needed but no provisioner is configured.
     #[error("the inventory needs replenishing but no VTXO provisioner is configured")]
     NoProvisioner,
@@ -83,6 +88,9 @@ pub struct InventoryReport {
     pub fee_rate_sat_vb: Option<u64>,
     /// VTXOs added by this run.
     pub added: u64,
+    /// VTXOs of an interrupted earlier batch found at the Ark server and
+    /// put in the ledger by this run.
+    pub recovered: u64,
     /// The batches this run recorded.
     pub batches: Vec<String>,
     /// The thresholds in force.
@@ -104,6 +112,7 @@ pub struct InventoryMonitor {
     clock: Arc<dyn Clock>,
     config: InventoryConfig,
     last_published: Mutex<Option<u64>>,
+    recovery: Option<(Arc<dyn ArkServer>, ServerInfo)>,
 }
 
 impl InventoryMonitor {
@@ -129,7 +138,84 @@ impl InventoryMonitor {
             clock,
             config,
             last_published: Mutex::new(None),
+            recovery: None,
         }
+    }
+
+    /// Recovers interrupted batches: when a run finds a batch still
+    /// `requested` (the process died between asking the Ark server and
+    /// recording the VTXOs), it lists the relay's spendable VTXOs at `ark`,
+    /// puts the batch-made ones (not preconfirmed, i.e. not outputs of an
+    /// off-chain tx, which their ceremony records) missing from the ledger in
+    /// it, and closes the batch.
+    pub fn with_recovery(mut self, ark: Arc<dyn ArkServer>, server: ServerInfo) -> Self {
+        self.recovery = Some((ark, server));
+        self
+    }
+
+    async fn recover_stranded(&self) -> Result<u64, InventoryError> {
+        let Some((ark, server)) = &self.recovery else {
+            return Ok(0);
+        };
+        let stale: Vec<InventoryBatch> = self
+            .batches
+            .recent_batches(100)
+            .await?
+            .into_iter()
+            .filter(|b| b.status == BatchStatus::Requested)
+            .collect();
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let vtxo = server.default_vtxo(&self.relay);
+        let at_server = ark
+            .get_vtxos(&VtxoQuery::Scripts {
+                scripts: vec![vtxo.script_pubkey()],
+                filter: VtxoFilter::Spendable,
+            })
+            .await?;
+        let mut missing = Vec::new();
+        for v in at_server
+            .into_iter()
+            .filter(|v| !v.is_preconfirmed && !v.is_swept)
+        {
+            if self.store.vtxo(&v.id).await?.is_none() {
+                missing.push(NewVtxo {
+                    id: v.id,
+                    owner: self.relay,
+                    sats: v.amount,
+                    colour: None,
+                    status: VtxoStatus::Available,
+                    tapscripts: vtxo.to_tapscripts(),
+                    expires_at: Some(UnixTime(v.expires_at)),
+                });
+            }
+        }
+        let now = self.clock.now();
+        for chunk in missing.chunks(INSERT_CHUNK) {
+            self.store.insert_vtxos(chunk, now).await?;
+        }
+        let mut left = u64::try_from(missing.len()).unwrap_or(u64::MAX);
+        for b in &stale {
+            let created = left.min(b.requested);
+            left -= created;
+            let status = if created > 0 {
+                BatchStatus::Confirmed
+            } else {
+                BatchStatus::Failed
+            };
+            self.batches
+                .finish_batch(&b.batch_id, status, created, None, now)
+                .await?;
+        }
+        let n = u64::try_from(missing.len()).unwrap_or(u64::MAX);
+        tracing::warn!(
+            batches = stale.len(),
+            recovered = n,
+            "recovered interrupted inventory batches"
+        );
+        crate::metrics::inventory_replenished(n);
+        Ok(n)
     }
 
     /// The current level: relay-owned `available` VTXOs (uncoloured by
@@ -143,6 +229,7 @@ impl InventoryMonitor {
     /// One run: measure, decide, maybe replenish, publish.
     pub async fn run_once(&self) -> Result<InventoryReport, InventoryError> {
         let policy = self.config.policy;
+        let recovered = self.recover_stranded().await?;
         let level = self.level().await?;
         crate::metrics::inventory_level(level);
         let survey = max_fee_rate(&self.fees).await;
@@ -169,6 +256,7 @@ impl InventoryMonitor {
             state: policy.state(level),
             fee_rate_sat_vb: survey.max_sat_vb,
             added: 0,
+            recovered,
             batches: vec![],
             critical: policy.critical,
             warning: policy.warning,
@@ -262,7 +350,7 @@ impl InventoryMonitor {
             let Ok(mut last) = self.last_published.lock() else {
                 return;
             };
-            if report.added == 0 && *last == Some(report.level) {
+            if report.added == 0 && report.recovered == 0 && *last == Some(report.level) {
                 return;
             }
             *last = Some(report.level);

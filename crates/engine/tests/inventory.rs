@@ -255,3 +255,50 @@ async fn a_refusing_server_marks_the_batch_failed_and_changes_nothing() {
     s.stack.stop().await;
     s.db.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_batch_is_recovered_from_the_ark_server() {
+    let s = setup().await;
+    s.seed(20).await; // healthy: no new batch
+                      // A run died after arkd made 3 VTXOs and before they reached the ledger.
+    s.db.store
+        .begin_batch(&ark_relay_core::inventory::InventoryBatch {
+            batch_id: "crashed".into(),
+            requested: 4,
+            created: 0,
+            reason: "critical".into(),
+            fee_rate_sat_vb: Some(2),
+            status: BatchStatus::Requested,
+            l1_txid: None,
+            created_at: UnixTime::now(),
+            completed_at: None,
+        })
+        .await
+        .unwrap();
+    let stranded: Vec<_> = (0..3)
+        .map(|_| s.stack.arkd.fund(&s.relay, Sats::new(2_000)).outpoint)
+        .collect();
+    let ark = ark_relay_grpc::arkd::ArkdClient::connect(s.stack.endpoints().arkd)
+        .await
+        .expect("arkd");
+    let monitor = s
+        .monitor(small())
+        .with_recovery(Arc::new(ark), s.stack.arkd.server_info().clone());
+    let report = monitor.run_once().await.expect("run");
+    assert_eq!((report.recovered, report.level, report.added), (3, 23, 0));
+    for o in stranded {
+        let v = s
+            .store
+            .vtxo(&o.into())
+            .await
+            .unwrap()
+            .expect("in the ledger");
+        assert_eq!((v.owner, v.status), (s.relay, VtxoStatus::Available));
+    }
+    let b = &s.db.store.recent_batches(1).await.unwrap()[0];
+    assert_eq!((b.status, b.created), (BatchStatus::Confirmed, 3));
+    // Nothing left to recover: the next run finds nothing new.
+    assert_eq!(monitor.run_once().await.expect("run").recovered, 0);
+    s.stack.stop().await;
+    s.db.destroy().await;
+}

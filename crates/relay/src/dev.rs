@@ -384,6 +384,8 @@ impl DevStack {
             relay_pk,
             sim_backends,
             &health,
+            ark.clone(),
+            &server,
         )
         .await?;
         // SEAM(settlement): hourly L1 commitments and their 31342s.

@@ -9,6 +9,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use ark_relay_ark::ServerInfo;
+use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::backends::fees::{FeeEstimator, LightningFees, DEFAULT_CONF_TARGET};
 use ark_relay_core::inventory::{InventoryStore, VtxoProvisioner};
 use ark_relay_core::{DynBus, DynStore, PubKey, Sats, SystemClock};
@@ -67,7 +69,9 @@ pub(crate) struct SimBackends {
 }
 
 /// Adds the metrics sampler and (when enabled) the inventory monitor to the
-/// engine's periodic tasks.
+/// engine's periodic tasks. `ark` lists the relay's VTXOs when an
+/// interrupted replenishment is recovered.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn with_ops(
     mut engine: Engine,
     config: &Config,
@@ -75,6 +79,8 @@ pub(crate) async fn with_ops(
     relay: PubKey,
     sims: Option<SimBackends>,
     health: &HealthRegistry,
+    ark: Arc<dyn ArkServer>,
+    server: &ServerInfo,
 ) -> Result<Engine> {
     let queue = engine.parts().queue.clone();
     engine = engine.with_periodic(Sampler::new(queue, Duration::from_secs(5)));
@@ -166,5 +172,5 @@ pub(crate) async fn with_ops(
             vtxo_sats: Sats::new(inv.vtxo_sats),
         },
     );
-    Ok(engine.with_periodic(Arc::new(monitor)))
+    Ok(engine.with_periodic(Arc::new(monitor.with_recovery(ark, server.clone()))))
 }

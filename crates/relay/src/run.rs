@@ -275,7 +275,17 @@ pub async fn run(
     )
     .await?;
     let relay_pk: ark_relay_core::PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
-    let engine = crate::ops::with_ops(engine, &config, &store, relay_pk, None, &health).await?;
+    let engine = crate::ops::with_ops(
+        engine,
+        &config,
+        &store,
+        relay_pk,
+        None,
+        &health,
+        ark.clone(),
+        &server,
+    )
+    .await?;
     // Hourly L1 settlement on the configured lnd (scheduler role, leader only).
     let engine = crate::settle::with_settlement(engine, &config, &store, None, &health)?;
     let engine = crate::rotation::wire_run(
