@@ -1136,7 +1136,11 @@ impl Ceremony {
             .await
             .map_err(transient)?;
         tracing::info!(session = %s.id, %ark_txid, "transfer completed");
-        let kind = if data.land { "land_lightning" } else { "p2p_transfer" };
+        let kind = if data.land {
+            "land_lightning"
+        } else {
+            "p2p_transfer"
+        };
         crate::metrics::intent_outcome(kind, None);
         crate::metrics::step_since(crate::metrics::step::END_TO_END, s.created_at);
         Ok(JobOutcome::default())
