@@ -330,3 +330,152 @@ async fn a_stopping_worker_hands_its_job_back_at_once() {
     nostr.shutdown();
     db.destroy().await;
 }
+
+/// A periodic task whose tick never ends on its own; it reports when a tick
+/// starts (with its fencing token) and when one is cancelled.
+struct Endless {
+    started: mpsc::UnboundedSender<u64>,
+    cancelled: mpsc::UnboundedSender<u64>,
+}
+
+struct OnDrop(Option<(mpsc::UnboundedSender<u64>, u64)>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let Some((tx, token)) = self.0.take() {
+            let _ = tx.send(token);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ark_relay_engine::Periodic for Endless {
+    fn name(&self) -> &'static str {
+        "endless"
+    }
+    fn every(&self) -> Duration {
+        Duration::from_millis(50)
+    }
+    async fn tick(&self) {}
+    async fn tick_fenced(&self, fence: &ark_relay_engine::Fence) {
+        let _guard = OnDrop(Some((self.cancelled.clone(), fence.token())));
+        let _ = self.started.send(fence.token());
+        std::future::pending::<()>().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_lease_cancels_the_running_tick_at_once() {
+    let db = TestDb::sqlite().await.unwrap();
+    let store: DynStore = Arc::new(db.store.clone());
+    let nostr = DevRelay::start(DevRelayOptions::default()).await.unwrap();
+    let ttl = Duration::from_millis(600);
+    let lock = ark_relay_queue::MemoryLeaderLock::new(ttl);
+    let keys = nostr::Keys::generate();
+    let relay_pk = ark_relay_protocol::pubkey_from_nostr(&keys.public_key()).unwrap();
+    let transport = PoolTransport::connect(
+        keys.public_key(),
+        PoolOptions::new(vec![nostr.url().into()]),
+    )
+    .await
+    .unwrap();
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let (cancelled_tx, mut cancelled) = mpsc::unbounded_channel();
+    let parts = EngineParts {
+        store: store.clone(),
+        queue: Arc::new(ark_relay_queue::MemoryQueue::default()),
+        bus: None,
+        transport: Arc::new(transport),
+        keys,
+        policy: IntentPolicy::new(relay_pk),
+        clock: Arc::new(SystemClock),
+        handler: Arc::new(StuckOnce {
+            started: mpsc::unbounded_channel().0,
+            calls: AtomicU32::new(0),
+        }),
+        periodic: vec![Arc::new(Endless {
+            started: started_tx,
+            cancelled: cancelled_tx,
+        })],
+    };
+    let mut engine = Engine::new(parts, EngineConfig::default(), Roles::SCHEDULER)
+        .with_leader(Arc::new(lock.clone()))
+        .with_grace(Duration::from_millis(200));
+    let mut leadership = engine.leadership();
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(async move { engine.run(stop_rx).await.unwrap() });
+
+    let token = tokio::time::timeout(Duration::from_secs(5), started.recv())
+        .await
+        .expect("the leader ticks")
+        .unwrap();
+    let lease = leadership.borrow_and_update().clone().expect("leading");
+    assert_eq!(lease.token, token, "the tick runs under the lease's token");
+
+    // Someone else takes the lease (as after a pause longer than the ttl).
+    lock.release(&lease).await.unwrap();
+    let thief = lock.acquire("thief").await.unwrap().unwrap();
+    let taken = Instant::now();
+    let gone = tokio::time::timeout(Duration::from_secs(5), cancelled.recv())
+        .await
+        .expect("the running tick is cancelled")
+        .unwrap();
+    assert_eq!(gone, token);
+    let after = taken.elapsed();
+    assert!(
+        after < ttl,
+        "cancelled {after:?} after the lease was lost (ttl {ttl:?})"
+    );
+    tokio::time::timeout(Duration::from_secs(2), leadership.wait_for(|l| l.is_none()))
+        .await
+        .expect("leadership reported lost")
+        .unwrap();
+    // It follows now; once the thief lets go it leads again, with a new token.
+    lock.release(&thief).await.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(5), started.recv())
+        .await
+        .expect("leads again")
+        .unwrap();
+    assert!(again > thief.token);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops")
+        .unwrap();
+    assert_eq!(lock.holder().await.unwrap(), None, "released on stop");
+    nostr.shutdown();
+    db.destroy().await;
+}
+
+#[test]
+fn every_role_command_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    for (role, words) in [
+        ("run", "every role"),
+        ("ingest", "ingest role"),
+        ("worker", "worker role"),
+        ("scheduler", "leader"),
+    ] {
+        let mut cmd = common::command(dir.path());
+        cmd.args([role, "--help"]);
+        let out = common::run(cmd);
+        assert!(out.status.success(), "{role} --help: {}", out.stderr);
+        assert!(out.stdout.contains(words), "{role} --help:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains("Examples:"),
+            "{role} --help:\n{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("--ready-file"),
+            "{role} --help:\n{}",
+            out.stdout
+        );
+    }
+    // Without an Ark server configured, `run` says so instead of starting.
+    let mut cmd = common::command(dir.path());
+    cmd.args(["run", "--no-http"]);
+    let out = common::run(cmd);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("[ark] url"), "{}", out.stderr);
+}
