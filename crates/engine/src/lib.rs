@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod ramp;
 mod runner;
+mod server;
 pub mod settlement;
 pub mod transfer;
 pub mod worker;

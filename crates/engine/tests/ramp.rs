@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,10 +37,7 @@ use ark_relay_proto::simrpc::lnd::{
     MakeExternalInvoiceRequest, PayInvoiceRequest, PaymentOutcome, ResolvePaymentRequest,
     ScriptPaymentRequest,
 };
-use ark_relay_protocol::content::{
-    AssetRef, Confirmation, IntentContent, SignatureEntry, SigningChallenge, SigningResponse,
-    VERSION,
-};
+use ark_relay_protocol::content::{AssetRef, Confirmation, IntentContent};
 use ark_relay_protocol::crypto::{decrypt, Scheme};
 use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_protocol::request::{ServiceRequest, ServiceResponse};
@@ -51,13 +47,12 @@ use ark_relay_sim::{SimOptions, SimStack};
 use ark_relay_store::testing::TestDb;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{Keypair, Secp256k1};
-use bitcoin::Psbt;
 use nostr::{Event, Keys};
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use common::{answers, dev_relay, Wallet};
+use common::{answers, dev_relay, spawn_signer, Wallet};
 
 type Admin = LndSimClient<InterceptedService<Channel, MacaroonInterceptor>>;
 
@@ -337,66 +332,6 @@ impl Env {
             db.destroy().await;
         }
     }
-}
-
-/// An honest signer: answers every 31511 by signing what is asked.
-fn spawn_signer(wallet: Arc<Wallet>, relay: PubKey) {
-    tokio::spawn(async move {
-        let keypair =
-            Keypair::from_secret_key(&Secp256k1::signing_only(), wallet.keys.secret_key());
-        let mut answered = HashSet::new();
-        loop {
-            for ev in wallet.received().await {
-                if ev.kind.as_u16() != kinds::SIGNING_CHALLENGE || !answered.insert(ev.id) {
-                    continue;
-                }
-                let Ok((plain, scheme)) =
-                    decrypt(wallet.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags)
-                else {
-                    continue;
-                };
-                let Ok(ch) = serde_json::from_str::<SigningChallenge>(&plain) else {
-                    continue;
-                };
-                let mut psbts: Vec<Psbt> = ch
-                    .payload_to_sign
-                    .psbts
-                    .iter()
-                    .map(|p| Psbt::from_str(p).unwrap())
-                    .collect();
-                let signatures = ch
-                    .payload_to_sign
-                    .sign
-                    .iter()
-                    .map(|r| {
-                        let sig = ark_relay_ark::sign_input(
-                            &mut psbts[r.psbt_index as usize],
-                            r.input_index as usize,
-                            &keypair,
-                        )
-                        .unwrap();
-                        SignatureEntry {
-                            psbt_index: r.psbt_index,
-                            input_index: r.input_index,
-                            sig: hex::encode(sig.serialize()),
-                        }
-                    })
-                    .collect();
-                let resp = SigningResponse {
-                    v: VERSION,
-                    session_id: ch.session_id,
-                    step: ch.step,
-                    signatures,
-                    reject: None,
-                };
-                let intent = ark_relay_core::EventId::from_bytes(*ch.session_id.as_bytes());
-                let out = builders::signing_response(&wallet.keys, &relay, &intent, &resp, scheme)
-                    .unwrap();
-                wallet.publish(&out).await;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
 }
 
 /// The decrypted 31501 answering `request`.

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,12 +29,11 @@ use ark_relay_protocol::{builders, event_id_from_nostr, kinds, pubkey_from_nostr
 use ark_relay_queue::MemoryQueue;
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
 use ark_relay_store::testing::TestDb;
-use bitcoin::secp256k1::{Keypair, Secp256k1};
 use bitcoin::Psbt;
 use nostr::Keys;
 use tokio::sync::watch;
 
-use common::{answers, dev_relay, Wallet};
+use common::{answers, dev_relay, spawn_signer, Wallet};
 
 struct Setup {
     store: DynStore,
@@ -230,67 +228,6 @@ async fn fund(s: &Setup, owner: &PubKey, amount: u64) -> ark_relay_core::VtxoId 
         .await
         .expect("fund");
     v.outpoint.into()
-}
-
-/// An honest signer for a test wallet: answers every 31511 addressed to it by
-/// signing what is asked (the reference wallet adds the contextual checks).
-fn spawn_signer(wallet: Arc<Wallet>, relay: PubKey) {
-    tokio::spawn(async move {
-        let keypair =
-            Keypair::from_secret_key(&Secp256k1::signing_only(), wallet.keys.secret_key());
-        let mut answered = std::collections::HashSet::new();
-        loop {
-            for ev in wallet.received().await {
-                if ev.kind.as_u16() != kinds::SIGNING_CHALLENGE || !answered.insert(ev.id) {
-                    continue;
-                }
-                let Ok((plain, scheme)) =
-                    decrypt(wallet.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags)
-                else {
-                    continue;
-                };
-                let Ok(ch) = serde_json::from_str::<SigningChallenge>(&plain) else {
-                    continue;
-                };
-                let mut psbts: Vec<Psbt> = ch
-                    .payload_to_sign
-                    .psbts
-                    .iter()
-                    .map(|p| Psbt::from_str(p).expect("psbt"))
-                    .collect();
-                let signatures = ch
-                    .payload_to_sign
-                    .sign
-                    .iter()
-                    .map(|r| {
-                        let sig = ark_relay_ark::sign_input(
-                            &mut psbts[r.psbt_index as usize],
-                            r.input_index as usize,
-                            &keypair,
-                        )
-                        .expect("sign");
-                        SignatureEntry {
-                            psbt_index: r.psbt_index,
-                            input_index: r.input_index,
-                            sig: hex::encode(sig.serialize()),
-                        }
-                    })
-                    .collect();
-                let resp = SigningResponse {
-                    v: VERSION,
-                    session_id: ch.session_id,
-                    step: ch.step,
-                    signatures,
-                    reject: None,
-                };
-                let intent = ark_relay_core::EventId::from_bytes(*ch.session_id.as_bytes());
-                let out = builders::signing_response(&wallet.keys, &relay, &intent, &resp, scheme)
-                    .expect("response");
-                wallet.publish(&out).await;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
 }
 
 fn gbtc_of(b: &ark_relay_core::Balances, asset: &AssetId) -> u64 {

@@ -124,23 +124,12 @@ impl Issuer {
     pub async fn server_info(&self) -> Result<&ServerInfo, IssueError> {
         self.server
             .get_or_try_init(|| async {
-                let info = self
-                    .ark
-                    .get_info()
+                crate::server::fetch(self.ark.as_ref())
                     .await
-                    .map_err(|e| transient(format!("arkd GetInfo: {e}")))?;
-                let delay =
-                    ark_relay_ark::RelativeLocktime::from_server_value(info.unilateral_exit_delay)
-                        .map_err(fatal)?;
-                ServerInfo::from_get_info(
-                    info.signer_pubkey.x_only_public_key().0,
-                    info.forfeit_pubkey.x_only_public_key().0,
-                    info.checkpoint_tapscript.clone(),
-                    delay,
-                    info.dust,
-                    info.network,
-                )
-                .map_err(fatal)
+                    .map_err(|e| match e {
+                        crate::handlers::HandlerError::Fatal(m) => IssueError::Fatal(m),
+                        other => IssueError::Transient(other.to_string()),
+                    })
             })
             .await
     }

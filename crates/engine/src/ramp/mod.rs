@@ -361,6 +361,33 @@ impl Ramps {
 
     // ---------------------------------------------------------------- lifts
 
+    /// Persists `lift` (optimistic on its version) and bumps the version;
+    /// `false` if another process moved it first.
+    async fn save_lift(&self, lift: &mut LiftRecord) -> Result<bool, HandlerError> {
+        let saved = self
+            .ramp
+            .update_lift(lift, &[], self.clock.now())
+            .await
+            .map_err(transient)?;
+        if saved {
+            lift.version += 1;
+        }
+        Ok(saved)
+    }
+
+    /// Persists `land` like [`Ramps::save_lift`].
+    async fn save_land(&self, land: &mut LandRecord) -> Result<bool, HandlerError> {
+        let saved = self
+            .ramp
+            .update_land(land, &[], self.clock.now())
+            .await
+            .map_err(transient)?;
+        if saved {
+            land.version += 1;
+        }
+        Ok(saved)
+    }
+
     /// Answers a `lift_lightning` request (idempotent by request id).
     #[tracing::instrument(skip_all, fields(request = %inbound.event.id))]
     async fn on_lift_request(
@@ -767,15 +794,9 @@ impl Ramps {
                         return self.cancel_lift(lift, r).await;
                     }
                     lift.status = LiftStatus::Accepted;
-                    if !self
-                        .ramp
-                        .update_lift(&lift, &[], now)
-                        .await
-                        .map_err(transient)?
-                    {
+                    if !self.save_lift(&mut lift).await? {
                         return Ok(());
                     }
-                    lift.version += 1;
                     tracing::info!(amount = lift.amount, "lift paid (HTLC held)");
                     self.crash_at(RampCrashPoint::LiftAccepted)?;
                 }
@@ -801,15 +822,9 @@ impl Ramps {
             if !tx.submitted {
                 data.issue = Some(tx.clone());
                 lift.data = serde_json::to_string(&data).map_err(fatal)?;
-                if !self
-                    .ramp
-                    .update_lift(&lift, &[], self.clock.now())
-                    .await
-                    .map_err(transient)?
-                {
+                if !self.save_lift(&mut lift).await? {
                     return Ok(());
                 }
-                lift.version += 1;
                 self.crash_at(RampCrashPoint::LiftIssuePrepared)?;
                 // The invoice must still be held: lnd cancels it near expiry.
                 let inv = self
@@ -832,15 +847,9 @@ impl Ramps {
                 self.crash_at(RampCrashPoint::LiftSubmitted)?;
                 data.issue = Some(tx.clone());
                 lift.data = serde_json::to_string(&data).map_err(fatal)?;
-                if !self
-                    .ramp
-                    .update_lift(&lift, &[], self.clock.now())
-                    .await
-                    .map_err(transient)?
-                {
+                if !self.save_lift(&mut lift).await? {
                     return Ok(());
                 }
-                lift.version += 1;
             }
             self.issuer.finalize(&tx, &lock, "lift").await?;
             self.crash_at(RampCrashPoint::LiftFinalized)?;
@@ -849,15 +858,9 @@ impl Ramps {
             lift.ark_txid = Some(tx.ark_txid);
             data.issue = Some(tx);
             lift.data = serde_json::to_string(&data).map_err(fatal)?;
-            if !self
-                .ramp
-                .update_lift(&lift, &[], self.clock.now())
-                .await
-                .map_err(transient)?
-            {
+            if !self.save_lift(&mut lift).await? {
                 return Ok(());
             }
-            lift.version += 1;
         }
         if lift.status == LiftStatus::Issued {
             match self.ln.settle_invoice(lift.preimage).await {
@@ -872,15 +875,9 @@ impl Ramps {
             }
             self.crash_at(RampCrashPoint::LiftSettled)?;
             lift.status = LiftStatus::Settled;
-            if !self
-                .ramp
-                .update_lift(&lift, &[], self.clock.now())
-                .await
-                .map_err(transient)?
-            {
+            if !self.save_lift(&mut lift).await? {
                 return Ok(());
             }
-            lift.version += 1;
         }
         if lift.status == LiftStatus::Settled {
             let data: LiftData = serde_json::from_str(&lift.data).map_err(fatal)?;
@@ -1092,13 +1089,7 @@ impl Ramps {
             LandStatus::VtxoMoved => {
                 // Write PAYING before the payment exists (lightning.md §8).
                 land.status = LandStatus::Paying;
-                if self
-                    .ramp
-                    .update_land(&land, &[], self.clock.now())
-                    .await
-                    .map_err(transient)?
-                {
-                    land.version += 1;
+                if self.save_land(&mut land).await? {
                     self.spawn_payment(land);
                 }
                 Ok(())
@@ -1242,15 +1233,9 @@ impl Ramps {
         tracing::info!(reason = %why, "land payment failed terminally; refunding");
         land.status = LandStatus::Failed;
         land.error_code = Some(ErrorCode::PaymentFailed);
-        if !self
-            .ramp
-            .update_land(&land, &[], self.clock.now())
-            .await
-            .map_err(transient)?
-        {
+        if !self.save_land(&mut land).await? {
             return Ok(());
         }
-        land.version += 1;
         self.refund(land).await
     }
 
@@ -1279,15 +1264,9 @@ impl Ramps {
         if !tx.submitted {
             data.refund = Some(tx.clone());
             land.data = serde_json::to_string(&data).map_err(fatal)?;
-            if !self
-                .ramp
-                .update_land(&land, &[], self.clock.now())
-                .await
-                .map_err(transient)?
-            {
+            if !self.save_land(&mut land).await? {
                 return Ok(());
             }
-            land.version += 1;
             tx = match self.issuer.submit(tx).await {
                 Ok(tx) => tx,
                 Err(IssueError::Rejected(r)) => {
@@ -1306,15 +1285,9 @@ impl Ramps {
             self.crash_at(RampCrashPoint::RefundSubmitted)?;
             data.refund = Some(tx.clone());
             land.data = serde_json::to_string(&data).map_err(fatal)?;
-            if !self
-                .ramp
-                .update_land(&land, &[], self.clock.now())
-                .await
-                .map_err(transient)?
-            {
+            if !self.save_land(&mut land).await? {
                 return Ok(());
             }
-            land.version += 1;
         }
         self.issuer.finalize(&tx, &lock, "refund").await?;
         let r = Rejection::new(
@@ -1472,19 +1445,9 @@ impl JobHandler for RampHandler {
     }
 }
 
-fn hex_bytes(s: &str) -> Result<Vec<u8>, ()> {
-    let s = s.trim();
-    if s.len() % 2 != 0 {
-        return Err(());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-                .ok_or(())
-        })
-        .collect()
+fn hex_bytes(s: &str) -> Result<Vec<u8>, bitcoin::hex::HexToBytesError> {
+    use bitcoin::hex::FromHex;
+    Vec::<u8>::from_hex(s.trim())
 }
 
 /// The land fee limit for routing: the relay pays routing out of its land

@@ -234,25 +234,7 @@ impl Ceremony {
     /// The Ark server's parameters (fetched once).
     pub async fn server_info(&self) -> Result<&ServerInfo, HandlerError> {
         self.server
-            .get_or_try_init(|| async {
-                let info = self
-                    .ark
-                    .get_info()
-                    .await
-                    .map_err(|e| transient(format!("arkd GetInfo: {e}")))?;
-                let delay =
-                    ark_relay_ark::RelativeLocktime::from_server_value(info.unilateral_exit_delay)
-                        .map_err(fatal)?;
-                ServerInfo::from_get_info(
-                    info.signer_pubkey.x_only_public_key().0,
-                    info.forfeit_pubkey.x_only_public_key().0,
-                    info.checkpoint_tapscript.clone(),
-                    delay,
-                    info.dust,
-                    info.network,
-                )
-                .map_err(fatal)
-            })
+            .get_or_try_init(|| crate::server::fetch(self.ark.as_ref()))
             .await
     }
 
@@ -1238,17 +1220,8 @@ fn short(s: &str) -> String {
 }
 
 fn hex_decode(s: &str) -> Result<Vec<u8>, ()> {
-    if s.len() % 2 != 0 {
-        return Err(());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-                .ok_or(())
-        })
-        .collect()
+    use bitcoin::hex::FromHex;
+    Vec::<u8>::from_hex(s).map_err(|_| ())
 }
 
 #[async_trait]

@@ -8,11 +8,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ark_relay_core::{DynStore, SystemClock};
+use std::str::FromStr;
+
+use ark_relay_core::{DynStore, PubKey, SystemClock};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
-use ark_relay_protocol::content::FailureNotice;
+use ark_relay_protocol::builders;
+use ark_relay_protocol::content::{
+    FailureNotice, SignatureEntry, SigningChallenge, SigningResponse, VERSION,
+};
 use ark_relay_protocol::crypto::decrypt;
 use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_protocol::kinds;
@@ -20,6 +25,8 @@ use ark_relay_protocol::pubkey_from_nostr;
 use ark_relay_protocol::transport::NostrTransport;
 use ark_relay_queue::MemoryQueue;
 use ark_relay_store::testing::TestDb;
+use bitcoin::secp256k1::{Keypair, Secp256k1};
+use bitcoin::Psbt;
 use nostr::{Event, EventId, Keys};
 use tokio::sync::{mpsc, watch, Mutex};
 
@@ -238,4 +245,65 @@ pub async fn dev_relay() -> DevRelay {
 /// Whether `e` is of `kind` and `e`-tags `answered`.
 pub fn answers(e: &Event, kind: u16, answered: &EventId) -> bool {
     e.kind.as_u16() == kind && e.tags.event_ids().any(|id| id == answered)
+}
+
+/// An honest signer for a test wallet: answers every 31511 addressed to it by
+/// signing what is asked (the reference wallet adds the contextual checks).
+pub fn spawn_signer(wallet: Arc<Wallet>, relay: PubKey) {
+    tokio::spawn(async move {
+        let keypair =
+            Keypair::from_secret_key(&Secp256k1::signing_only(), wallet.keys.secret_key());
+        let mut answered = std::collections::HashSet::new();
+        loop {
+            for ev in wallet.received().await {
+                if ev.kind.as_u16() != kinds::SIGNING_CHALLENGE || !answered.insert(ev.id) {
+                    continue;
+                }
+                let Ok((plain, scheme)) =
+                    decrypt(wallet.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags)
+                else {
+                    continue;
+                };
+                let Ok(ch) = serde_json::from_str::<SigningChallenge>(&plain) else {
+                    continue;
+                };
+                let mut psbts: Vec<Psbt> = ch
+                    .payload_to_sign
+                    .psbts
+                    .iter()
+                    .map(|p| Psbt::from_str(p).expect("psbt"))
+                    .collect();
+                let signatures = ch
+                    .payload_to_sign
+                    .sign
+                    .iter()
+                    .map(|r| {
+                        let sig = ark_relay_ark::sign_input(
+                            &mut psbts[r.psbt_index as usize],
+                            r.input_index as usize,
+                            &keypair,
+                        )
+                        .expect("sign");
+                        SignatureEntry {
+                            psbt_index: r.psbt_index,
+                            input_index: r.input_index,
+                            sig: hex::encode(sig.serialize()),
+                        }
+                    })
+                    .collect();
+                let resp = SigningResponse {
+                    v: VERSION,
+                    session_id: ch.session_id,
+                    step: ch.step,
+                    signatures,
+                    reject: None,
+                };
+                let intent = ark_relay_core::EventId::from_bytes(*ch.session_id.as_bytes());
+                let out = builders::signing_response(&wallet.keys, &relay, &intent, &resp, scheme)
+                    .expect("response");
+                wallet.publish(&out).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
 }
