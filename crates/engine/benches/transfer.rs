@@ -17,6 +17,12 @@
 //! Redis keys (at `ARK_RELAY_TEST_REDIS_URL`) use a unique prefix and are
 //! deleted at the end. The whole run is bounded by `--timeout-secs`.
 //!
+//! `--mode swap` runs two-party atomic batches instead (issue 7): the wallets
+//! are paired (a user holding gBTC, a maker holding gUSD); for each swap both
+//! sign an `atomic_swap` intent, the maker submits the `submit_batch`, and the
+//! latency from the `31500` to both parties' 31340 is reported, with batches/s
+//! and intents/s.
+//!
 //! Besides the latencies, the run instruments what each transfer costs: the
 //! time spent in each job kind of the handler, the arkd calls, the Nostr
 //! publishes of the outbox, and (MariaDB, Redis) the server-side statement and
@@ -42,7 +48,7 @@ use ark_relay_engine::transfer::{Ceremony, CeremonyConfig};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
-use ark_relay_protocol::content::AssetRef;
+use ark_relay_protocol::content::{AssetRef, IntentContent, IntentType};
 use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_protocol::transport::{Cursor, NostrTransport, PublishReport, TransportError};
 use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
@@ -112,6 +118,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if !matches!(a.mode.as_str(), "transfer" | "swap") {
         return Err("--mode is transfer or swap".into());
+    }
+    if a.mode == "swap" && a.wallets < 2 {
+        return Err("--mode swap needs at least 2 wallets (pairs)".into());
     }
     if a.wallets == 0 || a.transfers == 0 {
         return Err("--wallets and --transfers-per-wallet must be > 0".into());
@@ -359,10 +368,6 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if args.mode == "swap" {
-        println!("--mode swap: not implemented until atomic batches land");
-        return;
-    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -471,12 +476,30 @@ async fn bench(
         )
         .await
         .map_err(|x| e("register gBTC")(x.to_string()))?;
+    let gusd = AssetId::from_bytes(Keys::generate().public_key().to_bytes());
+    if args.mode == "swap" {
+        store
+            .register_asset(
+                &NewAsset {
+                    id: gusd,
+                    name: "USD".into(),
+                    ticker: "gUSD".into(),
+                    asset_type: AssetType::Permissionless,
+                    decimals: 0,
+                },
+                UnixTime::now(),
+            )
+            .await
+            .map_err(|x| e("register gUSD")(x.to_string()))?;
+    }
     let dust = server.dust().get();
     let total = (args.wallets * args.transfers) as u64;
+    // A swap batch creates 7 outputs from 3 party inputs: 4 × dust from the inventory.
+    let carrier = if args.mode == "swap" { 5 } else { 2 };
     // Each transfer needs carrier sats for the recipient's and the fee output
     // (the author's own change reuses its input's carrier): 2 × dust.
     let inventory_count = (args.wallets * 2).max(8);
-    let per_vtxo = ((total * 2 * dust * 3 / 2) / inventory_count as u64).max(10 * dust);
+    let per_vtxo = ((total * carrier * dust * 3 / 2) / inventory_count as u64).max(10 * dust);
     let mut rows = Vec::new();
     for _ in 0..inventory_count {
         let v = sim.fund(&relay_pk, Sats::new(per_vtxo));
@@ -493,21 +516,28 @@ async fn bench(
     // The wallets, each with one VTXO carrying enough gBTC for all its transfers.
     let funding = args.transfers as u64 * (AMOUNT + FEE) * 2;
     let wallet_keys: Vec<Keys> = (0..args.wallets).map(|_| Keys::generate()).collect();
-    for k in &wallet_keys {
+    for (i, k) in wallet_keys.iter().enumerate() {
         let pk = pubkey_from_nostr(&k.public_key()).ok_or("wallet key")?;
-        let v = sim.fund(&pk, Sats::new(dust));
-        rows.push(NewVtxo {
-            id: v.outpoint.into(),
-            owner: pk,
-            sats: Sats::new(dust),
-            colour: Some(Colour {
-                asset: gbtc,
-                amount: AssetAmount::new(funding),
-            }),
-            status: VtxoStatus::Assigned,
-            tapscripts: server.default_vtxo(&pk).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
-        });
+        // In swap mode the odd wallets are makers: gUSD to sell, gBTC for fees.
+        let mut colours = vec![(gbtc, funding)];
+        if args.mode == "swap" && i % 2 == 1 {
+            colours = vec![(gusd, funding), (gbtc, args.transfers as u64 * FEE * 2)];
+        }
+        for (asset, amount) in colours {
+            let v = sim.fund(&pk, Sats::new(dust));
+            rows.push(NewVtxo {
+                id: v.outpoint.into(),
+                owner: pk,
+                sats: Sats::new(dust),
+                colour: Some(Colour {
+                    asset,
+                    amount: AssetAmount::new(amount),
+                }),
+                status: VtxoStatus::Assigned,
+                tapscripts: server.default_vtxo(&pk).to_tapscripts(),
+                expires_at: Some(UnixTime(v.expires_at)),
+            });
+        }
     }
     for chunk in rows.chunks(200) {
         store
@@ -656,13 +686,60 @@ async fn bench(
     };
 
     // The measured phase.
-    let bar = ProgressBar::new(total).with_style(
+    let bar_total = if args.mode == "swap" {
+        (args.wallets / 2 * args.transfers) as u64
+    } else {
+        total
+    };
+    let bar = ProgressBar::new(bar_total).with_style(
         ProgressStyle::with_template(
             "{elapsed_precise} {bar:40} {pos}/{len} transfers {per_sec} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let t0 = Instant::now();
+    if args.mode == "swap" {
+        let pairs: Vec<(&Wallet, &Wallet)> =
+            wallets.chunks_exact(2).map(|p| (&p[0], &p[1])).collect();
+        let per_pair = futures::future::join_all(
+            pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (user, maker))| swap_pair(i, user, maker, gusd, args.transfers, &bar)),
+        )
+        .await;
+        let wall = t0.elapsed();
+        bar.finish();
+        let mut res = Results {
+            soft: Vec::new(),
+            send: Vec::new(),
+            completed: 0,
+            failed: BTreeMap::new(),
+            wall,
+            timed_out: false,
+        };
+        for (soft, round, failed) in per_pair {
+            res.completed += soft.len();
+            res.soft.extend(soft);
+            res.send.extend(round);
+            for (k, v) in failed {
+                *res.failed.entry(k).or_default() += v;
+            }
+        }
+        report(args, &res, &warm_ok, &timings.snapshot());
+        let _ = stop.send(true);
+        for w in &wallets {
+            w.shutdown().await;
+        }
+        observer.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), engine_task).await;
+        nostr.shutdown();
+        drop(sim_server);
+        if res.completed == 0 {
+            return Err("no swap completed".into());
+        }
+        return Ok(());
+    }
     let per_wallet = futures::future::join_all(wallets.iter().map(|w| {
         let bar = bar.clone();
         let seen = seen.clone();
@@ -773,6 +850,50 @@ fn report(
     warm: &[Duration],
     timings: &BTreeMap<String, Vec<Duration>>,
 ) {
+    if args.mode == "swap" {
+        let pairs = args.wallets / 2;
+        let total = pairs * args.transfers;
+        let bps = res.completed as f64 / res.wall.as_secs_f64().max(1e-9);
+        println!();
+        println!(
+            "swap bench: {pairs} pairs × {} two-party batches, db={}, queue={}, workers={}",
+            args.transfers, args.db, args.queue, args.workers
+        );
+        println!(
+            "completed {}/{total} batches in {:.2} s wall → {bps:.1} batches/s = {:.1} intents/s",
+            res.completed,
+            res.wall.as_secs_f64(),
+            bps * 2.0
+        );
+        for (k, v) in &res.failed {
+            println!("failed: {v} × {k}");
+        }
+        println!();
+        println!("| latency (ms) | n | mean | p50 | p95 | p99 | max |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "{}",
+            row(
+                "**batch finality** (`submit_batch` sent → 31340 at both parties)",
+                &res.soft
+            )
+        );
+        println!(
+            "{}",
+            row(
+                "whole round (both sign intents + submit + outcome)",
+                &res.send
+            )
+        );
+        println!();
+        println!("| relay-side step (ms) | n | mean | p50 | p95 | p99 | max |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for (k, v) in timings {
+            println!("{}", row(k, v));
+        }
+        let _ = warm;
+        return;
+    }
     let total = args.wallets * args.transfers;
     let tput = res.completed as f64 / res.wall.as_secs_f64().max(1e-9);
     println!();
@@ -842,4 +963,84 @@ fn sorted(v: &[Duration]) -> Vec<Duration> {
     let mut s = v.to_vec();
     s.sort();
     s
+}
+
+fn swap_leg(
+    w: &Wallet,
+    action: String,
+    pays: &[(ark_relay_core::PubKey, AssetRef, u64)],
+    expects: &[(ark_relay_core::PubKey, AssetRef, u64)],
+) -> IntentContent {
+    IntentContent::batch_leg(
+        IntentType::AtomicSwap,
+        action,
+        pays,
+        expects,
+        &w.relay(),
+        FEE,
+        w.intent_expiry(),
+    )
+}
+
+/// One pair's swaps, one after the other: the user pays `AMOUNT` gBTC for
+/// `AMOUNT` gUSD; both sign, the maker submits. Returns (submit → both
+/// 31340s, whole round, failures).
+async fn swap_pair(
+    i: usize,
+    user: &Wallet,
+    maker: &Wallet,
+    gusd: AssetId,
+    n: usize,
+    bar: &ProgressBar,
+) -> (Vec<Duration>, Vec<Duration>, BTreeMap<String, usize>) {
+    let (mut soft, mut round) = (Vec::new(), Vec::new());
+    let mut failed: BTreeMap<String, usize> = BTreeMap::new();
+    let (u, m) = (user.pubkey(), maker.pubkey());
+    for k in 0..n {
+        let t = Instant::now();
+        let r = async {
+            let a = user
+                .sign_batch_intent(&swap_leg(
+                    user,
+                    format!("u{i}-{k}"),
+                    &[(m, AssetRef::gbtc(), AMOUNT)],
+                    &[(m, AssetRef::Id(gusd), AMOUNT)],
+                ))
+                .await?;
+            let b = maker
+                .sign_batch_intent(&swap_leg(
+                    maker,
+                    format!("m{i}-{k}"),
+                    &[(u, AssetRef::Id(gusd), AMOUNT)],
+                    &[(u, AssetRef::gbtc(), AMOUNT)],
+                ))
+                .await?;
+            let (ia, ib) = (event_id_from_nostr(&a.id), event_id_from_nostr(&b.id));
+            let s = Instant::now();
+            maker.submit_batch(&format!("b{i}-{k}"), vec![a, b]).await?;
+            let (ra, rb) = tokio::join!(
+                user.outcome(ia, Duration::from_secs(120)),
+                maker.outcome(ib, Duration::from_secs(120))
+            );
+            ra?;
+            rb?;
+            Ok::<Duration, ark_relay_wallet::WalletError>(s.elapsed())
+        }
+        .await;
+        match r {
+            Ok(d) => {
+                soft.push(d);
+                round.push(t.elapsed());
+            }
+            Err(err) => {
+                let key = match err.code() {
+                    Some(c) => format!("code {}", c.code()),
+                    None => format!("{err}").chars().take(60).collect(),
+                };
+                *failed.entry(key).or_default() += 1;
+            }
+        }
+        bar.inc(1);
+    }
+    (soft, round, failed)
 }

@@ -826,3 +826,81 @@ async fn a_relay_killed_between_the_parties_signatures_completes_the_batch_once(
     assert_eq!(n, 1, "one 31340");
     let _ = stop.send(true);
 }
+
+/// Many pairs swapping at once, each pair several times in a row: every
+/// batch completes, nothing is spent twice, and the ledger matches arkd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_compete_for_inventory_without_double_spends() {
+    let s = setup(TestDb::mariadb().await.expect("MariaDB")).await;
+    let pairs = 6usize;
+    let rounds = 3usize;
+    let mut ws = Vec::new();
+    for _ in 0..pairs {
+        let (uk, mk) = (Keys::generate(), Keys::generate());
+        fund(&s, &pk(&uk), s.gbtc, 10_000).await;
+        fund(&s, &pk(&mk), s.gusd, 10_000).await;
+        fund(&s, &pk(&mk), s.gbtc, 1_000).await;
+        ws.push((wallet(&s, uk).await, wallet(&s, mk).await));
+    }
+    let runs = ws.iter().enumerate().map(|(i, (u, m))| async move {
+        let mut done = 0;
+        for k in 0..rounds {
+            let (up, mp) = (u.pubkey(), m.pubkey());
+            let a = u
+                .sign_batch_intent(&leg(
+                    u,
+                    IntentType::AtomicSwap,
+                    &format!("c-u{i}-{k}"),
+                    &[(mp, AssetRef::gbtc(), 100)],
+                    &[(mp, id(s.gusd), 100)],
+                ))
+                .await
+                .expect("u");
+            let b = m
+                .sign_batch_intent(&leg(
+                    m,
+                    IntentType::AtomicSwap,
+                    &format!("c-m{i}-{k}"),
+                    &[(up, id(s.gusd), 100)],
+                    &[(up, AssetRef::gbtc(), 100)],
+                ))
+                .await
+                .expect("m");
+            let r = m
+                .submit_batch(&format!("c{i}-{k}"), vec![a.clone(), b.clone()])
+                .await;
+            let r = match r {
+                Ok(_) => u
+                    .outcome(event_id_from_nostr(&a.id), OUTCOME)
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => done += 1,
+                Err(e) => panic!("pair {i} round {k}: {e}"),
+            }
+        }
+        done
+    });
+    let done: usize = futures::future::join_all(runs).await.into_iter().sum();
+    assert_eq!(done, pairs * rounds);
+    for (u, m) in &ws {
+        assert_eq!(balance(&s, &u.pubkey(), &s.gusd).await, 100 * rounds as u64);
+        assert_eq!(
+            balance(&s, &m.pubkey(), &s.gbtc).await,
+            1_000 + 90 * rounds as u64
+        );
+        for owner in [u.pubkey(), m.pubkey(), s.relay_pk] {
+            for v in s.store.unspent_vtxos(&owner).await.expect("unspent") {
+                let a = s.sim.vtxo(&v.id.outpoint()).expect("at arkd");
+                assert!(
+                    a.spent_by.is_none(),
+                    "{} unspent in the ledger, spent at arkd",
+                    v.id
+                );
+            }
+        }
+    }
+    let _ = s.stop.send(true);
+}

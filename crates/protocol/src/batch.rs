@@ -348,3 +348,285 @@ pub fn check_conservation(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use ark_relay_core::UnixTime;
+    use nostr::Keys;
+
+    use super::*;
+    use crate::content::{l2_asset_id, IntentContent, SupplyChange, WireAmount};
+    use crate::intent::validate_intent;
+    use crate::{builders, pubkey_from_nostr};
+
+    struct Ctx {
+        relay: PubKey,
+        policy: IntentPolicy,
+        gbtc: AssetId,
+        gusd: AssetId,
+    }
+
+    fn ctx() -> Ctx {
+        let relay = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+        Ctx {
+            relay,
+            policy: IntentPolicy::new(relay),
+            gbtc: AssetId::from_bytes([1; 32]),
+            gusd: AssetId::from_bytes([2; 32]),
+        }
+    }
+
+    fn pk(k: &Keys) -> PubKey {
+        pubkey_from_nostr(&k.public_key()).expect("key")
+    }
+
+    impl Ctx {
+        fn resolve(&self) -> impl Fn(&AssetRef) -> Option<AssetId> + '_ {
+            move |a| match a {
+                AssetRef::Ticker(t) if t == "gBTC" => Some(self.gbtc),
+                AssetRef::Ticker(t) if t == "gUSD" => Some(self.gusd),
+                AssetRef::Id(id) => Some(*id),
+                AssetRef::Ticker(_) => None,
+            }
+        }
+
+        fn valid(&self, k: &Keys, c: &IntentContent) -> ValidIntent {
+            let ev = builders::intent(k, &self.relay, c).expect("intent");
+            validate_intent(&ev, &self.policy, UnixTime::now()).expect("valid")
+        }
+
+        fn leg(
+            &self,
+            k: &Keys,
+            kind: IntentType,
+            pays: &[(PubKey, AssetRef, u64)],
+            expects: &[(PubKey, AssetRef, u64)],
+        ) -> IntentContent {
+            IntentContent::batch_leg(
+                kind,
+                format!("a-{}", &pk(k).to_string()[..16]),
+                pays,
+                expects,
+                &self.relay,
+                10,
+                UnixTime::now().0 + 600,
+            )
+        }
+
+        fn check(&self, v: &[ValidIntent]) -> Result<BatchSummary, Rejection> {
+            check_batch(v, &self.policy, &self.resolve())
+        }
+    }
+
+    fn gbtc() -> AssetRef {
+        AssetRef::gbtc()
+    }
+
+    fn gusd() -> AssetRef {
+        AssetRef::Ticker("gUSD".into())
+    }
+
+    #[test]
+    fn a_matching_swap_passes_and_says_what_each_party_draws() {
+        let c = ctx();
+        let (alice, dex) = (Keys::generate(), Keys::generate());
+        let (a, d) = (pk(&alice), pk(&dex));
+        let ia = c.valid(
+            &alice,
+            &c.leg(
+                &alice,
+                IntentType::AtomicSwap,
+                &[(d, gbtc(), 1_000)],
+                &[(d, gusd(), 650)],
+            ),
+        );
+        let id = c.valid(
+            &dex,
+            &c.leg(
+                &dex,
+                IntentType::AtomicSwap,
+                &[(a, gusd(), 650)],
+                &[(a, gbtc(), 1_000)],
+            ),
+        );
+        let s = c.check(&[ia, id]).expect("consistent");
+        assert_eq!(s.parties[0].draw, [(c.gbtc, 1_010)].into());
+        assert_eq!(s.parties[1].draw, [(c.gbtc, 10), (c.gusd, 650)].into());
+    }
+
+    #[test]
+    fn a_leg_off_by_one_unit_is_3001_naming_it() {
+        let c = ctx();
+        let (alice, dex) = (Keys::generate(), Keys::generate());
+        let (a, d) = (pk(&alice), pk(&dex));
+        let ia = c.valid(
+            &alice,
+            &c.leg(
+                &alice,
+                IntentType::AtomicSwap,
+                &[(d, gbtc(), 1_000)],
+                &[(d, gusd(), 650)],
+            ),
+        );
+        let id = c.valid(
+            &dex,
+            &c.leg(
+                &dex,
+                IntentType::AtomicSwap,
+                &[(a, gusd(), 649)],
+                &[(a, gbtc(), 1_000)],
+            ),
+        );
+        let r = c.check(&[ia, id]).expect_err("off by one");
+        assert_eq!(r.code, ErrorCode::BatchInconsistent);
+        assert!(r.message.contains("expects 650 gUSD"), "{}", r.message);
+        assert!(r.message.contains("gives it 649"), "{}", r.message);
+    }
+
+    #[test]
+    fn my_leg_must_match_the_outputs() {
+        let c = ctx();
+        let (alice, dex) = (Keys::generate(), Keys::generate());
+        let (a, d) = (pk(&alice), pk(&dex));
+        let mut content = c.leg(
+            &alice,
+            IntentType::AtomicSwap,
+            &[(d, gbtc(), 1_000)],
+            &[(d, gusd(), 650)],
+        );
+        content.outputs[0].amount = WireAmount::new(999);
+        let ia = c.valid(&alice, &content);
+        let id = c.valid(
+            &dex,
+            &c.leg(
+                &dex,
+                IntentType::AtomicSwap,
+                &[(a, gusd(), 650)],
+                &[(a, gbtc(), 999)],
+            ),
+        );
+        let r = c.check(&[ia, id]).expect_err("my_leg");
+        assert!(
+            r.message.contains("my_leg says it pays 1000"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn structural_refusals() {
+        let c = ctx();
+        let (alice, bob, dex) = (Keys::generate(), Keys::generate(), Keys::generate());
+        let (b, d) = (pk(&bob), pk(&dex));
+        let ia = c.valid(
+            &alice,
+            &c.leg(
+                &alice,
+                IntentType::AtomicSwap,
+                &[(d, gbtc(), 5)],
+                &[(d, gusd(), 5)],
+            ),
+        );
+        let code = |v: &[ValidIntent]| c.check(v).map(|_| ()).map_err(|r| r.code);
+        assert_eq!(
+            code(std::slice::from_ref(&ia)),
+            Err(ErrorCode::BatchInconsistent)
+        );
+        assert_eq!(code(&[ia.clone(), ia.clone()]), Err(ErrorCode::Malformed));
+        let mut again = c.leg(
+            &alice,
+            IntentType::AtomicSwap,
+            &[(b, gbtc(), 5)],
+            &[(b, gusd(), 5)],
+        );
+        again.action_id = "other".into();
+        let second = c.valid(&alice, &again);
+        assert_eq!(
+            code(&[ia.clone(), second]),
+            Err(ErrorCode::BatchInconsistent)
+        );
+        let mut unknown = c.leg(
+            &dex,
+            IntentType::AtomicSwap,
+            &[(pk(&alice), gusd(), 5)],
+            &[(pk(&alice), gbtc(), 5)],
+        );
+        unknown.outputs[0].asset = AssetRef::Ticker("gEUR".into());
+        let iu = c.valid(&dex, &unknown);
+        assert_eq!(code(&[ia, iu]), Err(ErrorCode::UnknownVtxoOrAsset));
+    }
+
+    #[test]
+    fn only_the_issuer_mints_and_a_burn_needs_what_it_burns() {
+        let c = ctx();
+        let (alice, dex) = (Keys::generate(), Keys::generate());
+        let (a, d) = (pk(&alice), pk(&dex));
+        let lp = l2_asset_id(&d, "gLP");
+        let supply = |asset: AssetId, n: u64| {
+            Some(vec![SupplyChange {
+                asset: AssetRef::Id(asset),
+                ticker: "gLP".into(),
+                amount: WireAmount::new(n),
+            }])
+        };
+        let ia = c.valid(
+            &alice,
+            &c.leg(
+                &alice,
+                IntentType::AddLiquidity,
+                &[(d, gbtc(), 100), (d, gusd(), 65)],
+                &[(d, AssetRef::Id(lp), 80)],
+            ),
+        );
+        let mut dc = c.leg(
+            &dex,
+            IntentType::AddLiquidity,
+            &[(a, AssetRef::Id(lp), 80)],
+            &[(a, gbtc(), 100), (a, gusd(), 65)],
+        );
+        dc.mint = supply(lp, 80);
+        let id = c.valid(&dex, &dc);
+        let s = c.check(&[ia.clone(), id]).expect("mint");
+        assert_eq!(
+            s.parties[1].draw,
+            [(c.gbtc, 10)].into(),
+            "the mint needs no LP input"
+        );
+
+        // Alice cannot mint the DEX's asset: refused when the intent is validated.
+        let mut forged = c.leg(
+            &alice,
+            IntentType::AddLiquidity,
+            &[(d, gbtc(), 1)],
+            &[(d, gusd(), 1)],
+        );
+        forged.mint = supply(lp, 5);
+        let ev = builders::intent(&alice, &c.relay, &forged).expect("intent");
+        let r = validate_intent(&ev, &c.policy, UnixTime::now()).expect_err("not the issuer");
+        assert_eq!(r.code, ErrorCode::Malformed);
+        assert!(r.message.contains("only the issuer"), "{}", r.message);
+
+        // A burn beyond what the issuer receives.
+        let mut dc = c.leg(
+            &dex,
+            IntentType::AddLiquidity,
+            &[(a, AssetRef::Id(lp), 80)],
+            &[(a, gbtc(), 100), (a, gusd(), 65)],
+        );
+        dc.mint = supply(lp, 80);
+        dc.burn = supply(lp, 1);
+        let id = c.valid(&dex, &dc);
+        let r = c.check(&[ia, id]).expect_err("burn");
+        assert!(r.message.contains("burns 1 gLP"), "{}", r.message);
+    }
+
+    #[test]
+    fn conservation() {
+        let (x, y) = (AssetId::from_bytes([1; 32]), AssetId::from_bytes([2; 32]));
+        assert!(check_conservation(&[(x, 10)], &[(x, 4), (x, 6)], &[], &[]).is_ok());
+        assert!(check_conservation(&[], &[(y, 5)], &[(y, 5)], &[]).is_ok());
+        assert!(check_conservation(&[(y, 5)], &[], &[], &[(y, 5)]).is_ok());
+        let r = check_conservation(&[(x, 10)], &[(x, 11)], &[], &[]).expect_err("mint");
+        assert_eq!(r.code, ErrorCode::BatchInconsistent);
+    }
+}

@@ -524,10 +524,11 @@ impl Ceremony {
             let ids: Vec<VtxoId> = plan.inputs.iter().map(|v| v.id).collect();
             match self.store.lock_vtxos(&ids, cid, self.clock.now()).await {
                 Ok(()) => return Ok(Ok(plan)),
-                Err(ark_relay_core::StoreError::Ledger(ark_relay_core::LedgerError::Locked {
-                    vtxo,
-                    ..
-                })) if attempt < 8
+                // Another session took (or spent) an inventory VTXO first: plan again.
+                Err(ark_relay_core::StoreError::Ledger(
+                    ark_relay_core::LedgerError::Locked { vtxo, .. }
+                    | ark_relay_core::LedgerError::AlreadySpent(vtxo),
+                )) if attempt < 16
                     && plan.inputs[plan.inputs.len() - plan.inventory..]
                         .iter()
                         .any(|v| v.id == vtxo) => {}
@@ -813,7 +814,7 @@ impl Ceremony {
             state::ARK_TX_PREPARED => 1,
             state::CHECKPOINT_TXS_PREPARED => 2,
             state::ARK_TX_SIGNED | state::SIGNATURES_COLLECTED | state::ARK_EXECUTED => {
-                return self.reconcile_batch(c).await;
+                return self.reconcile_if_stuck(c).await;
             }
             _ if c.status.is_final() || resp.step < 2 => return Ok(JobOutcome::default()),
             _ => return unknown("the batch is not waiting for this step"),
@@ -969,7 +970,7 @@ impl Ceremony {
         if c.state != waiting {
             return match c.state.as_str() {
                 state::ARK_TX_SIGNED | state::SIGNATURES_COLLECTED | state::ARK_EXECUTED => {
-                    self.reconcile_batch(c).await
+                    self.reconcile_if_stuck(c).await
                 }
                 _ => Ok(JobOutcome::default()),
             };
@@ -1377,6 +1378,18 @@ impl Ceremony {
         self.settle_parties(&data, SessionStatus::Failed, state::FAILED, Some(&r))
             .await?;
         Ok(JobOutcome::default())
+    }
+
+    /// Another party's job may be inside `SubmitTx` or `FinalizeTx` for this
+    /// batch right now (each party's answer runs as its own job): only a
+    /// batch whose reconcile deadline has passed is driven forward here; a
+    /// fresh one is left to the job that moved it (or to the expiry scan).
+    async fn reconcile_if_stuck(&self, c: SessionRecord) -> Result<JobOutcome, HandlerError> {
+        if c.step_deadline.is_some_and(|d| d <= self.clock.now()) {
+            self.reconcile_batch(c).await
+        } else {
+            Ok(JobOutcome::default())
+        }
     }
 
     /// Drives a batch stranded past `SubmitTx` forward (see the transfer's
