@@ -226,7 +226,8 @@ pub trait RampStore: Send + Sync + 'static {
         outbox: &[NewOutboxEvent],
         now: UnixTime,
     ) -> Result<bool, StoreError>;
-    /// Lifts not yet final, oldest first.
+    /// Lifts not yet final: those past `invoiced` (money held, steps to
+    /// finish) first, then unpaid invoices; oldest first within each.
     async fn active_lifts(&self, limit: u32) -> Result<Vec<LiftRecord>, StoreError>;
 
     /// Records a new land, reserving its payment hash.

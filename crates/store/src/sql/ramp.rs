@@ -202,7 +202,7 @@ impl RampStore for SqlStore {
     async fn active_lifts(&self, limit: u32) -> Result<Vec<LiftRecord>, StoreError> {
         let sql = format!(
             "SELECT {LIFT_COLUMNS} FROM lifts WHERE status NOT IN ('announced', 'cancelled', \
-             'failed') ORDER BY id LIMIT ?"
+             'failed') ORDER BY CASE WHEN status = 'invoiced' THEN 1 ELSE 0 END, id LIMIT ?"
         );
         sqlx::query(&sql)
             .bind(i64::from(limit))
