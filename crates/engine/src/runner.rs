@@ -345,17 +345,29 @@ impl Engine {
             });
             let ingestor = self.ingestor();
             let concurrency = self.config.ingest_concurrency;
+            let seen = Arc::new(SeenEvents::new(SEEN_EVENTS));
             tasks.spawn(async move {
                 let events = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
                 events
                     .for_each_concurrent(concurrency, |event| {
                         let ingestor = ingestor.clone();
                         let cursor_tx = cursor_tx.clone();
+                        let seen = seen.clone();
                         async move {
+                            // A catch-up re-query hands back every event of
+                            // its window; the ones handled here already are
+                            // skipped before any signature check or DB read.
+                            if seen.contains(&event.id) {
+                                return;
+                            }
+                            let id = event.id;
                             let created = i64::try_from(event.created_at.as_secs()).unwrap_or(0);
                             match ingestor.handle(event).await {
-                                Ok(IngestOutcome::Ignored(_)) => {}
-                                Ok(_) => advance(&cursor_tx, UnixTime(created.min(UnixTime::now().0))),
+                                Ok(IngestOutcome::Ignored(_)) => seen.insert(id),
+                                Ok(_) => {
+                                    seen.insert(id);
+                                    advance(&cursor_tx, UnixTime(created.min(UnixTime::now().0)));
+                                }
                                 Err(e) => tracing::warn!(error = %e, "ingest failed; the event will be re-queried"),
                             }
                         }
@@ -437,6 +449,59 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Event ids an ingest process remembers as handled (about 10 minutes at
+/// 100 events/s); older ones fall back to the store's duplicate check.
+const SEEN_EVENTS: usize = 65_536;
+
+/// A bounded set of handled event ids, oldest forgotten first.
+struct SeenEvents {
+    inner: std::sync::Mutex<(
+        std::collections::HashSet<nostr::EventId>,
+        std::collections::VecDeque<nostr::EventId>,
+    )>,
+    capacity: usize,
+}
+
+impl SeenEvents {
+    fn new(capacity: usize) -> Self {
+        Self {
+            inner: std::sync::Mutex::new(Default::default()),
+            capacity,
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        (
+            std::collections::HashSet<nostr::EventId>,
+            std::collections::VecDeque<nostr::EventId>,
+        ),
+    > {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn contains(&self, id: &nostr::EventId) -> bool {
+        self.lock().0.contains(id)
+    }
+
+    fn insert(&self, id: nostr::EventId) {
+        let mut g = self.lock();
+        let (set, order) = &mut *g;
+        if set.insert(id) {
+            order.push_back(id);
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
     }
 }
 
