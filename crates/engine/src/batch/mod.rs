@@ -1444,25 +1444,34 @@ impl Ceremony {
             return Ok(0);
         };
         if s.id != cid {
-            // A party: follow its coordinator.
+            // A party: follow its coordinator (which may have ended before
+            // listing it, e.g. when another party's intent was a replay).
             let c = self.store.session(&cid).await.map_err(transient)?;
-            let data = match &c {
-                Some(c) => serde_json::from_str::<BatchData>(&c.data).ok(),
-                None => None,
-            };
-            match (c, data) {
-                (Some(c), Some(data)) if c.status.is_final() => {
-                    let st = c.state.clone();
-                    let r = c.error_code.map(|code| {
-                        Rejection::new(code, c.error_message.clone().unwrap_or_default())
-                    });
-                    self.settle_parties(&data, c.status, &st, r.as_ref())
-                        .await?;
+            match c {
+                Some(c) if !c.status.is_final() => {
+                    if c.step_deadline.is_some_and(|d| d <= self.clock.now()) {
+                        return Box::pin(self.expire_batch_session(c)).await;
+                    }
                 }
-                (Some(c), _) if c.step_deadline.is_some_and(|d| d <= self.clock.now()) => {
-                    return Box::pin(self.expire_batch_session(c)).await;
+                c => {
+                    let mut p = s;
+                    let (status, st) = match &c {
+                        Some(c) => (c.status, c.state.clone()),
+                        None => (SessionStatus::Failed, state::FAILED.to_owned()),
+                    };
+                    p.status = status;
+                    p.state = st;
+                    p.current_step = None;
+                    p.step_deadline = None;
+                    if let Some(c) = c {
+                        p.error_code = c.error_code;
+                        p.error_message = c.error_message;
+                    }
+                    self.store
+                        .update_session(&p, &[], self.clock.now())
+                        .await
+                        .map_err(transient)?;
                 }
-                _ => {}
             }
             return Ok(0);
         }
