@@ -258,3 +258,30 @@ impl JobHandler for Degrade {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_reports_what_the_last_probe_saw() {
+        let watch = BackendWatch::new();
+        assert!(
+            watch.unavailable().is_empty(),
+            "unknown back ends count as up"
+        );
+        watch.record("arkd", Err("connection refused".into()));
+        assert_eq!(
+            watch.unavailable(),
+            vec![Unavailable {
+                backend: "arkd".into(),
+                reason: "connection refused".into()
+            }]
+        );
+        watch.record("lnd", Ok(()));
+        assert_eq!(watch.unavailable().len(), 1);
+        watch.record("arkd", Ok(()));
+        assert!(watch.unavailable().is_empty());
+        assert_eq!(watch.snapshot().len(), 2);
+    }
+}
