@@ -279,9 +279,12 @@ async fn events_missed_while_the_database_is_down_are_ingested_when_it_returns()
     cluster.set_database_url(&relay_db_url);
     let url = cluster.nostr.url().to_owned();
 
-    let mut ingest = cluster.spawn("ingest", &[]);
+    let mut ingest = cluster.spawn("ingest", &["--http", "127.0.0.1:0"]);
     let mut worker = cluster.spawn("worker", &[]);
-    ingest.wait_ready().await;
+    let http = ingest.wait_ready().await["http_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     worker.wait_ready().await;
 
     // An unfunded author: every intent of it is answered 2001.
@@ -332,6 +335,18 @@ async fn events_missed_while_the_database_is_down_are_ingested_when_it_returns()
     for _ in 0..3 {
         missed.push(publish(&keys).await);
     }
+    // The HTTP API stays up and says what is wrong, as JSON.
+    let h = health(&http).await;
+    assert_eq!(h["http_status"], 503, "{h}");
+    assert_eq!(h["status"], "unavailable", "{h}");
+    assert_eq!(h["error"]["code"], 7001, "{h}");
+    let (status, body) = tokio::task::spawn_blocking({
+        let http = http.clone();
+        move || common::http_get(&http, "/info")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "static facts are still served: {body}");
     // Give the relay time to try (and fail) to record them.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -359,6 +374,7 @@ async fn events_missed_while_the_database_is_down_are_ingested_when_it_returns()
     )
     .await;
     let caught_up = back.elapsed();
+    assert_eq!(wait_health(&http, "ok").await["http_status"], 200);
     let mut per_event: HashMap<String, i64> = HashMap::new();
     for (id, n) in cluster
         .groups(
