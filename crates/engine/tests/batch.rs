@@ -743,11 +743,29 @@ async fn a_party_that_never_signs_fails_the_batch_for_everyone() {
 /// completes the batch as a whole, exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_relay_killed_between_the_parties_signatures_completes_the_batch_once() {
+    killed_at(CrashPoint::BetweenPartySignatures).await;
+}
+
+/// The same at every other step of the batch (before the challenges, after
+/// them, after `SubmitTx`, after `FinalizeTx`, before the 31340): the batch
+/// completes exactly once and the ledger matches arkd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_at_any_step_of_a_batch_completes_it_once() {
+    for point in [
+        CrashPoint::AfterLock,
+        CrashPoint::AfterChallenge,
+        CrashPoint::AfterSubmit,
+        CrashPoint::AfterFinalize,
+        CrashPoint::BeforeConfirmation,
+    ] {
+        killed_at(point).await;
+    }
+}
+
+async fn killed_at(point: CrashPoint) {
     let crashed = Arc::new(AtomicBool::new(false));
     let flag = crashed.clone();
-    let hook: CrashHook = Arc::new(move |p| {
-        p == CrashPoint::BetweenPartySignatures && !flag.swap(true, Ordering::SeqCst)
-    });
+    let hook: CrashHook = Arc::new(move |p| p == point && !flag.swap(true, Ordering::SeqCst));
     let mut s = setup_with(TestDb::mariadb().await.expect("MariaDB"), None, Some(hook)).await;
     let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
     let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
@@ -777,12 +795,17 @@ async fn a_relay_killed_between_the_parties_signatures_completes_the_batch_once(
         ))
         .await
         .expect("dex");
-    dex.submit_batch("crash", vec![a.clone(), d.clone()])
-        .await
-        .expect("accepted");
+    // The submitter waits for its 31501 while the relay dies and restarts.
+    let submit = {
+        let (dex, batch) = (dex.clone(), vec![a.clone(), d.clone()]);
+        tokio::spawn(async move { dex.submit_batch("crash", batch).await })
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !crashed.load(Ordering::SeqCst) {
-        assert!(tokio::time::Instant::now() < deadline, "never crashed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{point:?}: never crashed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Kill that process; start a fresh one.
@@ -798,11 +821,16 @@ async fn a_relay_killed_between_the_parties_signatures_completes_the_batch_once(
         None,
     )
     .await;
+    let accepted = submit.await.expect("join");
+    assert!(accepted.is_ok(), "{point:?}: {accepted:?}");
     let (ra, rd) = tokio::join!(
         alice.outcome(event_id_from_nostr(&a.id), OUTCOME),
         dex.outcome(event_id_from_nostr(&d.id), OUTCOME)
     );
-    let (ca, cd) = (ra.expect("alice completes"), rd.expect("dex completes"));
+    let (ca, cd) = (
+        ra.unwrap_or_else(|e| panic!("{point:?}: alice: {e}")),
+        rd.unwrap_or_else(|e| panic!("{point:?}: dex: {e}")),
+    );
     assert_eq!(ca.ark_txid, cd.ark_txid);
     assert_eq!(balance(&s, &alice_pk, &s.gusd).await, 650, "paid once");
     assert_eq!(balance(&s, &dex_pk, &s.gbtc).await, 1_990, "paid once");
@@ -823,7 +851,7 @@ async fn a_relay_killed_between_the_parties_signatures_completes_the_batch_once(
         .iter()
         .filter(|e| answers(e, kinds::CONFIRMATION, &a.id))
         .count();
-    assert_eq!(n, 1, "one 31340");
+    assert_eq!(n, 1, "{point:?}: one 31340");
     let _ = stop.send(true);
 }
 

@@ -1475,7 +1475,19 @@ impl Ceremony {
             }
             return Ok(0);
         }
+        let now = self.clock.now();
         match s.state.as_str() {
+            // Waiting for its own submit job (redelivered after a crash), not
+            // for a party: give it until the session's expiry.
+            state::INTENT_RECEIVED if s.expires_at > now => {
+                let mut s = s;
+                s.step_deadline = Some(now.plus_secs(self.config.step_timeout_secs));
+                self.store
+                    .update_session(&s, &[], now)
+                    .await
+                    .map_err(transient)?;
+                Ok(0)
+            }
             state::INTENT_RECEIVED | state::ARK_TX_PREPARED => {
                 let data: BatchData = serde_json::from_str(&s.data).map_err(fatal)?;
                 let mut silent = Vec::new();
