@@ -282,6 +282,13 @@ mod tests {
         }
     }
 
+    fn inv(n: u8, relay: PubKey, sats: u64) -> Vtxo {
+        Vtxo {
+            status: VtxoStatus::Available,
+            ..vtxo(n, relay, sats, None)
+        }
+    }
+
     fn c(a: u8, amount: u64) -> Colour {
         Colour {
             asset: AssetId::from_bytes([a; 32]),
@@ -334,7 +341,7 @@ mod tests {
                 vtxo(3, dex, 330, Some((gbtc, 100))),
             ],
         ];
-        let inv = [vtxo(9, relay, 5_000, None), vtxo(8, relay, 1_000, None)];
+        let inv = [inv(9, relay, 5_000), inv(8, relay, 1_000)];
         let p = plan_batch(&parties, &vtxos, &inv, &relay, Sats::new(330)).expect("plan");
         assert_eq!(
             p.spans[0],
@@ -399,7 +406,7 @@ mod tests {
             ],
             vec![vtxo(3, dex, 330, Some((gbtc, 10)))],
         ];
-        let inv = [vtxo(9, relay, 5_000, None)];
+        let inv = [inv(9, relay, 5_000)];
         let p = plan_batch(&parties, &vtxos, &inv, &relay, Sats::new(330)).expect("plan");
         let to_dex: Vec<_> = p.outputs.iter().filter(|o| o.owner == dex).collect();
         assert_eq!(to_dex.len(), 1);
