@@ -171,7 +171,10 @@ mod tests {
         let out = p.quote(Side::Btc, 1_000_000).expect("quote");
         // Without the fee 0.01 gBTC would buy 649 350 cents; the fee takes 0.3 % of the input.
         let no_fee = 650_000_000u64 * 1_000_000 / (1_000_000_000 + 1_000_000);
-        assert!(out < no_fee && out > no_fee * 996 / 1000, "{out} vs {no_fee}");
+        assert!(
+            out < no_fee && out > no_fee * 996 / 1000,
+            "{out} vs {no_fee}"
+        );
         p.apply_swap(Side::Btc, 1_000_000, out);
         assert!(
             u128::from(p.btc) * u128::from(p.usd) >= k,
