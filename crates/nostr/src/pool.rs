@@ -207,4 +207,18 @@ impl NostrTransport for PoolTransport {
     fn relay_urls(&self) -> Vec<String> {
         self.opts.relays.clone()
     }
+
+    async fn relay_status(&self) -> Vec<(String, bool)> {
+        self.client
+            .relays()
+            .await
+            .iter()
+            .map(|(url, relay)| {
+                (
+                    url.to_string(),
+                    relay.status() == nostr_sdk::RelayStatus::Connected,
+                )
+            })
+            .collect()
+    }
 }

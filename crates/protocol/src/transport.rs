@@ -61,4 +61,10 @@ pub trait NostrTransport: Send + Sync + 'static {
 
     /// The Nostr relay URLs in use.
     fn relay_urls(&self) -> Vec<String>;
+
+    /// Each relay's URL and whether it is connected now (for `/health`);
+    /// empty when the transport cannot tell.
+    async fn relay_status(&self) -> Vec<(String, bool)> {
+        Vec::new()
+    }
 }

@@ -402,6 +402,28 @@ impl DevStack {
             &mut services,
         )
         .await?;
+        // Queue and Nostr relay liveness for /health (crate::probes).
+        let probes = crate::probes::Probes::default();
+        {
+            let p = probes.clone();
+            let queue = engine.parts().queue.clone();
+            let transport = engine.parts().transport.clone();
+            let name = match self.config.queue_kind() {
+                QueueKind::Redis(_) => "redis",
+                QueueKind::InProcess => "in-process queue",
+            };
+            services.spawn("probes", move |stop| async move {
+                p.run(
+                    queue,
+                    name,
+                    transport,
+                    Duration::from_secs(5),
+                    stop.into_receiver(),
+                )
+                .await;
+                Ok(())
+            });
+        }
         services.spawn("engine", move |stop| async move {
             engine
                 .run(stop.into_receiver())
@@ -428,14 +450,16 @@ impl DevStack {
         let api_store: DynStore = Arc::new(store.clone());
         let metrics = crate::ops::metrics_source(crate::ops::recorder()?, health.clone());
         let health_source = move || {
-            health
+            let mut all = health
                 .snapshot()
                 .into_iter()
                 .map(|v| {
                     let healthy = v.state != BreakerState::Open;
                     ark_relay_api::BackendHealth::new(v.backend, v.state.as_str(), healthy)
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            all.extend(probes.snapshot());
+            all
         };
         let router = http::router(
             ApiState::new(api_store, info)

@@ -15,6 +15,7 @@ mod http;
 mod keys;
 mod keyvault;
 mod ops;
+mod probes;
 mod ramps;
 mod rotation;
 mod run;

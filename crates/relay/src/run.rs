@@ -352,6 +352,18 @@ pub async fn run(
     }
 
     // HTTP, if asked for.
+    // Queue and Nostr relay liveness for /health (crate::probes).
+    let probes = crate::probes::Probes::default();
+    tokio::spawn(probes.clone().run(
+        engine.parts().queue.clone(),
+        match config.queue_kind() {
+            QueueKind::Redis(_) => "redis",
+            QueueKind::InProcess => "in-process queue",
+        },
+        engine.parts().transport.clone(),
+        Duration::from_secs(5),
+        stop.clone(),
+    ));
     let mut http_url = None;
     let mut http_task = None;
     let (http_stop_tx, mut http_stop) = watch::channel(false);
@@ -371,9 +383,14 @@ pub async fn run(
             database: store.backend_name().to_owned(),
         };
         let source = availability.clone();
+        let probed = probes.clone();
         let router = http::router(
             ApiState::new(api_store, info)
-                .with_health(Arc::new(move || source.health()))
+                .with_health(Arc::new(move || {
+                    let mut all = source.health();
+                    all.extend(probed.snapshot());
+                    all
+                }))
                 .with_metrics(crate::ops::metrics_source(
                     crate::ops::recorder()?,
                     health.clone(),

@@ -83,6 +83,21 @@ async fn lift_and_land_through_dev() {
     let gbtc = &body["reserves"][0];
     assert_eq!(gbtc["ticker"], "gBTC");
     assert_eq!(gbtc["circulating"], before + 100_000 - 50_000);
+
+    // /health reports the queue and the Nostr relay connection next to the
+    // daemons' circuit breakers.
+    let (status, body) = http_get(url, "/health");
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let backends = health["backends"].as_array().unwrap();
+    let named = |prefix: &str| {
+        backends
+            .iter()
+            .any(|b| b["name"].as_str().unwrap_or("").starts_with(prefix) && b["healthy"] == true)
+    };
+    assert!(named("in-process queue"), "{body}");
+    assert!(named("nostr ws://127.0.0.1"), "{body}");
+    assert!(named("lnd") && named("arkd"), "{body}");
     alice.shutdown().await;
     assert!(dev.terminate().success());
 }
