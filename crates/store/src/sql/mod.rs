@@ -13,8 +13,8 @@
 mod inventory;
 mod ledger;
 mod port;
-mod records;
 mod ramp;
+mod records;
 mod rows;
 mod sessions;
 mod settlement;
