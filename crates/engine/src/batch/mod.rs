@@ -28,7 +28,6 @@
 
 pub mod plan;
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use ark_relay_ark::{
@@ -365,7 +364,7 @@ impl Ceremony {
         let cid = SessionId::from(request);
         if let Some(c) = self.store.session(&cid).await.map_err(transient)? {
             return if c.state == state::INTENT_RECEIVED {
-                self.start_batch(c).await
+                self.start_batch(c, None).await
             } else {
                 Ok(JobOutcome::default())
             };
@@ -459,7 +458,7 @@ impl Ceremony {
                 .await
                 .map_err(transient)?;
         }
-        self.start_batch(c).await
+        self.start_batch(c, Some((valid, derived))).await
     }
 
     /// Plans the batch; with `lock`, locks every input for the coordinator
@@ -539,12 +538,21 @@ impl Ceremony {
     }
 
     /// Locks, builds, creates the party sessions and sends every party its
-    /// step-1 challenge, with the accepted 31501, in one transition.
-    async fn start_batch(&self, c: SessionRecord) -> Result<JobOutcome, HandlerError> {
+    /// step-1 challenge, with the accepted 31501, in one transition. `derived`
+    /// is what the submit job just checked (`None` on a redelivery: derive
+    /// again, the intents may have expired meanwhile).
+    async fn start_batch(
+        &self,
+        c: SessionRecord,
+        derived: Option<(Vec<ValidIntent>, Derived)>,
+    ) -> Result<JobOutcome, HandlerError> {
         let mut data: BatchData = serde_json::from_str(&c.data).map_err(fatal)?;
-        let (valid, derived) = match self.derive(&data.intents).await? {
-            Ok(d) => d,
-            Err(r) => return self.fail_batch(c, r, false).await,
+        let (valid, derived) = match derived {
+            Some(d) => d,
+            None => match self.derive(&data.intents).await? {
+                Ok(d) => d,
+                Err(r) => return self.fail_batch(c, r, false).await,
+            },
         };
         let server = self.server_info().await?.clone();
         // A redelivered job may find its own locks: plan again from scratch.
@@ -1562,10 +1570,11 @@ fn describe_party(plan: &BatchPlan, i: usize, me: &PubKey) -> String {
         .filter_map(|o| o.hint)
         .map(|h| format!("{} of {}", h.amount.get(), short(&h.asset.to_string())))
         .collect();
-    let mut per: BTreeMap<&str, String> = BTreeMap::new();
-    per.insert("pay", pays.join(", "));
-    per.insert("receive", gets.join(", "));
-    format!("you pay {}; you receive {}", per["pay"], per["receive"])
+    format!(
+        "you pay {}; you receive {}",
+        pays.join(", "),
+        gets.join(", ")
+    )
 }
 
 fn ark_rejection(e: &ark_relay_core::backends::ark::ArkServerError) -> Rejection {
