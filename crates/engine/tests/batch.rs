@@ -26,7 +26,6 @@ use ark_relay_protocol::content::{
 };
 use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
-use ark_relay_queue::MemoryQueue;
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
 use ark_relay_store::testing::TestDb;
 use ark_relay_wallet::{SignPolicy, Wallet as RefWallet, WalletOptions};
@@ -188,9 +187,17 @@ async fn start_engine(
         ceremony = ceremony.with_crash_hook(c);
     }
     let ceremony = Arc::new(ceremony);
+    // Jobs go through real Redis Streams (a fresh stream per relay process,
+    // as a restarted process finds its work again from the database).
+    let redis = std::env::var("ARK_RELAY_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("ark-relay-test-batch-{}", rand_id());
+    let queue = ark_relay_queue::RedisQueue::connect(&redis, &prefix, Default::default())
+        .await
+        .expect("Redis");
     let parts = EngineParts {
         store: store.clone(),
-        queue: Arc::new(MemoryQueue::new(Default::default())),
+        queue: Arc::new(queue),
         bus: None,
         transport: Arc::new(transport),
         keys: relay_keys.clone(),
