@@ -939,7 +939,13 @@ impl Wallet {
         let answer = {
             let mut st = self.lock();
             let Some(signer) = st.signer.as_mut() else {
-                tracing::warn!("challenge before the server parameters are known; ignored");
+                // Challenges from before this wallet started are history
+                // replayed by the Nostr relay; a new one this early is odd.
+                if created < self.inner.started_at {
+                    tracing::debug!(id = %ev.id, "old challenge before the server parameters are known; ignored");
+                } else {
+                    tracing::warn!(id = %ev.id, "challenge before the server parameters are known; ignored");
+                }
                 return;
             };
             if !signer.knows(&ch.session_id) && created < self.inner.started_at {
