@@ -819,13 +819,27 @@ async fn land_that_fails_terminally_is_refunded_with_6003() {
     e.destroy().await;
 }
 
-/// lnd that once says "never heard of it" to TrackPaymentV2 although the
-/// payment exists, as a racing restart can: the relay then resends, gets
-/// `AlreadyExists`, and must track rather than pay again.
+/// lnd with faults a test switches on: once says "never heard of it" to
+/// TrackPaymentV2 although the payment exists, as a racing restart can (the
+/// relay then resends, gets `AlreadyExists`, and must track rather than pay
+/// again); or is unreachable (`down`) for invoices and balances.
 struct ForgetfulLnd {
     inner: DynLightning,
     lied: Arc<Mutex<bool>>,
     resend_refused: Arc<Mutex<bool>>,
+    down: Arc<Mutex<bool>>,
+}
+
+impl ForgetfulLnd {
+    fn check_up(&self) -> Result<(), LightningError> {
+        if *self.down.lock().unwrap() {
+            return Err(LightningError::new(
+                BackendErrorKind::Unavailable,
+                "connection refused",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -839,6 +853,7 @@ impl Lightning for ForgetfulLnd {
         &self,
         req: ark_relay_core::backends::lightning::HoldInvoiceRequest,
     ) -> Result<ark_relay_core::backends::lightning::AddedInvoice, LightningError> {
+        self.check_up()?;
         self.inner.add_hold_invoice(req).await
     }
     async fn settle_invoice(
@@ -932,6 +947,7 @@ impl Lightning for ForgetfulLnd {
     async fn channel_balance(
         &self,
     ) -> Result<ark_relay_core::backends::lightning::ChannelBalance, LightningError> {
+        self.check_up()?;
         self.inner.channel_balance().await
     }
     async fn wallet_balance(
@@ -977,6 +993,7 @@ async fn already_exists_on_resend_is_tracked_not_paid_twice() {
         inner: real.clone(),
         lied: lied.clone(),
         resend_refused: resend_refused.clone(),
+        down: Arc::new(Mutex::new(false)),
     });
     let relay = e.start(fast(), None).await;
     wait_until("lnd refused the resend with AlreadyExists", || {
@@ -1239,5 +1256,47 @@ async fn first_lift_of_a_new_taproot_asset_needs_its_proof() {
     let b = e.store.balances(&alice_pk).await.unwrap();
     assert_eq!(b.assets.get(&asset).map(|a| a.get()), Some(500));
     relay.kill().await;
+    e.destroy().await;
+}
+
+/// lnd unreachable when a lift is requested: the wallet hears 7001 once, the
+/// request is kept, and it is answered with the invoice when lnd returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lift_requested_while_lnd_is_down_is_kept_and_answered_later() {
+    let mut e = env(TestDb::sqlite().await.unwrap()).await;
+    let down = Arc::new(Mutex::new(true));
+    let real = e.lnd.clone();
+    e.lnd = Arc::new(ForgetfulLnd {
+        inner: real.clone(),
+        lied: Arc::new(Mutex::new(true)), // no lie
+        resend_refused: Arc::new(Mutex::new(false)),
+        down: down.clone(),
+    });
+    let relay = e.start(fast(), None).await;
+    let alice = Wallet::connect(&e.nostr_url).await;
+    let req = ServiceRequest::LiftLightning {
+        asset_id: AssetRef::gbtc(),
+        amount: ark_relay_protocol::content::WireAmount::new(20_000),
+        proof: None,
+    };
+    let ev = builders::service_request(&alice.keys, &e.relay_pk, &req, &rand_id(), Scheme::Nip44)
+        .unwrap();
+    alice.publish(&ev).await;
+    assert_eq!(
+        failure_code(&alice, &ev.id).await,
+        ErrorCode::BackendUnavailable
+    );
+    *down.lock().unwrap() = false;
+    let resp = response_to(&alice, &ev).await;
+    let invoice = resp.result.unwrap()["invoice"].as_str().unwrap().to_owned();
+    e.pay(&invoice, 0).await;
+    confirmation_of(&alice, &ev.id).await;
+    assert_eq!(
+        alice.failures().await.get(&ev.id).map(Vec::len),
+        Some(1),
+        "7001 was said once"
+    );
+    relay.kill().await;
+    e.lnd = real;
     e.destroy().await;
 }

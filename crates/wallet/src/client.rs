@@ -499,7 +499,11 @@ impl Wallet {
                 if let Some(r) = st.responses.remove(&id) {
                     return Some(Ok(r));
                 }
-                st.failures.remove(&id).map(Err)
+                // 7001: the relay keeps the request and answers it later.
+                match st.failures.get(&id) {
+                    Some(n) if is_final(n) => st.failures.remove(&id).map(Err),
+                    _ => None,
+                }
             })
             .await
             .ok_or_else(|| WalletError::Timeout(format!("the answer to request {id}")))?;

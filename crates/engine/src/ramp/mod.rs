@@ -458,6 +458,9 @@ impl Ramps {
                 ));
             }
             Ok(_) => {}
+            Err(HandlerError::Transient(why)) => {
+                return Err(self.defer_lift(&user, &request, scheme, why)?);
+            }
             Err(e) => return Err(e),
         }
         // Persist the preimage before the invoice exists (lightning.md §8).
@@ -606,6 +609,28 @@ impl Ramps {
         Ok(inv.payment_request)
     }
 
+    /// lnd is unavailable: keep the request (the job runs again shortly,
+    /// without using up an attempt) and tell the wallet once with 7001.
+    fn defer_lift(
+        &self,
+        user: &PubKey,
+        request: &EventId,
+        scheme: Scheme,
+        reason: String,
+    ) -> Result<HandlerError, HandlerError> {
+        let r = Rejection::new(
+            ErrorCode::BackendUnavailable,
+            "the Lightning back end is unavailable; your lift request is kept and will be \
+             answered when it returns",
+        );
+        let notice = crate::failure_notice(&self.keys, user, request, &r, scheme).map_err(fatal)?;
+        Ok(HandlerError::Deferred {
+            reason,
+            retry_after: Duration::from_secs(5),
+            outbox: vec![notice],
+        })
+    }
+
     /// Creates the hold invoice of a `created` lift and queues the 31501.
     async fn invoice_lift(
         &self,
@@ -643,7 +668,10 @@ impl Ramps {
                     .map_err(|e| ln_transient("LookupInvoice", e))?
                     .payment_request
             }
-            Err(e) if e.is_transient() => return Err(ln_transient("AddHoldInvoice", e)),
+            Err(e) if e.is_transient() => {
+                let why = format!("lnd AddHoldInvoice: {e}");
+                return Err(self.defer_lift(&lift.user, &lift.request, scheme, why)?);
+            }
             Err(e) => {
                 let r = Rejection::new(e.error_code(), format!("lnd refused the invoice: {e}"));
                 lift.status = LiftStatus::Failed;
