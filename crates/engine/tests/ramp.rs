@@ -1259,10 +1259,11 @@ async fn first_lift_of_a_new_taproot_asset_needs_its_proof() {
     e.destroy().await;
 }
 
-/// lnd unreachable when a lift is requested: the wallet hears 7001 once, the
-/// request is kept, and it is answered with the invoice when lnd returns.
+/// lnd unreachable when a lift is requested or a land arrives: the wallet
+/// hears 7001 once, the request or intent is kept, and it runs when lnd
+/// returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lift_requested_while_lnd_is_down_is_kept_and_answered_later() {
+async fn lifts_and_lands_during_an_lnd_outage_are_kept_and_run_when_it_returns() {
     let mut e = env(TestDb::sqlite().await.unwrap()).await;
     let down = Arc::new(Mutex::new(true));
     let real = e.lnd.clone();
@@ -1273,7 +1274,8 @@ async fn a_lift_requested_while_lnd_is_down_is_kept_and_answered_later() {
         down: down.clone(),
     });
     let relay = e.start(fast(), None).await;
-    let alice = Wallet::connect(&e.nostr_url).await;
+    let alice = Arc::new(Wallet::connect(&e.nostr_url).await);
+    spawn_signer(alice.clone(), e.relay_pk);
     let req = ServiceRequest::LiftLightning {
         asset_id: AssetRef::gbtc(),
         amount: ark_relay_protocol::content::WireAmount::new(20_000),
@@ -1296,6 +1298,19 @@ async fn a_lift_requested_while_lnd_is_down_is_kept_and_answered_later() {
         Some(1),
         "7001 was said once"
     );
+
+    // A land while lnd is down: kept (7001), then paid when it returns.
+    *down.lock().unwrap() = true;
+    let (invoice, _) = e.external_invoice(5_000, 3_600).await;
+    let intent = land_intent(&e, &alice, &invoice, 5_000);
+    alice.publish(&intent).await;
+    assert_eq!(
+        failure_code(&alice, &intent.id).await,
+        ErrorCode::BackendUnavailable
+    );
+    *down.lock().unwrap() = false;
+    let c = confirmation_of(&alice, &intent.id).await;
+    assert!(c.preimage.is_some());
     relay.kill().await;
     e.lnd = real;
     e.destroy().await;

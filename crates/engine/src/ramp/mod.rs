@@ -623,7 +623,10 @@ impl Ramps {
             "the Lightning back end is unavailable; your lift request is kept and will be \
              answered when it returns",
         );
-        let notice = crate::failure_notice(&self.keys, user, request, &r, scheme).map_err(fatal)?;
+        let mut notice =
+            crate::failure_notice(&self.keys, user, request, &r, scheme).map_err(fatal)?;
+        // Its own outbox key, so a later final answer is not taken for a duplicate.
+        notice.dedupe_key = crate::degrade::kept_notice_key(request);
         Ok(HandlerError::Deferred {
             reason,
             retry_after: Duration::from_secs(5),
@@ -1018,11 +1021,32 @@ impl Ramps {
             )));
         }
         let fee_limit = land_fee_limit(fee);
-        let channel = self
-            .ln
-            .channel_balance()
-            .await
-            .map_err(|e| ln_transient("ChannelBalance", e))?;
+        let channel = match self.ln.channel_balance().await {
+            Ok(c) => c,
+            // lnd unreachable: keep the intent (7001 once), like arkd's outage.
+            Err(e) if e.is_transient() => {
+                let r = Rejection::new(
+                    ErrorCode::BackendUnavailable,
+                    "the Lightning back end is unavailable; your land is kept and will run \
+                     when it returns",
+                );
+                let mut notice = crate::failure_notice(
+                    &self.keys,
+                    &intent.author,
+                    &intent.event_id,
+                    &r,
+                    Scheme::Nip44,
+                )
+                .map_err(fatal)?;
+                notice.dedupe_key = crate::degrade::kept_notice_key(&intent.event_id);
+                return Err(HandlerError::Deferred {
+                    reason: format!("lnd ChannelBalance: {e}"),
+                    retry_after: Duration::from_secs(5),
+                    outbox: vec![notice],
+                });
+            }
+            Err(e) => return Err(ln_transient("ChannelBalance", e)),
+        };
         let needed = amount.saturating_add(fee_limit).saturating_mul(1_000);
         if channel.local_msat < needed {
             return Ok(Err(Rejection::new(
