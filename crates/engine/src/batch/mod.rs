@@ -36,8 +36,7 @@ use ark_relay_ark::{
 };
 use ark_relay_core::{
     AssetId, AssetType, Colour, CommitOutcome, ErrorCode, EventId, L2Transaction, NewAsset,
-    NewOutboxEvent, NewVtxo, PubKey, Recorded, SessionId, SessionRecord, SessionStatus, Vtxo,
-    VtxoId, VtxoStatus,
+    NewOutboxEvent, PubKey, Recorded, SessionId, SessionRecord, SessionStatus, Vtxo, VtxoId,
 };
 use ark_relay_protocol::batch::{check_batch, check_conservation};
 use ark_relay_protocol::content::{
@@ -1171,25 +1170,13 @@ impl Ceremony {
         }
         let now = self.clock.now();
         let server = self.server_info().await?;
-        let expires_at = data.inputs.iter().filter_map(|v| v.expires_at).min();
-        let outputs: Vec<NewVtxo> = data
-            .outputs
-            .iter()
-            .enumerate()
-            .map(|(i, o)| NewVtxo {
-                id: VtxoId::new(ark_txid, u32::try_from(i).unwrap_or(u32::MAX)),
-                owner: o.owner,
-                sats: o.sats,
-                colour: o.colour,
-                status: if o.owner == self.relay && o.colour.is_none() {
-                    VtxoStatus::Available
-                } else {
-                    VtxoStatus::Assigned
-                },
-                tapscripts: server.default_vtxo(&o.owner).to_tapscripts(),
-                expires_at,
-            })
-            .collect();
+        let outputs = crate::server::new_vtxos(
+            server,
+            &self.relay,
+            ark_txid,
+            data.outputs.iter().map(|o| (o.owner, o.sats, o.colour)),
+            &data.inputs,
+        );
         let l2 = L2Transaction {
             ark_txid,
             kind: "batch".into(),

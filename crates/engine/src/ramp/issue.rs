@@ -16,8 +16,8 @@ use ark_relay_ark::{
 };
 use ark_relay_core::backends::ark::{ArkServer, IntentProof, SubmittedTx};
 use ark_relay_core::{
-    Clock, Colour, CommitOutcome, DynStore, ErrorCode, L2Transaction, LedgerError, NewVtxo, PubKey,
-    Sats, SessionId, StoreError, Vtxo, VtxoId, VtxoStatus,
+    Clock, Colour, CommitOutcome, DynStore, ErrorCode, L2Transaction, LedgerError, PubKey, Sats,
+    SessionId, StoreError, Vtxo, VtxoId,
 };
 use ark_relay_protocol::Rejection;
 use bitcoin::secp256k1::Keypair;
@@ -334,24 +334,13 @@ impl Issuer {
             Err(e) => return Err(fatal(format!("arkd refused FinalizeTx: {e}"))),
         }
         let server = self.server_info().await?;
-        let outputs: Vec<NewVtxo> = tx
-            .outputs
-            .iter()
-            .enumerate()
-            .map(|(i, o)| NewVtxo {
-                id: VtxoId::new(tx.ark_txid, u32::try_from(i).unwrap_or(u32::MAX)),
-                owner: o.owner,
-                sats: o.sats,
-                colour: o.colour,
-                status: if o.owner == self.relay && o.colour.is_none() {
-                    VtxoStatus::Available
-                } else {
-                    VtxoStatus::Assigned
-                },
-                tapscripts: server.default_vtxo(&o.owner).to_tapscripts(),
-                expires_at: tx.inputs.iter().filter_map(|v| v.expires_at).min(),
-            })
-            .collect();
+        let outputs = crate::server::new_vtxos(
+            server,
+            &self.relay,
+            tx.ark_txid,
+            tx.outputs.iter().map(|o| (o.owner, o.sats, o.colour)),
+            &tx.inputs,
+        );
         let l2 = L2Transaction {
             ark_txid: tx.ark_txid,
             kind: kind.to_owned(),

@@ -28,8 +28,7 @@ use ark_relay_ark::{
 use ark_relay_core::backends::ark::{ArkServer, ArkServerError};
 use ark_relay_core::{
     AssetId, Clock, Colour, CommitOutcome, DynStore, ErrorCode, EventId, Job, L2Transaction,
-    NewOutboxEvent, NewVtxo, PubKey, SessionId, SessionRecord, SessionStatus, Vtxo, VtxoId,
-    VtxoStatus,
+    NewOutboxEvent, PubKey, SessionId, SessionRecord, SessionStatus, Vtxo, VtxoId, VtxoStatus,
 };
 use ark_relay_protocol::content::{
     AssetRef, ChallengeType, ColourHint, Confirmation, PayloadToSign,
@@ -1015,24 +1014,13 @@ impl Ceremony {
         }
         let now = self.clock.now();
         let server = self.server_info().await?;
-        let mut outputs: Vec<NewVtxo> = data
-            .outputs
-            .iter()
-            .enumerate()
-            .map(|(i, o)| NewVtxo {
-                id: VtxoId::new(ark_txid, u32::try_from(i).unwrap_or(u32::MAX)),
-                owner: o.owner,
-                sats: o.sats,
-                colour: o.colour,
-                status: if o.owner == self.relay && o.colour.is_none() {
-                    VtxoStatus::Available
-                } else {
-                    VtxoStatus::Assigned
-                },
-                tapscripts: server.default_vtxo(&o.owner).to_tapscripts(),
-                expires_at: data.inputs.iter().filter_map(|v| v.expires_at).min(),
-            })
-            .collect();
+        let mut outputs = crate::server::new_vtxos(
+            server,
+            &self.relay,
+            ark_txid,
+            data.outputs.iter().map(|o| (o.owner, o.sats, o.colour)),
+            &data.inputs,
+        );
         // A land burns the landed colour in the ark tx that moves it to the
         // relay; the carrier sats join the relay's inventory.
         let mut burned = Vec::new();
