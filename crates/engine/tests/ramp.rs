@@ -391,7 +391,7 @@ async fn request_lift(e: &Env, w: &Wallet, amount: u64) -> (Event, String) {
 
 /// A `land_lightning` intent paying `invoice` for `amount` (+ 0.1 % fee).
 fn land_intent(e: &Env, w: &Wallet, invoice: &str, amount: u64) -> Event {
-    let fee = (amount * 1_000).div_ceil(1_000_000);
+    let fee = ark_relay_protocol::intent::land_fee(amount, 1_000).unwrap();
     let mut c = IntentContent::transfer(
         format!("land-{}", rand_id()),
         &e.relay_pk,

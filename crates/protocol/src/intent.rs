@@ -57,9 +57,16 @@ impl IntentPolicy {
 
     /// The land fee for `landed` units: 0.1 % rounded up.
     pub fn land_fee(&self, landed: u64) -> Option<u64> {
-        let fee = (u128::from(landed) * u128::from(self.land_fee_ppm)).div_ceil(1_000_000);
-        u64::try_from(fee).ok()
+        land_fee(landed, self.land_fee_ppm)
     }
+}
+
+/// The fee of landing `landed` units at `ppm` parts per million, rounded up
+/// (PRD §6; wallets compute it from `get_info`'s `land_fee_ppm`). `None` if it
+/// overflows.
+pub fn land_fee(landed: u64, ppm: u64) -> Option<u64> {
+    let fee = (u128::from(landed) * u128::from(ppm)).div_ceil(1_000_000);
+    u64::try_from(fee).ok()
 }
 
 /// What to do with an event that arrived on the subscription.

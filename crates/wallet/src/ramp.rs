@@ -90,8 +90,8 @@ impl Wallet {
             .get("land_fee_ppm")
             .and_then(|v| v.as_u64())
             .unwrap_or(1_000);
-        let fee = (u128::from(amount) * u128::from(ppm)).div_ceil(1_000_000);
-        let fee = u64::try_from(fee).map_err(|_| WalletError::Invalid("fee overflows".into()))?;
+        let fee = ark_relay_protocol::intent::land_fee(amount, ppm)
+            .ok_or_else(|| WalletError::Invalid("fee overflows".into()))?;
         let relay = self.relay();
         let mut content = IntentContent::transfer(
             uuid::Uuid::new_v4().simple().to_string(),
