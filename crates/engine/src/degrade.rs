@@ -210,6 +210,30 @@ pub fn kept_notice_key(intent: &ark_relay_core::EventId) -> String {
     format!("7001:{intent}")
 }
 
+/// Keeps a job for later because a back end is unavailable: a
+/// [`HandlerError::Deferred`] (run again after `retry_after`, no attempt used)
+/// carrying the one 7001 notice `message` to `to`, answering `answered`. The
+/// notice has its own outbox key, so a later final answer still goes out.
+pub fn keep(
+    keys: &Keys,
+    to: &ark_relay_core::PubKey,
+    answered: &ark_relay_core::EventId,
+    message: &str,
+    scheme: Scheme,
+    reason: String,
+    retry_after: Duration,
+) -> Result<HandlerError, HandlerError> {
+    let rejection = Rejection::new(ErrorCode::BackendUnavailable, message);
+    let mut notice = crate::failure_notice(keys, to, answered, &rejection, scheme)
+        .map_err(|e| HandlerError::Fatal(e.to_string()))?;
+    notice.dedupe_key = kept_notice_key(answered);
+    Ok(HandlerError::Deferred {
+        reason,
+        retry_after,
+        outbox: vec![notice],
+    })
+}
+
 #[async_trait]
 impl JobHandler for Degrade {
     async fn handle(&self, job: &Job, attempts: u32) -> Result<JobOutcome, HandlerError> {
@@ -246,16 +270,15 @@ impl JobHandler for Degrade {
         let author = pubkey_from_nostr(&inbound.event.pubkey)
             .ok_or_else(|| HandlerError::Fatal("invalid author key".into()))?;
         let intent = event_id_from_nostr(&inbound.event.id);
-        let rejection = Rejection::new(ErrorCode::BackendUnavailable, KEPT_MESSAGE);
-        let mut notice =
-            crate::failure_notice(&self.keys, &author, &intent, &rejection, Scheme::Nip44)
-                .map_err(|e| HandlerError::Fatal(e.to_string()))?;
-        notice.dedupe_key = kept_notice_key(&intent);
-        Err(HandlerError::Deferred {
+        Err(keep(
+            &self.keys,
+            &author,
+            &intent,
+            KEPT_MESSAGE,
+            Scheme::Nip44,
             reason,
-            retry_after: self.retry_after,
-            outbox: vec![notice],
-        })
+            self.retry_after,
+        )?)
     }
 }
 

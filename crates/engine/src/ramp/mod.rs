@@ -48,6 +48,9 @@ pub use issue::{IssueError, IssueTx, Issuer};
 use crate::handlers::{HandlerError, JobHandler, JobOutcome};
 use crate::ingest::{job_kind, InboundJob};
 
+/// How soon a request or intent kept during an lnd outage is tried again.
+const LND_RETRY: Duration = Duration::from_secs(5);
+
 /// Tuning of lifts and lands.
 #[derive(Debug, Clone)]
 pub struct RampConfig {
@@ -618,20 +621,16 @@ impl Ramps {
         scheme: Scheme,
         reason: String,
     ) -> Result<HandlerError, HandlerError> {
-        let r = Rejection::new(
-            ErrorCode::BackendUnavailable,
+        crate::degrade::keep(
+            &self.keys,
+            user,
+            request,
             "the Lightning back end is unavailable; your lift request is kept and will be \
              answered when it returns",
-        );
-        let mut notice =
-            crate::failure_notice(&self.keys, user, request, &r, scheme).map_err(fatal)?;
-        // Its own outbox key, so a later final answer is not taken for a duplicate.
-        notice.dedupe_key = crate::degrade::kept_notice_key(request);
-        Ok(HandlerError::Deferred {
+            scheme,
             reason,
-            retry_after: Duration::from_secs(5),
-            outbox: vec![notice],
-        })
+            LND_RETRY,
+        )
     }
 
     /// Creates the hold invoice of a `created` lift and queues the 31501.
@@ -1025,25 +1024,16 @@ impl Ramps {
             Ok(c) => c,
             // lnd unreachable: keep the intent (7001 once), like arkd's outage.
             Err(e) if e.is_transient() => {
-                let r = Rejection::new(
-                    ErrorCode::BackendUnavailable,
-                    "the Lightning back end is unavailable; your land is kept and will run \
-                     when it returns",
-                );
-                let mut notice = crate::failure_notice(
+                return Err(crate::degrade::keep(
                     &self.keys,
                     &intent.author,
                     &intent.event_id,
-                    &r,
+                    "the Lightning back end is unavailable; your land is kept and will run \
+                     when it returns",
                     Scheme::Nip44,
-                )
-                .map_err(fatal)?;
-                notice.dedupe_key = crate::degrade::kept_notice_key(&intent.event_id);
-                return Err(HandlerError::Deferred {
-                    reason: format!("lnd ChannelBalance: {e}"),
-                    retry_after: Duration::from_secs(5),
-                    outbox: vec![notice],
-                });
+                    format!("lnd ChannelBalance: {e}"),
+                    LND_RETRY,
+                )?);
             }
             Err(e) => return Err(ln_transient("ChannelBalance", e)),
         };
