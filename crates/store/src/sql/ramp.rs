@@ -14,7 +14,6 @@ use bitcoin::Txid;
 use sqlx::any::AnyRow;
 
 use super::rows;
-use super::work::insert_outbox;
 use super::{is_unique_violation, map_err, SqlStore};
 
 const LIFT_COLUMNS: &str = "lift_id, user_pubkey, request_event_id, asset_id, amount, \
@@ -168,34 +167,27 @@ impl RampStore for SqlStore {
         outbox: &[NewOutboxEvent],
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.write(|| async move {
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let updated = sqlx::query(
-                "UPDATE lifts SET invoice = ?, status = ?, vtxo_id = ?, ark_txid = ?, \
-                 updated_at = ?, expires_at = ?, error_code = ?, issue_data = ?, \
-                 version = version + 1 WHERE lift_id = ? AND version = ?",
-            )
-            .bind(l.invoice.clone())
-            .bind(l.status.as_str())
-            .bind(l.vtxo.map(|v| v.to_string()))
-            .bind(l.ark_txid.map(|t| t.to_string()))
-            .bind(now.0)
-            .bind(l.expires_at.0)
-            .bind(l.error_code.map(|c| i64::from(c.code())))
-            .bind(l.data.clone())
-            .bind(l.lift_id.clone())
-            .bind(l.version)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-            if updated == 0 {
-                return Ok(false);
-            }
-            insert_outbox(&mut tx, outbox, now).await?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(true)
-        })
+        self.update_with_outbox(
+            || {
+                sqlx::query(
+                    "UPDATE lifts SET invoice = ?, status = ?, vtxo_id = ?, ark_txid = ?, \
+                     updated_at = ?, expires_at = ?, error_code = ?, issue_data = ?, \
+                     version = version + 1 WHERE lift_id = ? AND version = ?",
+                )
+                .bind(l.invoice.clone())
+                .bind(l.status.as_str())
+                .bind(l.vtxo.map(|v| v.to_string()))
+                .bind(l.ark_txid.map(|t| t.to_string()))
+                .bind(now.0)
+                .bind(l.expires_at.0)
+                .bind(l.error_code.map(|c| i64::from(c.code())))
+                .bind(l.data.clone())
+                .bind(l.lift_id.clone())
+                .bind(l.version)
+            },
+            outbox,
+            now,
+        )
         .await
     }
 
@@ -279,33 +271,26 @@ impl RampStore for SqlStore {
         outbox: &[NewOutboxEvent],
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.write(|| async move {
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let updated = sqlx::query(
-                "UPDATE lands SET status = ?, preimage = ?, ark_txid = ?, refund_vtxo_id = ?, \
-                 updated_at = ?, error_code = ?, refund_data = ?, version = version + 1 \
-                 WHERE intent_event_id = ? AND version = ?",
-            )
-            .bind(l.status.as_str())
-            .bind(l.preimage.map(|p| p.0.to_lower_hex_string()))
-            .bind(l.ark_txid.map(|t| t.to_string()))
-            .bind(l.refund_vtxo.map(|v| v.to_string()))
-            .bind(now.0)
-            .bind(l.error_code.map(|c| i64::from(c.code())))
-            .bind(l.data.clone())
-            .bind(l.intent.to_string())
-            .bind(l.version)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-            if updated == 0 {
-                return Ok(false);
-            }
-            insert_outbox(&mut tx, outbox, now).await?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(true)
-        })
+        self.update_with_outbox(
+            || {
+                sqlx::query(
+                    "UPDATE lands SET status = ?, preimage = ?, ark_txid = ?, refund_vtxo_id = ?, \
+                     updated_at = ?, error_code = ?, refund_data = ?, version = version + 1 \
+                     WHERE intent_event_id = ? AND version = ?",
+                )
+                .bind(l.status.as_str())
+                .bind(l.preimage.map(|p| p.0.to_lower_hex_string()))
+                .bind(l.ark_txid.map(|t| t.to_string()))
+                .bind(l.refund_vtxo.map(|v| v.to_string()))
+                .bind(now.0)
+                .bind(l.error_code.map(|c| i64::from(c.code())))
+                .bind(l.data.clone())
+                .bind(l.intent.to_string())
+                .bind(l.version)
+            },
+            outbox,
+            now,
+        )
         .await
     }
 

@@ -8,7 +8,6 @@ use bitcoin::Txid;
 use sqlx::any::AnyRow;
 
 use super::rows;
-use super::work::insert_outbox;
 use super::{is_unique_violation, map_err, SqlStore};
 
 const COLUMNS: &str = "session_id, user_pubkey, intent_event_id, status, state, current_step, \
@@ -117,40 +116,33 @@ impl SqlStore {
     ) -> Result<bool, StoreError> {
         let steps = steps_json(s)?;
         let steps = &steps;
-        self.write(|| async move {
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let updated = sqlx::query(
-                "UPDATE signing_sessions SET status = ?, state = ?, current_step = ?, \
-                 steps_completed = ?, updated_at = ?, expires_at = ?, step_deadline = ?, \
-                 error_code = ?, error_message = ?, session_data = ?, batch_id = ?, ark_txid = ?, \
-                 completed_at = ?, version = version + 1 WHERE session_id = ? AND version = ?",
-            )
-            .bind(s.status.as_str())
-            .bind(s.state.clone())
-            .bind(s.current_step.clone())
-            .bind(steps.clone())
-            .bind(now.0)
-            .bind(s.expires_at.0)
-            .bind(s.step_deadline.map(|t| t.0))
-            .bind(s.error_code.map(|c| i64::from(c.code())))
-            .bind(s.error_message.clone())
-            .bind(s.data.clone())
-            .bind(s.batch_id.clone())
-            .bind(s.ark_txid.map(|t| t.to_string()))
-            .bind(s.status.is_final().then_some(now.0))
-            .bind(s.id.to_string())
-            .bind(s.version)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-            if updated == 0 {
-                return Ok(false);
-            }
-            insert_outbox(&mut tx, outbox, now).await?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(true)
-        })
+        self.update_with_outbox(
+            || {
+                sqlx::query(
+                    "UPDATE signing_sessions SET status = ?, state = ?, current_step = ?, \
+                     steps_completed = ?, updated_at = ?, expires_at = ?, step_deadline = ?, \
+                     error_code = ?, error_message = ?, session_data = ?, batch_id = ?, ark_txid = ?, \
+                     completed_at = ?, version = version + 1 WHERE session_id = ? AND version = ?",
+                )
+                .bind(s.status.as_str())
+                .bind(s.state.clone())
+                .bind(s.current_step.clone())
+                .bind(steps.clone())
+                .bind(now.0)
+                .bind(s.expires_at.0)
+                .bind(s.step_deadline.map(|t| t.0))
+                .bind(s.error_code.map(|c| i64::from(c.code())))
+                .bind(s.error_message.clone())
+                .bind(s.data.clone())
+                .bind(s.batch_id.clone())
+                .bind(s.ark_txid.map(|t| t.to_string()))
+                .bind(s.status.is_final().then_some(now.0))
+                .bind(s.id.to_string())
+                .bind(s.version)
+            },
+            outbox,
+            now,
+        )
         .await
     }
 

@@ -18,7 +18,6 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::rows;
-use super::work::insert_outbox;
 use super::{is_unique_violation, map_err, SqlStore};
 
 const COLUMNS: &str = "id, period_start, period_end, merkle_root, l2_tx_count, l1_txid, \
@@ -195,36 +194,29 @@ impl SettlementStore for SqlStore {
         outbox: &[NewOutboxEvent],
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.write(|| async move {
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let updated = sqlx::query(
-                "UPDATE settlements SET status = ?, l1_txid = COALESCE(?, l1_txid), \
-                 block_height = COALESCE(?, block_height), \
-                 fee_rate_sat_vb = COALESCE(?, fee_rate_sat_vb), attempts = attempts + ?, \
-                 notice_event_id = COALESCE(?, notice_event_id), updated_at = ? \
-                 WHERE id = ? AND status = ? AND attempts = ?",
-            )
-            .bind(update.status.as_str())
-            .bind(update.l1_txid.map(|t| t.to_string()))
-            .bind(update.block_height.map(i64::from))
-            .bind(update.fee_rate_sat_vb.map(i64c))
-            .bind(i64::from(update.count_attempt))
-            .bind(update.notice_event_id.map(|e| e.to_string()))
-            .bind(now.0)
-            .bind(seen.id)
-            .bind(seen.status.as_str())
-            .bind(i64::from(seen.attempts))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-            if updated == 0 {
-                return Ok(false);
-            }
-            insert_outbox(&mut tx, outbox, now).await?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(true)
-        })
+        self.update_with_outbox(
+            || {
+                sqlx::query(
+                    "UPDATE settlements SET status = ?, l1_txid = COALESCE(?, l1_txid), \
+                     block_height = COALESCE(?, block_height), \
+                     fee_rate_sat_vb = COALESCE(?, fee_rate_sat_vb), attempts = attempts + ?, \
+                     notice_event_id = COALESCE(?, notice_event_id), updated_at = ? \
+                     WHERE id = ? AND status = ? AND attempts = ?",
+                )
+                .bind(update.status.as_str())
+                .bind(update.l1_txid.map(|t| t.to_string()))
+                .bind(update.block_height.map(i64::from))
+                .bind(update.fee_rate_sat_vb.map(i64c))
+                .bind(i64::from(update.count_attempt))
+                .bind(update.notice_event_id.map(|e| e.to_string()))
+                .bind(now.0)
+                .bind(seen.id)
+                .bind(seen.status.as_str())
+                .bind(i64::from(seen.attempts))
+            },
+            outbox,
+            now,
+        )
         .await
     }
 

@@ -10,6 +10,42 @@ use super::records::insert_event;
 use super::rows::{self};
 use super::{is_unique_violation, map_err, SqlStore};
 
+/// A statement built afresh for every attempt of a write (binds owned values).
+pub(super) type Statement =
+    sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>;
+
+impl SqlStore {
+    /// Runs the optimistic `update` (an `UPDATE … WHERE <expected state>`)
+    /// and, only if it changed a row, queues `outbox` in the same
+    /// transaction. `false`: the row was not in the expected state.
+    pub(super) async fn update_with_outbox<F>(
+        &self,
+        update: F,
+        outbox: &[NewOutboxEvent],
+        now: UnixTime,
+    ) -> Result<bool, StoreError>
+    where
+        F: Fn() -> Statement,
+    {
+        let update = &update;
+        self.write(|| async move {
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let updated = update()
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+            if updated == 0 {
+                return Ok(false);
+            }
+            insert_outbox(&mut tx, outbox, now).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
 /// Inserts outbox rows, skipping existing dedupe keys.
 pub(super) async fn insert_outbox(
     conn: &mut AnyConnection,
