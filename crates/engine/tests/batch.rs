@@ -14,17 +14,12 @@ use std::time::Duration;
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
-    SystemClock, UnixTime, VtxoStatus,
+    UnixTime, VtxoStatus,
 };
-use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
-use ark_relay_engine::transfer::{Ceremony, CeremonyConfig, CrashHook, CrashPoint};
-use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
-use ark_relay_grpc::arkd::ArkdClient;
-use ark_relay_nostr::{PoolOptions, PoolTransport};
+use ark_relay_engine::transfer::{CrashHook, CrashPoint};
 use ark_relay_protocol::content::{
     l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
 };
-use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
 use ark_relay_store::testing::TestDb;
@@ -138,7 +133,9 @@ async fn setup_with(
     }
 }
 
-/// One relay process: the ceremony (which runs batches) on the shared parts.
+/// One relay process: the ceremony (which runs batches) on the shared parts,
+/// its jobs on real Redis Streams (a fresh stream per process, as a restarted
+/// process finds its work again from the database).
 async fn start_engine(
     store: &DynStore,
     relay_keys: &Keys,
@@ -148,75 +145,23 @@ async fn start_engine(
     tamper: Option<ark_relay_engine::transfer::ChallengeTamper>,
     crash: Option<CrashHook>,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
-    let ark = ArkdClient::connect(arkd_url.to_owned())
-        .await
-        .expect("arkd client");
-    let mut opts = PoolOptions::new(vec![nostr_url.to_owned()]);
-    opts.catch_up_every = Duration::from_secs(3);
-    let transport = PoolTransport::connect(relay_keys.public_key(), opts)
-        .await
-        .expect("transport");
-    let policy = IntentPolicy::new(relay_pk);
-    let info = RelayInfo {
-        pubkey: relay_keys.public_key().to_hex(),
-        relays: vec![nostr_url.to_owned()],
-        kinds_consumed: kinds::CONSUMED.to_vec(),
-        encryption: vec!["nip44_v2", "nip04"],
-        transfer_fee: 10,
-        land_fee_ppm: 1000,
-        ark: Some(ark_relay_engine::transfer::server_info_json(server)),
-    };
-    let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
-    let mut ceremony = Ceremony::new(
-        store.clone(),
-        Arc::new(ark),
-        relay_keys.clone(),
-        policy.clone(),
-        base,
-        Arc::new(SystemClock),
-        CeremonyConfig {
-            session_ttl_secs: 900,
-            step_timeout_secs: 5,
-        },
-    );
-    if let Some(t) = tamper {
-        ceremony = ceremony.with_tamper(t);
-    }
-    if let Some(c) = crash {
-        ceremony = ceremony.with_crash_hook(c);
-    }
-    let ceremony = Arc::new(ceremony);
-    // Jobs go through real Redis Streams (a fresh stream per relay process,
-    // as a restarted process finds its work again from the database).
     let redis = std::env::var("ARK_RELAY_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("ark-relay-test-batch-{}", rand_id());
     let queue = ark_relay_queue::RedisQueue::connect(&redis, &prefix, Default::default())
         .await
         .expect("Redis");
-    let parts = EngineParts {
-        store: store.clone(),
-        queue: Arc::new(queue),
-        bus: None,
-        transport: Arc::new(transport),
-        keys: relay_keys.clone(),
-        policy,
-        clock: Arc::new(SystemClock),
-        handler: ceremony.clone(),
-        periodic: vec![ceremony],
-    };
-    let engine = Engine::new(
-        parts,
-        EngineConfig {
-            workers: 4,
-            ..Default::default()
-        },
-        Roles::ALL,
-    );
-    let (stop, stop_rx) = watch::channel(false);
-    let handle = tokio::spawn(async move { engine.run(stop_rx).await.expect("engine") });
-    (stop, handle)
+    common::start_ceremony(
+        store,
+        relay_keys,
+        server,
+        nostr_url,
+        arkd_url,
+        tamper,
+        crash,
+        Arc::new(queue),
+    )
+    .await
 }
 
 /// Gives `owner` a VTXO of `amount` of `asset` at arkd and in the ledger.

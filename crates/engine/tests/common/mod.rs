@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use std::str::FromStr;
 
+use ark_relay_ark::ServerInfo;
 use ark_relay_core::{DynStore, PubKey, SystemClock};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
+use ark_relay_engine::transfer::{Ceremony, CeremonyConfig};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
+use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
 use ark_relay_protocol::builders;
 use ark_relay_protocol::content::{
@@ -306,4 +309,81 @@ pub fn spawn_signer(wallet: Arc<Wallet>, relay: PubKey) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
+}
+
+/// Starts a relay process running the transfer ceremony (which also runs
+/// batches) on the shared store, Nostr relay and arkd, with its jobs on
+/// `queue`; returns its stop switch and task.
+#[allow(clippy::too_many_arguments)]
+pub async fn start_ceremony(
+    store: &DynStore,
+    relay_keys: &Keys,
+    server: &ServerInfo,
+    nostr_url: &str,
+    arkd_url: &str,
+    tamper: Option<ark_relay_engine::transfer::ChallengeTamper>,
+    crash: Option<ark_relay_engine::transfer::CrashHook>,
+    queue: ark_relay_core::DynQueue,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
+    let ark = ArkdClient::connect(arkd_url.to_owned())
+        .await
+        .expect("arkd client");
+    let mut opts = PoolOptions::new(vec![nostr_url.to_owned()]);
+    opts.catch_up_every = Duration::from_secs(3);
+    let transport = PoolTransport::connect(relay_keys.public_key(), opts)
+        .await
+        .expect("transport");
+    let policy = IntentPolicy::new(relay_pk);
+    let info = RelayInfo {
+        pubkey: relay_keys.public_key().to_hex(),
+        relays: vec![nostr_url.to_owned()],
+        kinds_consumed: kinds::CONSUMED.to_vec(),
+        encryption: vec!["nip44_v2", "nip04"],
+        transfer_fee: 10,
+        land_fee_ppm: 1000,
+        ark: Some(ark_relay_engine::transfer::server_info_json(server)),
+    };
+    let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
+    let mut ceremony = Ceremony::new(
+        store.clone(),
+        Arc::new(ark),
+        relay_keys.clone(),
+        policy.clone(),
+        base,
+        Arc::new(SystemClock),
+        CeremonyConfig {
+            session_ttl_secs: 900,
+            step_timeout_secs: 5,
+        },
+    );
+    if let Some(t) = tamper {
+        ceremony = ceremony.with_tamper(t);
+    }
+    if let Some(c) = crash {
+        ceremony = ceremony.with_crash_hook(c);
+    }
+    let ceremony = Arc::new(ceremony);
+    let parts = EngineParts {
+        store: store.clone(),
+        queue,
+        bus: None,
+        transport: Arc::new(transport),
+        keys: relay_keys.clone(),
+        policy,
+        clock: Arc::new(SystemClock),
+        handler: ceremony.clone(),
+        periodic: vec![ceremony],
+    };
+    let engine = Engine::new(
+        parts,
+        EngineConfig {
+            workers: 4,
+            ..Default::default()
+        },
+        Roles::ALL,
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let handle = tokio::spawn(async move { engine.run(stop_rx).await.expect("engine") });
+    (stop, handle)
 }
