@@ -79,6 +79,8 @@ error_codes! {
     InvalidResponseSignature = 5002, "INVALID_RESPONSE_SIGNATURE", "invalid signature in signing response";
     /// A signing response names an unknown session or step.
     UnknownSession = 5003, "UNKNOWN_SESSION", "response for unknown session or step";
+    /// The wallet refused to sign a challenge of its own (single-party) session.
+    SigningRefused = 5004, "SIGNING_REFUSED", "the wallet refused to sign the challenge";
     /// The Lightning invoice is invalid (signature, network, format).
     InvalidInvoice = 6001, "INVALID_INVOICE", "invalid Lightning invoice";
     /// The Lightning invoice has expired or expires too soon.
@@ -134,7 +136,7 @@ mod tests {
             assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
             assert!(!c.message().is_empty());
         }
-        assert_eq!(ErrorCode::ALL.len(), 25);
+        assert_eq!(ErrorCode::ALL.len(), 26);
     }
 
     #[test]
