@@ -44,6 +44,6 @@ pub use ledger::{
 };
 pub use queue::{Delivery, DynBus, DynQueue, EventBus, Job, JobQueue, QueueConfig, QueueError};
 pub use session::{SessionRecord, SessionStatus};
-pub use store::{DynStore, LedgerError, RelayStore, StoreError};
+pub use store::{DynStore, LedgerError, RelayStore, SessionWrite, StoreError};
 pub use time::{Clock, SystemClock, UnixTime};
 pub use work::{JobRecord, JobStatus, NewOutboxEvent, OutboxItem};

@@ -323,10 +323,31 @@ pub trait RelayStore: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
+    /// Writes one ceremony transition in **one** transaction: `w.session` if
+    /// its stored version still equals `w.session.version` (bumping it), every
+    /// row of `w.mirrors` (party sessions that follow it; written without a
+    /// version check, only together with `w.session`), `w.outbox`, and, with
+    /// `w.release_locks`, frees every VTXO locked by `w.session.id`. `false`
+    /// (and nothing written) if another writer updated `w.session` first.
+    async fn write_session(&self, w: &SessionWrite<'_>, now: UnixTime) -> Result<bool, StoreError>;
+
     /// Active or pending sessions whose step deadline or expiry is at or before `now`.
     async fn due_sessions(
         &self,
         now: UnixTime,
         limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError>;
+}
+
+/// One ceremony transition as the store writes it (see [`RelayStore::write_session`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionWrite<'a> {
+    /// The coordinating session (version-checked).
+    pub session: &'a SessionRecord,
+    /// Party sessions that follow it.
+    pub mirrors: &'a [SessionRecord],
+    /// Events to queue.
+    pub outbox: &'a [NewOutboxEvent],
+    /// Free every lock held by `session.id`.
+    pub release_locks: bool,
 }

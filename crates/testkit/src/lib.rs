@@ -80,6 +80,7 @@ macro_rules! relay_store_conformance {
             jobs_finish_once_with_their_outbox,
             outbox_delivers_and_retries,
             sessions_update_optimistically,
+            session_writes_are_atomic_with_their_locks,
         );
     };
 }

@@ -353,3 +353,98 @@ pub async fn sessions_update_optimistically(store: DynStore) {
         (Some(ErrorCode::SessionExpired), 2)
     );
 }
+
+/// A ceremony transition is one write: the session (version-checked), its
+/// party sessions, its outbox and the release of its locks land together or
+/// not at all — so a failed session can never keep its locks.
+pub async fn session_writes_are_atomic_with_their_locks(store: DynStore) {
+    let owner = key(41);
+    let mut coordinator = session_record(NOW);
+    coordinator.user = owner;
+    let mut party = session_record(NOW);
+    party.id = fixtures::session();
+    party.batch_id = Some(coordinator.id.to_string());
+    for s in [&coordinator, &party] {
+        assert_eq!(
+            store.create_session(s).await.expect("create"),
+            Recorded::New
+        );
+    }
+    let input = fixtures::vtxo(owner, 1_000, None);
+    store
+        .insert_vtxos(std::slice::from_ref(&input), NOW)
+        .await
+        .expect("insert");
+    store
+        .lock_vtxos(&[input.id], &coordinator.id, NOW)
+        .await
+        .expect("lock");
+
+    let mut failed = coordinator.clone();
+    failed.status = ark_relay_core::SessionStatus::Failed;
+    failed.state = "failed".into();
+    failed.error_code = Some(ErrorCode::SigningRefused);
+    let mut party_failed = party.clone();
+    party_failed.status = ark_relay_core::SessionStatus::Failed;
+    party_failed.state = "failed".into();
+    let notice = notice(&format!("31341:{}", coordinator.intent));
+
+    // A stale writer changes nothing at all: not the party, not the locks.
+    let mut stale = failed.clone();
+    stale.version = 7;
+    let mirrors = std::slice::from_ref(&party_failed);
+    let outbox = std::slice::from_ref(&notice);
+    let write = |session| ark_relay_core::SessionWrite {
+        session,
+        mirrors,
+        outbox,
+        release_locks: true,
+    };
+    assert!(!store
+        .write_session(&write(&stale), NOW.plus_secs(1))
+        .await
+        .expect("stale write"));
+    let held = store.vtxo(&input.id).await.expect("get").expect("exists");
+    assert_eq!(held.locked_by, Some(coordinator.id), "still locked");
+    assert_eq!(
+        store
+            .session(&party.id)
+            .await
+            .expect("get")
+            .map(|p| p.state),
+        Some(party.state.clone())
+    );
+
+    assert!(store
+        .write_session(&write(&failed), NOW.plus_secs(1))
+        .await
+        .expect("write"));
+    let freed = store.vtxo(&input.id).await.expect("get").expect("exists");
+    assert_eq!(freed.locked_by, None, "released in the same transaction");
+    let got = store
+        .session(&coordinator.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!((got.state.as_str(), got.version), ("failed", 1));
+    let p = store
+        .session(&party.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        p.status,
+        ark_relay_core::SessionStatus::Failed,
+        "the party follows"
+    );
+    let due = store
+        .due_outbox(NOW.plus_secs(1), 50)
+        .await
+        .expect("outbox");
+    assert_eq!(
+        due.iter()
+            .filter(|o| o.dedupe_key == notice.dedupe_key)
+            .count(),
+        1
+    );
+}

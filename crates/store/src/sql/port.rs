@@ -227,6 +227,14 @@ impl ark_relay_core::RelayStore for SqlStore {
         self.do_update_session(session, outbox, now).await
     }
 
+    async fn write_session(
+        &self,
+        w: &ark_relay_core::SessionWrite<'_>,
+        now: ark_relay_core::UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.do_write_session(w, now).await
+    }
+
     async fn due_sessions(
         &self,
         now: ark_relay_core::UnixTime,

@@ -2,12 +2,13 @@
 
 use ark_relay_core::{
     ErrorCode, EventId, NewOutboxEvent, PubKey, Recorded, SessionId, SessionRecord, SessionStatus,
-    StoreError, UnixTime,
+    SessionWrite, StoreError, UnixTime,
 };
 use bitcoin::Txid;
 use sqlx::any::AnyRow;
 
 use super::rows;
+use super::work::{insert_outbox, Statement};
 use super::{is_unique_violation, map_err, SqlStore};
 
 const COLUMNS: &str = "session_id, user_pubkey, intent_event_id, status, state, current_step, \
@@ -115,34 +116,51 @@ impl SqlStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let steps = steps_json(s)?;
-        let steps = &steps;
-        self.update_with_outbox(
-            || {
+        self.update_with_outbox(|| update(s, &steps, now, true), outbox, now)
+            .await
+    }
+
+    pub(super) async fn do_write_session(
+        &self,
+        w: &SessionWrite<'_>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let steps = steps_json(w.session)?;
+        let mirrors: Vec<(&SessionRecord, String)> = w
+            .mirrors
+            .iter()
+            .map(|m| Ok((m, steps_json(m)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let (steps, mirrors) = (&steps, &mirrors);
+        self.write(|| async move {
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let updated = update(w.session, steps, now, true)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+            if updated == 0 {
+                return Ok(false);
+            }
+            for (m, m_steps) in mirrors {
+                update(m, m_steps, now, false)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            if w.release_locks {
                 sqlx::query(
-                    "UPDATE signing_sessions SET status = ?, state = ?, current_step = ?, \
-                     steps_completed = ?, updated_at = ?, expires_at = ?, step_deadline = ?, \
-                     error_code = ?, error_message = ?, session_data = ?, batch_id = ?, ark_txid = ?, \
-                     completed_at = ?, version = version + 1 WHERE session_id = ? AND version = ?",
+                    "UPDATE vtxos SET locked_by = NULL, locked_at = NULL WHERE locked_by = ?",
                 )
-                .bind(s.status.as_str())
-                .bind(s.state.clone())
-                .bind(s.current_step.clone())
-                .bind(steps.clone())
-                .bind(now.0)
-                .bind(s.expires_at.0)
-                .bind(s.step_deadline.map(|t| t.0))
-                .bind(s.error_code.map(|c| i64::from(c.code())))
-                .bind(s.error_message.clone())
-                .bind(s.data.clone())
-                .bind(s.batch_id.clone())
-                .bind(s.ark_txid.map(|t| t.to_string()))
-                .bind(s.status.is_final().then_some(now.0))
-                .bind(s.id.to_string())
-                .bind(s.version)
-            },
-            outbox,
-            now,
-        )
+                .bind(w.session.id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+            insert_outbox(&mut tx, w.outbox, now).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(true)
+        })
         .await
     }
 
@@ -165,4 +183,36 @@ impl SqlStore {
             .map_err(map_err)?;
         rows.iter().map(record).collect()
     }
+}
+
+/// The `UPDATE` of session `s` (with `check_version`, only if its stored
+/// version is still `s.version`), bumping the version.
+fn update(s: &SessionRecord, steps: &str, now: UnixTime, check_version: bool) -> Statement {
+    let sql = if check_version {
+        "UPDATE signing_sessions SET status = ?, state = ?, current_step = ?, \
+         steps_completed = ?, updated_at = ?, expires_at = ?, step_deadline = ?, \
+         error_code = ?, error_message = ?, session_data = ?, batch_id = ?, ark_txid = ?, \
+         completed_at = ?, version = version + 1 WHERE session_id = ? AND version = ?"
+    } else {
+        "UPDATE signing_sessions SET status = ?, state = ?, current_step = ?, \
+         steps_completed = ?, updated_at = ?, expires_at = ?, step_deadline = ?, \
+         error_code = ?, error_message = ?, session_data = ?, batch_id = ?, ark_txid = ?, \
+         completed_at = ?, version = version + 1 WHERE session_id = ? AND version >= ?"
+    };
+    sqlx::query(sql)
+        .bind(s.status.as_str())
+        .bind(s.state.clone())
+        .bind(s.current_step.clone())
+        .bind(steps.to_owned())
+        .bind(now.0)
+        .bind(s.expires_at.0)
+        .bind(s.step_deadline.map(|t| t.0))
+        .bind(s.error_code.map(|c| i64::from(c.code())))
+        .bind(s.error_message.clone())
+        .bind(s.data.clone())
+        .bind(s.batch_id.clone())
+        .bind(s.ark_txid.map(|t| t.to_string()))
+        .bind(s.status.is_final().then_some(now.0))
+        .bind(s.id.to_string())
+        .bind(if check_version { s.version } else { 0 })
 }
