@@ -68,6 +68,19 @@ pub enum IngestOutcome {
     Rejected(ErrorCode),
 }
 
+impl IngestOutcome {
+    /// The metric label of this outcome: `accepted`, `duplicate`, `ignored`,
+    /// or the rejection's error code.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Accepted(_) => "accepted".to_owned(),
+            Self::Duplicate => "duplicate".to_owned(),
+            Self::Ignored(_) => "ignored".to_owned(),
+            Self::Rejected(c) => c.code().to_string(),
+        }
+    }
+}
+
 /// The ingest stage. Cheap to clone; safe to run many at once and in many
 /// processes (the store's unique keys make duplicates harmless).
 #[derive(Clone)]
@@ -135,7 +148,7 @@ impl Ingestor {
     pub async fn handle(&self, event: Event) -> Result<IngestOutcome, EngineError> {
         let outcome = self.process(&event).await?;
         tracing::debug!(?outcome, "ingested");
-        crate::metrics::event_ingested(event.kind.as_u16(), &outcome);
+        crate::metrics::event_ingested(event.kind.as_u16(), outcome.label());
         if let Some(bus) = &self.bus {
             let msg = serde_json::json!({
                 "event_id": event.id.to_hex(),

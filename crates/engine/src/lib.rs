@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod batch;
+pub mod builder;
 pub mod degrade;
 pub mod handlers;
 pub mod ingest;

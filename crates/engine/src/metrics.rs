@@ -124,15 +124,10 @@ pub fn intent_outcome(intent_type: &str, code: Option<ErrorCode>) {
         .increment(1);
 }
 
-/// Ingest looked at an event of `kind` with `outcome`.
-pub fn event_ingested(kind: u16, outcome: &crate::ingest::IngestOutcome) {
-    use crate::ingest::IngestOutcome;
-    let outcome = match outcome {
-        IngestOutcome::Accepted(_) => "accepted".to_owned(),
-        IngestOutcome::Duplicate => "duplicate".to_owned(),
-        IngestOutcome::Ignored(_) => "ignored".to_owned(),
-        IngestOutcome::Rejected(c) => c.code().to_string(),
-    };
+/// Ingest looked at an event of `kind` with `outcome` (`accepted`,
+/// `duplicate`, `ignored` or the rejection's error code; see
+/// [`crate::ingest::IngestOutcome::label`]).
+pub fn event_ingested(kind: u16, outcome: String) {
     metrics::counter!(name::EVENTS_INGESTED, "kind" => kind.to_string(), "outcome" => outcome)
         .increment(1);
 }

@@ -23,30 +23,24 @@ use anyhow::{Context, Result};
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{AssetId, PubKey};
-use ark_relay_core::{DynBus, DynQueue, DynStore, QueueConfig, RelayStore, SystemClock};
-use ark_relay_engine::{handlers, transfer, Engine, EngineConfig, EngineParts, Roles};
+use ark_relay_core::{DynStore, RelayStore};
+use ark_relay_engine::transfer;
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_grpc::resilience::{BreakerState, HealthRegistry, Resilience};
-use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
-use ark_relay_protocol::intent::IntentPolicy;
-use ark_relay_queue::{MemoryBus, MemoryQueue, RedisBus, RedisQueue};
+use ark_relay_nostr::{DevRelay, DevRelayOptions};
 use ark_relay_sim::{ArkdSim, SimOptions, SimStack};
 use ark_relay_store::SqlStore;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
-use tracing::{info, warn, Instrument};
+use tracing::{info, Instrument};
 
 use crate::config::{redact_url, Config, QueueKind};
 use crate::http::{self, ApiInfo, ApiState};
 use crate::keys::{self, KeyFile, KeyOrigin, PublicKeyInfo};
+use crate::services::Services;
 use crate::shutdown::StopSignal;
 
 /// The demo wallets `dev` creates keys for.
 pub const DEMO_WALLETS: &[&str] = &["alice", "bob"];
-
-/// How long the services get to stop before they are aborted.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Options of `ark-relay dev` that override the configuration.
 #[derive(Debug, Clone, Default)]
@@ -102,99 +96,6 @@ pub struct DevFacts {
     pub pid: u32,
 }
 
-/// A cooperative stop flag handed to every service.
-#[derive(Debug, Clone)]
-pub struct StopToken(watch::Receiver<bool>);
-
-impl StopToken {
-    /// The underlying watch channel (`true` = stop), for components that take one.
-    pub fn into_receiver(self) -> watch::Receiver<bool> {
-        self.0
-    }
-
-    /// Resolves once the stack is stopping.
-    pub async fn stopped(mut self) {
-        // An Err means the sender is gone, which also means "stop".
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-}
-
-/// The long-running tasks of the stack, stopped together in reverse start order.
-pub struct Services {
-    stop: watch::Sender<bool>,
-    exited_tx: mpsc::UnboundedSender<&'static str>,
-    exited_rx: mpsc::UnboundedReceiver<&'static str>,
-    tasks: Vec<(&'static str, JoinHandle<Result<()>>)>,
-}
-
-impl Services {
-    fn new() -> Self {
-        let (stop, _) = watch::channel(false);
-        let (exited_tx, exited_rx) = mpsc::unbounded_channel();
-        Self {
-            stop,
-            exited_tx,
-            exited_rx,
-            tasks: Vec::new(),
-        }
-    }
-
-    /// Starts a named service. It must return once its [`StopToken`] resolves.
-    pub fn spawn<F, Fut>(&mut self, name: &'static str, service: F)
-    where
-        F: FnOnce(StopToken) -> Fut,
-        Fut: Future<Output = Result<()>> + Send + 'static,
-    {
-        let token = StopToken(self.stop.subscribe());
-        let exited = self.exited_tx.clone();
-        let fut = service(token);
-        let span = tracing::info_span!("service", name);
-        let handle = tokio::spawn(
-            async move {
-                let result = fut.await;
-                let _ = exited.send(name);
-                result
-            }
-            .instrument(span),
-        );
-        self.tasks.push((name, handle));
-    }
-
-    /// Resolves when any service exits on its own (which, before a stop, is a failure).
-    async fn any_exited(&mut self) -> &'static str {
-        match self.exited_rx.recv().await {
-            Some(name) => name,
-            // We hold a sender ourselves, so this never happens; wait forever.
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Signals every service to stop and waits for them, newest first.
-    async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(true);
-        let mut first_error = None;
-        for (name, handle) in self.tasks.into_iter().rev() {
-            let abort = handle.abort_handle();
-            match tokio::time::timeout(STOP_GRACE, handle).await {
-                Ok(Ok(Ok(()))) => info!(service = name, "stopped"),
-                Ok(Ok(Err(e))) => {
-                    warn!(service = name, error = %format!("{e:#}"), "stopped with an error");
-                    first_error.get_or_insert(e.context(format!("service {name}")));
-                }
-                Ok(Err(join)) => {
-                    warn!(service = name, error = %join, "task panicked or was cancelled");
-                    first_error.get_or_insert(anyhow::anyhow!("service {name}: {join}"));
-                }
-                Err(_) => {
-                    warn!(service = name, grace = ?STOP_GRACE, "did not stop in time; aborted");
-                    abort.abort();
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-}
-
 /// The dev stack before it starts: resolved configuration and directories.
 pub struct DevStack {
     config: Config,
@@ -228,23 +129,7 @@ impl DevStack {
 
         // The relay key: sealed in GATEWAY_NOSTR_PRIVATE_KEY (production,
         // PRD §10.2), or a key file in the data dir (dev's default).
-        let relay_key = match std::env::var("GATEWAY_NOSTR_PRIVATE_KEY") {
-            Ok(blob) => {
-                let pass =
-                    zeroize::Zeroizing::new(std::env::var("GATEWAY_ENCRYPTION_KEY").context(
-                        "GATEWAY_NOSTR_PRIVATE_KEY is set but GATEWAY_ENCRYPTION_KEY is not",
-                    )?);
-                let secret = crate::keyvault::open(&blob, pass.as_bytes())?;
-                let sk = nostr::SecretKey::from_slice(secret.as_ref())
-                    .context("GATEWAY_NOSTR_PRIVATE_KEY holds no valid key")?;
-                KeyFile {
-                    keys: nostr::Keys::new(sk),
-                    path: PathBuf::from("$GATEWAY_NOSTR_PRIVATE_KEY"),
-                    origin: KeyOrigin::Loaded,
-                }
-            }
-            Err(_) => keys::load_or_generate(&data_dir.join("relay.key"))?,
-        };
+        let relay_key = keys::relay_key(&self.config)?;
         match relay_key.origin {
             KeyOrigin::Generated => info!(pubkey = %relay_key.pubkey_hex(), "generated relay key"),
             KeyOrigin::Loaded => info!(pubkey = %relay_key.pubkey_hex(), "loaded relay key"),
@@ -336,7 +221,7 @@ impl DevStack {
                 (Arc::new(client), Some(stack))
             }
         };
-        let server = ark_server_info(ark.as_ref()).await?;
+        let server = crate::wiring::ark_server_info(ark.as_ref()).await?;
         let sim_backends = sims.as_ref().map(|s| crate::ops::SimBackends {
             arkd: s.endpoints().arkd,
             lnd: s.endpoints().lnd,
@@ -366,7 +251,8 @@ impl DevStack {
             sim_endpoints.as_ref().map(|e| (&e.lnd, &e.tapd)),
             &health,
         )?;
-        let engine = engine_for(
+        let previous = crate::rotation::load_previous(&self.config)?;
+        let builder = crate::wiring::engine_builder(
             &self.config,
             &store,
             &relay_key,
@@ -376,6 +262,7 @@ impl DevStack {
             lightning,
         )
         .await?;
+        let engine = crate::rotation::address_current(builder, &relay_key, &previous)?.build()?;
         let relay_pk: PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
         let engine = crate::ops::with_ops(
             engine,
@@ -391,11 +278,11 @@ impl DevStack {
         // SEAM(settlement): hourly L1 commitments and their 31342s.
         let engine =
             crate::settle::with_settlement(engine, &self.config, &store, settle_sim, &health)?;
-        let engine = crate::rotation::wire(
-            engine,
+        crate::rotation::wire(
             &self.config,
             &store,
             &relay_key,
+            &previous,
             &nostr_relays,
             ark,
             &server,
@@ -542,157 +429,6 @@ impl RunningDev {
         drop(self.relay_key);
         services
     }
-}
-
-/// Wires the engine from the configuration: the relay identity, the store,
-/// the in-process or Redis queue, and a transport over `nostr_relays`.
-/// `ark-relay run` and its single-role commands reuse it (`crate::run`).
-pub(crate) async fn engine_for(
-    config: &Config,
-    store: &SqlStore,
-    relay_key: &KeyFile,
-    nostr_relays: &[String],
-    ark: Arc<dyn ArkServer>,
-    server: &ServerInfo,
-    ramp_backends: Option<crate::ramps::RampBackends>,
-) -> Result<Engine> {
-    let keys = relay_key.keys.clone();
-    let relay_pk = ark_relay_protocol::pubkey_from_nostr(&keys.public_key())
-        .context("the relay key is not a valid x-only key")?;
-    let pool = PoolOptions {
-        catch_up_every: Duration::from_millis(config.run.catch_up_every_ms.max(100)),
-        ..PoolOptions::new(nostr_relays.to_vec())
-    };
-    let transport = PoolTransport::connect(keys.public_key(), pool)
-        .await
-        .context("connecting to the Nostr relays")?;
-    // Jobs and notifications: in-process by default, Redis Streams and
-    // pub/sub (channel `ark-relay:ingest`) when redis_url is set.
-    let (queue, bus): (DynQueue, DynBus) = match config.queue_kind() {
-        QueueKind::InProcess => (
-            Arc::new(MemoryQueue::new(QueueConfig::default())),
-            Arc::new(MemoryBus::new()),
-        ),
-        QueueKind::Redis(url) => {
-            let shown = redact_url(&url);
-            let prefix = &config.run.redis_prefix;
-            let queue = RedisQueue::connect(&url, prefix, crate::run::queue_config(config))
-                .await
-                .with_context(|| format!("connecting to Redis at {shown}"))?;
-            let bus = RedisBus::connect(&url, prefix)
-                .await
-                .with_context(|| format!("connecting to Redis pub/sub at {shown}"))?;
-            (Arc::new(queue), Arc::new(bus))
-        }
-    };
-    let sql_store = store.clone();
-    let store: DynStore = Arc::new(store.clone());
-    let policy = IntentPolicy {
-        transfer_fee: config.fees.transfer_fee_sats,
-        land_fee_ppm: u64::from(config.fees.land_fee_ppm),
-        network: Some(server.network()),
-        ..IntentPolicy::new(relay_pk)
-    };
-    let info = handlers::RelayInfo {
-        pubkey: keys.public_key().to_hex(),
-        relays: nostr_relays.to_vec(),
-        kinds_consumed: ark_relay_protocol::kinds::CONSUMED.to_vec(),
-        encryption: vec!["nip44_v2", "nip04"],
-        transfer_fee: policy.transfer_fee,
-        land_fee_ppm: policy.land_fee_ppm,
-        ark: Some(transfer::server_info_json(server)),
-    };
-    let base = handlers::BaseHandler::new(store.clone(), keys.clone(), info);
-    let mut ceremony = transfer::Ceremony::new(
-        store.clone(),
-        ark.clone(),
-        keys.clone(),
-        policy.clone(),
-        base,
-        Arc::new(SystemClock),
-        transfer::CeremonyConfig {
-            session_ttl_secs: i64::try_from(config.session.expiry_secs).unwrap_or(900),
-            step_timeout_secs: i64::try_from(config.session.step_timeout_secs).unwrap_or(60),
-        },
-    );
-    // Lifts and lands, when there is an lnd (crate::ramps).
-    let mut genesis = None;
-    let ramps = ramp_backends.map(|b| {
-        use ark_relay_engine::ramp::{Issuer, Ramps};
-        let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
-            &bitcoin::secp256k1::Secp256k1::signing_only(),
-            keys.secret_key(),
-        );
-        let issuer = Issuer::new(store.clone(), ark.clone(), keypair, Arc::new(SystemClock));
-        let ramp_store: ark_relay_core::ramp::DynRampStore = Arc::new(sql_store.clone());
-        let mut ramps = Ramps::new(
-            store.clone(),
-            ramp_store,
-            b.lightning,
-            issuer,
-            keys.clone(),
-            Arc::new(SystemClock),
-            crate::ramps::ramp_config(config),
-        );
-        if let Some(tapd) = b.assets {
-            genesis = Some(crate::ramps::GbtcGenesis::new(store.clone(), tapd.clone()));
-            ramps = ramps.with_assets(tapd);
-        }
-        Arc::new(ramps)
-    });
-    if let Some(r) = &ramps {
-        ceremony = ceremony.with_lands(r.clone());
-    }
-    let ceremony = Arc::new(ceremony);
-    let mut periodic: Vec<Arc<dyn ark_relay_engine::Periodic>> = vec![ceremony.clone()];
-    if let Some(g) = genesis {
-        periodic.push(Arc::new(g));
-    }
-    let handler: Arc<dyn handlers::JobHandler> = match &ramps {
-        Some(r) => {
-            use ark_relay_engine::ramp::{RampDriver, RampHandler, ReserveMonitor};
-            periodic.push(Arc::new(RampDriver(r.clone())));
-            periodic.push(Arc::new(ReserveMonitor::new(
-                r.clone(),
-                Duration::from_secs(config.lightning.reserve_every_secs.max(1)),
-            )));
-            Arc::new(RampHandler::new(r.clone(), ceremony))
-        }
-        None => ceremony,
-    };
-    let parts = EngineParts {
-        store,
-        queue,
-        bus: Some(bus),
-        transport: Arc::new(transport),
-        keys,
-        policy,
-        clock: Arc::new(SystemClock),
-        handler,
-        periodic,
-    };
-    let engine_config = EngineConfig {
-        workers: config.run.workers.max(1),
-        max_attempts: config.run.max_attempts,
-        ..EngineConfig::default()
-    };
-    Ok(Engine::new(parts, engine_config, Roles::ALL))
-}
-
-/// The Ark server's parameters, from its GetInfo.
-pub(crate) async fn ark_server_info(ark: &dyn ArkServer) -> Result<ServerInfo> {
-    let info = ark.get_info().await.context("arkd GetInfo")?;
-    let delay = ark_relay_ark::RelativeLocktime::from_server_value(info.unilateral_exit_delay)
-        .context("arkd's unilateral exit delay")?;
-    ServerInfo::from_get_info(
-        info.signer_pubkey.x_only_public_key().0,
-        info.forfeit_pubkey.x_only_public_key().0,
-        info.checkpoint_tapscript.clone(),
-        delay,
-        info.dust,
-        info.network,
-    )
-    .context("arkd's parameters")
 }
 
 /// Mints gBTC through the tapd simulator's gRPC API, as the relay would

@@ -86,6 +86,32 @@ impl PublicKeyInfo {
     }
 }
 
+/// The relay key: sealed in `GATEWAY_NOSTR_PRIVATE_KEY` (PRD §10.2), else the
+/// key file `<data_dir>/relay.key` (created on first use, mode 0600).
+pub fn relay_key(config: &crate::config::Config) -> Result<KeyFile> {
+    match std::env::var("GATEWAY_NOSTR_PRIVATE_KEY") {
+        Ok(blob) => {
+            let pass =
+                zeroize::Zeroizing::new(std::env::var("GATEWAY_ENCRYPTION_KEY").context(
+                    "GATEWAY_NOSTR_PRIVATE_KEY is set but GATEWAY_ENCRYPTION_KEY is not",
+                )?);
+            let secret = crate::keyvault::open(&blob, pass.as_bytes())?;
+            let sk = nostr::SecretKey::from_slice(secret.as_ref())
+                .context("GATEWAY_NOSTR_PRIVATE_KEY holds no valid key")?;
+            Ok(KeyFile {
+                keys: Keys::new(sk),
+                path: PathBuf::from("$GATEWAY_NOSTR_PRIVATE_KEY"),
+                origin: KeyOrigin::Loaded,
+            })
+        }
+        Err(_) => {
+            fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+            load_or_generate(&config.data_dir.join("relay.key"))
+        }
+    }
+}
+
 /// Loads the key in `path`, or generates one and writes it there (mode 0600,
 /// atomically) if the file does not exist. A file that exists but does not
 /// hold a valid key is an error: it is never overwritten.

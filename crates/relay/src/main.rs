@@ -20,10 +20,12 @@ mod ramps;
 mod rotation;
 mod run;
 mod secret;
+mod services;
 mod settle;
 mod shutdown;
 mod simctl;
 mod telemetry;
+mod wiring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

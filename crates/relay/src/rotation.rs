@@ -7,7 +7,7 @@
 //! decryption, answers and signatures with the old key, and its own job
 //! stream (Redis prefix `<prefix>:key-<8 hex>`), so nothing mixes with the
 //! current key's work. Both engines' handlers are wrapped in
-//! [`AddressedTo`], because the database's pending-job scan is shared. At
+//! [`ark_relay_engine::keyring::AddressedTo`], because the database's pending-job scan is shared. At
 //! `until` the legacy engine stops: later events to the old key are ignored.
 //!
 //! At start the relay publishes a kind-13510 info event from its current
@@ -24,7 +24,8 @@ use anyhow::{Context, Result};
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{Clock, NewOutboxEvent, PubKey, RelayStore, SystemClock, UnixTime};
-use ark_relay_engine::keyring::{ActiveKey, AddressedTo};
+use ark_relay_engine::builder::EngineBuilder;
+use ark_relay_engine::keyring::ActiveKey;
 use ark_relay_engine::{Engine, Roles};
 use ark_relay_store::SqlStore;
 use nostr::{EventBuilder, JsonUtil, Keys, Kind};
@@ -33,6 +34,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::keys::{KeyFile, KeyOrigin};
+use crate::services::Services;
 
 /// An earlier relay key and the end of its grace period.
 #[derive(Debug, Clone)]
@@ -91,15 +93,15 @@ pub(crate) fn load_previous(config: &Config) -> Result<Vec<PreviousKey>> {
     Ok(out)
 }
 
-/// Wraps the current key's engine so it leaves old keys' jobs to their
+/// Addresses the current key's engine so it leaves old keys' jobs to their
 /// engines (only when there are old keys).
-pub(crate) fn wrap_current(
-    engine: Engine,
+pub(crate) fn address_current(
+    builder: EngineBuilder,
     current: &KeyFile,
     previous: &[PreviousKey],
-) -> Result<Engine> {
+) -> Result<EngineBuilder> {
     if previous.is_empty() {
-        return Ok(engine);
+        return Ok(builder);
     }
     let me = ActiveKey {
         key: pubkey(&current.keys)?,
@@ -109,9 +111,7 @@ pub(crate) fn wrap_current(
         .iter()
         .map(PreviousKey::active)
         .collect::<Result<Vec<_>>>()?;
-    Ok(engine.wrap_handler(move |inner| {
-        Arc::new(AddressedTo::new(inner, me, others, Arc::new(SystemClock)))
-    }))
+    Ok(builder.addressed_to(me, others))
 }
 
 /// One engine per old key still in grace, and when each must stop.
@@ -132,10 +132,17 @@ pub(crate) async fn legacy_engines(
         let pk = p.key.pubkey_hex();
         let mut cfg = config.clone();
         cfg.run.redis_prefix = format!("{}:key-{}", config.run.redis_prefix, &pk[..8]);
-        let engine =
-            crate::dev::engine_for(&cfg, store, &p.key, nostr_relays, ark.clone(), server, None)
-                .await
-                .with_context(|| format!("the engine of the previous key {pk}"))?;
+        let builder = crate::wiring::engine_builder(
+            &cfg,
+            store,
+            &p.key,
+            nostr_relays,
+            ark.clone(),
+            server,
+            None,
+        )
+        .await
+        .with_context(|| format!("the engine of the previous key {pk}"))?;
         let me = p.active()?;
         let mut others = vec![ActiveKey {
             key: pubkey(&current.keys)?,
@@ -144,14 +151,10 @@ pub(crate) async fn legacy_engines(
         for o in previous.iter().filter(|o| o.key.pubkey_hex() != pk) {
             others.push(o.active()?);
         }
-        let engine = engine
-            .with_roles(Roles {
-                scheduler: false,
-                ..roles
-            })
-            .wrap_handler(move |inner| {
-                Arc::new(AddressedTo::new(inner, me, others, Arc::new(SystemClock)))
-            });
+        let engine = builder.addressed_to(me, others).build()?.with_roles(Roles {
+            scheduler: false,
+            ..roles
+        });
         info!(pubkey = %pk, until = p.until.0, "answering the previous relay key until its grace period ends");
         out.push((engine, p.until));
     }
@@ -256,26 +259,25 @@ pub(crate) fn info_json(
     })
 }
 
-/// Wires rotation into a starting stack: wraps the current engine, starts a
-/// legacy engine per old key in grace (as services), queues the 13510s.
+/// Wires rotation into a starting `dev` stack: starts a legacy engine per
+/// old key in grace (as services) and queues the 13510s. The current key's
+/// engine is addressed by [`address_current`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn wire(
-    engine: Engine,
     config: &Config,
     store: &SqlStore,
     current: &KeyFile,
+    previous: &[PreviousKey],
     nostr_relays: &[String],
     ark: Arc<dyn ArkServer>,
     server: &ServerInfo,
-    services: &mut crate::dev::Services,
-) -> Result<Engine> {
-    let previous = load_previous(config)?;
-    let engine = wrap_current(engine, current, &previous)?;
+    services: &mut Services,
+) -> Result<()> {
     for (legacy, until) in legacy_engines(
         config,
         store,
         current,
-        &previous,
+        previous,
         nostr_relays,
         ark,
         server,
@@ -290,11 +292,10 @@ pub(crate) async fn wire(
     announce(
         store,
         current,
-        &previous,
+        previous,
         info_json(config, current, nostr_relays, server),
     )
-    .await?;
-    Ok(engine)
+    .await
 }
 
 /// [`wire`] for `ark-relay run` and its single-role commands: the legacy
@@ -302,22 +303,18 @@ pub(crate) async fn wire(
 /// with `stop`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn wire_run(
-    engine: Engine,
     config: &Config,
     store: &SqlStore,
     current: &KeyFile,
+    previous: &[PreviousKey],
     ark: Arc<dyn ArkServer>,
     server: &ServerInfo,
     roles: Roles,
     stop: &watch::Receiver<bool>,
-) -> Result<Engine> {
-    let previous = load_previous(config)?;
-    let engine = wrap_current(engine, current, &previous)?;
+) -> Result<()> {
     let relays = &config.nostr_relays;
-    for (legacy, until) in legacy_engines(
-        config, store, current, &previous, relays, ark, server, roles,
-    )
-    .await?
+    for (legacy, until) in
+        legacy_engines(config, store, current, previous, relays, ark, server, roles).await?
     {
         let mut stop = stop.clone();
         tokio::spawn(async move {
@@ -333,10 +330,10 @@ pub(crate) async fn wire_run(
         announce(
             store,
             current,
-            &previous,
+            previous,
             info_json(config, current, relays, server),
         )
         .await?;
     }
-    Ok(engine)
+    Ok(())
 }

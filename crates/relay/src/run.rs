@@ -18,8 +18,9 @@
 //! - **graceful stop** on SIGTERM/SIGINT: in-flight jobs get `run.grace_ms`,
 //!   then are handed back; the lease is released; the outbox is flushed.
 //!
-//! The engine itself is built by the same function as `dev`'s
-//! (`dev::engine_for`), so both run the same handlers and periodic tasks.
+//! The engine itself is assembled by the same function as `dev`'s
+//! (`wiring::engine_builder`, the engine crate's `EngineBuilder`), so both
+//! run the same handlers and periodic tasks.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,8 +30,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use ark_relay_core::backends::ark::ArkServer;
-use ark_relay_core::{DynLeaderLock, DynStore, QueueConfig, RelayStore};
-use ark_relay_engine::degrade::{ArkProbe, Availability, BackendWatch, Degrade, Unavailable};
+use ark_relay_core::{DynLeaderLock, DynStore, RelayStore};
+use ark_relay_engine::builder::ReadOnly;
+use ark_relay_engine::degrade::{ArkProbe, Availability, BackendWatch, Unavailable};
 use ark_relay_engine::{transfer, Heartbeat, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_grpc::resilience::{
@@ -44,7 +46,7 @@ use tracing::{info, warn};
 
 use crate::config::{redact_url, Config, QueueKind};
 use crate::http::{self, ApiInfo, ApiState};
-use crate::keys::{self, KeyFile, KeyOrigin};
+use crate::keys;
 use crate::shutdown::StopSignal;
 
 /// Options of the role commands.
@@ -71,40 +73,6 @@ pub struct RunFacts {
     pub http_url: Option<String>,
     /// The scheduler lease's holder name of this process.
     pub scheduler_holder: String,
-}
-
-/// The queue tuning from `[run]`.
-pub fn queue_config(config: &Config) -> QueueConfig {
-    QueueConfig {
-        reclaim_after: Duration::from_secs(config.run.reclaim_after_secs.max(1)),
-        max_attempts: config.run.max_attempts,
-    }
-}
-
-/// The relay key: sealed in `GATEWAY_NOSTR_PRIVATE_KEY` (PRD §10.2), else the
-/// key file `<data_dir>/relay.key` (created on first use, mode 0600).
-pub fn relay_key(config: &Config) -> Result<KeyFile> {
-    match std::env::var("GATEWAY_NOSTR_PRIVATE_KEY") {
-        Ok(blob) => {
-            let pass =
-                zeroize::Zeroizing::new(std::env::var("GATEWAY_ENCRYPTION_KEY").context(
-                    "GATEWAY_NOSTR_PRIVATE_KEY is set but GATEWAY_ENCRYPTION_KEY is not",
-                )?);
-            let secret = crate::keyvault::open(&blob, pass.as_bytes())?;
-            let sk = nostr::SecretKey::from_slice(secret.as_ref())
-                .context("GATEWAY_NOSTR_PRIVATE_KEY holds no valid key")?;
-            Ok(KeyFile {
-                keys: nostr::Keys::new(sk),
-                path: PathBuf::from("$GATEWAY_NOSTR_PRIVATE_KEY"),
-                origin: KeyOrigin::Loaded,
-            })
-        }
-        Err(_) => {
-            std::fs::create_dir_all(&config.data_dir)
-                .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
-            keys::load_or_generate(&config.data_dir.join("relay.key"))
-        }
-    }
 }
 
 /// Back ends down for read-only mode: what the probe saw, plus open breakers.
@@ -203,7 +171,7 @@ pub async fn run(
     if config.nostr_relays.is_empty() {
         bail!("nostr_relays is empty (only `ark-relay dev` embeds a Nostr relay)");
     }
-    let relay_key = relay_key(&config)?;
+    let relay_key = keys::relay_key(&config)?;
     info!(pubkey = %relay_key.pubkey_hex(), roles = %roles.describe(), "starting");
 
     // Store (migrations are idempotent and serialised by sqlx's lock).
@@ -241,7 +209,7 @@ pub async fn run(
     };
     let ark: Arc<dyn ArkServer> = Arc::new(ark.with_resilience(Resilience::new("arkd", &health)));
     let Some(server) = until_ok("arkd GetInfo", &mut stop, || {
-        crate::dev::ark_server_info(ark.as_ref())
+        crate::wiring::ark_server_info(ark.as_ref())
     })
     .await?
     else {
@@ -263,8 +231,25 @@ pub async fn run(
             },
         ));
 
+    // Read-only mode: what the probe sees, plus open breakers.
+    let r = &config.run;
+    let watch = BackendWatch::new();
+    let availability = Arc::new(RunAvailability {
+        watch: watch.clone(),
+        health: health.clone(),
+    });
+    let probe = ArkProbe::new(
+        Arc::new(probe_client),
+        watch,
+        Duration::from_millis(r.probe_every_ms.max(1)),
+        Duration::from_millis(r.probe_timeout_ms.max(1)),
+    );
+
+    // The engine: handlers addressed to the current key (when old keys are
+    // in grace), read-only mode outermost.
+    let previous = crate::rotation::load_previous(&config)?;
     let lightning = crate::ramps::ramp_backends(&config, None, &health)?;
-    let engine = crate::dev::engine_for(
+    let builder = crate::wiring::engine_builder(
         &config,
         &store,
         &relay_key,
@@ -274,6 +259,12 @@ pub async fn run(
         lightning,
     )
     .await?;
+    let engine = crate::rotation::address_current(builder, &relay_key, &previous)?
+        .read_only(ReadOnly {
+            availability: availability.clone(),
+            retry_after: Duration::from_millis(r.deferred_retry_ms.max(1)),
+        })
+        .build()?;
     let relay_pk: ark_relay_core::PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
     let engine = crate::ops::with_ops(
         engine,
@@ -288,11 +279,11 @@ pub async fn run(
     .await?;
     // Hourly L1 settlement on the configured lnd (scheduler role, leader only).
     let engine = crate::settle::with_settlement(engine, &config, &store, None, &health)?;
-    let engine = crate::rotation::wire_run(
-        engine,
+    crate::rotation::wire_run(
         &config,
         &store,
         &relay_key,
+        &previous,
         ark.clone(),
         &server,
         roles,
@@ -300,8 +291,7 @@ pub async fn run(
     )
     .await?;
 
-    // Leadership, heartbeat, read-only mode, grace.
-    let r = &config.run;
+    // Leadership, heartbeat, grace.
     let ttl = Duration::from_millis(r.leader_ttl_ms);
     let lock: DynLeaderLock = match config.queue_kind() {
         QueueKind::InProcess => Arc::new(MemoryLeaderLock::new(ttl)),
@@ -311,31 +301,11 @@ pub async fn run(
                 .with_context(|| format!("connecting the leader lock to {}", redact_url(&url)))?,
         ),
     };
-    let watch = BackendWatch::new();
-    let availability = Arc::new(RunAvailability {
-        watch: watch.clone(),
-        health: health.clone(),
-    });
-    let probe = ArkProbe::new(
-        Arc::new(probe_client),
-        watch,
-        Duration::from_millis(r.probe_every_ms.max(1)),
-        Duration::from_millis(r.probe_timeout_ms.max(1)),
-    );
-    let (keys, policy, clock) = {
-        let p = engine.parts();
-        (p.keys.clone(), p.policy.clone(), p.clock.clone())
-    };
-    let retry = Duration::from_millis(r.deferred_retry_ms.max(1));
-    let deferring = availability.clone();
     let mut engine = engine
         .with_roles(roles)
         .with_grace(Duration::from_millis(r.grace_ms))
         .with_leader(lock)
-        .with_monitor(Arc::new(probe))
-        .wrap_handler(move |inner| {
-            Arc::new(Degrade::new(inner, deferring, keys, policy, clock, retry))
-        });
+        .with_monitor(Arc::new(probe));
     let holder = engine.scheduler_holder();
     if roles.scheduler {
         if let QueueKind::Redis(url) = config.queue_kind() {

@@ -1,0 +1,262 @@
+//! [`EngineBuilder`]: assembles an [`Engine`] from ports — the handler chain
+//! (base handler → transfer ceremony → ramps), its periodic tasks, and the
+//! optional wrappers (key-rotation addressing, read-only mode) — so every
+//! entry point (`ark-relay dev`, `run`, the single roles, the engines of
+//! previous keys) runs the same handlers in the same order.
+//!
+//! It takes ports only (`DynStore`, `Arc<dyn ArkServer>`, `DynQueue`, …):
+//! connecting to databases, Redis, Nostr relays or daemons is the binary's
+//! job, and this module must never depend on an adapter crate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_relay_ark::ServerInfo;
+use ark_relay_core::backends::ark::ArkServer;
+use ark_relay_core::backends::assets::DynAssets;
+use ark_relay_core::backends::lightning::DynLightning;
+use ark_relay_core::ramp::DynRampStore;
+use ark_relay_core::{Clock, DynBus, DynQueue, DynStore};
+use ark_relay_protocol::intent::IntentPolicy;
+use ark_relay_protocol::transport::NostrTransport;
+use nostr::Keys;
+
+use crate::degrade::{Availability, Degrade};
+use crate::handlers::{BaseHandler, JobHandler, RelayInfo};
+use crate::keyring::{ActiveKey, AddressedTo};
+use crate::ramp::{Issuer, RampConfig, RampDriver, RampHandler, Ramps, ReserveMonitor};
+use crate::transfer::{self, Ceremony, CeremonyConfig};
+use crate::{Engine, EngineConfig, EngineParts, Periodic, Roles};
+
+/// Why an engine could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The relay's Nostr key is not a usable x-only key.
+    #[error("the relay key is not a valid x-only key")]
+    RelayKey,
+}
+
+/// The ports an engine runs on, already connected.
+pub struct EnginePorts {
+    /// Durable state.
+    pub store: DynStore,
+    /// Job distribution.
+    pub queue: DynQueue,
+    /// Notifications (ingest wake-ups, inventory updates).
+    pub bus: Option<DynBus>,
+    /// Nostr in and out.
+    pub transport: Arc<dyn NostrTransport>,
+    /// The Ark server.
+    pub ark: Arc<dyn ArkServer>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What the Lightning ramps (lifts and lands) talk to.
+pub struct RampPorts {
+    /// lnd.
+    pub lightning: DynLightning,
+    /// tapd, for Taproot Asset lifts (and gBTC's genesis), if configured.
+    pub assets: Option<DynAssets>,
+    /// The lift and land sagas' rows.
+    pub store: DynRampStore,
+    /// Tuning of lifts and lands.
+    pub config: RampConfig,
+    /// How often the gBTC reserve is recorded.
+    pub reserve_every: Duration,
+}
+
+/// The relay's identity and policy.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The relay's Nostr keys (sign, decrypt, own the inventory).
+    pub keys: Keys,
+    /// The Nostr relays it listens and publishes on (for `get_info`).
+    pub relays: Vec<String>,
+    /// Fee per L2 intent, gBTC base units.
+    pub transfer_fee: u64,
+    /// Land fee, parts per million.
+    pub land_fee_ppm: u64,
+    /// The Ark server's parameters (network, keys, delays).
+    pub server: ServerInfo,
+}
+
+/// Read-only mode: intents arriving while `availability` reports a back end
+/// down are kept and retried every `retry_after` ([`Degrade`]).
+pub struct ReadOnly {
+    /// What is down right now.
+    pub availability: Arc<dyn Availability>,
+    /// How soon a kept job is tried again.
+    pub retry_after: Duration,
+}
+
+/// See the module docs.
+pub struct EngineBuilder {
+    ports: EnginePorts,
+    identity: Identity,
+    ceremony: CeremonyConfig,
+    engine: EngineConfig,
+    ramps: Option<RampPorts>,
+    extra_periodic: Vec<Arc<dyn Periodic>>,
+    addressed: Option<(ActiveKey, Vec<ActiveKey>)>,
+    read_only: Option<ReadOnly>,
+}
+
+impl EngineBuilder {
+    /// A builder for the transfer ceremony (and service requests) on `ports`.
+    pub fn new(
+        ports: EnginePorts,
+        identity: Identity,
+        ceremony: CeremonyConfig,
+        engine: EngineConfig,
+    ) -> Self {
+        Self {
+            ports,
+            identity,
+            ceremony,
+            engine,
+            ramps: None,
+            extra_periodic: Vec::new(),
+            addressed: None,
+            read_only: None,
+        }
+    }
+
+    /// Adds lifts and lands (and `land_lightning` intents) over `ramps`.
+    pub fn with_ramps(mut self, ramps: RampPorts) -> Self {
+        self.ramps = Some(ramps);
+        self
+    }
+
+    /// Adds a periodic task that runs beside the ceremony's and the ramps'
+    /// (e.g. gBTC's genesis).
+    pub fn with_periodic(mut self, task: Arc<dyn Periodic>) -> Self {
+        self.extra_periodic.push(task);
+        self
+    }
+
+    /// Runs only the jobs addressed to `me`, leaving those addressed to
+    /// `others` to their engines (key rotation, [`AddressedTo`]).
+    pub fn addressed_to(mut self, me: ActiveKey, others: Vec<ActiveKey>) -> Self {
+        self.addressed = Some((me, others));
+        self
+    }
+
+    /// Wraps the handler (outermost) in read-only mode ([`Degrade`]).
+    pub fn read_only(mut self, read_only: ReadOnly) -> Self {
+        self.read_only = Some(read_only);
+        self
+    }
+
+    /// The intent policy the engine will enforce.
+    pub fn policy(&self) -> Result<IntentPolicy, BuildError> {
+        let relay = ark_relay_protocol::pubkey_from_nostr(&self.identity.keys.public_key())
+            .ok_or(BuildError::RelayKey)?;
+        Ok(IntentPolicy {
+            transfer_fee: self.identity.transfer_fee,
+            land_fee_ppm: self.identity.land_fee_ppm,
+            network: Some(self.identity.server.network()),
+            ..IntentPolicy::new(relay)
+        })
+    }
+
+    /// Assembles the engine, running every role (narrow them with
+    /// [`Engine::with_roles`]).
+    pub fn build(self) -> Result<Engine, BuildError> {
+        let policy = self.policy()?;
+        let Self {
+            ports,
+            identity,
+            ceremony: ceremony_config,
+            engine: engine_config,
+            ramps,
+            extra_periodic,
+            addressed,
+            read_only,
+        } = self;
+        let keys = identity.keys.clone();
+        let info = RelayInfo {
+            pubkey: keys.public_key().to_hex(),
+            relays: identity.relays.clone(),
+            kinds_consumed: ark_relay_protocol::kinds::CONSUMED.to_vec(),
+            encryption: vec!["nip44_v2", "nip04"],
+            transfer_fee: policy.transfer_fee,
+            land_fee_ppm: policy.land_fee_ppm,
+            ark: Some(transfer::server_info_json(&identity.server)),
+        };
+        let base = BaseHandler::new(ports.store.clone(), keys.clone(), info);
+        let mut ceremony = Ceremony::new(
+            ports.store.clone(),
+            ports.ark.clone(),
+            keys.clone(),
+            policy.clone(),
+            base,
+            ports.clock.clone(),
+            ceremony_config,
+        );
+        let ramps = ramps.map(|r| {
+            let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
+                &bitcoin::secp256k1::Secp256k1::signing_only(),
+                keys.secret_key(),
+            );
+            let issuer = Issuer::new(
+                ports.store.clone(),
+                ports.ark.clone(),
+                keypair,
+                ports.clock.clone(),
+            );
+            let mut ramps = Ramps::new(
+                ports.store.clone(),
+                r.store,
+                r.lightning,
+                issuer,
+                keys.clone(),
+                ports.clock.clone(),
+                r.config,
+            );
+            if let Some(tapd) = r.assets {
+                ramps = ramps.with_assets(tapd);
+            }
+            (Arc::new(ramps), r.reserve_every)
+        });
+        if let Some((r, _)) = &ramps {
+            ceremony = ceremony.with_lands(r.clone());
+        }
+        let ceremony = Arc::new(ceremony);
+        let mut periodic: Vec<Arc<dyn Periodic>> = vec![ceremony.clone()];
+        periodic.extend(extra_periodic);
+        let mut handler: Arc<dyn JobHandler> = match ramps {
+            Some((r, reserve_every)) => {
+                periodic.push(Arc::new(RampDriver(r.clone())));
+                periodic.push(Arc::new(ReserveMonitor::new(r.clone(), reserve_every)));
+                Arc::new(RampHandler::new(r, ceremony))
+            }
+            None => ceremony,
+        };
+        if let Some((me, others)) = addressed {
+            handler = Arc::new(AddressedTo::new(handler, me, others, ports.clock.clone()));
+        }
+        if let Some(ro) = read_only {
+            handler = Arc::new(Degrade::new(
+                handler,
+                ro.availability,
+                keys.clone(),
+                policy.clone(),
+                ports.clock.clone(),
+                ro.retry_after,
+            ));
+        }
+        let parts = EngineParts {
+            store: ports.store,
+            queue: ports.queue,
+            bus: ports.bus,
+            transport: ports.transport,
+            keys,
+            policy,
+            clock: ports.clock,
+            handler,
+            periodic,
+        };
+        Ok(Engine::new(parts, engine_config, Roles::ALL))
+    }
+}
