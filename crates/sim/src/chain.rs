@@ -1,16 +1,23 @@
 //! The regtest chain model shared by the simulators: blocks, height, a mempool
-//! with a fee rate tests set, and a `sendrawtransaction`-like broadcast.
+//! with a fee rate tests set, a `sendrawtransaction`-like broadcast, an index
+//! of every output it has seen (what an esplora would answer: outputs of an
+//! address, tx lookup, confirmation and spend status), a faucet that pays any
+//! script from nowhere (regtest coinbase), and a clock tests can advance.
+//!
+//! It does not validate scripts or witnesses, nor that an input's prevout
+//! exists: the simulators that broadcast check their own transactions.
 //!
 //! Deterministic: blocks are mined only when a test (or the sim admin RPC)
 //! asks. Listeners registered with [`Chain::on_block`] run synchronously inside
 //! [`Chain::mine`], so a test that mines a block observes every consequence
 //! (hold-invoice auto-cancel, mint confirmation) when `mine` returns.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::{sha256d, Hash};
-use bitcoin::{consensus, BlockHash, Transaction, Txid};
+use bitcoin::{consensus, Amount, BlockHash, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 
 /// Why a broadcast was refused (bitcoind's reasons).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +54,38 @@ struct State {
     mempool: Vec<Transaction>,
     confirmed: BTreeMap<Txid, u32>,
     spent: HashSet<bitcoin::OutPoint>,
+    /// Every transaction broadcast or mined (mempool and confirmed).
+    txs: HashMap<Txid, Transaction>,
+    /// Which transaction spends an outpoint.
+    spenders: HashMap<OutPoint, Txid>,
+    /// Block timestamps (unix seconds), by height.
+    block_times: BTreeMap<u32, i64>,
+    /// Seconds added to the host clock ([`Chain::advance_time`]).
+    time_offset: i64,
+    /// Faucet payments made so far (makes each faucet tx unique).
+    faucet_count: u64,
+}
+
+/// One output of the chain, as an explorer reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainUtxo {
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// Value and script.
+    pub txout: TxOut,
+    /// Height of the block that confirmed it.
+    pub confirmed_height: Option<u32>,
+    /// Timestamp of that block.
+    pub confirmed_time: Option<i64>,
+    /// The transaction spending it (mempool or confirmed).
+    pub spent_by: Option<Txid>,
+}
+
+fn wall_clock() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// A shared regtest chain (cheap to clone).
@@ -86,6 +125,11 @@ impl Chain {
                 mempool: Vec::new(),
                 confirmed: BTreeMap::new(),
                 spent: HashSet::new(),
+                txs: HashMap::new(),
+                spenders: HashMap::new(),
+                block_times: BTreeMap::new(),
+                time_offset: 0,
+                faucet_count: 0,
             })),
             listeners: Arc::new(Mutex::new(Vec::new())),
         }
@@ -197,9 +241,105 @@ impl Chain {
         }
         for i in &tx.input {
             s.spent.insert(i.previous_output);
+            s.spenders.insert(i.previous_output, txid);
         }
+        s.txs.insert(txid, tx.clone());
         s.mempool.push(tx);
         Ok(txid)
+    }
+
+    /// The chain's clock, unix seconds: the host clock plus every
+    /// [`Chain::advance_time`]. New blocks are stamped with it.
+    pub fn now(&self) -> i64 {
+        wall_clock().saturating_add(self.lock().time_offset)
+    }
+
+    /// Moves the chain's clock forward by `secs` (the next mined block carries
+    /// the new time): how tests reach a batch's expiry without waiting.
+    pub fn advance_time(&self, secs: i64) {
+        let mut s = self.lock();
+        s.time_offset = s.time_offset.saturating_add(secs.max(0));
+    }
+
+    /// The timestamp of the block at `height`, if it was mined by this model.
+    pub fn block_time(&self, height: u32) -> Option<i64> {
+        self.lock().block_times.get(&height).copied()
+    }
+
+    /// The timestamp of the best block (the chain's clock if none was mined).
+    pub fn tip_time(&self) -> i64 {
+        let s = self.lock();
+        let h = s.height;
+        let offset = s.time_offset;
+        s.block_times
+            .get(&h)
+            .copied()
+            .unwrap_or_else(|| wall_clock().saturating_add(offset))
+    }
+
+    /// Pays `amount` to `script` from nowhere (a regtest coinbase-like tx with
+    /// a null prevout), into the mempool: mine a block to confirm it.
+    pub fn faucet(&self, script: ScriptBuf, amount: Amount) -> OutPoint {
+        let mut s = self.lock();
+        s.faucet_count += 1;
+        let mut tag = b"ark-relay-sim faucet".to_vec();
+        tag.extend_from_slice(&s.faucet_count.to_be_bytes());
+        let tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![bitcoin::TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::from_bytes(tag),
+                sequence: bitcoin::Sequence::MAX,
+                witness: bitcoin::Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: amount,
+                script_pubkey: script,
+            }],
+        };
+        let txid = tx.compute_txid();
+        s.txs.insert(txid, tx.clone());
+        s.mempool.push(tx);
+        OutPoint { txid, vout: 0 }
+    }
+
+    /// A transaction the chain has seen (mempool or confirmed).
+    pub fn tx(&self, txid: &Txid) -> Option<Transaction> {
+        self.lock().txs.get(txid).cloned()
+    }
+
+    /// An output the chain has seen.
+    pub fn output(&self, outpoint: &OutPoint) -> Option<ChainUtxo> {
+        let s = self.lock();
+        let tx = s.txs.get(&outpoint.txid)?;
+        let txout = tx.output.get(usize::try_from(outpoint.vout).ok()?)?.clone();
+        Some(utxo(&s, *outpoint, txout))
+    }
+
+    /// Every output paying `script` (spent or not), like an explorer's
+    /// address query.
+    pub fn outputs_of(&self, script: &ScriptBuf) -> Vec<ChainUtxo> {
+        let s = self.lock();
+        let mut found = Vec::new();
+        for (txid, tx) in &s.txs {
+            for (vout, out) in tx.output.iter().enumerate() {
+                if out.script_pubkey != *script {
+                    continue;
+                }
+                let Ok(vout) = u32::try_from(vout) else {
+                    continue;
+                };
+                found.push(utxo(&s, OutPoint { txid: *txid, vout }, out.clone()));
+            }
+        }
+        found.sort_by_key(|u| u.outpoint);
+        found
+    }
+
+    /// The transaction spending `outpoint`, if any.
+    pub fn spender(&self, outpoint: &OutPoint) -> Option<Txid> {
+        self.lock().spenders.get(outpoint).copied()
     }
 
     /// Mines `count` blocks (the first confirms the whole mempool) and runs
@@ -210,6 +350,14 @@ impl Chain {
             {
                 let mut s = self.lock();
                 s.height = s.height.saturating_add(1);
+                let time = wall_clock().saturating_add(s.time_offset);
+                let time = s
+                    .block_times
+                    .values()
+                    .next_back()
+                    .map_or(time, |last| time.max(*last));
+                let new_height = s.height;
+                s.block_times.insert(new_height, time);
                 let txs = std::mem::take(&mut s.mempool);
                 let txids: Vec<Txid> = txs.iter().map(Transaction::compute_txid).collect();
                 let h = s.height;
@@ -233,6 +381,17 @@ impl Chain {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Box::new(f));
+    }
+}
+
+fn utxo(s: &State, outpoint: OutPoint, txout: TxOut) -> ChainUtxo {
+    let confirmed_height = s.confirmed.get(&outpoint.txid).copied();
+    ChainUtxo {
+        outpoint,
+        txout,
+        confirmed_height,
+        confirmed_time: confirmed_height.and_then(|h| s.block_times.get(&h).copied()),
+        spent_by: s.spenders.get(&outpoint).copied(),
     }
 }
 

@@ -79,7 +79,7 @@ pub struct SimStack {
     /// The arkd simulator (shared state with the server).
     pub arkd: ArkdSim,
     arkd_server: SimServer,
-    /// The regtest chain shared by the lnd and tapd simulators.
+    /// The regtest chain shared by the arkd, lnd and tapd simulators.
     pub chain: Chain,
     /// The lnd simulator.
     pub lnd: LndSim,
@@ -92,9 +92,9 @@ pub struct SimStack {
 impl SimStack {
     /// Starts every simulator on 127.0.0.1.
     pub async fn start(options: SimOptions) -> Result<Self, SimError> {
-        let arkd = ArkdSim::new(options.arkd)?;
-        let arkd_server = arkd.clone().spawn(options.arkd_port).await?;
         let chain = Chain::default();
+        let arkd = ArkdSim::with_chain(options.arkd, chain.clone())?;
+        let arkd_server = arkd.clone().spawn(options.arkd_port).await?;
         let lnd = LndSim::new(chain.clone(), options.lnd)?;
         let lnd_server = lnd.clone().spawn(options.lnd_port).await?;
         let tapd = TapdSim::new(lnd.clone(), options.tapd)?;

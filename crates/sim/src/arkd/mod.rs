@@ -1,12 +1,20 @@
-//! The arkd simulator: arkd's `ArkService` (GetInfo, SubmitTx, FinalizeTx,
-//! GetPendingTx, GetTransactionsStream) and `IndexerService` (GetVtxos)
-//! subsets, served from this repo's own protos so that the official `ark-grpc`
-//! client talks to it unchanged, plus the sim-only `ArkdSimAdmin` service.
+//! The arkd simulator: arkd's `ArkService` — the off-chain path (GetInfo,
+//! SubmitTx, FinalizeTx, GetPendingTx, GetTransactionsStream) and batch rounds
+//! (RegisterIntent … SubmitSignedForfeitTxs, GetEventStream; see [`round`]) —
+//! and `IndexerService` ([`indexer`]), served from arkd's own protos so that
+//! the official `ark-grpc`/`ark-client` talk to it unchanged, plus the
+//! sim-only `ArkdSimAdmin` service. It shares a [`Chain`] with the other
+//! simulators: boarding UTXOs, commitment and sweep txs live there.
 //!
 //! The rules live in [`state`] (no gRPC); this module maps messages and errors.
 //! Errors are sent like arkd's: a gRPC status whose details are a
 //! `google.rpc.Status` holding an `ark.v1.ErrorDetails` with the error name.
 
+mod batch_rpc;
+mod batch_view;
+mod events;
+pub mod indexer;
+pub mod round;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -16,7 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
-use bitcoin::{CompressedPublicKey, Network, OutPoint, Psbt, ScriptBuf, Txid};
+use bitcoin::{CompressedPublicKey, Network, OutPoint, Psbt, Txid};
 use futures::Stream;
 use prost::Message;
 use tokio::sync::broadcast;
@@ -28,9 +36,12 @@ use ark_relay_ark::{RelativeLocktime, ServerInfo};
 use ark_relay_core::{PubKey, Sats};
 use ark_relay_proto::ark::v1 as pb;
 use ark_relay_proto::ark::v1::ark_service_server::{ArkService, ArkServiceServer};
-use ark_relay_proto::ark::v1::indexer_service_server::{IndexerService, IndexerServiceServer};
+use ark_relay_proto::ark::v1::indexer_service_server::IndexerServiceServer;
 use ark_relay_proto::simrpc::arkd as admin;
 
+use crate::chain::Chain;
+use round::session::OperatorKeys;
+pub use round::{Phase, RoundConfig, Rounds};
 use state::{code, Finalized, State};
 pub use state::{SimError, SimVtxo, VtxoState};
 
@@ -45,6 +56,8 @@ pub struct ArkdSimConfig {
     pub checkpoint_exit_delay: RelativeLocktime,
     /// Dust limit.
     pub dust: Sats,
+    /// Batch rounds: timing and batch expiry.
+    pub round: RoundConfig,
 }
 
 impl Default for ArkdSimConfig {
@@ -56,6 +69,7 @@ impl Default for ArkdSimConfig {
             unilateral_exit_delay: RelativeLocktime::blocks(144),
             checkpoint_exit_delay: RelativeLocktime::blocks(10),
             dust: Sats::new(330),
+            round: RoundConfig::default(),
         }
     }
 }
@@ -69,6 +83,20 @@ struct Inner {
     subscriptions: Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
     /// Every finalized tx as an indexer event, before per-subscription filtering.
     script_events: broadcast::Sender<pb::IndexerSubscriptionEvent>,
+    /// The chain boarding UTXOs, commitment and sweep txs live on.
+    chain: Chain,
+    /// Intent queue, round in progress, finalized batches.
+    rounds: Mutex<Rounds>,
+    /// `GetEventStream` listeners.
+    broker: events::Broker,
+    /// Wakes the round loop when round state changed.
+    wake: tokio::sync::Notify,
+    /// Starts a round without waiting for the registration window.
+    trigger: tokio::sync::Notify,
+    /// The operator's keys.
+    keys: OperatorKeys,
+    /// Round parameters.
+    round_config: RoundConfig,
 }
 
 /// The arkd simulator. Cheap to clone; clones share state.
@@ -90,7 +118,7 @@ impl std::fmt::Debug for ArkdSim {
 #[error("invalid arkd simulator configuration: {0}")]
 pub struct ConfigError(String);
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -99,11 +127,11 @@ fn now() -> i64 {
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-fn encode_psbt(p: &Psbt) -> String {
+pub(crate) fn encode_psbt(p: &Psbt) -> String {
     B64.encode(p.serialize())
 }
 
-fn decode_psbt(s: &str) -> Result<Psbt, Status> {
+pub(crate) fn decode_psbt(s: &str) -> Result<Psbt, Status> {
     let bytes = B64.decode(s).map_err(|e| {
         status(&SimError::new(
             code::INVALID_ARGUMENT,
@@ -144,8 +172,15 @@ pub fn status(e: &SimError) -> Status {
 }
 
 impl ArkdSim {
-    /// A simulator with `config`.
+    /// A simulator with `config`, on a chain of its own.
     pub fn new(config: ArkdSimConfig) -> Result<Self, ConfigError> {
+        Self::with_chain(config, Chain::default())
+    }
+
+    /// A simulator with `config` on `chain` (shared with the other
+    /// simulators): boarding outputs are read from it, commitment and sweep
+    /// txs broadcast to it, and every mined block runs the sweeper.
+    pub fn with_chain(config: ArkdSimConfig, chain: Chain) -> Result<Self, ConfigError> {
         let secp = Secp256k1::new();
         let sk =
             SecretKey::from_slice(&config.signer_secret).map_err(|e| ConfigError(e.to_string()))?;
@@ -160,7 +195,8 @@ impl ArkdSim {
             Network::Regtest,
         );
         let (events, _) = broadcast::channel(1024);
-        Ok(Self {
+        let tree_key = Keypair::new(&secp, &mut rand::thread_rng());
+        let sim = Self {
             inner: Arc::new(Inner {
                 server,
                 signer,
@@ -168,8 +204,27 @@ impl ArkdSim {
                 events,
                 subscriptions: Mutex::new(std::collections::HashMap::new()),
                 script_events: broadcast::channel(1024).0,
+                chain: chain.clone(),
+                rounds: Mutex::new(Rounds::default()),
+                broker: events::Broker::new(config.round.heartbeat),
+                wake: tokio::sync::Notify::new(),
+                trigger: tokio::sync::Notify::new(),
+                keys: OperatorKeys { signer, tree_key },
+                round_config: config.round,
             }),
-        })
+        };
+        let weak = Arc::downgrade(&sim.inner);
+        chain.on_block(move |_| {
+            if let Some(inner) = weak.upgrade() {
+                ArkdSim { inner }.sweep_expired();
+            }
+        });
+        Ok(sim)
+    }
+
+    /// The chain this simulator uses.
+    pub fn chain(&self) -> &Chain {
+        &self.inner.chain
     }
 
     /// The server parameters it advertises.
@@ -177,14 +232,14 @@ impl ArkdSim {
         &self.inner.server
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         match self.inner.state.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    fn fault(&self, rpc: &str) -> Result<(), Status> {
+    pub(crate) fn fault(&self, rpc: &str) -> Result<(), Status> {
         self.state().take_fault(rpc).map_err(|e| status(&e))
     }
 
@@ -236,6 +291,7 @@ impl ArkdSim {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let rounds = tokio::spawn(self.clone().run_rounds());
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.await;
@@ -248,6 +304,7 @@ impl ArkdSim {
             addr,
             stop: Some(tx),
             task: Some(task),
+            rounds: Some(rounds),
         })
     }
 
@@ -304,6 +361,8 @@ pub struct SimServer {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The round loop.
+    rounds: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl SimServer {
@@ -317,6 +376,9 @@ impl SimServer {
     }
     /// Stops the server and waits for it to close.
     pub async fn stop(mut self) {
+        if let Some(r) = self.rounds.take() {
+            r.abort();
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -328,6 +390,9 @@ impl SimServer {
 
 impl Drop for SimServer {
     fn drop(&mut self) {
+        if let Some(r) = self.rounds.take() {
+            r.abort();
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -344,10 +409,31 @@ fn spent_by(v: &SimVtxo) -> (bool, String, String) {
             v.spent_by.map(|c| c.to_string()).unwrap_or_default(),
             t.to_string(),
         ),
+        VtxoState::Settled(_) => (
+            true,
+            v.spent_by.map(|c| c.to_string()).unwrap_or_default(),
+            String::new(),
+        ),
     }
 }
 
-fn to_vtxo(v: &SimVtxo) -> pb::Vtxo {
+fn settled_by(v: &SimVtxo) -> String {
+    match v.state {
+        VtxoState::Settled(c) => c.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// arkd's `commitment_txids`: the batch it was made in, or the batches its
+/// preconfirmed ancestors come from.
+fn commitment_txids(v: &SimVtxo) -> Vec<String> {
+    match v.commitment_txid {
+        Some(c) => vec![c.to_string()],
+        None => v.batches.iter().map(Txid::to_string).collect(),
+    }
+}
+
+pub(crate) fn to_vtxo(v: &SimVtxo) -> pb::Vtxo {
     let (is_spent, spent_by, ark_txid) = spent_by(v);
     pb::Vtxo {
         outpoint: Some(pb::Outpoint {
@@ -358,20 +444,20 @@ fn to_vtxo(v: &SimVtxo) -> pb::Vtxo {
         script: v.script.to_hex_string(),
         created_at: v.created_at,
         expires_at: v.expires_at,
-        commitment_txids: v.commitment_txid.iter().map(Txid::to_string).collect(),
+        commitment_txids: commitment_txids(v),
         is_preconfirmed: v.preconfirmed,
-        is_swept: false,
+        is_swept: v.swept,
         is_unrolled: false,
         is_spent,
         spent_by,
-        settled_by: String::new(),
+        settled_by: settled_by(v),
         ark_txid,
         assets: Vec::new(),
         depth: v.depth,
     }
 }
 
-fn to_indexer_vtxo(v: &SimVtxo) -> pb::IndexerVtxo {
+pub(crate) fn to_indexer_vtxo(v: &SimVtxo) -> pb::IndexerVtxo {
     let (is_spent, spent_by, ark_txid) = spent_by(v);
     pb::IndexerVtxo {
         outpoint: Some(pb::IndexerOutpoint {
@@ -383,19 +469,19 @@ fn to_indexer_vtxo(v: &SimVtxo) -> pb::IndexerVtxo {
         amount: v.amount,
         script: v.script.to_hex_string(),
         is_preconfirmed: v.preconfirmed,
-        is_swept: false,
+        is_swept: v.swept,
         is_unrolled: false,
         is_spent,
         spent_by,
-        commitment_txids: v.commitment_txid.iter().map(Txid::to_string).collect(),
-        settled_by: String::new(),
+        commitment_txids: commitment_txids(v),
+        settled_by: settled_by(v),
         ark_txid,
         assets: Vec::new(),
         depth: v.depth,
     }
 }
 
-fn invalid(name: &str, message: impl Into<String>) -> Status {
+pub(crate) fn invalid(name: &str, message: impl Into<String>) -> Status {
     status(&SimError::new(code::INVALID_ARGUMENT, name, message))
 }
 
@@ -517,6 +603,81 @@ impl ArkService for ArkdSim {
         }))
     }
 
+    async fn register_intent(
+        &self,
+        request: Request<pb::RegisterIntentRequest>,
+    ) -> Result<Response<pb::RegisterIntentResponse>, Status> {
+        self.rpc_register_intent(request.into_inner()).await
+    }
+
+    async fn estimate_intent_fee(
+        &self,
+        request: Request<pb::EstimateIntentFeeRequest>,
+    ) -> Result<Response<pb::EstimateIntentFeeResponse>, Status> {
+        self.rpc_estimate_intent_fee(request.into_inner()).await
+    }
+
+    async fn delete_intent(
+        &self,
+        request: Request<pb::DeleteIntentRequest>,
+    ) -> Result<Response<pb::DeleteIntentResponse>, Status> {
+        self.rpc_delete_intent(request.into_inner()).await
+    }
+
+    async fn confirm_registration(
+        &self,
+        request: Request<pb::ConfirmRegistrationRequest>,
+    ) -> Result<Response<pb::ConfirmRegistrationResponse>, Status> {
+        self.rpc_confirm_registration(request.into_inner()).await
+    }
+
+    async fn submit_tree_nonces(
+        &self,
+        request: Request<pb::SubmitTreeNoncesRequest>,
+    ) -> Result<Response<pb::SubmitTreeNoncesResponse>, Status> {
+        self.rpc_submit_tree_nonces(request.into_inner()).await
+    }
+
+    async fn submit_tree_signatures(
+        &self,
+        request: Request<pb::SubmitTreeSignaturesRequest>,
+    ) -> Result<Response<pb::SubmitTreeSignaturesResponse>, Status> {
+        self.rpc_submit_tree_signatures(request.into_inner()).await
+    }
+
+    async fn submit_signed_forfeit_txs(
+        &self,
+        request: Request<pb::SubmitSignedForfeitTxsRequest>,
+    ) -> Result<Response<pb::SubmitSignedForfeitTxsResponse>, Status> {
+        self.rpc_submit_signed_forfeit_txs(request.into_inner())
+            .await
+    }
+
+    type GetEventStreamStream = events::EventStream;
+
+    async fn get_event_stream(
+        &self,
+        request: Request<pb::GetEventStreamRequest>,
+    ) -> Result<Response<events::EventStream>, Status> {
+        self.rpc_get_event_stream(request.into_inner()).await
+    }
+
+    async fn update_stream_topics(
+        &self,
+        request: Request<pb::UpdateStreamTopicsRequest>,
+    ) -> Result<Response<pb::UpdateStreamTopicsResponse>, Status> {
+        self.rpc_update_stream_topics(request.into_inner()).await
+    }
+
+    async fn get_intent(
+        &self,
+        _: Request<pb::GetIntentRequest>,
+    ) -> Result<Response<pb::GetIntentResponse>, Status> {
+        Err(Status::unimplemented(
+            "GetIntent is not served by the simulator",
+        ))
+    }
+
     type GetTransactionsStreamStream = TxStream;
 
     async fn get_transactions_stream(
@@ -527,166 +688,6 @@ impl ArkService for ArkdSim {
         let stream = BroadcastStream::new(self.inner.events.subscribe())
             .filter_map(|item| item.ok().map(Ok));
         Ok(Response::new(Box::pin(stream)))
-    }
-}
-
-type SubscriptionStream =
-    Pin<Box<dyn Stream<Item = Result<pb::GetSubscriptionResponse, Status>> + Send>>;
-
-impl ArkdSim {
-    fn subscriptions(
-        &self,
-    ) -> MutexGuard<'_, std::collections::HashMap<String, std::collections::HashSet<String>>> {
-        match self.inner.subscriptions.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl IndexerService for ArkdSim {
-    async fn subscribe_for_scripts(
-        &self,
-        request: Request<pb::SubscribeForScriptsRequest>,
-    ) -> Result<Response<pb::SubscribeForScriptsResponse>, Status> {
-        self.fault("SubscribeForScripts")?;
-        let req = request.into_inner();
-        for script in &req.scripts {
-            ScriptBuf::from_hex(script)
-                .map_err(|e| invalid("INVALID_REQUEST", format!("script {script}: {e}")))?;
-        }
-        let mut subs = self.subscriptions();
-        let id = if req.subscription_id.is_empty() {
-            let mut bytes = [0u8; 16];
-            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        } else if subs.contains_key(&req.subscription_id) {
-            req.subscription_id
-        } else {
-            return Err(Status::not_found("unknown subscription"));
-        };
-        subs.entry(id.clone()).or_default().extend(req.scripts);
-        Ok(Response::new(pb::SubscribeForScriptsResponse {
-            subscription_id: id,
-        }))
-    }
-
-    async fn unsubscribe_for_scripts(
-        &self,
-        request: Request<pb::UnsubscribeForScriptsRequest>,
-    ) -> Result<Response<pb::UnsubscribeForScriptsResponse>, Status> {
-        let req = request.into_inner();
-        let mut subs = self.subscriptions();
-        let set = subs
-            .get_mut(&req.subscription_id)
-            .ok_or_else(|| Status::not_found("unknown subscription"))?;
-        if req.scripts.is_empty() {
-            set.clear();
-        } else {
-            for s in &req.scripts {
-                set.remove(s);
-            }
-        }
-        Ok(Response::new(pb::UnsubscribeForScriptsResponse {}))
-    }
-
-    type GetSubscriptionStream = SubscriptionStream;
-
-    async fn get_subscription(
-        &self,
-        request: Request<pb::GetSubscriptionRequest>,
-    ) -> Result<Response<SubscriptionStream>, Status> {
-        self.fault("GetSubscription")?;
-        let id = request.into_inner().subscription_id;
-        if !self.subscriptions().contains_key(&id) {
-            return Err(Status::not_found("unknown subscription"));
-        }
-        let sim = self.clone();
-        let started = pb::GetSubscriptionResponse {
-            data: Some(pb::get_subscription_response::Data::SubscriptionStarted(
-                pb::SubscriptionStartedEvent {
-                    subscription_id: id.clone(),
-                },
-            )),
-        };
-        let events =
-            BroadcastStream::new(self.inner.script_events.subscribe()).filter_map(move |item| {
-                let mut event = item.ok()?;
-                let watched = sim.subscriptions().get(&id).cloned().unwrap_or_default();
-                let mut scripts: Vec<String> = event
-                    .new_vtxos
-                    .iter()
-                    .chain(&event.spent_vtxos)
-                    .map(|v| v.script.clone())
-                    .filter(|s| watched.contains(s))
-                    .collect();
-                scripts.sort();
-                scripts.dedup();
-                if scripts.is_empty() {
-                    return None;
-                }
-                event.scripts = scripts;
-                Some(Ok(pb::GetSubscriptionResponse {
-                    data: Some(pb::get_subscription_response::Data::Event(event)),
-                }))
-            });
-        let stream = tokio_stream::iter([Ok(started)]).chain(events);
-        Ok(Response::new(Box::pin(stream)))
-    }
-
-    async fn get_vtxos(
-        &self,
-        request: Request<pb::GetVtxosRequest>,
-    ) -> Result<Response<pb::GetVtxosResponse>, Status> {
-        self.fault("GetVtxos")?;
-        let req = request.into_inner();
-        if req.scripts.is_empty() == req.outpoints.is_empty() {
-            return Err(invalid(
-                "INVALID_REQUEST",
-                "exactly one of scripts and outpoints is required",
-            ));
-        }
-        let scripts = req
-            .scripts
-            .iter()
-            .map(|s| ScriptBuf::from_hex(s).map_err(|e| invalid("INVALID_REQUEST", e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let outpoints = req
-            .outpoints
-            .iter()
-            .map(|o| {
-                o.parse::<OutPoint>()
-                    .map_err(|e| invalid("INVALID_REQUEST", e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let state = self.state();
-        let vtxos: Vec<pb::IndexerVtxo> = state
-            .vtxos
-            .values()
-            .filter(|v| {
-                if !outpoints.is_empty() {
-                    return outpoints.contains(&v.outpoint);
-                }
-                scripts.contains(&v.script)
-                    && match v.state {
-                        VtxoState::Spendable => !req.spent_only && !req.pending_only,
-                        VtxoState::Pending(_) => !req.spendable_only,
-                        VtxoState::Spent(_) => !req.spendable_only && !req.pending_only,
-                    }
-                    && !req.recoverable_only
-            })
-            .map(to_indexer_vtxo)
-            .collect();
-        let total = i32::try_from(vtxos.len()).unwrap_or(i32::MAX);
-        Ok(Response::new(pb::GetVtxosResponse {
-            vtxos,
-            page: Some(pb::IndexerPageResponse {
-                current: 0,
-                next: -1,
-                total,
-            }),
-        }))
     }
 }
 
@@ -728,6 +729,7 @@ impl admin::arkd_sim_admin_server::ArkdSimAdmin for ArkdSim {
                         VtxoState::Spendable => ("spendable", String::new()),
                         VtxoState::Pending(t) => ("pending", t.to_string()),
                         VtxoState::Spent(t) => ("spent", t.to_string()),
+                        VtxoState::Settled(t) => ("settled", t.to_string()),
                     };
                     admin::SimVtxo {
                         outpoint: v.outpoint.to_string(),

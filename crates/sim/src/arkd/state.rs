@@ -20,6 +20,7 @@ use ark_relay_ark::{
 pub(crate) mod code {
     pub const INVALID_ARGUMENT: i32 = 3;
     pub const NOT_FOUND: i32 = 5;
+    pub const ALREADY_EXISTS: i32 = 6;
 }
 
 /// A rejection, as arkd sends it: gRPC code + `ErrorDetails.name` + message.
@@ -79,6 +80,8 @@ pub enum VtxoState {
     Pending(Txid),
     /// Spent by a finalized ark tx.
     Spent(Txid),
+    /// Settled (forfeited or recovered) in the batch of this commitment tx.
+    Settled(Txid),
 }
 
 /// A VTXO in the simulator's store.
@@ -104,6 +107,11 @@ pub struct SimVtxo {
     pub depth: u32,
     /// State.
     pub state: VtxoState,
+    /// Swept with its batch (arkd `is_swept`): recoverable, no longer spendable off-chain.
+    pub swept: bool,
+    /// The commitment txs of the batches it descends from (arkd's
+    /// `commitment_txids`); a batch's sweep marks them all.
+    pub batches: Vec<Txid>,
 }
 
 /// A submitted ark tx awaiting FinalizeTx.
@@ -166,9 +174,64 @@ impl State {
             spent_by: None,
             depth: 0,
             state: VtxoState::Spendable,
+            swept: false,
+            batches: Vec::new(),
         };
         self.vtxos.insert(vtxo.outpoint, vtxo.clone());
         vtxo
+    }
+
+    /// A finalized batch: its inputs are settled (`forfeit` = the forfeit
+    /// txid, arkd's `spent_by`), its leaves' outputs become VTXOs.
+    /// Returns (spent, created).
+    pub fn settle(
+        &mut self,
+        inputs: &[(OutPoint, Option<Txid>)],
+        commitment: Txid,
+        outputs: &[(OutPoint, TxOut)],
+        now: i64,
+        expires_at: i64,
+    ) -> (Vec<SimVtxo>, Vec<SimVtxo>) {
+        let mut spent = Vec::new();
+        for (outpoint, forfeit) in inputs {
+            if let Some(v) = self.vtxos.get_mut(outpoint) {
+                v.state = VtxoState::Settled(commitment);
+                v.spent_by = *forfeit;
+                spent.push(v.clone());
+            }
+        }
+        let mut created = Vec::new();
+        for (outpoint, out) in outputs {
+            let vtxo = SimVtxo {
+                outpoint: *outpoint,
+                amount: out.value.to_sat(),
+                script: out.script_pubkey.clone(),
+                created_at: now,
+                expires_at,
+                preconfirmed: false,
+                commitment_txid: Some(commitment),
+                spent_by: None,
+                depth: 0,
+                state: VtxoState::Spendable,
+                swept: false,
+                batches: vec![commitment],
+            };
+            self.vtxos.insert(vtxo.outpoint, vtxo.clone());
+            created.push(vtxo);
+        }
+        (spent, created)
+    }
+
+    /// Marks the unspent VTXOs descending from batch `commitment` swept.
+    pub fn sweep_batch(&mut self, commitment: Txid) -> Vec<SimVtxo> {
+        let mut swept = Vec::new();
+        for v in self.vtxos.values_mut() {
+            if v.batches.contains(&commitment) && v.state == VtxoState::Spendable && !v.swept {
+                v.swept = true;
+                swept.push(v.clone());
+            }
+        }
+        swept
     }
 
     /// arkd's SubmitTx. Returns the ark txid, the co-signed ark tx and the
@@ -198,6 +261,12 @@ impl State {
                 return Err(SimError::invalid(
                     "VTXO_ALREADY_SPENT",
                     format!("vtxo {outpoint} already spent"),
+                ));
+            }
+            if vtxo.swept {
+                return Err(SimError::invalid(
+                    "VTXO_RECOVERABLE",
+                    format!("vtxo {outpoint} is swept: settle it in a batch to recover it"),
                 ));
             }
             for cp in &mut checkpoints {
@@ -348,11 +417,17 @@ impl State {
         let mut depth = 0;
         let mut expires_at = i64::MAX;
         let mut spent = Vec::new();
+        let mut batches: Vec<Txid> = Vec::new();
         for outpoint in &pending.inputs {
             if let Some(v) = self.vtxos.get_mut(outpoint) {
                 v.state = VtxoState::Spent(ark_txid);
                 depth = depth.max(v.depth + 1);
                 expires_at = expires_at.min(v.expires_at);
+                for b in &v.batches {
+                    if !batches.contains(b) {
+                        batches.push(*b);
+                    }
+                }
                 let cp = checkpoint_of.get(outpoint).copied().unwrap_or(ark_txid);
                 spent.push((v.clone(), cp));
             }
@@ -379,6 +454,8 @@ impl State {
                 spent_by: None,
                 depth,
                 state: VtxoState::Spendable,
+                swept: false,
+                batches: batches.clone(),
             };
             self.vtxos.insert(vtxo.outpoint, vtxo.clone());
             created.push(vtxo);

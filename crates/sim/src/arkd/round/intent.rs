@@ -1,0 +1,318 @@
+//! arkd's intent proofs (`pkg/ark-lib/intent`, `service.go RegisterIntent`),
+//! checked without I/O: the BIP-322-style proof PSBT (input 0 spends the
+//! `toSpend` tx committing to the message), the JSON message, and every real
+//! input against what the simulator knows of it (a VTXO of its store or a
+//! boarding UTXO on the chain), with the owner's signatures.
+
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::opcodes::all::OP_PUSHBYTES_0;
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::transaction::Version;
+use bitcoin::{
+    absolute, Amount, OutPoint, Psbt, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+};
+
+use ark_relay_ark::{input_leaf, missing_signers, verify_signatures, Closure, ServerInfo};
+
+use crate::arkd::state::{code, SimError};
+
+/// What an intent message asks (arkd `intent.BaseMessage` + type fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// `register`, `delete`, `estimate-intent-fee`, `get-pending-tx`.
+    pub kind: String,
+    /// Outputs that leave on chain.
+    pub onchain_output_indexes: Vec<usize>,
+    /// Not valid before (unix s, 0 = no bound).
+    pub valid_at: i64,
+    /// Not valid after (unix s, 0 = no bound).
+    pub expire_at: i64,
+    /// MuSig2 keys co-signing the intent's VTXO-tree leaf.
+    pub cosigners: Vec<PublicKey>,
+}
+
+fn invalid(name: &str, msg: impl Into<String>) -> SimError {
+    SimError::new(code::INVALID_ARGUMENT, name, msg)
+}
+
+/// Parses the JSON message arkd's clients send.
+pub fn parse_message(message: &str) -> Result<Message, SimError> {
+    let bad = |m: &str| invalid("INVALID_INTENT_MESSAGE", m.to_owned());
+    let v: serde_json::Value =
+        serde_json::from_str(message).map_err(|e| bad(&format!("invalid json: {e}")))?;
+    let kind = v
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| bad("missing type"))?
+        .to_owned();
+    let int = |name: &str| v.get(name).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let onchain_output_indexes = match v.get("onchain_output_indexes") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|i| {
+                i.as_u64()
+                    .and_then(|i| usize::try_from(i).ok())
+                    .ok_or_else(|| bad("invalid onchain output index"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad("onchain_output_indexes must be a list")),
+    };
+    let cosigners = match v.get("cosigners_public_keys") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|k| {
+                k.as_str()
+                    .and_then(|k| k.parse::<PublicKey>().ok())
+                    .ok_or_else(|| bad("invalid cosigner public key"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad("cosigners_public_keys must be a list")),
+    };
+    Ok(Message {
+        kind,
+        onchain_output_indexes,
+        valid_at: int("valid_at"),
+        expire_at: int("expire_at"),
+        cosigners,
+    })
+}
+
+/// arkd's time-range check (`INVALID_INTENT_TIMERANGE`), against the host clock
+/// clients stamp their messages with, allowing `skew` seconds.
+pub fn check_time_range(m: &Message, now: i64, skew: i64) -> Result<(), SimError> {
+    if m.valid_at > 0 && now.saturating_add(skew) < m.valid_at {
+        return Err(invalid(
+            "INVALID_INTENT_TIMERANGE",
+            format!(
+                "proof of ownership not yet valid (valid_at {} > now {now})",
+                m.valid_at
+            ),
+        ));
+    }
+    if m.expire_at > 0 && now > m.expire_at {
+        return Err(invalid(
+            "INVALID_INTENT_TIMERANGE",
+            format!(
+                "proof of ownership expired (expire_at {} < now {now})",
+                m.expire_at
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The `toSpend` txid the proof's input 0 must spend for `message` signed
+/// over `script` (BIP-322 with arkd's tag `ark-intent-proof-message`).
+pub fn to_spend_txid(message: &str, script: &ScriptBuf) -> Txid {
+    let tag = sha256::Hash::hash(b"ark-intent-proof-message");
+    let mut data = Vec::with_capacity(64 + message.len());
+    data.extend_from_slice(tag.as_byte_array());
+    data.extend_from_slice(tag.as_byte_array());
+    data.extend_from_slice(message.as_bytes());
+    let hash = sha256::Hash::hash(&data);
+    let script_sig = ScriptBuf::builder()
+        .push_opcode(OP_PUSHBYTES_0)
+        .push_slice(hash.as_byte_array())
+        .into_script();
+    Transaction {
+        version: Version::non_standard(0),
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint {
+                txid: Txid::all_zeros(),
+                vout: 0xFFFF_FFFF,
+            },
+            script_sig,
+            sequence: Sequence::ZERO,
+            witness: Witness::default(),
+        }],
+        output: vec![TxOut {
+            value: Amount::ZERO,
+            script_pubkey: script.clone(),
+        }],
+    }
+    .compute_txid()
+}
+
+/// What the server knows about one proof input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// A spendable VTXO that needs a forfeit (not swept, not expired).
+    Vtxo(TxOut),
+    /// A swept or expired VTXO: settled without forfeit (arkd "recoverable").
+    Recoverable(TxOut),
+    /// A confirmed, unspent on-chain output: a boarding input.
+    Boarding(TxOut),
+}
+
+/// A checked proof input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenInput {
+    /// The outpoint.
+    pub outpoint: OutPoint,
+    /// Value and script (the server's copy).
+    pub prevout: TxOut,
+    /// Its kind.
+    pub known: Known,
+    /// The leaf the proof spends it with (the forfeit leaf).
+    pub leaf: ScriptBuf,
+}
+
+/// A checked proof: its inputs and outputs.
+#[derive(Debug, Clone)]
+pub struct Proven {
+    /// Real inputs (proof inputs 1..), in order.
+    pub inputs: Vec<ProvenInput>,
+    /// Outputs that become VTXOs (P2TR), in proof order.
+    pub offchain: Vec<TxOut>,
+    /// Outputs that leave on chain.
+    pub onchain: Vec<TxOut>,
+    /// Σ inputs − Σ outputs.
+    pub fee: u64,
+}
+
+/// Checks an intent proof the way arkd's `intent.Verify` and `RegisterIntent`
+/// do (`register` = a registration, whose proof must create outputs).
+/// `lookup` answers what an outpoint is (or the error to refuse it with).
+pub fn verify_proof(
+    server: &ServerInfo,
+    proof: &Psbt,
+    message_raw: &str,
+    message: &Message,
+    dust: u64,
+    register: bool,
+    mut lookup: impl FnMut(&OutPoint) -> Result<Known, SimError>,
+) -> Result<Proven, SimError> {
+    let bad_proof = |m: String| invalid("INVALID_INTENT_PROOF", m);
+    let tx = &proof.unsigned_tx;
+    if tx.input.len() < 2 || proof.inputs.len() != tx.input.len() {
+        return Err(invalid(
+            "INVALID_INTENT_PSBT",
+            "proof needs the toSpend input and at least one input",
+        ));
+    }
+    if register
+        && (tx.output.is_empty() || tx.output.iter().all(|o| o.script_pubkey.is_op_return()))
+    {
+        return Err(invalid(
+            "INVALID_INTENT_PSBT",
+            "proof does not contain outputs",
+        ));
+    }
+    // Real inputs: known, owned, unique.
+    let mut checked = proof.clone();
+    let mut inputs: Vec<ProvenInput> = Vec::new();
+    for index in 1..tx.input.len() {
+        let outpoint = tx.input[index].previous_output;
+        if inputs.iter().any(|i| i.outpoint == outpoint) {
+            return Err(invalid(
+                "INVALID_INTENT_PSBT",
+                format!("duplicated input {outpoint}"),
+            ));
+        }
+        let known = lookup(&outpoint)?;
+        let prevout = match &known {
+            Known::Vtxo(o) | Known::Recoverable(o) | Known::Boarding(o) => o.clone(),
+        };
+        let declared = proof.inputs[index].witness_utxo.as_ref();
+        if declared != Some(&prevout) {
+            return Err(invalid(
+                "INVALID_PSBT_INPUT",
+                format!("input {index} ({outpoint}): witness utxo does not match the prevout"),
+            ));
+        }
+        checked.inputs[index].witness_utxo = Some(prevout.clone());
+        let (leaf, _) =
+            input_leaf(&checked, index).map_err(|e| bad_proof(format!("input {index}: {e}")))?;
+        // The spent leaf must be a collaborative one with the server's key.
+        let collaborative = matches!(Closure::decode(&leaf), Some(c) if !c.is_exit() && c.keys().iter().any(|k| server.is_signer(k)));
+        if !collaborative {
+            return Err(invalid(
+                "INVALID_VTXO_SCRIPT",
+                format!("input {index}: the proof must spend a leaf the server co-signs"),
+            ));
+        }
+        inputs.push(ProvenInput {
+            outpoint,
+            prevout,
+            known,
+            leaf,
+        });
+    }
+    // Input 0 spends toSpend(message) over input 1's script.
+    let first_script = inputs[0].prevout.script_pubkey.clone();
+    let expected = to_spend_txid(message_raw, &first_script);
+    if tx.input[0].previous_output
+        != (OutPoint {
+            txid: expected,
+            vout: 0,
+        })
+    {
+        return Err(bad_proof(
+            "input 0 does not spend the toSpend tx of this message".into(),
+        ));
+    }
+    checked.inputs[0].witness_utxo = Some(TxOut {
+        value: Amount::ZERO,
+        script_pubkey: first_script,
+    });
+    verify_signatures(&checked).map_err(|e| bad_proof(format!("invalid signature: {e}")))?;
+    for index in 0..checked.inputs.len() {
+        let missing: Vec<_> = missing_signers(&checked, index)
+            .map_err(|e| bad_proof(e.to_string()))?
+            .into_iter()
+            .filter(|k| !server.is_signer(k))
+            .collect();
+        if !missing.is_empty() {
+            return Err(bad_proof(format!("input {index}: missing signature")));
+        }
+    }
+    // Outputs.
+    let mut offchain = Vec::new();
+    let mut onchain = Vec::new();
+    for (i, out) in tx.output.iter().enumerate() {
+        if message.onchain_output_indexes.contains(&i) {
+            onchain.push(out.clone());
+        } else if out.script_pubkey.is_p2tr() {
+            if out.value.to_sat() < dust {
+                return Err(invalid(
+                    "AMOUNT_TOO_LOW",
+                    format!(
+                        "output {i}: {} sats is below dust {dust}",
+                        out.value.to_sat()
+                    ),
+                ));
+            }
+            offchain.push(out.clone());
+        } else if out.value.to_sat() > 0 || !out.script_pubkey.is_op_return() {
+            return Err(invalid(
+                "INVALID_PKSCRIPT",
+                format!("output {i}: offchain outputs must be P2TR"),
+            ));
+        }
+    }
+    let total_in = inputs
+        .iter()
+        .try_fold(0u64, |a, i| a.checked_add(i.prevout.value.to_sat()));
+    let total_out = tx
+        .output
+        .iter()
+        .try_fold(0u64, |a, o| a.checked_add(o.value.to_sat()));
+    let (Some(total_in), Some(total_out)) = (total_in, total_out) else {
+        return Err(invalid("INVALID_INTENT_PSBT", "amount overflow"));
+    };
+    let fee = total_in.checked_sub(total_out).ok_or_else(|| {
+        invalid(
+            "INTENT_INSUFFICIENT_FEE",
+            format!("outputs ({total_out}) exceed inputs ({total_in})"),
+        )
+    })?;
+    Ok(Proven {
+        inputs,
+        offchain,
+        onchain,
+        fee,
+    })
+}
