@@ -112,44 +112,77 @@ pub fn relay_key(config: &crate::config::Config) -> Result<KeyFile> {
     }
 }
 
-/// Loads the key in `path`, or generates one and writes it there (mode 0600,
-/// atomically) if the file does not exist. A file that exists but does not
-/// hold a valid key is an error: it is never overwritten.
+/// Loads the key in `path`, or generates one and writes it there (mode 0600)
+/// if the file does not exist. A file that exists but does not hold a valid
+/// key is an error: it is never overwritten.
+///
+/// Creation is race-free: the new key is written whole to a private
+/// temporary file, which is then *linked* to `path` — a link fails if `path`
+/// already exists, so of several processes starting at once on a fresh data
+/// dir exactly one creates the key and every other one reads the winner's.
+/// No reader ever sees a partly written file (the link publishes it whole).
 pub fn load_or_generate(path: &Path) -> Result<KeyFile> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let keys = Keys::parse(text.trim())
-                .with_context(|| format!("{} does not hold a valid secret key", path.display()))?;
-            warn_if_readable_by_others(path);
+    match read_key(path)? {
+        Some(keys) => Ok(KeyFile {
+            keys,
+            path: path.to_owned(),
+            origin: KeyOrigin::Loaded,
+        }),
+        None => {
+            let keys = Keys::generate();
+            let mut text = zeroize::Zeroizing::new(keys.secret_key().to_secret_hex());
+            text.push('\n');
+            if create_private_exclusive(path, text.as_bytes())? {
+                return Ok(KeyFile {
+                    keys,
+                    path: path.to_owned(),
+                    origin: KeyOrigin::Generated,
+                });
+            }
+            // Another process created it first: everyone uses the winner's.
+            let keys = read_key(path)?.with_context(|| {
+                format!("{} vanished right after it was created", path.display())
+            })?;
             Ok(KeyFile {
                 keys,
                 path: path.to_owned(),
                 origin: KeyOrigin::Loaded,
             })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let keys = Keys::generate();
-            let mut text = keys.secret_key().to_secret_hex();
-            text.push('\n');
-            write_private_atomically(path, text.as_bytes())?;
-            Ok(KeyFile {
-                keys,
-                path: path.to_owned(),
-                origin: KeyOrigin::Generated,
-            })
+    }
+}
+
+/// The key in `path`, `None` if there is no such file.
+fn read_key(path: &Path) -> Result<Option<Keys>> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let text = zeroize::Zeroizing::new(text);
+            let keys = Keys::parse(text.trim())
+                .with_context(|| format!("{} does not hold a valid secret key", path.display()))?;
+            warn_if_readable_by_others(path);
+            Ok(Some(keys))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading key file {}", path.display())),
     }
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same directory and a
-/// rename, with mode 0600 from the start (the secret is never world-readable).
-fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Creates `path` holding `bytes` (mode 0600 from the start, so the secret is
+/// never readable by others) unless it exists: `Ok(false)` then, and `path`
+/// is left as it was. The content is written to a uniquely named temporary
+/// file in the same directory and published by `link(2)`, which fails with
+/// `EEXIST` instead of replacing (a `rename` would silently replace).
+fn create_private_exclusive(path: &Path, bytes: &[u8]) -> Result<bool> {
     let Some(dir) = path.parent() else {
         bail!("key file {} has no parent directory", path.display());
     };
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    // Unique per process *and* per call: threads of one process may race too.
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -157,18 +190,19 @@ fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let result = (|| -> Result<()> {
+    let result = (|| -> Result<bool> {
         let mut file = options
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        match fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+        }
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
+    let _ = fs::remove_file(&tmp);
     result
 }
 
@@ -312,6 +346,35 @@ mod tests {
             format!("{wrong:#}").contains("wrong GATEWAY_ENCRYPTION_KEY"),
             "{wrong:#}"
         );
+    }
+
+    #[test]
+    fn concurrent_first_starts_agree_on_one_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("data/relay.key");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        load_or_generate(&path).unwrap()
+                    })
+                })
+                .collect();
+            let keys: Vec<KeyFile> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let on_disk = Keys::parse(fs::read_to_string(&path).unwrap().trim()).unwrap();
+            assert!(keys
+                .iter()
+                .all(|k| k.keys.public_key() == on_disk.public_key()));
+            let generated = keys
+                .iter()
+                .filter(|k| k.origin == KeyOrigin::Generated)
+                .count();
+            assert_eq!(generated, 1, "exactly one caller creates the key");
+            assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        }
     }
 
     #[test]
