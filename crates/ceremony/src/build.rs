@@ -26,8 +26,37 @@ pub struct Prepared {
     pub checkpoints: Vec<Psbt>,
     /// The colour hints of the outputs.
     pub hints: Vec<ColourHint>,
-    /// How many inputs the relay signed.
-    pub relay_signed: usize,
+    /// The relay's signatures on it.
+    pub relay_signed: Vec<RelaySignature>,
+}
+
+/// Signs every input of `psbt` the relay may sign; says which.
+pub(crate) fn sign_own(
+    psbt: &mut Psbt,
+    relay: &bitcoin::secp256k1::Keypair,
+    what: &'static str,
+) -> Result<Vec<RelaySignature>, StepError> {
+    let key = relay.x_only_public_key().0;
+    let signed_by = |p: &Psbt| -> Vec<usize> {
+        p.inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.tap_script_sigs.keys().any(|(k, _)| *k == key))
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let before = signed_by(psbt);
+    sign_psbt(psbt, relay)?;
+    let txid = psbt.unsigned_tx.compute_txid();
+    Ok(signed_by(psbt)
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .map(|input_index| RelaySignature {
+            what,
+            txid,
+            input_index,
+        })
+        .collect())
 }
 
 /// Builds the ark tx and checkpoints of `plan` and signs the relay's inputs.
@@ -47,9 +76,9 @@ pub fn prepare(plan: &Plan, ctx: &Ctx<'_>) -> Result<Prepared, StepError> {
         .collect();
     let mut tx = build_offchain_tx(ctx.server, &inputs, &outputs)?;
     let relay_signed = if plan.relay_inputs > 0 {
-        sign_psbt(&mut tx.ark_tx, ctx.relay)?
+        sign_own(&mut tx.ark_tx, ctx.relay, "ark_tx")?
     } else {
-        0
+        vec![]
     };
     let hints = plan
         .outputs
@@ -114,14 +143,7 @@ pub fn start(s: Start, ctx: &Ctx<'_>) -> Result<Transition, StepError> {
         phase: Phase::Completed,
         resent: 0,
     };
-    let signed = if s.prepared.relay_signed > 0 {
-        vec![RelaySignature {
-            what: "ark_tx",
-            inputs: s.prepared.relay_signed,
-        }]
-    } else {
-        vec![]
-    };
+    let signed = s.prepared.relay_signed;
     if no_parties {
         c.phase = Phase::ArkTxSigned {
             retry_at: ctx.now.plus_secs(ctx.timing.retry_after_secs),

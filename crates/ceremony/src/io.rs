@@ -94,8 +94,13 @@ pub enum Input {
     Committed,
     /// A land's hand-over to the Lightning side is recorded.
     HandedOver,
-    /// Time passed (`ctx.now`): deadlines and recovery.
+    /// Time passed (`ctx.now`): deadlines, and recovery of an in-flight
+    /// remote effect once its retry time has come.
     Tick,
+    /// As [`Input::Tick`], but re-issues an in-flight remote effect now: for
+    /// a caller that knows no other job is making it (the relay's own
+    /// issuing transactions are driven by one leader).
+    Resume,
 }
 
 /// What the runner must do.
@@ -175,8 +180,10 @@ impl Effect {
 pub struct RelaySignature {
     /// `ark_tx` or `checkpoint`.
     pub what: &'static str,
-    /// How many inputs it signed.
-    pub inputs: usize,
+    /// The signed transaction.
+    pub txid: bitcoin::Txid,
+    /// The signed input.
+    pub input_index: usize,
 }
 
 /// The result of a step.

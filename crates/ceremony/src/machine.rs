@@ -16,9 +16,7 @@
 //! the PSBT), and the relay signs its own inputs here, with the key the
 //! runner lends in [`Ctx`] (never persisted).
 
-use ark_relay_ark::{
-    add_signature, is_fully_signed, missing_signers, sign_psbt, verify_signatures,
-};
+use ark_relay_ark::{add_signature, is_fully_signed, missing_signers, verify_signatures};
 use ark_relay_core::backends::ark::SubmittedTx;
 use ark_relay_core::{ErrorCode, EventId, UnixTime};
 use ark_relay_protocol::content::SignatureEntry;
@@ -27,9 +25,9 @@ use bitcoin::secp256k1::schnorr;
 use bitcoin::Psbt;
 
 use crate::build::{
-    challenge, confirmation, deadline, finalize, ledger_change, notify_all, short, submit,
+    challenge, confirmation, deadline, finalize, ledger_change, notify_all, short, sign_own, submit,
 };
-use crate::io::{invalid, Answer, Ctx, Effect, Input, RelaySignature, StepError, Transition};
+use crate::io::{invalid, Answer, Ctx, Effect, Input, StepError, Transition};
 use crate::state::{Ceremony, Failure, Phase, Purpose};
 
 /// Ends the ceremony before `SubmitTx`: every lock released, everyone told.
@@ -165,7 +163,8 @@ pub fn step(c: &Ceremony, input: Input, ctx: &Ctx<'_>) -> Result<Transition, Ste
                 _ => Ok(Transition::stay(c)),
             }
         }
-        Input::Tick => on_tick(c, ctx),
+        Input::Tick => on_tick(c, ctx, false),
+        Input::Resume => on_tick(c, ctx, true),
         outcome => on_outcome(c, outcome, ctx),
     }
 }
@@ -291,7 +290,7 @@ fn on_checkpoint_reply(
 /// Time passed: a waiting step past its deadline ends; an in-flight remote
 /// effect past its retry time is re-issued (probing arkd before a second
 /// `SubmitTx`).
-fn on_tick(c: &Ceremony, ctx: &Ctx<'_>) -> Result<Transition, StepError> {
+fn on_tick(c: &Ceremony, ctx: &Ctx<'_>, force: bool) -> Result<Transition, StepError> {
     let now = ctx.now;
     let later = now.plus_secs(ctx.timing.retry_after_secs * 3);
     let mut next = c.clone();
@@ -333,7 +332,7 @@ fn on_tick(c: &Ceremony, ctx: &Ctx<'_>) -> Result<Transition, StepError> {
             );
             Ok(strand(c, r))
         }
-        Phase::ArkTxSigned { retry_at, .. } if now >= *retry_at => {
+        Phase::ArkTxSigned { retry_at, .. } if force || now >= *retry_at => {
             next.phase = Phase::ArkTxSigned {
                 retry_at: later,
                 resubmit: true,
@@ -343,7 +342,7 @@ fn on_tick(c: &Ceremony, ctx: &Ctx<'_>) -> Result<Transition, StepError> {
             }];
             Ok(Transition::with(next, effects))
         }
-        Phase::SignaturesCollected { retry_at } if now >= *retry_at => {
+        Phase::SignaturesCollected { retry_at } if force || now >= *retry_at => {
             next.phase = Phase::SignaturesCollected { retry_at: later };
             let effects = vec![finalize(&next)];
             Ok(Transition::with(next, effects))
@@ -351,7 +350,7 @@ fn on_tick(c: &Ceremony, ctx: &Ctx<'_>) -> Result<Transition, StepError> {
         Phase::ArkExecuted {
             retry_at,
             committed,
-        } if now >= *retry_at => {
+        } if force || now >= *retry_at => {
             next.phase = Phase::ArkExecuted {
                 retry_at: later,
                 committed: *committed,
@@ -477,7 +476,7 @@ fn after_submit(c: &Ceremony, sub: SubmittedTx, ctx: &Ctx<'_>) -> Result<Transit
     }
     verify_signatures(&sub.final_ark_tx)?;
     let mut signed = Vec::with_capacity(c.checkpoints.len());
-    let mut relay_signed = 0;
+    let mut audit = Vec::new();
     for cp in &c.checkpoints {
         let txid = cp.unsigned_tx.compute_txid();
         let mut s = sub
@@ -487,16 +486,12 @@ fn after_submit(c: &Ceremony, sub: SubmittedTx, ctx: &Ctx<'_>) -> Result<Transit
             .cloned()
             .ok_or_else(|| invalid(format!("arkd returned no checkpoint {txid}")))?;
         verify_signatures(&s)?;
-        relay_signed += sign_psbt(&mut s, ctx.relay)?;
+        audit.extend(sign_own(&mut s, ctx.relay, "checkpoint")?);
         signed.push(s);
     }
     let mut next = c.clone();
     next.ark_tx = sub.final_ark_tx;
     next.checkpoints = signed;
-    let audit = vec![RelaySignature {
-        what: "checkpoint",
-        inputs: relay_signed,
-    }];
     if next.parties.is_empty() {
         for (n, cp) in next.checkpoints.iter().enumerate() {
             if !is_fully_signed(cp)? {
