@@ -9,6 +9,11 @@
 //! # Notes for implementors
 //! - Delivery is **at least once**: a job popped but not acked (consumer
 //!   crashed) is delivered again after `reclaim_after`, to any consumer.
+//! - A consumer that is alive keeps its deliveries by renewing them
+//!   ([`JobQueue::renew`], a heartbeat well within `reclaim_after`), so
+//!   `reclaim_after` can be a few seconds: a dead consumer's job goes to
+//!   another one that long after its last heartbeat, however long a live
+//!   consumer's job takes.
 //! - `ack` only after the job's database transaction committed.
 //! - After `max_attempts` deliveries a job is moved to the dead-letter list and
 //!   not delivered again.
@@ -75,6 +80,18 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Jobs moved to the dead-letter list.
     async fn dead_letters(&self) -> Result<Vec<Job>, QueueError>;
+
+    /// Heartbeat of a consumer working on `job`: every delivery of `job`
+    /// that this handle handed out and that is neither acked nor handed back
+    /// is not reclaimed for another `reclaim_after` from now. A delivery that
+    /// another consumer has meanwhile reclaimed is left to it (never taken
+    /// back). Returns how many deliveries were renewed. Does not count a
+    /// delivery. The default renews nothing (deliveries are then reclaimed
+    /// `reclaim_after` after they were handed out, however alive the
+    /// consumer is).
+    async fn renew(&self, _job: &Job) -> Result<usize, QueueError> {
+        Ok(0)
+    }
 
     /// Hands back a delivery its consumer will not finish (graceful
     /// shutdown), so that another consumer can take it now instead of after
