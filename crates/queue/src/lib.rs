@@ -31,6 +31,12 @@
 //! - A job is delivered at most `max_attempts` times (a `max_attempts` of 0
 //!   is treated as 1); when it would be delivered once more it is moved to
 //!   the dead-letter list instead.
+//! - A live consumer keeps its deliveries with heartbeats
+//!   ([`JobQueue::renew`](ark_relay_core::JobQueue::renew)): a renewed
+//!   delivery is reclaimed only `reclaim_after` after the last heartbeat, and
+//!   a heartbeat never takes back a delivery another consumer reclaimed.
+//!   In-process, one process is one consumer: `renew` covers every in-flight
+//!   delivery of the job.
 //! - Reclaimed jobs are handed out before new ones.
 //! - `ack` is idempotent, and acking a delivery that was meanwhile reclaimed
 //!   by another consumer completes the job (the other consumer's ack is then

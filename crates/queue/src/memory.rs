@@ -225,6 +225,26 @@ impl JobQueue for MemoryQueue {
         Ok(self.state().dead.clone())
     }
 
+    /// Pushes back the deadline of every in-flight delivery of `job`. One
+    /// process is one consumer here (its handles share the queue, and a
+    /// killed process loses the queue with it), so every in-flight delivery
+    /// of the job belongs to a live worker of this process.
+    async fn renew(&self, job: &Job) -> Result<usize, QueueError> {
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(self.shared.config.reclaim_after)
+            .unwrap_or_else(|| now + FAR_FUTURE);
+        let mut st = self.state();
+        let mut renewed = 0;
+        for f in st.in_flight.values_mut() {
+            if f.entry.job.key == job.key {
+                f.deadline = f.deadline.max(deadline);
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
+
     /// Makes the delivery reclaimable now (its deadline passes at once).
     async fn hand_back(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let seq: u64 = delivery.id.parse().map_err(|_| bad_id(&delivery.id))?;

@@ -21,9 +21,20 @@
 //! is scanned a little at every pop rather than from the start each time.
 //! Otherwise `XREADGROUP … COUNT 1 BLOCK <ms> STREAMS <stream> >` takes a new
 //! entry (attempts = 1). A waiting pop blocks in slices of at most
-//! `reclaim_after / 2` (10 ms – 1 s) and re-runs XAUTOCLAIM between slices,
+//! `reclaim_after / 4` (10 ms – 1 s) and re-runs XAUTOCLAIM between slices,
 //! so a dead consumer's job is picked up by a waiting one at most one slice
 //! after `reclaim_after`.
+//!
+//! # Heartbeats
+//! A handle remembers the entries it handed out (id, consumer, job key) until
+//! they are acked or handed back. [`JobQueue::renew`] resets their idle time
+//! with `XCLAIM <stream> <group> <consumer> 0 <id> JUSTID` — the same
+//! consumer, so ownership does not change, and `JUSTID` leaves the delivery
+//! count alone — inside one Lua script that first checks with `XPENDING …
+//! <id> <id> 1 <consumer>` that the consumer still owns the entry: an entry
+//! another consumer reclaimed meanwhile is never taken back. So
+//! `reclaim_after` measures time since the owner's last heartbeat, not since
+//! the delivery, and can be a few seconds.
 //!
 //! # Connections
 //! Commands (`push`, `ack`, the XAUTOCLAIM scan, …) share one
@@ -35,6 +46,7 @@
 //! returned. Errors from a lost or unreachable server map to
 //! [`QueueError::Transient`].
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -69,6 +81,33 @@ const MAX_SCANS: usize = 4;
 const RECONNECT_RETRIES: usize = 2;
 /// Idle blocking connections kept for reuse.
 const MAX_IDLE_BLOCKING: usize = 16;
+
+/// Renews the entries ARGV[3..] of stream KEYS[1], group ARGV[1], that the
+/// consumer ARGV[2] still owns (idle time reset, delivery count unchanged);
+/// returns the ids renewed.
+const RENEW_SCRIPT: &str = r"
+local renewed = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p > 0 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    table.insert(renewed, ARGV[i])
+  end
+end
+return renewed
+";
+
+/// An entry this handle handed out and that is not acked or handed back.
+#[derive(Debug, Clone)]
+struct Held {
+    consumer: String,
+    key: String,
+    since: Instant,
+}
+
+/// Held entries beyond which stale ones (a worker gave up without an ack and
+/// another process finished the job) are pruned.
+const HELD_PRUNE_AT: usize = 1024;
 
 fn is_transient(e: &RedisError) -> bool {
     e.is_io_error()
@@ -159,6 +198,9 @@ pub struct RedisQueue {
     blocking: Mutex<Vec<ConnectionManager>>,
     /// Where the next XAUTOCLAIM scan starts.
     cursor: Mutex<String>,
+    /// Entries handed out by this handle, by entry id (for heartbeats).
+    held: Mutex<HashMap<String, Held>>,
+    renew: redis::Script,
     stream: String,
     dead: String,
     group: String,
@@ -187,6 +229,8 @@ impl RedisQueue {
             conn,
             blocking: Mutex::new(Vec::new()),
             cursor: Mutex::new("0-0".to_owned()),
+            held: Mutex::new(HashMap::new()),
+            renew: redis::Script::new(RENEW_SCRIPT),
             dead: format!("{stream}:dead"),
             group: join(prefix, "workers"),
             stream,
@@ -238,6 +282,27 @@ impl RedisQueue {
 
     fn cursor(&self) -> MutexGuard<'_, String> {
         self.cursor.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<String, Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers a delivery for [`JobQueue::renew`].
+    fn hold(&self, consumer: &str, delivery: &Delivery) {
+        let mut held = self.held();
+        if held.len() >= HELD_PRUNE_AT {
+            let stale = self.config.reclaim_after.saturating_mul(10);
+            held.retain(|_, h| h.since.elapsed() < stale);
+        }
+        held.insert(
+            delivery.id.clone(),
+            Held {
+                consumer: consumer.to_owned(),
+                key: delivery.job.key.clone(),
+                since: Instant::now(),
+            },
+        );
     }
 
     fn idle_blocking(&self) -> MutexGuard<'_, Vec<ConnectionManager>> {
@@ -296,11 +361,13 @@ impl RedisQueue {
                 match job_of(&entry) {
                     Ok(job) if attempts <= max_attempts => {
                         tracing::debug!(consumer, id = %entry.id, attempts, "reclaimed");
-                        return Ok(Some(Delivery {
+                        let d = Delivery {
                             id: entry.id,
                             job,
                             attempts,
-                        }));
+                        };
+                        self.hold(consumer, &d);
+                        return Ok(Some(d));
                     }
                     Ok(_) => {
                         self.dead_letter(&entry, attempts.saturating_sub(1), None)
@@ -458,7 +525,7 @@ impl JobQueue for RedisQueue {
         let deadline = start
             .checked_add(wait)
             .unwrap_or_else(|| start + FAR_FUTURE);
-        let slice = (self.config.reclaim_after / 2).clamp(MIN_BLOCK, MAX_BLOCK);
+        let slice = (self.config.reclaim_after / 4).clamp(MIN_BLOCK, MAX_BLOCK);
         loop {
             if let Some(d) = self.reclaim(consumer).await? {
                 return Ok(Some(d));
@@ -476,11 +543,13 @@ impl JobQueue for RedisQueue {
                 match job_of(&entry) {
                     Ok(job) => {
                         tracing::trace!(consumer, id = %entry.id, "delivered");
-                        return Ok(Some(Delivery {
+                        let d = Delivery {
                             id: entry.id,
                             job,
                             attempts: 1,
-                        }));
+                        };
+                        self.hold(consumer, &d);
+                        return Ok(Some(d));
                     }
                     Err(why) => self.dead_letter(&entry, 1, Some(&why)).await?,
                 }
@@ -493,6 +562,7 @@ impl JobQueue for RedisQueue {
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        self.held().remove(&delivery.id);
         let mut conn = self.conn.clone();
         redis::pipe()
             .atomic()
@@ -511,6 +581,7 @@ impl JobQueue for RedisQueue {
     /// it. `JUSTID` leaves the delivery count alone (the next claim counts
     /// the new delivery).
     async fn hand_back(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        self.held().remove(&delivery.id);
         let mut conn = self.conn.clone();
         let _: Vec<String> = redis::cmd("XCLAIM")
             .arg(&self.stream)
@@ -525,6 +596,39 @@ impl JobQueue for RedisQueue {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    /// One Lua script per consumer holding deliveries of `job` (see the
+    /// module docs); entries no longer owned are forgotten.
+    async fn renew(&self, job: &Job) -> Result<usize, QueueError> {
+        let mut by_consumer: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, h) in self.held().iter() {
+            if h.key == job.key {
+                by_consumer
+                    .entry(h.consumer.clone())
+                    .or_default()
+                    .push(id.clone());
+            }
+        }
+        let mut renewed = 0;
+        for (consumer, ids) in by_consumer {
+            let mut conn = self.conn.clone();
+            let mut call = self.renew.key(&self.stream);
+            call.arg(&self.group).arg(&consumer);
+            for id in &ids {
+                call.arg(id);
+            }
+            let kept: Vec<String> = call.invoke_async(&mut conn).await.map_err(map_err)?;
+            renewed += kept.len();
+            if kept.len() < ids.len() {
+                let mut held = self.held();
+                for id in ids.iter().filter(|id| !kept.contains(id)) {
+                    tracing::debug!(consumer, id = %id, "delivery reclaimed by another consumer; no longer renewed");
+                    held.remove(id);
+                }
+            }
+        }
+        Ok(renewed)
     }
 
     async fn depth(&self) -> Result<u64, QueueError> {

@@ -263,6 +263,54 @@ mod suite {
         assert!(producer.dead_letters().await.expect("dead").is_empty());
     }
 
+    /// A live consumer keeps its delivery with heartbeats (`renew`) for many
+    /// times `reclaim_after`; once the heartbeats stop, another consumer gets
+    /// it `reclaim_after` after the last one (not after the delivery), with
+    /// attempts 2. After the ack there is nothing left to renew.
+    pub async fn heartbeats_keep_a_delivery_until_they_stop<H: Harness, F: Future<Output = H>>(
+        make: impl FnOnce(QueueConfig) -> F,
+    ) {
+        let h = make(config(RECLAIM, 5)).await;
+        let a = h.handle().await;
+        let b = h.handle().await;
+        a.push(&job(3)).await.expect("push");
+        let held = a
+            .pop("alive", Duration::from_secs(1))
+            .await
+            .expect("pop")
+            .expect("job");
+        let taken = Instant::now();
+        let mut last_beat = Instant::now();
+        while taken.elapsed() < RECLAIM * 5 {
+            assert_eq!(a.renew(&held.job).await.expect("renew"), 1, "still held");
+            last_beat = Instant::now();
+            assert!(
+                b.pop("other", RECLAIM / 4).await.expect("pop").is_none(),
+                "a renewed delivery was reclaimed after {:?}",
+                taken.elapsed()
+            );
+        }
+        // The holder dies: no more heartbeats.
+        let again = b
+            .pop("other", Duration::from_secs(5))
+            .await
+            .expect("pop")
+            .expect("reclaimed once the heartbeats stopped");
+        let after = last_beat.elapsed();
+        assert_eq!((again.job.clone(), again.attempts), (job(3), 2));
+        assert!(
+            after >= RECLAIM,
+            "reclaimed {after:?} after the last heartbeat"
+        );
+        assert!(
+            after < RECLAIM * 3,
+            "reclaimed only {after:?} after the last heartbeat"
+        );
+        b.ack(&again).await.expect("ack");
+        assert_eq!(b.renew(&again.job).await.expect("renew after ack"), 0);
+        assert_eq!(a.depth().await.expect("depth"), 0);
+    }
+
     /// A consumer that acks after its job was reclaimed completes the job: the
     /// new holder's ack is then a no-op and the job is not delivered again.
     pub async fn late_ack_completes_the_job<H: Harness, F: Future<Output = H>>(
@@ -397,6 +445,7 @@ macro_rules! conformance {
                 pop_wakes_on_push,
                 killed_consumer_job_completed_once,
                 late_ack_completes_the_job,
+                heartbeats_keep_a_delivery_until_they_stop,
                 dead_letter_after_max_attempts,
                 concurrent_consumers_get_distinct_jobs,
             );
@@ -519,6 +568,50 @@ async fn redis_recovers_from_a_lost_stream() {
     assert_eq!(d.job, job(2));
     q.ack(&d).await.expect("ack");
     assert_eq!(q.depth().await.expect("depth"), 0);
+}
+
+/// A heartbeat of a consumer whose delivery another consumer has already
+/// reclaimed renews nothing and does not take the entry back: the new holder
+/// keeps it, and the old holder stops trying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_renew_never_takes_back_a_reclaimed_delivery() {
+    let h = redis(config(RECLAIM, 5)).await;
+    let (a, b) = (h.open().await, h.open().await);
+    a.push(&job(4)).await.expect("push");
+    let slow = a
+        .pop("slow", Duration::from_secs(1))
+        .await
+        .expect("pop")
+        .expect("job");
+    let again = b
+        .pop("fast", Duration::from_secs(5))
+        .await
+        .expect("pop")
+        .expect("reclaimed");
+    assert_eq!(again.attempts, 2);
+    assert_eq!(a.renew(&slow.job).await.expect("late heartbeat"), 0);
+    assert_eq!(b.renew(&again.job).await.expect("heartbeat"), 1);
+    let client = redis::Client::open(h.url.as_str()).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let pending: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(a.stream_key())
+        .arg(a.group())
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut conn)
+        .await
+        .expect("XPENDING");
+    assert_eq!(pending.ids.len(), 1);
+    assert_eq!(pending.ids[0].consumer, "fast", "the new holder keeps it");
+    assert_eq!(
+        pending.ids[0].times_delivered, 2,
+        "heartbeats count no delivery"
+    );
+    b.ack(&again).await.expect("ack");
 }
 
 /// An entry that is not a job (written by something else) is dead-lettered,
