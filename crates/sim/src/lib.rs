@@ -15,7 +15,7 @@ pub mod chain;
 pub mod lnd;
 pub mod tapd;
 
-pub use arkd::{ArkdSim, ArkdSimConfig, SimServer};
+pub use arkd::{ArkdSim, ArkdSimConfig, RoundConfig, SimServer};
 pub use chain::Chain;
 pub use lnd::{LnServer, LndSim, LndSimConfig};
 pub use tapd::{TapdSim, TapdSimConfig};

@@ -291,6 +291,11 @@ impl State {
         let mut final_ark = rebuilt.ark_tx.clone();
         for (dst, src) in final_ark.inputs.iter_mut().zip(&ark_tx.inputs) {
             dst.tap_script_sigs = src.tap_script_sigs.clone();
+            // arkd hands the client's ark PSBT back with its fields kept;
+            // ark-client reads each input's witness_script from it.
+            if dst.witness_script.is_none() {
+                dst.witness_script = src.witness_script.clone();
+            }
         }
         verify_signatures(&final_ark).map_err(from_ark)?;
         let mut signed_cps = rebuilt.checkpoints.clone();
