@@ -4,6 +4,13 @@
 //! entry point (`ark-relay dev`, `run`, the single roles, the engines of
 //! previous keys) runs the same handlers in the same order.
 //!
+//! Heartbeats: with [`EngineBuilder::with_heartbeat`] the outermost wrapper
+//! ([`Heartbeats`]) renews the job's queue delivery
+//! ([`JobQueue::renew`](ark_relay_core::JobQueue::renew)) on a timer while
+//! the handler runs, so a live worker keeps a slow job however long it takes
+//! and a killed worker's job goes to another worker `reclaim_after` after
+//! its last heartbeat.
+//!
 //! It takes ports only (`DynStore`, `Arc<dyn ArkServer>`, `DynQueue`, …):
 //! connecting to databases, Redis, Nostr relays or daemons is the binary's
 //! job, and this module must never depend on an adapter crate.
@@ -16,13 +23,13 @@ use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::backends::assets::DynAssets;
 use ark_relay_core::backends::lightning::DynLightning;
 use ark_relay_core::ramp::DynRampStore;
-use ark_relay_core::{Clock, DynBus, DynQueue, DynStore};
+use ark_relay_core::{Clock, DynBus, DynQueue, DynStore, Job};
 use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_protocol::transport::NostrTransport;
 use nostr::Keys;
 
 use crate::degrade::{Availability, Degrade};
-use crate::handlers::{BaseHandler, JobHandler, RelayInfo};
+use crate::handlers::{BaseHandler, HandlerError, JobHandler, JobOutcome, RelayInfo};
 use crate::keyring::{ActiveKey, AddressedTo};
 use crate::ramp::{Issuer, RampConfig, RampDriver, RampHandler, Ramps, ReserveMonitor};
 use crate::transfer::{self, Ceremony, CeremonyConfig};
@@ -100,6 +107,7 @@ pub struct EngineBuilder {
     extra_periodic: Vec<Arc<dyn Periodic>>,
     addressed: Option<(ActiveKey, Vec<ActiveKey>)>,
     read_only: Option<ReadOnly>,
+    heartbeat: Option<Duration>,
 }
 
 impl EngineBuilder {
@@ -119,6 +127,7 @@ impl EngineBuilder {
             extra_periodic: Vec::new(),
             addressed: None,
             read_only: None,
+            heartbeat: None,
         }
     }
 
@@ -148,6 +157,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Renews the delivery of the job in hand every `every` while its
+    /// handler runs ([`Heartbeats`]); `every` must be well within the
+    /// queue's `reclaim_after` (a third of it, say).
+    pub fn with_heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = Some(every);
+        self
+    }
+
     /// The intent policy the engine will enforce.
     pub fn policy(&self) -> Result<IntentPolicy, BuildError> {
         let relay = ark_relay_protocol::pubkey_from_nostr(&self.identity.keys.public_key())
@@ -173,6 +190,7 @@ impl EngineBuilder {
             extra_periodic,
             addressed,
             read_only,
+            heartbeat,
         } = self;
         let keys = identity.keys.clone();
         let info = RelayInfo {
@@ -246,6 +264,13 @@ impl EngineBuilder {
                 ro.retry_after,
             ));
         }
+        if let Some(every) = heartbeat {
+            handler = Arc::new(Heartbeats {
+                inner: handler,
+                queue: ports.queue.clone(),
+                every,
+            });
+        }
         let parts = EngineParts {
             store: ports.store,
             queue: ports.queue,
@@ -258,5 +283,37 @@ impl EngineBuilder {
             periodic,
         };
         Ok(Engine::new(parts, engine_config, Roles::ALL))
+    }
+}
+
+/// Wraps a handler: while it runs a job, the job's queue delivery is renewed
+/// every `every` (the worker's heartbeat). A failed renewal is logged and
+/// retried at the next beat; the job itself is never interrupted.
+pub struct Heartbeats {
+    inner: Arc<dyn JobHandler>,
+    queue: DynQueue,
+    every: Duration,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for Heartbeats {
+    async fn handle(&self, job: &Job, attempts: u32) -> Result<JobOutcome, HandlerError> {
+        let beats = async {
+            let mut tick = tokio::time::interval(self.every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await; // the first tick is immediate: the delivery is fresh
+            loop {
+                tick.tick().await;
+                match self.queue.renew(job).await {
+                    Ok(0) => tracing::debug!(job = %job.key, "heartbeat: delivery no longer held"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(job = %job.key, error = %e, "heartbeat failed"),
+                }
+            }
+        };
+        tokio::select! {
+            result = self.inner.handle(job, attempts) => result,
+            never = beats => never,
+        }
     }
 }

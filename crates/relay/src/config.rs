@@ -109,7 +109,9 @@ pub struct RunConfig {
     pub redis_prefix: String,
     /// Worker tasks per worker process.
     pub workers: usize,
-    /// A job popped but not acked for this long is handed to another worker.
+    /// A worker renews the job in hand every third of this (a heartbeat); a
+    /// job whose worker sent no heartbeat for this long (it died) is handed
+    /// to another worker.
     pub reclaim_after_secs: u64,
     /// Deliveries of a failing job before it goes to the dead letters.
     pub max_attempts: u32,
@@ -134,7 +136,7 @@ impl Default for RunConfig {
         Self {
             redis_prefix: "ark-relay".to_owned(),
             workers: 4,
-            reclaim_after_secs: 60,
+            reclaim_after_secs: 3,
             max_attempts: 5,
             leader_ttl_ms: 10_000,
             grace_ms: 10_000,

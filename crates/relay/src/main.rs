@@ -165,8 +165,9 @@ Examples:
 Run the worker role: take jobs from the shared queue (Redis Streams consumer
 group), run them (signing ceremonies against arkd, service requests) and
 publish what they queue. Start as many worker processes as needed on any
-hosts; a job whose worker dies is taken by another after
-run.reclaim_after_secs, and on SIGTERM a job not finished within
+hosts; a worker renews the job in hand every third of
+run.reclaim_after_secs, a job whose worker dies is taken by another that
+long after its last heartbeat, and on SIGTERM a job not finished within
 run.grace_ms is handed back at once. run.workers sets the tasks per process.",
         after_help = "\
 Examples:

@@ -115,7 +115,11 @@ pub(crate) async fn engine_builder(
         max_attempts: config.run.max_attempts,
         ..EngineConfig::default()
     };
-    let mut builder = EngineBuilder::new(ports, identity, ceremony, engine);
+    // Heartbeats: a live worker keeps the job in hand; a dead one's job goes
+    // to another worker `reclaim_after` after its last heartbeat.
+    let heartbeat = (queue_config(config).reclaim_after / 3).max(Duration::from_millis(100));
+    let mut builder =
+        EngineBuilder::new(ports, identity, ceremony, engine).with_heartbeat(heartbeat);
     // Lifts and lands, when there is an lnd (crate::ramps).
     if let Some(b) = ramp_backends {
         if let Some(tapd) = &b.assets {
