@@ -238,6 +238,11 @@ impl Default for SessionConfig {
 pub struct ArkConfig {
     /// arkd's gRPC URL, e.g. `http://127.0.0.1:7070`.
     pub url: String,
+    /// The arkd at `url` is `ark-relay sim`'s simulator: the relay fills its
+    /// VTXO inventory through the simulator's admin API (as `dev` does), and
+    /// reads fee rates from the chain simulator behind `[lnd]`.
+    #[serde(default)]
+    pub simulator: bool,
 }
 
 /// `[lnd]` and `[tapd]`: a gRPC daemon with macaroon auth and a pinned TLS cert.

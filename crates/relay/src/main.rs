@@ -198,41 +198,52 @@ Examples:
         long_about = "\
 Run the gRPC simulators of arkd, lnd and tapd (with the regtest chain they
 share) on 127.0.0.1 until Ctrl-C, print their endpoints, and write lnd's and
-tapd's tls.cert and admin.macaroon under --credentials-dir, laid out like the
-daemons' own files. Point the relay (or any client) at them exactly as at real
-daemons. `ark-relay dev` embeds the same simulators.",
+tapd's tls.cert and admin.macaroon under --data-dir (default <data_dir>/sim),
+laid out like the daemons' own files, plus sim.json (endpoints and credential
+paths, for scripts and `sim-pay`/`sim-invoice --sim-json`). A block is mined
+every --block-secs while transactions wait (tapd mints, L1 commitments).
+Point the relay (or any client) at them exactly as at real daemons; with
+`[ark] simulator = true` the relay also fills its VTXO inventory through the
+arkd simulator's admin API. `ark-relay dev` embeds the same simulators.",
         after_help = "\
 Examples:
-  ark-relay sim
-  ark-relay sim --arkd-port 7070 --lnd-port 10009 --tapd-port 10029 --credentials-dir ./sim"
+  ark-relay sim --data-dir /var/lib/ark-relay/sim
+  ark-relay sim --arkd-port 7070 --lnd-port 10009 --tapd-port 10029 --block-secs 5"
     )]
-    Sim(SimArgs),
+    Sim(simctl::SimArgs),
 
-    /// Pay a relay invoice (a lift) as an outside payer, on `dev`'s lnd simulator.
+    /// Pay a relay invoice (a lift) as an outside payer, on an lnd simulator.
     #[command(
         name = "sim-pay",
         long_about = "\
-Play the outside Lightning payer against a running `ark-relay dev`: pay a BOLT11
+Play the outside Lightning payer against an lnd simulator: pay a BOLT11
 invoice of the relay (the hold invoice of a lift) through the lnd simulator's
 admin RPC. The relay sees the HTLC held (ACCEPTED), issues the gBTC VTXO, then
-settles. Reads the simulator's endpoint and credentials from dev.json.",
+settles. The simulator: --lnd-url with --lnd-tls-cert and --lnd-macaroon,
+or the sim.json of `ark-relay sim` (--sim-json), or dev.json (--dev-json,
+the default).",
         after_help = "\
 Examples:
   ark-wallet --dev-json data/dev.json --wallet alice lift 100000   # prints the invoice
-  ark-relay sim-pay lnbcrt1m1p…"
+  ark-relay sim-pay lnbcrt1m1p…
+  ark-relay sim-pay --sim-json /var/lib/ark-relay/sim/sim.json lnbcrt1m1p…
+  ark-relay sim-pay --lnd-url https://127.0.0.1:10009 --lnd-tls-cert sim/lnd/tls.cert \\
+      --lnd-macaroon sim/lnd/admin.macaroon lnbcrt1m1p…"
     )]
     SimPay(simctl::SimPayArgs),
 
-    /// Make an outside node's invoice to land to, on `dev`'s lnd simulator.
+    /// Make an outside node's invoice to land to, on an lnd simulator.
     #[command(
         name = "sim-invoice",
         long_about = "\
-Play an outside Lightning payee for a running `ark-relay dev`: print a BOLT11
+Play an outside Lightning payee on an lnd simulator: print a BOLT11
 invoice of another node whose preimage the lnd simulator knows, so that the
-relay's payment of it (a land) succeeds and returns the preimage.",
+relay's payment of it (a land) succeeds and returns the preimage. The
+simulator is chosen as for sim-pay.",
         after_help = "\
 Examples:
   ark-relay sim-invoice 50000
+  ark-relay sim-invoice --sim-json /var/lib/ark-relay/sim/sim.json 50000
   ark-wallet --dev-json data/dev.json --wallet alice land \"$(ark-relay sim-invoice 50000)\""
     )]
     SimInvoice(simctl::SimInvoiceArgs),
@@ -345,22 +356,6 @@ enum KeysCommand {
 }
 
 #[derive(Debug, Args)]
-struct SimArgs {
-    /// Port of the arkd simulator (0 picks a free port).
-    #[arg(long, default_value_t = 0)]
-    arkd_port: u16,
-    /// Port of the lnd simulator (0 picks a free port).
-    #[arg(long, default_value_t = 0)]
-    lnd_port: u16,
-    /// Port of the tapd simulator (0 picks a free port).
-    #[arg(long, default_value_t = 0)]
-    tapd_port: u16,
-    /// Where to write lnd/ and tapd/ tls.cert and admin.macaroon.
-    #[arg(long, value_name = "DIR", default_value = "./sim")]
-    credentials_dir: PathBuf,
-}
-
-#[derive(Debug, Args)]
 struct ConfigArgs {
     /// Validate the configuration and exit 0 (valid) or 1 (invalid) instead of printing it.
     #[arg(long)]
@@ -413,44 +408,6 @@ fn keys_command(cmd: KeysCommand, config: &Config) -> anyhow::Result<()> {
             print_pub(&secret)?;
         }
     }
-    Ok(())
-}
-
-/// `ark-relay sim`: start the simulators, print their endpoints, wait for a signal.
-// Printing the endpoints is the command's output for a person or a script.
-#[allow(clippy::print_stdout)]
-async fn run_sims(
-    args: SimArgs,
-    stop: impl std::future::Future<Output = shutdown::StopSignal>,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let options = ark_relay_sim::SimOptions {
-        arkd_port: args.arkd_port,
-        lnd_port: args.lnd_port,
-        tapd_port: args.tapd_port,
-        ..Default::default()
-    };
-    let stack = ark_relay_sim::SimStack::start(options)
-        .await
-        .context("starting the simulators")?;
-    stack
-        .write_credentials(&args.credentials_dir)
-        .with_context(|| format!("writing credentials to {}", args.credentials_dir.display()))?;
-    let e = stack.endpoints();
-    let dir = args.credentials_dir.display();
-    println!("arkd  {}", e.arkd);
-    println!(
-        "lnd   {}  (tls.cert, admin.macaroon in {dir}/lnd)",
-        e.lnd.url
-    );
-    println!(
-        "tapd  {}  (tls.cert, admin.macaroon in {dir}/tapd)",
-        e.tapd.url
-    );
-    println!("Press Ctrl-C to stop.");
-    let signal = stop.await;
-    tracing::info!(signal = signal.name(), "stopping the simulators");
-    stack.stop().await;
     Ok(())
 }
 
@@ -512,7 +469,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Keys(cmd) => keys_command(cmd, &config)?,
             Command::Sim(args) => {
                 let stop = shutdown::install()?;
-                run_sims(args, stop).await?;
+                simctl::run(args, &config.data_dir, stop).await?;
             }
             Command::SimPay(args) => simctl::pay(args).await?,
             Command::SimInvoice(args) => simctl::invoice(args).await?,

@@ -109,6 +109,7 @@ pub(crate) async fn with_ops(
             ));
         }
         None => {
+            let ark_sim = config.ark.as_ref().filter(|a| a.simulator);
             if let Some(lnd) = &config.lnd {
                 let cfg = DaemonConfig::new(
                     lnd.url.clone(),
@@ -120,11 +121,24 @@ pub(crate) async fn with_ops(
                     Arc::new(client),
                     DEFAULT_CONF_TARGET,
                 )));
+                if ark_sim.is_some() {
+                    // `ark-relay sim` serves the chain simulator beside lnd.
+                    fees.push(Arc::new(
+                        ChainSimFees::new(&cfg).context("chain simulator client")?,
+                    ));
+                }
             }
-            // Production arkd creates VTXOs only through a batch (round)
-            // registration funded by the relay's boarding outputs, which is
-            // not implemented yet (docs/backends.md): the monitor measures,
-            // publishes and alerts, and reports that it cannot replenish.
+            // `ark-relay sim`: the same provisioner as `dev`'s. (Production
+            // arkd creates VTXOs only through a batch (round) registration
+            // funded by the relay's boarding outputs, which is not
+            // implemented yet (docs/backends.md): without a provisioner the
+            // monitor measures, publishes and alerts, and reports that it
+            // cannot replenish.)
+            if let Some(ark) = ark_sim {
+                provisioner = Some(Arc::new(
+                    ArkdSimProvisioner::new(&ark.url).context("arkd simulator admin client")?,
+                ));
+            }
         }
     }
     let bus: DynBus = match config.queue_kind() {
@@ -135,11 +149,13 @@ pub(crate) async fn with_ops(
                 .with_context(|| format!("connecting the inventory bus to {}", redact_url(&url)))?,
         ),
     };
-    // `dev` (embedded simulators, a 50-VTXO demo inventory) scales the PRD's
-    // thresholds down 100× unless [inventory] was set explicitly, so a dev
-    // start does not provision 10 000 VTXOs.
+    // On simulators (`dev`'s embedded ones, or `ark-relay sim` with `[ark]
+    // simulator = true`) the PRD's thresholds are scaled down 100× unless
+    // [inventory] was set explicitly, so a start does not provision 10 000
+    // VTXOs.
+    let simulated = sims.is_some() || config.ark.as_ref().is_some_and(|a| a.simulator);
     let scaled;
-    let inv = if sims.is_some() && config.inventory == crate::config::InventoryConfig::default() {
+    let inv = if simulated && config.inventory == crate::config::InventoryConfig::default() {
         scaled = crate::config::InventoryConfig {
             critical: config.inventory.critical / 100,
             warning: config.inventory.warning / 100,
@@ -151,7 +167,7 @@ pub(crate) async fn with_ops(
             critical = scaled.critical,
             warning = scaled.warning,
             target = scaled.target,
-            "dev: inventory thresholds scaled down 100x"
+            "simulated arkd: inventory thresholds scaled down 100x"
         );
         &scaled
     } else {

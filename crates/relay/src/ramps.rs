@@ -177,8 +177,10 @@ impl ark_relay_engine::Periodic for GbtcGenesis {
         "gbtc-genesis"
     }
 
+    /// Often enough that gBTC appears seconds after its genesis block; a
+    /// tick after registration is one database read.
     fn every(&self) -> Duration {
-        Duration::from_secs(30)
+        Duration::from_secs(5)
     }
 
     async fn tick(&self) {
