@@ -489,4 +489,31 @@ mod tests {
         chain.set_fee_rate(0);
         assert_eq!(chain.fee_rate(), 1);
     }
+
+    #[test]
+    fn faucet_outputs_are_indexed_with_confirmation_time_and_spender() {
+        let chain = Chain::default();
+        let script = ScriptBuf::new_op_return([1u8]);
+        let paid = chain.faucet(script.clone(), Amount::from_sat(5_000));
+        let seen = chain.outputs_of(&script);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].outpoint, paid);
+        assert_eq!(seen[0].confirmed_height, None, "in the mempool");
+        chain.advance_time(3_600);
+        let before = chain.now();
+        let h = chain.mine(1);
+        let out = chain.output(&paid).expect("indexed");
+        assert_eq!(out.confirmed_height, Some(h));
+        assert!(out.confirmed_time.expect("block time") >= before);
+        assert_eq!(chain.tip_time(), out.confirmed_time.expect("block time"));
+        let mut spend = tx(0);
+        spend.input[0].previous_output = paid;
+        let spender = chain.broadcast(spend).expect("spend");
+        assert_eq!(chain.spender(&paid), Some(spender));
+        assert_eq!(
+            chain.output(&paid).expect("indexed").spent_by,
+            Some(spender)
+        );
+        assert!(chain.tx(&spender).is_some());
+    }
 }

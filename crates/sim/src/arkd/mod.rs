@@ -715,6 +715,17 @@ impl admin::arkd_sim_admin_server::ArkdSimAdmin for ArkdSim {
         }))
     }
 
+    async fn start_round(
+        &self,
+        _: Request<admin::StartRoundRequest>,
+    ) -> Result<Response<admin::StartRoundResponse>, Status> {
+        let queued = self.queued_intents().len();
+        ArkdSim::start_round(self);
+        Ok(Response::new(admin::StartRoundResponse {
+            queued_intents: u32::try_from(queued).unwrap_or(u32::MAX),
+        }))
+    }
+
     async fn list_state(
         &self,
         _: Request<admin::ListStateRequest>,

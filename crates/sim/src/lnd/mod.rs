@@ -1036,6 +1036,7 @@ impl ChainService {
             tip_hash: self.0.tip().to_string(),
             fee_rate_sat_per_vb: self.0.fee_rate(),
             mempool_size: u32::try_from(self.0.mempool().len()).unwrap_or(u32::MAX),
+            time: self.0.now(),
         }
     }
 }
@@ -1082,6 +1083,42 @@ impl ChainSim for ChainService {
             })?;
         Ok(Response::new(simrpc::chain::SendRawTransactionResponse {
             txid: txid.to_string(),
+        }))
+    }
+
+    async fn advance_time(
+        &self,
+        req: Request<simrpc::chain::AdvanceTimeRequest>,
+    ) -> Result<Response<simrpc::chain::ChainInfo>, Status> {
+        let secs = req.into_inner().seconds;
+        if secs <= 0 {
+            return Err(Status::invalid_argument("seconds must be positive"));
+        }
+        self.0.advance_time(secs);
+        Ok(Response::new(self.info()))
+    }
+
+    async fn faucet(
+        &self,
+        req: Request<simrpc::chain::FaucetRequest>,
+    ) -> Result<Response<simrpc::chain::FaucetResponse>, Status> {
+        let req = req.into_inner();
+        let address = req
+            .address
+            .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+            .ok()
+            .and_then(|a| a.require_network(bitcoin::Network::Regtest).ok())
+            .ok_or_else(|| Status::invalid_argument("address must be a regtest address"))?;
+        if req.amount_sat == 0 {
+            return Err(Status::invalid_argument("amount_sat must be positive"));
+        }
+        let outpoint = self.0.faucet(
+            address.script_pubkey(),
+            bitcoin::Amount::from_sat(req.amount_sat),
+        );
+        Ok(Response::new(simrpc::chain::FaucetResponse {
+            txid: outpoint.txid.to_string(),
+            vout: outpoint.vout,
         }))
     }
 }
