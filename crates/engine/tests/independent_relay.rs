@@ -1,7 +1,8 @@
 //! The relay and a wallet talking through an **independent Nostr relay
 //! implementation**: PyPI's `nostr-relay` (Python, SQLite storage), which
-//! `scripts/test` installs into `target/py-nostr-relay`. Proves the engine
-//! depends on NIP-01 behaviour only, not on rust-nostr's relay.
+//! `scripts/test` installs into `target/py-nostr-relay`, run with the tested
+//! configuration in `deploy/nostr-relay.yaml`. Proves the engine depends on
+//! NIP-01 behaviour only, not on rust-nostr's relay.
 
 mod common;
 
@@ -53,15 +54,23 @@ async fn start_py_relay() -> PyRelay {
         .expect("addr")
         .port();
     let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "DEBUG: false\nrelay_name: independent test relay\nstorage:\n  sqlalchemy.url: sqlite+aiosqlite:///{db}\n  validators:\n    - nostr_relay.validators.is_not_too_large\n    - nostr_relay.validators.is_signed\ngunicorn:\n  bind: 127.0.0.1:{port}\n  workers: 1\n  loglevel: warning\npurple:\n  host: 127.0.0.1\n  port: {port}\n  workers: 1\nauthentication:\n  enabled: false\nmessage_timeout: 1800\nsubscription_limit: 64\nmax_limit: 6000\n",
-            db = dir.path().join("relay.sqlite3").display(),
-        ),
+    // The tested configuration operators deploy (docs/operations.md), on a
+    // free port and with its database in the temporary dir.
+    let deployed = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nostr-relay.yaml"),
     )
-    .expect("config");
+    .expect("deploy/nostr-relay.yaml");
+    let db = dir.path().join("relay.sqlite3");
+    let text = deployed
+        .replace("127.0.0.1:6969", &format!("127.0.0.1:{port}"))
+        .replace("port: 6969", &format!("port: {port}"))
+        .replace(
+            "sqlite+aiosqlite:///nostr.sqlite3",
+            &format!("sqlite+aiosqlite:///{}", db.display()),
+        );
+    assert!(text.contains(&port.to_string()) && text.contains("relay.sqlite3"));
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, text).expect("config");
     let child = Command::new(py_relay_binary())
         .arg("-c")
         .arg(&config)
