@@ -9,6 +9,7 @@ use anyhow::Context;
 use ark_client::Blockchain;
 use ark_core::send::SendReceiver;
 use ark_relay_ark::RelativeLocktime;
+use ark_relay_sim::arkd::VtxoState;
 use ark_relay_sim::{ArkdSim, ArkdSimConfig, Chain, RoundConfig, SimServer};
 use ark_relay_sim_conformance::{wallet, SimChain};
 use bitcoin::Amount;
@@ -98,15 +99,19 @@ async fn ark_client_boards_sends_receives_renews_and_recovers() -> anyhow::Resul
     // 3. Renew: Bob settles his preconfirmed VTXO into a batch; the old one
     //    is forfeited, the new one expires later.
     let old = bob.list_vtxos().await?;
-    let old_expiry = old
-        .all()
-        .map(|v| v.vtxo().expires_at)
-        .max()
-        .context("bob has a vtxo")?;
+    let old_vtxo = old.all().next().context("bob has a vtxo")?.vtxo().clone();
+    let old_expiry = old_vtxo.expires_at;
     let renewed = within("renew", bob.settle_all(&mut rng))
         .await??
         .context("nothing to renew")?;
     chain.mine(1);
+    let forfeited = sim.vtxo(&old_vtxo.outpoint).context("old vtxo known")?;
+    assert_eq!(
+        forfeited.state,
+        VtxoState::Settled(renewed),
+        "old vtxo settled"
+    );
+    assert!(forfeited.spent_by.is_some(), "spent by its forfeit tx");
     let b = bob.offchain_balance().await?;
     assert_eq!(
         b.confirmed(),
@@ -119,6 +124,10 @@ async fn ark_client_boards_sends_receives_renews_and_recovers() -> anyhow::Resul
     assert_eq!(fresh.len(), 1);
     assert!(fresh[0].vtxo().expires_at >= old_expiry, "a later expiry");
     assert!(fresh[0].vtxo().commitment_txids.contains(&renewed));
+    assert_eq!(
+        alice.offchain_balance().await?.total(),
+        Amount::from_sat(70_000)
+    );
 
     // 4. Expire: move the chain's clock past the batch expiry and mine: the
     //    simulator sweeps the batch; Bob's VTXO is swept and recoverable.
@@ -131,6 +140,10 @@ async fn ark_client_boards_sends_receives_renews_and_recovers() -> anyhow::Resul
         "swept, recoverable"
     );
     assert_eq!(b.confirmed(), Amount::ZERO);
+    assert_eq!(
+        alice.offchain_balance().await?.total(),
+        Amount::from_sat(70_000)
+    );
 
     // 5. Recover: settle the swept VTXO into a new batch.
     let recovered = within("recover", bob.settle(&mut rng))
@@ -141,6 +154,10 @@ async fn ark_client_boards_sends_receives_renews_and_recovers() -> anyhow::Resul
     assert_eq!(b.recoverable(), Amount::ZERO);
     assert_eq!(b.confirmed(), Amount::from_sat(30_000), "recovered");
     assert!(sim.batches().contains(&recovered));
+    assert_eq!(
+        alice.offchain_balance().await?.total(),
+        Amount::from_sat(70_000)
+    );
     assert!(sim.failed_rounds().is_empty(), "{:?}", sim.failed_rounds());
 
     server.stop().await;
