@@ -380,8 +380,16 @@ fn on_outcome(c: &Ceremony, outcome: Input, ctx: &Ctx<'_>) -> Result<Transition,
             },
             Input::SubmitRefused(r),
         ) => Ok(fail(c, r, false)),
-        // An earlier submission may have reached arkd: keep the locks.
-        (Phase::ArkTxSigned { resubmit: true, .. }, Input::SubmitRefused(r)) => Ok(strand(c, r)),
+        // A second submission after `GetPendingTx` found nothing: arkd
+        // saying the inputs are spent means an earlier submission reached
+        // it (keep the locks); any other refusal means nothing is spent.
+        (Phase::ArkTxSigned { resubmit: true, .. }, Input::SubmitRefused(r)) => {
+            if r.code == ErrorCode::InputAlreadySpent {
+                Ok(strand(c, r))
+            } else {
+                Ok(fail(c, r, false))
+            }
+        }
         (Phase::ArkTxSigned { .. }, Input::NotPending) => {
             next.phase = Phase::ArkTxSigned {
                 retry_at: ctx.now.plus_secs(ctx.timing.retry_after_secs * 3),

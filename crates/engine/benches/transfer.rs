@@ -43,8 +43,8 @@ use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Colour, DynQueue, DynStore, Job, NewAsset, NewVtxo,
     QueueConfig, Sats, SystemClock, UnixTime, VtxoStatus,
 };
+use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
 use ark_relay_engine::handlers::{BaseHandler, HandlerError, JobHandler, JobOutcome, RelayInfo};
-use ark_relay_engine::transfer::{Ceremony, CeremonyConfig};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
@@ -568,7 +568,7 @@ async fn bench(
         encryption: vec!["nip44_v2", "nip04"],
         transfer_fee: FEE,
         land_fee_ppm: 1000,
-        ark: Some(ark_relay_engine::transfer::server_info_json(&server)),
+        ark: Some(ark_relay_engine::ceremony::server_info_json(&server)),
     };
     let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
     let ceremony = Arc::new(Ceremony::new(

@@ -28,11 +28,11 @@ use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_protocol::transport::NostrTransport;
 use nostr::Keys;
 
+use crate::ceremony::{self, Ceremony, CeremonyConfig};
 use crate::degrade::{Availability, Degrade};
 use crate::handlers::{BaseHandler, HandlerError, JobHandler, JobOutcome, RelayInfo};
 use crate::keyring::{ActiveKey, AddressedTo};
 use crate::ramp::{Issuer, RampConfig, RampDriver, RampHandler, Ramps, ReserveMonitor};
-use crate::transfer::{self, Ceremony, CeremonyConfig};
 use crate::{Engine, EngineConfig, EngineParts, Periodic, Roles};
 
 /// Why an engine could not be assembled.
@@ -200,7 +200,7 @@ impl EngineBuilder {
             encryption: vec!["nip44_v2", "nip04"],
             transfer_fee: policy.transfer_fee,
             land_fee_ppm: policy.land_fee_ppm,
-            ark: Some(transfer::server_info_json(&identity.server)),
+            ark: Some(ceremony::server_info_json(&identity.server)),
         };
         let base = BaseHandler::new(ports.store.clone(), keys.clone(), info);
         let mut ceremony = Ceremony::new(

@@ -43,6 +43,10 @@ pub struct InboundJob {
     /// The decrypted content of a DM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plaintext: Option<String>,
+    /// When the relay received it (a signing step's deadline is judged by
+    /// this, not by when a worker got to the job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<ark_relay_core::UnixTime>,
 }
 
 impl InboundJob {
@@ -296,6 +300,7 @@ impl Ingestor {
             event: event.clone(),
             scheme,
             plaintext,
+            received_at: Some(self.clock.now()),
         };
         Ok(Job {
             key: event.id.to_hex(),

@@ -133,6 +133,7 @@ mod tests {
             event: ev,
             scheme: None,
             plaintext: None,
+            received_at: None,
         };
         Job {
             key: "k".into(),

@@ -11,8 +11,8 @@
 //! world only through ports: store, queue, bus, transport, clock.
 
 pub mod audit;
-pub mod batch;
 pub mod builder;
+pub mod ceremony;
 pub mod degrade;
 pub mod handlers;
 pub mod ingest;
@@ -24,7 +24,6 @@ pub mod ramp;
 mod runner;
 mod server;
 pub mod settlement;
-pub mod transfer;
 pub mod worker;
 
 pub use runner::{Engine, EngineConfig, EngineParts, Fence, Heartbeat, Periodic, Roles};

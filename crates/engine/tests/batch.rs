@@ -16,7 +16,7 @@ use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
     UnixTime, VtxoStatus,
 };
-use ark_relay_engine::transfer::{CrashHook, CrashPoint};
+use ark_relay_engine::ceremony::{CrashHook, CrashPoint};
 use ark_relay_protocol::content::{
     l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
 };
@@ -58,7 +58,7 @@ async fn setup(db: TestDb) -> Setup {
 
 async fn setup_with(
     db: TestDb,
-    tamper: Option<ark_relay_engine::transfer::ChallengeTamper>,
+    tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>,
     crash: Option<CrashHook>,
 ) -> Setup {
     let store: DynStore = Arc::new(db.store.clone());
@@ -142,7 +142,7 @@ async fn start_engine(
     server: &ServerInfo,
     nostr_url: &str,
     arkd_url: &str,
-    tamper: Option<ark_relay_engine::transfer::ChallengeTamper>,
+    tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>,
     crash: Option<CrashHook>,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let redis = std::env::var("ARK_RELAY_TEST_REDIS_URL")
@@ -575,7 +575,7 @@ async fn an_inconsistent_batch_moves_nothing() {
 /// is refuses, every party gets 3001, locks are released, nothing moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tampered_batch_transaction_is_refused() {
-    let tamper: ark_relay_engine::transfer::ChallengeTamper =
+    let tamper: ark_relay_engine::ceremony::ChallengeTamper =
         Arc::new(|_psbt, hints| hints[0].amount += 1);
     let s = setup_with(
         TestDb::mariadb().await.expect("MariaDB"),

@@ -16,9 +16,9 @@ use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Colour, DynQueue, DynStore, NewAsset, NewVtxo, Sats,
     SystemClock, UnixTime, VtxoStatus,
 };
+use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::metrics::{name, Sampler, STEP_BUCKETS};
-use ark_relay_engine::transfer::{Ceremony, CeremonyConfig};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_nostr::{PoolOptions, PoolTransport};
@@ -163,7 +163,7 @@ async fn a_transfer_shows_up_in_metrics_and_the_audit_log() {
         encryption: vec!["nip44_v2", "nip04"],
         transfer_fee: 10,
         land_fee_ppm: 1000,
-        ark: Some(ark_relay_engine::transfer::server_info_json(&server)),
+        ark: Some(ark_relay_engine::ceremony::server_info_json(&server)),
     };
     let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
     let ceremony = Arc::new(Ceremony::new(

@@ -20,11 +20,11 @@ use ark_relay_core::{
     AssetId, AssetType, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats, SystemClock,
     UnixTime, VtxoStatus,
 };
+use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::ramp::{
     Issuer, RampConfig, RampCrashHook, RampCrashPoint, RampDriver, RampHandler, Ramps,
 };
-use ark_relay_engine::transfer::{Ceremony, CeremonyConfig};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Periodic, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_grpc::daemon::{connect, DaemonConfig};
@@ -187,7 +187,7 @@ impl Env {
             encryption: vec!["nip44_v2", "nip04"],
             transfer_fee: 10,
             land_fee_ppm: 1000,
-            ark: Some(ark_relay_engine::transfer::server_info_json(&self.server)),
+            ark: Some(ark_relay_engine::ceremony::server_info_json(&self.server)),
         };
         let base = BaseHandler::new(self.store.clone(), self.relay_keys.clone(), info);
         let keypair =

@@ -50,7 +50,7 @@ async fn setup() -> Setup {
     setup_with(None).await
 }
 
-async fn setup_with(tamper: Option<ark_relay_engine::transfer::ChallengeTamper>) -> Setup {
+async fn setup_with(tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>) -> Setup {
     let db = TestDb::mariadb().await.expect("MariaDB");
     let store: DynStore = Arc::new(db.store.clone());
     let nostr = dev_relay().await;
@@ -133,8 +133,8 @@ async fn start_engine(
     server: &ServerInfo,
     nostr_url: &str,
     arkd_url: &str,
-    tamper: Option<ark_relay_engine::transfer::ChallengeTamper>,
-    crash: Option<ark_relay_engine::transfer::CrashHook>,
+    tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>,
+    crash: Option<ark_relay_engine::ceremony::CrashHook>,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let queue = Arc::new(MemoryQueue::new(Default::default()));
     common::start_ceremony(
@@ -451,7 +451,7 @@ async fn tampered_challenges_are_refused_and_nothing_moves() {
                 .server_info()
                 .clone(),
         );
-        let tamper: ark_relay_engine::transfer::ChallengeTamper =
+        let tamper: ark_relay_engine::ceremony::ChallengeTamper =
             Arc::new(move |psbt, hints| lie(&server, psbt, hints));
         let s = setup_with(Some(tamper)).await;
         let alice_keys = Keys::generate();
@@ -463,11 +463,7 @@ async fn tampered_challenges_are_refused_and_nothing_moves() {
             .send(bob, 1_000, AssetRef::gbtc())
             .await
             .expect_err(what);
-        assert_eq!(
-            err.code(),
-            Some(ErrorCode::BatchInconsistent),
-            "{what}: {err}"
-        );
+        assert_eq!(err.code(), Some(ErrorCode::SigningRefused), "{what}: {err}");
         let v = s.store.vtxo(&vtxo).await.expect("vtxo").expect("exists");
         assert_eq!(
             (v.status, v.locked_by),
@@ -495,7 +491,7 @@ async fn tampered_challenges_are_refused_and_nothing_moves() {
 /// completed exactly once, no VTXO is spent twice, and the ledger matches arkd.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_relay_killed_at_any_step_finishes_the_transfer_exactly_once() {
-    use ark_relay_engine::transfer::CrashPoint;
+    use ark_relay_engine::ceremony::CrashPoint;
     use std::sync::atomic::{AtomicBool, Ordering};
     for point in [
         CrashPoint::AfterLock,
@@ -510,7 +506,7 @@ async fn a_relay_killed_at_any_step_finishes_the_transfer_exactly_once() {
         let _ = (&mut s.engine).await;
         let crashed = Arc::new(AtomicBool::new(false));
         let flag = crashed.clone();
-        let hook: ark_relay_engine::transfer::CrashHook =
+        let hook: ark_relay_engine::ceremony::CrashHook =
             Arc::new(move |p| p == point && !flag.swap(true, Ordering::SeqCst));
         let (stop, engine) = start_engine(
             &s.store,

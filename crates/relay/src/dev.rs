@@ -24,7 +24,7 @@ use ark_relay_ark::ServerInfo;
 use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{AssetId, PubKey};
 use ark_relay_core::{DynStore, RelayStore};
-use ark_relay_engine::transfer;
+use ark_relay_engine::ceremony;
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_grpc::resilience::{BreakerState, HealthRegistry, Resilience};
 use ark_relay_nostr::{DevRelay, DevRelayOptions};
@@ -330,7 +330,7 @@ impl DevStack {
             encryption: vec!["nip44_v2".to_owned(), "nip04".to_owned()],
             transfer_fee: self.config.fees.transfer_fee_sats,
             land_fee_ppm: u64::from(self.config.fees.land_fee_ppm),
-            ark: Some(transfer::server_info_json(&server)),
+            ark: Some(ceremony::server_info_json(&server)),
             database: backend.to_owned(),
         };
         let (listener, http_addr) = http::bind(self.http_addr).await?;

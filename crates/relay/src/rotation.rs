@@ -255,7 +255,7 @@ pub(crate) fn info_json(
         "encryption": ["nip44_v2", "nip04"],
         "transfer_fee": config.fees.transfer_fee_sats,
         "land_fee_ppm": config.fees.land_fee_ppm,
-        "ark": ark_relay_engine::transfer::server_info_json(server),
+        "ark": ark_relay_engine::ceremony::server_info_json(server),
     })
 }
 

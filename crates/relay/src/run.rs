@@ -33,7 +33,7 @@ use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{DynLeaderLock, DynStore, RelayStore};
 use ark_relay_engine::builder::ReadOnly;
 use ark_relay_engine::degrade::{ArkProbe, Availability, BackendWatch, Unavailable};
-use ark_relay_engine::{transfer, Heartbeat, Roles};
+use ark_relay_engine::{ceremony, Heartbeat, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_grpc::resilience::{
     Backoff, BreakerConfig, BreakerState, HealthRegistry, Resilience,
@@ -349,7 +349,7 @@ pub async fn run(
             encryption: vec!["nip44_v2".to_owned(), "nip04".to_owned()],
             transfer_fee: config.fees.transfer_fee_sats,
             land_fee_ppm: u64::from(config.fees.land_fee_ppm),
-            ark: Some(transfer::server_info_json(&server)),
+            ark: Some(ceremony::server_info_json(&server)),
             database: store.backend_name().to_owned(),
         };
         let source = availability.clone();

@@ -13,7 +13,7 @@ use ark_relay_ark::ServerInfo;
 use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{DynBus, DynQueue, DynStore, QueueConfig, SystemClock};
 use ark_relay_engine::builder::{EngineBuilder, EnginePorts, Identity, RampPorts};
-use ark_relay_engine::transfer::CeremonyConfig;
+use ark_relay_engine::ceremony::CeremonyConfig;
 use ark_relay_engine::EngineConfig;
 use ark_relay_nostr::{PoolOptions, PoolTransport};
 use ark_relay_queue::{MemoryBus, MemoryQueue, RedisBus, RedisQueue};

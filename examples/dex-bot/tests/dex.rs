@@ -13,7 +13,7 @@ use ark_relay_core::{
 };
 use ark_relay_dex_bot::{Dex, DexClient, DexRequest, Pool};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
-use ark_relay_engine::transfer::{Ceremony, CeremonyConfig};
+use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
@@ -113,7 +113,7 @@ async fn alice_trades_with_the_dex_bot_over_nostr() {
         encryption: vec!["nip44_v2", "nip04"],
         transfer_fee: 10,
         land_fee_ppm: 1000,
-        ark: Some(ark_relay_engine::transfer::server_info_json(&server)),
+        ark: Some(ark_relay_engine::ceremony::server_info_json(&server)),
     };
     let ceremony = Arc::new(Ceremony::new(
         store.clone(),

@@ -18,8 +18,6 @@
 //! burns it in the same ark tx that moves it to the relay, and both are
 //! refused (6005) when they would break circulating ≤ reserve.
 
-pub mod issue;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,7 +31,7 @@ use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Clock, Colour, DynStore, ErrorCode, EventId, Job,
     NewOutboxEvent, PubKey, SessionId,
 };
-use ark_relay_protocol::content::{AssetRef, Confirmation, VtxoEntry, VERSION};
+use ark_relay_protocol::content::{AssetRef, Confirmation};
 use ark_relay_protocol::crypto::Scheme;
 use ark_relay_protocol::request::{parse_request, ServiceRequest, ServiceResponse};
 use ark_relay_protocol::{builders, event_id_from_nostr, kinds, pubkey_from_nostr, Rejection};
@@ -43,7 +41,7 @@ use futures::StreamExt;
 use nostr::{JsonUtil, Keys};
 use serde::{Deserialize, Serialize};
 
-pub use issue::{IssueError, IssueTx, Issuer};
+pub use crate::ceremony::{IssueError, Issued, Issuer};
 
 use crate::handlers::{HandlerError, JobHandler, JobOutcome};
 use crate::ingest::{job_kind, InboundJob};
@@ -128,9 +126,6 @@ struct LiftData {
     /// The scheme the wallet used for its request (for 31341s).
     #[serde(default)]
     nip04: bool,
-    /// The issuing transaction, once prepared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    issue: Option<IssueTx>,
     /// A Taproot Asset lift: the invoice is tapd's (priced by an RFQ quote).
     #[serde(default)]
     tapd: bool,
@@ -143,9 +138,9 @@ pub(crate) struct LandData {
     /// is added on success).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) confirmation: Option<Confirmation>,
-    /// The refund transaction, once prepared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) refund: Option<IssueTx>,
+    /// Refund attempts arkd refused (each attempt is its own issuing session).
+    #[serde(default)]
+    pub(crate) refund_attempt: u32,
 }
 
 impl LandData {
@@ -187,20 +182,12 @@ fn lift_lock(lift_id: &str) -> SessionId {
 }
 
 /// The lock id of a land's refund transaction.
-fn refund_lock(intent: &EventId) -> SessionId {
-    SessionId::from_bytes(
-        sha256::Hash::hash(format!("ark-relay/refund/{intent}").as_bytes()).to_byte_array(),
-    )
-}
-
-fn entry(v: &ark_relay_core::Vtxo) -> VtxoEntry {
-    VtxoEntry {
-        vtxo: v.id,
-        owner: v.owner,
-        asset: v.colour.map(|c| AssetRef::Id(c.asset)),
-        amount: v.colour.map(|c| c.amount.get()).unwrap_or(0),
-        sats: v.sats.get(),
-    }
+fn refund_lock(intent: &EventId, attempt: u32) -> SessionId {
+    let key = match attempt {
+        0 => format!("ark-relay/refund/{intent}"),
+        n => format!("ark-relay/refund/{intent}/{n}"),
+    };
+    SessionId::from_bytes(sha256::Hash::hash(key.as_bytes()).to_byte_array())
 }
 
 /// What the relay holds against gBTC, and what circulates.
@@ -282,6 +269,17 @@ impl Ramps {
 
     /// Installs a [`RampCrashHook`] (tests only).
     pub fn with_crash_hook(mut self, hook: RampCrashHook) -> Self {
+        use crate::ceremony::issue::IssueStage;
+        let on_issue = hook.clone();
+        self.issuer = self.issuer.with_crash_hook(Arc::new(move |kind, stage| {
+            let point = match (kind, stage) {
+                ("lift", IssueStage::Prepared) => RampCrashPoint::LiftIssuePrepared,
+                ("lift", IssueStage::Submitted) => RampCrashPoint::LiftSubmitted,
+                (_, IssueStage::Submitted) => RampCrashPoint::RefundSubmitted,
+                (_, IssueStage::Prepared) => return false,
+            };
+            on_issue(point)
+        }));
         self.crash = Some(hook);
         self
     }
@@ -472,7 +470,6 @@ impl Ramps {
         let now = self.clock.now();
         let data = LiftData {
             nip04: scheme == Scheme::Nip04,
-            issue: None,
             tapd: !is_gbtc,
         };
         let lift = LiftRecord {
@@ -728,7 +725,6 @@ impl Ramps {
             // (already cancelled, unknown) leaves nothing held.
             Err(e) => tracing::warn!(lift = %lift.lift_id, error = %e, "CancelInvoice refused"),
         }
-        self.issuer.abandon(&lift_lock(&lift.lift_id)).await?;
         tracing::info!(lift = %lift.lift_id, code = r.code.code(), reason = %r.message, "lift cancelled");
         let notice = crate::failure_notice(
             &self.keys,
@@ -833,30 +829,11 @@ impl Ramps {
             }
         }
         if lift.status == LiftStatus::Accepted {
-            let mut data: LiftData = serde_json::from_str(&lift.data).unwrap_or_default();
             let lock = lift_lock(&lift.lift_id);
-            let mut tx = match data.issue.take() {
-                Some(tx) => tx,
-                None => {
-                    let colour = Colour {
-                        asset: lift.asset,
-                        amount: AssetAmount::new(lift.amount),
-                    };
-                    match self.issuer.prepare(&lock, lift.user, colour).await {
-                        Ok(tx) => tx,
-                        Err(IssueError::Rejected(r)) => return self.cancel_lift(lift, r).await,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            };
-            if !tx.submitted {
-                data.issue = Some(tx.clone());
-                lift.data = serde_json::to_string(&data).map_err(fatal)?;
-                if !self.save_lift(&mut lift).await? {
-                    return Ok(());
-                }
-                self.crash_at(RampCrashPoint::LiftIssuePrepared)?;
-                // The invoice must still be held: lnd cancels it near expiry.
+            if !self.issuer.started(&lock).await? {
+                // The invoice must still be held before anything is issued
+                // (lnd cancels it near the HTLC's expiry, which the accepted
+                // check keeps many blocks away).
                 let inv = self
                     .ln
                     .lookup_invoice(lift.hash)
@@ -869,25 +846,20 @@ impl Ramps {
                     );
                     return self.cancel_lift(lift, r).await;
                 }
-                tx = match self.issuer.submit(tx).await {
-                    Ok(tx) => tx,
-                    Err(IssueError::Rejected(r)) => return self.cancel_lift(lift, r).await,
-                    Err(e) => return Err(e.into()),
-                };
-                self.crash_at(RampCrashPoint::LiftSubmitted)?;
-                data.issue = Some(tx.clone());
-                lift.data = serde_json::to_string(&data).map_err(fatal)?;
-                if !self.save_lift(&mut lift).await? {
-                    return Ok(());
-                }
             }
-            self.issuer.finalize(&tx, &lock, "lift").await?;
+            let colour = Colour {
+                asset: lift.asset,
+                amount: AssetAmount::new(lift.amount),
+            };
+            let issued = match self.issuer.issue(&lock, lift.user, colour, "lift").await {
+                Ok(i) => i,
+                Err(IssueError::Rejected(r)) => return self.cancel_lift(lift, r).await,
+                Err(e) => return Err(e.into()),
+            };
             self.crash_at(RampCrashPoint::LiftFinalized)?;
             lift.status = LiftStatus::Issued;
-            lift.vtxo = Some(tx.user_vtxo());
-            lift.ark_txid = Some(tx.ark_txid);
-            data.issue = Some(tx);
-            lift.data = serde_json::to_string(&data).map_err(fatal)?;
+            lift.vtxo = Some(issued.vtxo);
+            lift.ark_txid = Some(issued.ark_txid);
             if !self.save_lift(&mut lift).await? {
                 return Ok(());
             }
@@ -910,33 +882,16 @@ impl Ramps {
             }
         }
         if lift.status == LiftStatus::Settled {
-            let data: LiftData = serde_json::from_str(&lift.data).map_err(fatal)?;
-            let tx = data
-                .issue
-                .ok_or_else(|| fatal("settled lift without its transaction"))?;
-            let created: Vec<VtxoEntry> = tx
-                .outputs
-                .iter()
-                .enumerate()
-                .map(|(i, o)| VtxoEntry {
-                    vtxo: ark_relay_core::VtxoId::new(
-                        tx.ark_txid,
-                        u32::try_from(i).unwrap_or(u32::MAX),
-                    ),
-                    owner: o.owner,
-                    asset: o.colour.map(|c| AssetRef::Id(c.asset)),
-                    amount: o.colour.map(|c| c.amount.get()).unwrap_or(0),
-                    sats: o.sats.get(),
-                })
-                .collect();
-            let confirmation = Confirmation {
-                v: VERSION,
-                ark_txid: tx.ark_txid.to_string(),
-                intents: vec![lift.request],
-                spent: tx.inputs.iter().map(entry).collect(),
-                created,
-                preimage: None,
+            let colour = Colour {
+                asset: lift.asset,
+                amount: AssetAmount::new(lift.amount),
             };
+            let tx = self
+                .issuer
+                .issue(&lift_lock(&lift.lift_id), lift.user, colour, "lift")
+                .await?;
+            let mut confirmation = tx.confirmation;
+            confirmation.intents = vec![lift.request];
             let ev =
                 builders::confirmation(&self.keys, &confirmation, &[lift.user]).map_err(fatal)?;
             let out = self.outbox(&ev, format!("31340:{}", tx.ark_txid), None);
@@ -1287,64 +1242,39 @@ impl Ramps {
     /// transaction that already happened and stays with the relay.
     async fn refund(&self, mut land: LandRecord) -> Result<(), HandlerError> {
         let mut data = LandData::parse(&land.data)?;
-        let lock = refund_lock(&land.intent);
-        let mut tx = match data.refund.take() {
-            Some(tx) => tx,
-            None => {
-                let colour = Colour {
-                    asset: land.asset,
-                    amount: AssetAmount::new(land.amount),
-                };
-                match self.issuer.prepare(&lock, land.user, colour).await {
-                    Ok(tx) => tx,
-                    // No inventory now: stay `failed`, try again next tick.
-                    Err(IssueError::Rejected(r)) => return Err(transient(r.message)),
-                    Err(e) => return Err(e.into()),
-                }
-            }
+        let lock = refund_lock(&land.intent, data.refund_attempt);
+        let colour = Colour {
+            asset: land.asset,
+            amount: AssetAmount::new(land.amount),
         };
-        if !tx.submitted {
-            data.refund = Some(tx.clone());
-            land.data = serde_json::to_string(&data).map_err(fatal)?;
-            if !self.save_land(&mut land).await? {
-                return Ok(());
-            }
-            tx = match self.issuer.submit(tx).await {
-                Ok(tx) => tx,
-                Err(IssueError::Rejected(r)) => {
-                    // Rebuild from other inventory next time.
-                    self.issuer.abandon(&lock).await?;
-                    data.refund = None;
+        let tx = match self.issuer.issue(&lock, land.user, colour, "refund").await {
+            Ok(tx) => tx,
+            Err(IssueError::Rejected(r)) => {
+                // Nothing moved and nothing stays locked: build a new
+                // refund next time (no inventory now, or arkd refused).
+                if self.issuer.started(&lock).await? {
+                    data.refund_attempt += 1;
                     land.data = serde_json::to_string(&data).map_err(fatal)?;
                     self.ramp
                         .update_land(&land, &[], self.clock.now())
                         .await
                         .map_err(transient)?;
-                    return Err(transient(r.message));
                 }
-                Err(e) => return Err(e.into()),
-            };
-            self.crash_at(RampCrashPoint::RefundSubmitted)?;
-            data.refund = Some(tx.clone());
-            land.data = serde_json::to_string(&data).map_err(fatal)?;
-            if !self.save_land(&mut land).await? {
-                return Ok(());
+                return Err(transient(r.message));
             }
-        }
-        self.issuer.finalize(&tx, &lock, "refund").await?;
+            Err(e) => return Err(e.into()),
+        };
         let r = Rejection::new(
             ErrorCode::PaymentFailed,
             format!(
                 "the Lightning payment failed; {} units were refunded in VTXO {}",
-                land.amount,
-                tx.user_vtxo()
+                land.amount, tx.vtxo
             ),
         );
         let notice = crate::failure_notice(&self.keys, &land.user, &land.intent, &r, Scheme::Nip44)
             .map_err(fatal)?;
         land.status = LandStatus::Refunded;
-        land.refund_vtxo = Some(tx.user_vtxo());
-        data.refund = Some(tx);
+        land.refund_vtxo = Some(tx.vtxo);
         land.data = serde_json::to_string(&data).map_err(fatal)?;
         self.ramp
             .update_land(&land, &[notice], self.clock.now())

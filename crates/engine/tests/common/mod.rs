@@ -12,8 +12,8 @@ use std::str::FromStr;
 
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::{DynStore, PubKey, SystemClock};
+use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
-use ark_relay_engine::transfer::{Ceremony, CeremonyConfig};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
@@ -321,8 +321,8 @@ pub async fn start_ceremony(
     server: &ServerInfo,
     nostr_url: &str,
     arkd_url: &str,
-    tamper: Option<ark_relay_engine::transfer::ChallengeTamper>,
-    crash: Option<ark_relay_engine::transfer::CrashHook>,
+    tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>,
+    crash: Option<ark_relay_engine::ceremony::CrashHook>,
     queue: ark_relay_core::DynQueue,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
@@ -342,7 +342,7 @@ pub async fn start_ceremony(
         encryption: vec!["nip44_v2", "nip04"],
         transfer_fee: 10,
         land_fee_ppm: 1000,
-        ark: Some(ark_relay_engine::transfer::server_info_json(server)),
+        ark: Some(ark_relay_engine::ceremony::server_info_json(server)),
     };
     let base = BaseHandler::new(store.clone(), relay_keys.clone(), info);
     let mut ceremony = Ceremony::new(

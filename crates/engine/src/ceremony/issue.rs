@@ -1,0 +1,227 @@
+//! Ark transactions the relay makes alone (no wallet party): one of its own
+//! inventory VTXOs pays a user a new VTXO carrying freshly issued colour (a
+//! lift's gBTC, a failed land's refund), and the rest returns to the relay.
+//!
+//! It is the same ceremony on the same runner, with zero parties: the relay
+//! signs the ark tx and its checkpoints itself, and recovers a lost
+//! `SubmitTx` answer with a `GetPendingTx` proof over its own inputs. The
+//! session is keyed by the caller's lock id, so calling [`Issuer::issue`]
+//! again after a crash resumes the very same transaction.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ark_relay_ceremony::{confirmation, Input, Payment, Phase, Purpose};
+use ark_relay_core::backends::ark::ArkServer;
+use ark_relay_core::{
+    Clock, Colour, DynStore, EventId, PubKey, SessionId, SessionRecord, SessionStatus, VtxoId,
+};
+use ark_relay_protocol::content::Confirmation;
+use ark_relay_protocol::Rejection;
+use bitcoin::secp256k1::Keypair;
+use bitcoin::Txid;
+
+use super::runner::{Runner, SessionData};
+use super::CrashPoint;
+use crate::handlers::HandlerError;
+
+/// Why an issuing transaction did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// Try again later (a back end or the database is unavailable, or the
+    /// transaction is still in flight).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// It can never succeed as asked (no inventory, arkd refused); nothing
+    /// moved and nothing stays locked.
+    #[error("rejected: {0}")]
+    Rejected(Rejection),
+    /// A bug or corrupt stored state.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+impl From<HandlerError> for IssueError {
+    fn from(e: HandlerError) -> Self {
+        match e {
+            HandlerError::Fatal(m) => IssueError::Fatal(m),
+            other => IssueError::Transient(other.to_string()),
+        }
+    }
+}
+
+/// A finished issuing transaction.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// Its ark txid.
+    pub ark_txid: Txid,
+    /// The user's new VTXO (output 0).
+    pub vtxo: VtxoId,
+    /// The 31340 content (spent and created VTXOs; the caller names the intents).
+    pub confirmation: Confirmation,
+}
+
+/// Where a test may stop an issue (the caller maps it to its own crash points).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueStage {
+    /// The transaction is built, locked and persisted; not submitted.
+    Prepared,
+    /// arkd accepted `SubmitTx`; its answer is not persisted.
+    Submitted,
+}
+
+/// Decides whether to "crash" an issue of `kind` at a stage (tests only).
+pub type IssueCrashHook = Arc<dyn Fn(&str, IssueStage) -> bool + Send + Sync>;
+
+/// Makes relay-signed issuing transactions against arkd.
+pub struct Issuer {
+    runner: Runner,
+    crash: Option<IssueCrashHook>,
+    /// The kind being issued now (for the runner's crash hook; one driver).
+    current: Arc<Mutex<String>>,
+}
+
+fn fatal(e: impl std::fmt::Display) -> IssueError {
+    IssueError::Fatal(e.to_string())
+}
+
+fn transient(e: impl std::fmt::Display) -> IssueError {
+    IssueError::Transient(e.to_string())
+}
+
+impl Issuer {
+    /// An issuer for the relay key `keypair`.
+    pub fn new(
+        store: DynStore,
+        ark: Arc<dyn ArkServer>,
+        keypair: Keypair,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let secret = nostr::SecretKey::from_slice(&keypair.secret_bytes())
+            .unwrap_or_else(|_| nostr::SecretKey::generate());
+        let keys = nostr::Keys::new(secret);
+        Self {
+            runner: Runner::new(store, ark, keys, clock, 60),
+            crash: None,
+            current: Arc::new(Mutex::new(String::new())),
+        }
+    }
+
+    /// Installs a crash hook (tests only).
+    pub fn with_crash_hook(mut self, hook: IssueCrashHook) -> Self {
+        let current = self.current.clone();
+        let on_submit = hook.clone();
+        self.runner.hooks.crash = Some(Arc::new(move |p| {
+            let kind = current
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            p == CrashPoint::AfterSubmit && on_submit(&kind, IssueStage::Submitted)
+        }));
+        self.crash = Some(hook);
+        self
+    }
+
+    /// Whether an issue under `lock` has started (its transaction may be at arkd).
+    pub async fn started(&self, lock: &SessionId) -> Result<bool, IssueError> {
+        Ok(self
+            .runner
+            .store
+            .session(lock)
+            .await
+            .map_err(transient)?
+            .is_some_and(|s| matches!(SessionData::parse(&s), Ok(SessionData::Running(_)))))
+    }
+
+    /// Issues `colour` to `to` in a new VTXO from the relay's inventory, or
+    /// resumes the issue under `lock`. `kind` names the operation for the
+    /// ledger (`lift`, `refund`).
+    pub async fn issue(
+        &self,
+        lock: &SessionId,
+        to: PubKey,
+        colour: Colour,
+        kind: &str,
+    ) -> Result<Issued, IssueError> {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = kind.to_owned();
+        let c = if self.started(lock).await? {
+            self.runner.drive(lock, Input::Resume).await?
+        } else {
+            self.start(lock, to, colour, kind).await?;
+            if self
+                .crash
+                .as_ref()
+                .is_some_and(|h| h(kind, IssueStage::Prepared))
+            {
+                return Err(transient("simulated crash after the issue was prepared"));
+            }
+            self.runner.submit_now(lock).await?
+        };
+        let c = c.ok_or_else(|| fatal(format!("issue {lock} has no ceremony")))?;
+        match &c.phase {
+            Phase::Completed => Ok(Issued {
+                ark_txid: c.ark_txid,
+                vtxo: VtxoId::new(c.ark_txid, 0),
+                confirmation: confirmation(&c),
+            }),
+            Phase::Failed { failure, .. } => Err(IssueError::Rejected(failure.rejection())),
+            Phase::Stranded { failure } => {
+                tracing::warn!(session = %lock, reason = %failure.message, "issuing transaction stranded at arkd");
+                Err(transient(format!("stranded: {}", failure.message)))
+            }
+            other => Err(transient(format!("issue in flight ({})", other.name()))),
+        }
+    }
+
+    /// Plans, locks and persists a new issuing ceremony under `lock`.
+    async fn start(
+        &self,
+        lock: &SessionId,
+        to: PubKey,
+        colour: Colour,
+        kind: &str,
+    ) -> Result<(), IssueError> {
+        let store = &self.runner.store;
+        let now = self.runner.clock.now();
+        let pays = [Payment::to(to, colour)];
+        let plan = match self
+            .runner
+            .plan_and_lock(lock, &[], &pays, &|_| Ok(()))
+            .await?
+        {
+            Ok(p) => p,
+            Err(r) => return Err(IssueError::Rejected(r)),
+        };
+        let row = SessionRecord {
+            id: *lock,
+            user: self.runner.relay,
+            intent: EventId::from_bytes(*lock.as_bytes()),
+            status: SessionStatus::Pending,
+            state: "intent_received".into(),
+            current_step: None,
+            steps_completed: vec![],
+            created_at: now,
+            updated_at: now,
+            expires_at: now.plus_secs(900),
+            step_deadline: None,
+            error_code: None,
+            error_message: None,
+            data: String::new(),
+            batch_id: None,
+            ark_txid: None,
+            version: 0,
+        };
+        store.create_session(&row).await.map_err(transient)?;
+        let row = store
+            .session(lock)
+            .await
+            .map_err(transient)?
+            .ok_or_else(|| transient("issue session vanished"))?;
+        let purpose = Purpose::Issue {
+            kind: kind.to_owned(),
+        };
+        self.runner
+            .start_persisted(row, purpose, plan, vec![colour])
+            .await?;
+        Ok(())
+    }
+}
