@@ -152,3 +152,59 @@ impl Broker {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_tx(topic: &str) -> Routed {
+        Routed {
+            topics: vec![topic.to_owned()],
+            event: Event::TreeTx(pb::TreeTxEvent {
+                id: topic.to_owned(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    async fn next_id(s: &mut EventStream) -> String {
+        let item = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("stream open")
+            .expect("ok");
+        match item.event {
+            Some(Event::StreamStarted(e)) => format!("started:{}", !e.id.is_empty()),
+            Some(Event::TreeTx(e)) => e.id,
+            Some(Event::BatchStarted(e)) => e.id,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn topics_route_events_exactly_and_untagged_events_reach_everyone() {
+        let broker = Broker::new(Duration::from_secs(60));
+        let mut a = broker.subscribe(&["Alice ".to_owned()]);
+        let mut b = broker.subscribe(&["bob".to_owned()]);
+        assert_eq!(broker.listener_count(), 2);
+        assert_eq!(next_id(&mut a).await, "started:true");
+        assert_eq!(next_id(&mut b).await, "started:true");
+        broker.publish([
+            tree_tx("alice"),
+            tree_tx("bob"),
+            Routed {
+                topics: Vec::new(),
+                event: Event::BatchStarted(pb::BatchStartedEvent {
+                    id: "all".into(),
+                    ..Default::default()
+                }),
+            },
+        ]);
+        assert_eq!(next_id(&mut a).await, "alice");
+        assert_eq!(next_id(&mut a).await, "all");
+        assert_eq!(next_id(&mut b).await, "bob");
+        assert_eq!(next_id(&mut b).await, "all");
+        drop(a);
+        assert_eq!(broker.listener_count(), 1, "a dropped stream unregisters");
+    }
+}

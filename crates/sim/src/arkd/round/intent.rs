@@ -173,6 +173,39 @@ pub struct Proven {
     pub fee: u64,
 }
 
+/// arkd's `validateVtxoScriptForSigners` for inputs that need it (boarding
+/// outputs and VTXOs that need a forfeit): the PSBT's taptree field must
+/// rebuild the prevout's script, and a boarding script's exit leaves must not
+/// open before `boarding_exit_delay` (the simulator's unilateral exit delay).
+fn check_taptree(
+    server: &ServerInfo,
+    input: &bitcoin::psbt::Input,
+    known: &Known,
+    index: usize,
+) -> Result<(), SimError> {
+    let (prevout, boarding) = match known {
+        Known::Boarding(o) => (o, true),
+        Known::Vtxo(o) => (o, false),
+        Known::Recoverable(_) => return Ok(()),
+    };
+    let bad = |m: String| invalid("INVALID_VTXO_SCRIPT", format!("input {index}: {m}"));
+    let leaves = ark_relay_ark::taptree::get_taptree(input)
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("missing taptree field".into()))?;
+    let script = ark_relay_ark::VtxoScript::new(leaves).map_err(|e| bad(e.to_string()))?;
+    if script.script_pubkey() != prevout.script_pubkey {
+        return Err(bad("taptree does not rebuild the prevout script".into()));
+    }
+    if boarding {
+        let min = server.unilateral_exit_delay().arkd_seconds();
+        match script.smallest_exit_delay() {
+            Some(d) if d.arkd_seconds() >= min => {}
+            _ => return Err(bad(format!("boarding exit delay below {min}"))),
+        }
+    }
+    Ok(())
+}
+
 /// Checks an intent proof the way arkd's `intent.Verify` and `RegisterIntent`
 /// do (`register` = a registration, whose proof must create outputs).
 /// `lookup` answers what an outpoint is (or the error to refuse it with).
@@ -234,6 +267,7 @@ pub fn verify_proof(
                 format!("input {index}: the proof must spend a leaf the server co-signs"),
             ));
         }
+        check_taptree(server, &proof.inputs[index], &known, index)?;
         inputs.push(ProvenInput {
             outpoint,
             prevout,
@@ -315,4 +349,60 @@ pub fn verify_proof(
         onchain,
         fee,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_parse_in_arkds_field_order_and_refuse_garbage() {
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let sk = bitcoin::secp256k1::SecretKey::from_slice(&[1; 32]).expect("key");
+        let key = PublicKey::from_secret_key(&secp, &sk).to_string();
+        let raw = format!(
+            r#"{{"type":"register","onchain_output_indexes":[1],"valid_at":10,"expire_at":20,"cosigners_public_keys":["{key}"]}}"#
+        );
+        let m = parse_message(&raw).expect("parses");
+        assert_eq!(m.kind, "register");
+        assert_eq!(m.onchain_output_indexes, vec![1]);
+        assert_eq!((m.valid_at, m.expire_at), (10, 20));
+        assert_eq!(m.cosigners.len(), 1);
+        for bad in [
+            "not json",
+            r#"{"valid_at":1}"#,
+            r#"{"type":"register","cosigners_public_keys":["zz"]}"#,
+        ] {
+            assert_eq!(
+                parse_message(bad).map_err(|e| e.name),
+                Err("INVALID_INTENT_MESSAGE".to_owned()),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn time_ranges_allow_the_skew_and_nothing_more() {
+        let m = Message {
+            kind: "register".into(),
+            onchain_output_indexes: Vec::new(),
+            valid_at: 105,
+            expire_at: 200,
+            cosigners: Vec::new(),
+        };
+        assert!(check_time_range(&m, 100, 5).is_ok());
+        assert!(check_time_range(&m, 99, 5).is_err(), "not yet valid");
+        assert!(check_time_range(&m, 200, 5).is_ok());
+        let late = check_time_range(&m, 201, 5).err().map(|e| e.name);
+        assert_eq!(late.as_deref(), Some("INVALID_INTENT_TIMERANGE"));
+    }
+
+    #[test]
+    fn to_spend_commits_to_message_and_script() {
+        let a = ScriptBuf::new_op_return([1u8]);
+        let b = ScriptBuf::new_op_return([2u8]);
+        assert_ne!(to_spend_txid("m", &a), to_spend_txid("n", &a));
+        assert_ne!(to_spend_txid("m", &a), to_spend_txid("m", &b));
+        assert_eq!(to_spend_txid("m", &a), to_spend_txid("m", &a));
+    }
 }
