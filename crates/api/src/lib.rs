@@ -18,6 +18,9 @@
 //! | `GET /metrics` | Prometheus metrics (text exposition format) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of all of the above |
 //!
+//! [`web::web_router`] serves the built browser dApp under `/app/` (mounted by
+//! `ark-relay dev` only; it is a page, not part of the API).
+//!
 //! Errors are `{"error":{"code","name","message"}}` with a code from
 //! [`ErrorCode`]: 400/1002 for a malformed key or id, 404/5003 for an unknown
 //! session, 503/7001 when the store fails, 404/1003 for an unknown path and
@@ -46,6 +49,7 @@ mod reserves;
 mod settlements;
 #[cfg(test)]
 mod tests;
+pub mod web;
 
 /// The OpenAPI 3.1 document served on `GET /openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
