@@ -9,6 +9,8 @@ use anyhow::Context;
 use ark_client::Blockchain;
 use ark_core::send::SendReceiver;
 use ark_relay_ark::RelativeLocktime;
+use ark_relay_proto::ark::v1 as pb;
+use ark_relay_proto::ark::v1::indexer_service_client::IndexerServiceClient;
 use ark_relay_sim::arkd::VtxoState;
 use ark_relay_sim::{ArkdSim, ArkdSimConfig, Chain, RoundConfig, SimServer};
 use ark_relay_sim_conformance::{wallet, SimChain};
@@ -130,9 +132,43 @@ async fn ark_client_boards_sends_receives_renews_and_recovers() -> anyhow::Resul
     );
 
     // 4. Expire: move the chain's clock past the batch expiry and mine: the
-    //    simulator sweeps the batch; Bob's VTXO is swept and recoverable.
+    //    simulator sweeps the batch; Bob's VTXO is swept and recoverable, and
+    //    a subscription to his script hears of it.
+    let bob_script = fresh[0].vtxo().script.to_hex_string();
+    let mut indexer = IndexerServiceClient::connect(url.clone()).await?;
+    let sub = indexer
+        .subscribe_for_scripts(pb::SubscribeForScriptsRequest {
+            scripts: vec![bob_script.clone()],
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .subscription_id;
+    let mut events = indexer
+        .get_subscription(pb::GetSubscriptionRequest {
+            subscription_id: sub,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
     chain.advance_time(i64::from(EXPIRY_SECS) + 60);
     chain.mine(1);
+    let swept = within("sweep event", async {
+        while let Some(e) = events.message().await? {
+            if let Some(pb::get_subscription_response::Data::Event(e)) = e.data {
+                if !e.swept_vtxos.is_empty() {
+                    return Ok(e);
+                }
+            }
+        }
+        anyhow::bail!("subscription closed")
+    })
+    .await??;
+    assert_eq!(swept.scripts, vec![bob_script]);
+    assert!(swept.swept_vtxos.iter().all(|v| v.is_swept));
+    // An open stream would hold the server's graceful shutdown.
+    drop(events);
+    drop(indexer);
     let b = bob.offchain_balance().await?;
     assert_eq!(
         b.recoverable(),
