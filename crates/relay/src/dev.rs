@@ -42,6 +42,9 @@ use crate::shutdown::StopSignal;
 /// The demo wallets `dev` creates keys for.
 pub const DEMO_WALLETS: &[&str] = &["alice", "bob"];
 
+/// Where `npm --prefix web run build` puts the browser dApp.
+const WEB_DIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/dist");
+
 /// Options of `ark-relay dev` that override the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct DevOptions {
@@ -84,6 +87,8 @@ pub struct DevFacts {
     pub queue: String,
     /// Base URL of the read-only HTTP API.
     pub http_url: String,
+    /// URL of the browser dApp (`web/`), when it has been built.
+    pub web_url: Option<String>,
     /// WebSocket URLs of the Nostr relays in use. SEAM(nostr-relay): empty until
     /// the in-process relay exists.
     pub nostr_relays: Vec<String>,
@@ -348,18 +353,24 @@ impl DevStack {
             all.extend(probes.snapshot());
             all
         };
-        let router = http::router(
+        let mut router = http::router(
             ApiState::new(api_store, info)
                 .with_health(Arc::new(health_source))
                 .with_metrics(metrics)
                 .with_reserves(Arc::new(store.clone()))
                 .with_settlements(Arc::new(store.clone())),
         );
+        // The browser dApp (web/), once built with npm.
+        let web_built = ark_relay_api::web::is_built(Path::new(WEB_DIST));
+        if web_built {
+            router = router.merge(ark_relay_api::web::web_router(PathBuf::from(WEB_DIST)));
+        }
         services.spawn("http", move |stop| {
             http::serve(listener, router, stop.stopped())
         });
         let http_url = format!("http://{http_addr}");
         info!(url = %http_url, "HTTP server listening");
+        let web_url = web_built.then(|| format!("{http_url}{}", ark_relay_api::web::WEB_PREFIX));
 
         let facts = DevFacts {
             version: env!("CARGO_PKG_VERSION"),
@@ -374,6 +385,7 @@ impl DevStack {
             },
             queue: self.config.queue_kind().to_string(),
             http_url,
+            web_url,
             nostr_relays,
             simulators,
             wallets,
@@ -628,6 +640,12 @@ fn print_banner(facts: &DevFacts) {
     }
     for (name, url) in &facts.simulators {
         println!("  sim {name:<9} {url}");
+    }
+    match &facts.web_url {
+        Some(url) => println!("  dApp          {url}  (Alby or the page's demo signer)"),
+        None => {
+            println!("  dApp          not built: npm --prefix web ci && npm --prefix web run build")
+        }
     }
     let dev_json = facts.data_dir.join("dev.json");
     println!("  dev.json      {}", dev_json.display());
