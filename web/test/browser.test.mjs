@@ -15,7 +15,6 @@ let alice;
 
 before(async () => {
   dev = await startDev();
-  if (process.env.TMP_WEB_FROM_DIST) dev.facts.web_url = `${dev.facts.http_url}/app/`;
   browser = await launchBrowser();
 });
 

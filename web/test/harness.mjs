@@ -110,7 +110,6 @@ export async function launchBrowser() {
       '--disable-component-update',
       '--disable-sync',
       '--disable-dev-shm-usage',
-      ...(process.env.TMP_WEB_FROM_DIST ? ['--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets'] : []),
     ],
   });
 }
@@ -150,16 +149,6 @@ export async function albyPage(browser, secretHex, { withSchnorr = true } = {}) 
     };
     if (schnorrToo) window.nostr.signSchnorr = call('signSchnorr');
   }, withSchnorr);
-  if (process.env.TMP_WEB_FROM_DIST) {
-    const { readFile } = await import('node:fs/promises');
-    await context.route(/\/app\//, async (route) => {
-      const u = new URL(route.request().url());
-      const rel = u.pathname.replace(/^\/app\/?/, '') || 'index.html';
-      const body = await readFile(path.join(ROOT, 'web', 'dist', rel));
-      const type = rel.endsWith('.js') ? 'text/javascript' : rel.endsWith('.css') ? 'text/css' : 'text/html';
-      await route.fulfill({ body, contentType: type });
-    });
-  }
   page.on('pageerror', (e) => calls.push({ method: 'pageerror', args: [String(e)] }));
   return { page, context, calls, pubkey: pk };
 }
