@@ -27,42 +27,14 @@ use ark_relay_protocol::intent::{validate_intent, ValidIntent};
 use ark_relay_protocol::request::{parse_request, ServiceRequest, ServiceResponse};
 use ark_relay_protocol::{builders, event_id_from_nostr, pubkey_from_nostr, Rejection};
 use nostr::JsonUtil;
-use serde::{Deserialize, Serialize};
 
-use super::runner::SessionData;
+use super::data::{BatchRequest, SessionData};
 use super::{fatal, transient, Ceremony, CrashPoint};
 use crate::handlers::{HandlerError, JobOutcome};
 use crate::ingest::InboundJob;
 
 fn short(s: &str) -> String {
     s.chars().take(12).collect::<String>() + "…"
-}
-
-/// A batch request as the coordinator keeps it until its ceremony starts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct BatchRequest {
-    request: EventId,
-    submitter: PubKey,
-    batch_id: String,
-    /// The submitter spoke NIP-04.
-    #[serde(default)]
-    nip04: bool,
-    /// The signed intents as submitted.
-    intents: Vec<nostr::Event>,
-}
-
-impl BatchRequest {
-    pub(crate) fn request_id(&self) -> String {
-        self.request.to_string()
-    }
-
-    fn scheme(&self) -> Scheme {
-        if self.nip04 {
-            Scheme::Nip04
-        } else {
-            Scheme::Nip44
-        }
-    }
 }
 
 /// What a batch derives from its intents.

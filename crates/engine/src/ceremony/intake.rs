@@ -14,7 +14,8 @@ use ark_relay_protocol::crypto::Scheme;
 use ark_relay_protocol::intent::{validate_intent, ValidIntent};
 use ark_relay_protocol::{event_id_from_nostr, pubkey_from_nostr, Rejection};
 
-use super::runner::{Runner, SessionData};
+use super::data::SessionData;
+use super::runner::Runner;
 use super::{fatal, transient, Ceremony, CrashPoint};
 use crate::handlers::{HandlerError, JobOutcome};
 use crate::ingest::InboundJob;

@@ -20,7 +20,8 @@ use ark_relay_protocol::Rejection;
 use bitcoin::secp256k1::Keypair;
 use bitcoin::Txid;
 
-use super::runner::{Runner, SessionData};
+use super::data::SessionData;
+use super::runner::Runner;
 use super::CrashPoint;
 use crate::handlers::HandlerError;
 

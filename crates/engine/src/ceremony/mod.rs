@@ -19,6 +19,7 @@
 //! only.
 
 pub mod batch;
+mod data;
 pub mod intake;
 pub mod issue;
 pub mod recovery;
@@ -95,6 +96,28 @@ fn transient(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Transient(e.to_string())
 }
 
+/// The Lightning side of a land, as the ceremony needs it (implemented by
+/// `ramp::Ramps`; the ceremony never depends on the ramps themselves).
+#[async_trait]
+pub trait LandDesk: Send + Sync + 'static {
+    /// Opens the land of a validated `land_lightning` intent before its
+    /// ceremony (`Ok(Err(r))`: refuse the intent with `r`). Idempotent.
+    async fn open_land(
+        &self,
+        intent: &ark_relay_protocol::intent::ValidIntent,
+    ) -> Result<Result<(), ark_relay_protocol::Rejection>, HandlerError>;
+
+    /// The ceremony's hand-over: the user's VTXO is final at the relay and
+    /// the landed colour burned; `confirmation` is published once paid.
+    /// Idempotent.
+    async fn land_moved(
+        &self,
+        intent: &ark_relay_core::EventId,
+        ark_txid: bitcoin::Txid,
+        confirmation: ark_relay_protocol::content::Confirmation,
+    ) -> Result<(), HandlerError>;
+}
+
 /// The signing ceremonies as a job handler; other job kinds go to the
 /// wrapped [`BaseHandler`].
 pub struct Ceremony {
@@ -126,8 +149,8 @@ impl Ceremony {
 
     /// Executes `land_lightning` intents, handing them to `ramps` once the
     /// user's VTXO is final at the relay (without it they are refused, 1003).
-    pub fn with_lands(mut self, ramps: Arc<crate::ramp::Ramps>) -> Self {
-        self.runner.lands = Some(ramps);
+    pub fn with_lands(mut self, lands: Arc<dyn LandDesk>) -> Self {
+        self.runner.lands = Some(lands);
         self
     }
 

@@ -14,7 +14,7 @@ use ark_relay_protocol::Rejection;
 use async_trait::async_trait;
 
 use super::batch::coordinator_id;
-use super::runner::SessionData;
+use super::data::SessionData;
 use super::{transient, Ceremony};
 use crate::handlers::HandlerError;
 
@@ -84,7 +84,7 @@ impl Ceremony {
     async fn expire_unstarted_batch(
         &self,
         mut row: SessionRecord,
-        b: super::batch::BatchRequest,
+        b: super::data::BatchRequest,
     ) -> Result<bool, HandlerError> {
         let now = self.runner.clock.now();
         if row.expires_at > now {

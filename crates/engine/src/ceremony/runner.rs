@@ -22,10 +22,9 @@ use ark_relay_protocol::crypto::Scheme;
 use ark_relay_protocol::{builders, Rejection};
 use bitcoin::secp256k1::{Keypair, Secp256k1};
 use nostr::{JsonUtil, Keys};
-use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use super::batch::BatchRequest;
+use super::data::SessionData;
 use super::{fatal, transient, ChallengeTamper, CrashHook, CrashPoint};
 use crate::handlers::HandlerError;
 
@@ -37,33 +36,6 @@ pub const RETRY_AFTER_SECS: i64 = 10;
 pub(crate) struct Hooks {
     pub(crate) crash: Option<CrashHook>,
     pub(crate) tamper: Option<ChallengeTamper>,
-}
-
-/// What a session row's `session_data` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum SessionData {
-    /// An intent's session before its ceremony starts.
-    Received,
-    /// A batch request before its ceremony starts.
-    Batch(BatchRequest),
-    /// A party of a batch: its ceremony is the coordinator's.
-    Party,
-    /// The running (or ended) ceremony.
-    Running(Box<machine::Ceremony>),
-}
-
-impl SessionData {
-    pub(crate) fn parse(row: &SessionRecord) -> Result<Self, HandlerError> {
-        if row.data.trim().is_empty() {
-            return Ok(SessionData::Received);
-        }
-        serde_json::from_str(&row.data).map_err(|e| fatal(format!("session {}: {e}", row.id)))
-    }
-
-    fn json(&self) -> Result<String, HandlerError> {
-        serde_json::to_string(self).map_err(fatal)
-    }
 }
 
 /// What one persisted transition leads to.
@@ -87,7 +59,7 @@ pub struct Runner {
     pub(crate) timing: Timing,
     server: OnceCell<ServerInfo>,
     pub(crate) hooks: Hooks,
-    pub(crate) lands: Option<Arc<crate::ramp::Ramps>>,
+    pub(crate) lands: Option<Arc<dyn super::LandDesk>>,
 }
 
 impl Runner {

@@ -206,6 +206,25 @@ impl ReserveView {
     }
 }
 
+#[async_trait]
+impl crate::ceremony::LandDesk for Ramps {
+    async fn open_land(
+        &self,
+        intent: &ark_relay_protocol::intent::ValidIntent,
+    ) -> Result<Result<(), ark_relay_protocol::Rejection>, HandlerError> {
+        Ramps::open_land(self, intent).await
+    }
+
+    async fn land_moved(
+        &self,
+        intent: &EventId,
+        ark_txid: bitcoin::Txid,
+        confirmation: Confirmation,
+    ) -> Result<(), HandlerError> {
+        Ramps::land_moved(self, intent, ark_txid, confirmation).await
+    }
+}
+
 /// Lifts and lands: the service-request side and the driver.
 pub struct Ramps {
     store: DynStore,
