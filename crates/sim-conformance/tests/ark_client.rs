@@ -135,6 +135,7 @@ async fn ark_client_boards_sends_receives_renews_and_recovers() -> anyhow::Resul
     //    simulator sweeps the batch; Bob's VTXO is swept and recoverable, and
     //    a subscription to his script hears of it.
     let bob_script = fresh[0].vtxo().script.to_hex_string();
+    let fresh_outpoint = fresh[0].vtxo().outpoint;
     let mut indexer = IndexerServiceClient::connect(url.clone()).await?;
     let sub = indexer
         .subscribe_for_scripts(pb::SubscribeForScriptsRequest {
@@ -166,6 +167,41 @@ async fn ark_client_boards_sends_receives_renews_and_recovers() -> anyhow::Resul
     .await??;
     assert_eq!(swept.scripts, vec![bob_script]);
     assert!(swept.swept_vtxos.iter().all(|v| v.is_swept));
+    // The indexer: the batch is swept, the VTXO's chain leads to its commitment.
+    let info = indexer
+        .get_commitment_tx(pb::GetCommitmentTxRequest {
+            txid: renewed.to_string(),
+        })
+        .await?
+        .into_inner();
+    assert!(info.batches.values().all(|b| b.swept));
+    assert_eq!(info.total_output_amount, 30_000);
+    let vtxo_chain = indexer
+        .get_vtxo_chain(pb::GetVtxoChainRequest {
+            outpoint: Some(pb::IndexerOutpoint {
+                txid: fresh_outpoint.txid.to_string(),
+                vout: fresh_outpoint.vout,
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .chain;
+    assert!(vtxo_chain.iter().any(|c| c.txid == renewed.to_string()
+        && c.r#type == pb::IndexerChainedTxType::Commitment as i32));
+    // ark-client itself will not spend a swept VTXO off-chain (the simulator's
+    // VTXO_RECOVERABLE refusal is exercised in tests/rounds.rs).
+    let (alice_address, _) = alice.get_offchain_address().await?;
+    assert!(bob
+        .send_selection(
+            &[fresh_outpoint],
+            vec![SendReceiver::bitcoin(
+                alice_address,
+                Amount::from_sat(10_000)
+            )],
+        )
+        .await
+        .is_err());
     // An open stream would hold the server's graceful shutdown.
     drop(events);
     drop(indexer);

@@ -368,6 +368,24 @@ async fn refusals_carry_arkds_error_names() -> anyhow::Result<()> {
         .err()
         .context("spent vtxo accepted")?;
     assert!(err.to_string().contains("VTXO_ALREADY_SPENT"), "{err}");
+    // Once its batch expires and is swept, the new VTXO cannot be spent
+    // off-chain: VTXO_RECOVERABLE, checked before any signature.
+    let chain = s.sim.chain().clone();
+    chain.mine(1);
+    chain.advance_time(i64::from(
+        RoundConfig::default()
+            .vtxo_tree_expiry
+            .as_seconds()
+            .context("seconds expiry")?,
+    ));
+    chain.mine(1);
+    let new = new_vtxo_of(&s, &alice, txid)?;
+    assert!(new.swept, "swept with its batch");
+    let err = spend_offchain(&s, &alice, &new)
+        .await
+        .err()
+        .context("swept vtxo spent")?;
+    assert!(err.to_string().contains("VTXO_RECOVERABLE"), "{err}");
     s.server.stop().await;
     Ok(())
 }
@@ -381,6 +399,49 @@ async fn eventually(what: &str, cond: impl Fn() -> bool) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok(())
+}
+
+/// The VTXO the batch `commitment` made for `o` (it pays `o`'s script).
+fn new_vtxo_of(s: &Sim, o: &Owner, commitment: Txid) -> anyhow::Result<SimVtxo> {
+    s.sim
+        .vtxos()
+        .into_iter()
+        .find(|v| v.commitment_txid == Some(commitment) && v.script == o.vtxo.script)
+        .context("no vtxo from the batch")
+}
+
+/// Submits an (unsigned) ark tx spending `v` back to `o`.
+async fn spend_offchain(s: &Sim, o: &Owner, v: &SimVtxo) -> anyhow::Result<()> {
+    let leaf = o
+        .script
+        .collaborative_leaf(&o.kp.x_only_public_key().0, &signer(s))
+        .context("collaborative leaf")?
+        .clone();
+    let input = ark_core::send::VtxoInput::new(
+        leaf.clone(),
+        None,
+        o.script.control_block(&leaf)?,
+        o.script.leaves().to_vec(),
+        v.script.clone(),
+        bitcoin::Amount::from_sat(v.amount),
+        v.outpoint,
+        Vec::new(),
+    );
+    let address =
+        ark_core::ArkAddress::new(bitcoin::Network::Regtest, signer(s), o.script.output_key());
+    let txs = ark_core::send::build_offchain_transactions(
+        &[ark_core::send::SendReceiver::bitcoin(
+            address,
+            bitcoin::Amount::from_sat(v.amount),
+        )],
+        &address,
+        &[input],
+        &s.info,
+    )?;
+    s.client
+        .submit_offchain_transaction_request(txs.ark_tx, txs.checkpoint_txs)
+        .await?;
     Ok(())
 }
 

@@ -254,6 +254,11 @@ impl ArkdSim {
         self.state().vtxos.get(outpoint).cloned()
     }
 
+    /// A copy of every VTXO.
+    pub fn vtxos(&self) -> Vec<SimVtxo> {
+        self.state().vtxos.values().cloned().collect()
+    }
+
     /// Scripts the next `count` calls of `rpc` to fail with `error`.
     pub fn inject_fault(&self, rpc: &str, error: SimError, count: u32) {
         let mut state = self.state();
