@@ -348,25 +348,20 @@ export class RelayClient {
     } catch (err) {
       report.refused = err instanceof Refusal ? err.message : `cannot check the challenge: ${(err as Error).message}`;
     }
-    let response: Record<string, unknown>;
-    if (report.refused === undefined) {
-      const signatures = [];
-      for (const s of toSign) {
-        const sig = await (this.signer.signSchnorr as (h: string) => Promise<string>)(s.sighash);
-        if (!schnorr.verify(hex.decode(sig), hex.decode(s.sighash), hex.decode(this.me))) {
-          report.refused = 'the extension returned a signature that does not verify';
-          break;
-        }
-        signatures.push({ psbt_index: s.psbt_index, input_index: s.input_index, sig });
-        report.signed.push(s.sighash);
+    const signatures: { psbt_index: number; input_index: number; sig: string }[] = [];
+    for (const s of report.refused === undefined ? toSign : []) {
+      const sig = await (this.signer.signSchnorr as (h: string) => Promise<string>)(s.sighash);
+      if (!schnorr.verify(hex.decode(sig), hex.decode(s.sighash), hex.decode(this.me))) {
+        report.refused = 'the extension returned a signature that does not verify';
+        break;
       }
-      response = { v: 1, session_id: ch.session_id, step: ch.step, signatures };
-    } else {
-      response = { v: 1, session_id: ch.session_id, step: ch.step };
+      signatures.push({ psbt_index: s.psbt_index, input_index: s.input_index, sig });
+      report.signed.push(s.sighash);
     }
-    if (report.refused !== undefined) {
-      response = { v: 1, session_id: ch.session_id, step: ch.step, reject: report.refused.slice(0, 1000) };
-    }
+    const response =
+      report.refused === undefined
+        ? { v: 1, session_id: ch.session_id, step: ch.step, signatures }
+        : { v: 1, session_id: ch.session_id, step: ch.step, reject: report.refused.slice(0, 1000) };
     this.events.onStep?.(report);
     await this.publish({
       kind: KIND.SIGNING_RESPONSE,
