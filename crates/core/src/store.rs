@@ -24,7 +24,7 @@ use crate::ledger::{
     Recorded, Vtxo, VtxoStatus,
 };
 use crate::queue::Job;
-use crate::session::SessionRecord;
+use crate::session::{SessionRecord, SessionStatus};
 use crate::work::{JobRecord, JobStatus, NewOutboxEvent, OutboxItem};
 use crate::{ActionId, AssetId, ErrorCode, EventId, PubKey, SessionId, UnixTime, VtxoId};
 
@@ -322,6 +322,11 @@ pub trait RelayStore: Send + Sync + 'static {
         outbox: &[NewOutboxEvent],
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+
+    /// Where an accepted intent stands (`intents.status`, following the
+    /// session that executes it: `Pending` = received, not started yet).
+    /// `None` for an unknown intent.
+    async fn intent_status(&self, id: &EventId) -> Result<Option<SessionStatus>, StoreError>;
 
     /// Writes one ceremony transition in **one** transaction: `w.session` if
     /// its stored version still equals `w.session.version` (bumping it), every

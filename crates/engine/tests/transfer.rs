@@ -212,6 +212,14 @@ async fn alice_sends_bob_1000_gbtc() {
         .expect("31340");
     let conf: Confirmation = serde_json::from_str(&conf_ev.content).expect("json");
     assert_eq!(conf.intents, vec![event_id_from_nostr(&intent.id)]);
+    assert_eq!(
+        s.store
+            .intent_status(&event_id_from_nostr(&intent.id))
+            .await
+            .expect("status"),
+        Some(ark_relay_core::SessionStatus::Completed),
+        "intents.status follows the intent"
+    );
     let bob_created: Vec<_> = conf.created.iter().filter(|c| c.owner == bob_pk).collect();
     assert_eq!(bob_created.len(), 1);
     assert_eq!(bob_created[0].amount, 1_000);
@@ -281,6 +289,14 @@ async fn a_wallet_that_never_answers_times_out_and_frees_its_vtxo() {
         .await;
     let notices = alice.failures().await;
     assert_eq!(notices[&first.id][0].code, ErrorCode::SessionExpired);
+    assert_eq!(
+        s.store
+            .intent_status(&event_id_from_nostr(&first.id))
+            .await
+            .expect("status"),
+        Some(ark_relay_core::SessionStatus::Expired),
+        "intents.status follows an expired intent"
+    );
     let v = s.store.vtxo(&vtxo).await.expect("vtxo").expect("exists");
     assert_eq!(
         (v.status, v.locked_by),
@@ -716,5 +732,10 @@ async fn bad_signing_responses_get_5003_and_5002() {
     );
     let v = s.store.vtxo(&vtxo).await.expect("vtxo").expect("exists");
     assert_eq!((v.status, v.locked_by), (VtxoStatus::Assigned, None));
+    assert_eq!(
+        s.store.intent_status(&intent_id).await.expect("status"),
+        Some(ark_relay_core::SessionStatus::Failed),
+        "intents.status follows a failed intent"
+    );
     let _ = s.stop.send(true);
 }

@@ -361,8 +361,16 @@ pub async fn session_writes_are_atomic_with_their_locks(store: DynStore) {
     let owner = key(41);
     let mut coordinator = session_record(NOW);
     coordinator.user = owner;
+    let intent = fixtures::intent(owner, "0b7a3f0e-52c4-4c1e-9d43-7d3c2b1a0f99");
+    store.record_intent(&intent).await.expect("intent");
+    assert_eq!(
+        store.intent_status(&intent.event_id).await.expect("status"),
+        Some(ark_relay_core::SessionStatus::Pending),
+        "an accepted intent starts as received"
+    );
     let mut party = session_record(NOW);
     party.id = fixtures::session();
+    party.intent = intent.event_id;
     party.batch_id = Some(coordinator.id.to_string());
     for s in [&coordinator, &party] {
         assert_eq!(
@@ -436,6 +444,18 @@ pub async fn session_writes_are_atomic_with_their_locks(store: DynStore) {
         p.status,
         ark_relay_core::SessionStatus::Failed,
         "the party follows"
+    );
+    assert_eq!(
+        store.intent_status(&intent.event_id).await.expect("status"),
+        Some(ark_relay_core::SessionStatus::Failed),
+        "and so does its intent"
+    );
+    assert_eq!(
+        store
+            .intent_status(&fixtures::event_id())
+            .await
+            .expect("none"),
+        None
     );
     let due = store
         .due_outbox(NOW.plus_secs(1), 50)

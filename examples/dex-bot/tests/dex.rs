@@ -12,8 +12,8 @@ use ark_relay_core::{
     SystemClock, UnixTime, VtxoStatus,
 };
 use ark_relay_dex_bot::{Dex, DexClient, DexRequest, Pool};
-use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
+use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};

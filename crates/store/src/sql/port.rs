@@ -227,6 +227,13 @@ impl ark_relay_core::RelayStore for SqlStore {
         self.do_update_session(session, outbox, now).await
     }
 
+    async fn intent_status(
+        &self,
+        id: &ark_relay_core::EventId,
+    ) -> Result<Option<ark_relay_core::SessionStatus>, StoreError> {
+        self.do_intent_status(id).await
+    }
+
     async fn write_session(
         &self,
         w: &ark_relay_core::SessionWrite<'_>,

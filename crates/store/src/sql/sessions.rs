@@ -120,6 +120,24 @@ impl SqlStore {
             .await
     }
 
+    pub(super) async fn do_intent_status(
+        &self,
+        id: &EventId,
+    ) -> Result<Option<SessionStatus>, StoreError> {
+        let row = sqlx::query("SELECT status FROM intents WHERE event_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        match rows::text(&row, "status")?.as_str() {
+            "received" => Ok(Some(SessionStatus::Pending)),
+            other => other.parse().map(Some).map_err(StoreError::Corrupt),
+        }
+    }
+
     pub(super) async fn do_write_session(
         &self,
         w: &SessionWrite<'_>,
@@ -147,6 +165,9 @@ impl SqlStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+            }
+            for s in std::iter::once(w.session).chain(w.mirrors) {
+                intent_follows(s).execute(&mut *tx).await.map_err(map_err)?;
             }
             if w.release_locks {
                 sqlx::query(
@@ -215,4 +236,27 @@ fn update(s: &SessionRecord, steps: &str, now: UnixTime, check_version: bool) ->
         .bind(s.status.is_final().then_some(now.0))
         .bind(s.id.to_string())
         .bind(if check_version { s.version } else { 0 })
+}
+
+/// The `UPDATE` that makes the intent a session executes follow it
+/// (`intents.status`: received → active → completed / failed / expired).
+/// A session whose intent is not an intent row (a batch coordinator, the
+/// relay's own issue) changes nothing.
+fn intent_follows(s: &SessionRecord) -> Statement {
+    let status = match s.status {
+        SessionStatus::Pending => "received",
+        SessionStatus::Active => "active",
+        SessionStatus::Completed => "completed",
+        SessionStatus::Failed => "failed",
+        SessionStatus::Expired => "expired",
+    };
+    sqlx::query(
+        "UPDATE intents SET status = ?, session_id = ?, batch_id = ?, error_code = ? \
+         WHERE event_id = ?",
+    )
+    .bind(status)
+    .bind(s.id.to_string())
+    .bind(s.batch_id.clone())
+    .bind(s.error_code.map(|c| i64::from(c.code())))
+    .bind(s.intent.to_string())
 }
