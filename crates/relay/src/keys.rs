@@ -1,12 +1,12 @@
-//! Nostr key files for development: the relay's identity and demo wallets.
+//! The relay's identity and key files: the key sealed in
+//! `GATEWAY_NOSTR_PRIVATE_KEY` (production, PRD §10.2, `ark-relay keys`), or
+//! else the key file `<data_dir>/relay.key`; demo wallets' key files.
 //!
 //! A key file holds one BIP-340 secret key as 64 lowercase hex digits and a
-//! newline, with mode `0600`. It is created once and reused on every later run,
-//! so the relay keeps its pubkey across restarts.
-//!
-//! Production keys are encrypted at rest (DESIGN.md §7, `ark-relay keys`, a
-//! later issue); these plain files are for `dev` only. Secret keys are never
-//! logged or printed by this module.
+//! newline, with mode `0600`. It is created once — race-free, so roles
+//! started together on a fresh data dir all use the one key that won — and
+//! reused on every later run, so the relay keeps its pubkey across restarts.
+//! Secret keys are never logged or printed by this module.
 
 use std::fs;
 use std::io::Write;
