@@ -10,6 +10,7 @@
 //! [`NostrTransport`]: ark_relay_protocol::transport::NostrTransport
 
 mod dev_relay;
+mod expired;
 mod memdb;
 mod pool;
 

@@ -4,17 +4,24 @@
 //! subscription alone can miss events (disconnects, broadcast lag — rust-nostr's
 //! `handle_notifications` even ends its loop on lag), re-queries from the
 //! cursor minus a safety window at start, on lag and periodically.
+//! Events whose NIP-40 expiration has passed, which the pool itself would
+//! drop, reach the reader too (through [`crate::expired::ExpiredTap`]), so
+//! the engine can answer them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ark_relay_core::UnixTime;
 use ark_relay_protocol::kinds;
 use ark_relay_protocol::transport::{Cursor, NostrTransport, PublishReport, TransportError};
 use async_trait::async_trait;
+use nostr::filter::MatchEventOptions;
 use nostr::{Event, Filter, Kind, PublicKey, Timestamp};
 use nostr_sdk::{Client, ClientOptions, RelayPoolNotification};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Mutex};
+
+use crate::expired::{ExpiredTap, EXPIRED_BUFFER};
 
 /// Options of the pool.
 #[derive(Debug, Clone)]
@@ -51,6 +58,8 @@ pub struct PoolTransport {
     client: Client,
     listen_for: PublicKey,
     opts: PoolOptions,
+    /// Expired events diverted from the pool's connections.
+    expired: Arc<Mutex<mpsc::Receiver<Event>>>,
 }
 
 fn other(e: impl std::fmt::Display) -> TransportError {
@@ -65,8 +74,10 @@ impl PoolTransport {
         if opts.relays.is_empty() {
             return Err(TransportError::Other("no Nostr relays configured".into()));
         }
+        let (expired_tx, expired) = mpsc::channel(EXPIRED_BUFFER);
         let client = Client::builder()
             .opts(ClientOptions::new().automatic_authentication(false))
+            .websocket_transport(ExpiredTap::new(expired_tx))
             .build();
         for url in &opts.relays {
             client.add_relay(url.as_str()).await.map_err(other)?;
@@ -77,6 +88,7 @@ impl PoolTransport {
             client,
             listen_for,
             opts,
+            expired: Arc::new(Mutex::new(expired)),
         })
     }
 
@@ -90,6 +102,15 @@ impl PoolTransport {
             .kinds(self.opts.kinds.iter().map(|k| Kind::from(*k)))
             .pubkey(self.listen_for)
             .since(since)
+    }
+
+    /// Whether a diverted expired event is one this reader asked for (the
+    /// pool checks this, and the signature, for the events it delivers).
+    fn wanted(&self, event: &Event) -> bool {
+        let filter = Filter::new()
+            .kinds(self.opts.kinds.iter().map(|k| Kind::from(*k)))
+            .pubkey(self.listen_for);
+        filter.match_event(event, MatchEventOptions::new()) && event.verify().is_ok()
     }
 
     fn since(&self, cursor: &Cursor) -> Timestamp {
@@ -163,6 +184,7 @@ impl NostrTransport for PoolTransport {
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), TransportError> {
         let mut notifications = self.client.notifications();
+        let mut expired = self.expired.lock().await;
         self.client
             .subscribe(self.filter(self.since(&cursor)), None)
             .await
@@ -195,6 +217,14 @@ impl NostrTransport for PoolTransport {
                     }
                     Err(RecvError::Closed) => return Ok(()),
                 },
+                Some(event) = expired.recv() => {
+                    if self.wanted(&event) {
+                        tracing::debug!(event = %event.id, "expired event handed to the reader");
+                        if sink.send(event).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
                 _ = tick.tick() => {
                     if !self.catch_up(&sink, &cursor).await {
                         return Ok(());
