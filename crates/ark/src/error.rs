@@ -13,6 +13,9 @@ use ark_relay_core::Sats;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArkError {
+    /// An Arkade Asset packet or extension output that arkd would refuse.
+    #[error(transparent)]
+    Packet(#[from] crate::asset::PacketError),
     /// An intent proof could not be built.
     #[error("intent proof: {0}")]
     Intent(String),

@@ -14,11 +14,13 @@
 //! - building the ark tx and its checkpoint txs as PSBTs, reading them back, and
 //!   arkd's rebuild-and-compare integrity check ([`tx`]);
 //! - BIP-341 sighashes, BIP-340 signatures and their verification ([`sign`]);
+//! - Arkade Asset packets: encoding through ark-core, decoding as arkd does ([`asset`]);
 //! - what a wallet recomputes before it signs a challenge ([`check`]).
 //!
-//! It must not talk to arkd, know about Nostr events, colours or the ledger's
-//! state; callers pass plain values in and get plain values out. It uses
-//! `ark-core` (the Arkade Rust SDK) only for GetInfo conversion; where ark-core
+//! It must not talk to arkd, know about Nostr events or the ledger's state
+//! (colour enters only as the plain values a packet states); callers pass
+//! plain values in and get plain values out. It uses `ark-core` (the Arkade
+//! Rust SDK) for GetInfo conversion and asset packet encoding; where ark-core
 //! differs from arkd's Go implementation the code here follows arkd and says why.
 //!
 //! ```
@@ -57,6 +59,7 @@
 //! ```
 
 pub mod address;
+pub mod asset;
 pub mod check;
 mod error;
 pub mod intent;
@@ -68,6 +71,7 @@ pub mod taptree;
 pub mod tx;
 
 pub use address::ArkAddress;
+pub use asset::{decode_packet, packet_for_colours, tx_packet, PacketError};
 pub use check::{
     audit_ark_tx_challenge, audit_checkpoint_challenge, check_outputs, check_sign_requests, Audit,
     Mismatch, OutputPolicy,
