@@ -39,6 +39,9 @@ use crate::keys::{self, KeyFile, KeyOrigin, PublicKeyInfo};
 use crate::services::Services;
 use crate::shutdown::StopSignal;
 
+mod dex;
+pub use dex::DexFacts;
+
 /// The demo wallets `dev` creates keys for.
 pub const DEMO_WALLETS: &[&str] = &["alice", "bob"];
 
@@ -97,6 +100,8 @@ pub struct DevFacts {
     pub simulators: BTreeMap<String, String>,
     /// Demo wallet keys.
     pub wallets: Vec<PublicKeyInfo>,
+    /// The DEX demo (pool key, gUSD, seed reserves) when the simulators run.
+    pub dex: Option<DexFacts>,
     /// Process id of this `dev` process.
     pub pid: u32,
 }
@@ -233,6 +238,7 @@ impl DevStack {
         });
         let settle_sim = sims.as_ref().map(|s| (s.endpoints().lnd, s.chain.clone()));
         let sim_endpoints = sims.as_ref().map(|s| s.endpoints());
+        let mut dex_facts = None;
         if let Some(stack) = sims {
             let alice = wallets
                 .first()
@@ -241,6 +247,9 @@ impl DevStack {
             let gbtc = mint_gbtc(&stack).await?;
             let demo = seed_demo(&store, &stack.arkd, &server, &relay_key, &alice, gbtc).await?;
             info!(gbtc = %demo, "demo funded: relay inventory and alice's gBTC");
+            let dex = dex::seed(&store, &stack, &server, &data_dir, gbtc).await?;
+            info!(pool = %dex.key.pubkey, gusd = %dex.usd, "DEX demo funded: gBTC and gUSD reserves");
+            dex_facts = Some(dex);
             services.spawn("simulators", move |stop| async move {
                 stop.stopped().await;
                 stack.stop().await;
@@ -389,6 +398,7 @@ impl DevStack {
             nostr_relays,
             simulators,
             wallets,
+            dex: dex_facts,
             pid: std::process::id(),
         };
         write_json_atomically(&dev_json, &facts)?;
@@ -447,6 +457,11 @@ impl RunningDev {
 /// through a real tapd (MintAsset, FinalizeBatch, one block), and returns
 /// its asset id.
 async fn mint_gbtc(stack: &SimStack) -> Result<AssetId> {
+    mint_asset(stack, "gBTC", 21_000_000 * 100_000_000).await
+}
+
+/// Mints `amount` units of the asset `name` through the tapd simulator.
+async fn mint_asset(stack: &SimStack, name: &str, amount: u64) -> Result<AssetId> {
     use ark_relay_core::backends::assets::{Assets, MintRequest};
     use ark_relay_grpc::daemon::DaemonConfig;
     use ark_relay_grpc::resilience::HealthRegistry;
@@ -460,9 +475,9 @@ async fn mint_gbtc(stack: &SimStack) -> Result<AssetId> {
     let client = TapdClient::new(&cfg, &HealthRegistry::new()).context("tapd client")?;
     client
         .mint_asset(MintRequest {
-            name: "gBTC".into(),
-            amount: ark_relay_core::AssetAmount::new(21_000_000 * 100_000_000),
-            meta: b"Ark Relay gBTC (dev)".to_vec(),
+            name: name.into(),
+            amount: ark_relay_core::AssetAmount::new(amount),
+            meta: format!("Ark Relay {name} (dev)").into_bytes(),
             decimal_display: 0,
         })
         .await
@@ -475,9 +490,9 @@ async fn mint_gbtc(stack: &SimStack) -> Result<AssetId> {
     let assets = client.list_assets().await.context("tapd ListAssets")?;
     assets
         .iter()
-        .find(|a| a.name == "gBTC")
+        .find(|a| a.name == name)
         .map(|a| a.asset_id)
-        .context("tapd did not list the minted gBTC")
+        .with_context(|| format!("tapd did not list the minted {name}"))
 }
 
 /// Units of gBTC the demo wallet `alice` starts with.
@@ -632,6 +647,16 @@ fn print_banner(facts: &DevFacts) {
             wallet.key_file.display()
         );
     }
+    if let Some(dex) = &facts.dex {
+        println!(
+            "  DEX demo      dex    {}  {}  ({} gBTC + {} gUSD reserves; gUSD {})",
+            dex.key.npub,
+            dex.key.key_file.display(),
+            dex.seed_btc,
+            dex.seed_usd,
+            dex.usd
+        );
+    }
     for relay in &facts.nostr_relays {
         println!("  nostr relay   {relay}");
     }
@@ -672,6 +697,14 @@ fn print_banner(facts: &DevFacts) {
                 dev_json.display()
             );
             println!("    curl {}/reserves", facts.http_url);
+            if facts.dex.is_some() {
+                println!();
+                println!("  DEX (swap, add liquidity; the dApp's Swap screen):");
+                println!(
+                    "    cargo run -p ark-relay-dex-bot -- --dev-json {}",
+                    dev_json.display()
+                );
+            }
         }
     }
     println!();
