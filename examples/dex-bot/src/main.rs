@@ -2,13 +2,17 @@
 //!
 //! ```sh
 //! ark-relay dev                                   # in another terminal
-//! cargo run -p ark-relay-dex-bot -- --dev-json data/dev.json \
-//!     --key-file data/dex.key --usd <gUSD asset id> --seed-btc 100000 --seed-usd 65000000
+//! cargo run -p ark-relay-dex-bot -- --dev-json data/dev.json
+//! # or, against any relay:
+//! cargo run -p ark-relay-dex-bot -- --relay-pubkey <npub> --nostr-relay <ws://…> \
+//!     --key-file dex.key --usd <gUSD asset id> --seed-btc 100000 --seed-usd 65000000
 //! ```
 //!
 //! The pool key must already hold the seed reserves (plus a little gBTC for
-//! the relay's fees); the bot prints its key and the LP token's id, then
-//! serves quotes and trades until Ctrl-C.
+//! the relay's fees); `ark-relay dev` seeds such a key and writes it, gUSD's
+//! id and the reserves to `dev.json` (`dex`), which are this command's
+//! defaults. The bot prints its key and the LP token's id, then serves quotes
+//! and trades until Ctrl-C.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,21 +38,21 @@ struct Cli {
     /// Nostr relay URLs (repeatable), without `--dev-json`.
     #[arg(long = "nostr-relay")]
     nostr_relays: Vec<String>,
-    /// The pool's secret key (hex or nsec; else `$ARK_WALLET_KEY`).
+    /// The pool's secret key (hex or nsec; else dev.json's `dex` key, else `$ARK_WALLET_KEY`).
     #[arg(long)]
     key_file: Option<PathBuf>,
     /// gBTC's asset id (default: learnt from the pool's own VTXOs).
     #[arg(long)]
     btc: Option<AssetId>,
-    /// gUSD's asset id.
+    /// gUSD's asset id (default: dev.json's `dex.usd`).
     #[arg(long)]
-    usd: AssetId,
-    /// Seed reserves of the pool, in base units.
+    usd: Option<AssetId>,
+    /// Seed reserves of the pool, in base units (default: dev.json's `dex`).
     #[arg(long)]
-    seed_btc: u64,
-    /// Seed reserves of the pool, in base units.
+    seed_btc: Option<u64>,
+    /// Seed reserves of the pool, in base units (default: dev.json's `dex`).
     #[arg(long)]
-    seed_usd: u64,
+    seed_usd: Option<u64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -56,6 +60,17 @@ struct DevJson {
     relay_pubkey: String,
     #[serde(default)]
     nostr_relays: Vec<String>,
+    /// The DEX demo `ark-relay dev` seeded.
+    #[serde(default)]
+    dex: Option<DevDex>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct DevDex {
+    key_file: PathBuf,
+    usd: AssetId,
+    seed_btc: u64,
+    seed_usd: u64,
 }
 
 fn read_dev_json(path: &Path) -> Result<DevJson> {
@@ -74,6 +89,22 @@ async fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     let dev = cli.dev_json.as_deref().map(read_dev_json).transpose()?;
+    let demo = dev.as_ref().and_then(|d| d.dex.clone());
+    let need =
+        |what: &str| anyhow!("pass {what} (or --dev-json of an `ark-relay dev` with its DEX demo)");
+    let usd = cli
+        .usd
+        .or(demo.as_ref().map(|d| d.usd))
+        .ok_or_else(|| need("--usd"))?;
+    let seed_btc = cli
+        .seed_btc
+        .or(demo.as_ref().map(|d| d.seed_btc))
+        .ok_or_else(|| need("--seed-btc"))?;
+    let seed_usd = cli
+        .seed_usd
+        .or(demo.as_ref().map(|d| d.seed_usd))
+        .ok_or_else(|| need("--seed-usd"))?;
+    let key_file = cli.key_file.clone().or(demo.map(|d| d.key_file));
     let relay_text = match (&cli.relay_pubkey, &dev) {
         (Some(k), _) => k.clone(),
         (None, Some(d)) => d.relay_pubkey.clone(),
@@ -90,8 +121,7 @@ async fn main() -> Result<()> {
     if relays.is_empty() {
         bail!("no Nostr relay: pass --nostr-relay <ws://…> or --dev-json <path>");
     }
-    let keys =
-        ark_relay_wallet::keys::load_keys(cli.key_file.as_deref()).map_err(|e| anyhow!(e))?;
+    let keys = ark_relay_wallet::keys::load_keys(key_file.as_deref()).map_err(|e| anyhow!(e))?;
     let wallet = Wallet::connect(
         keys.clone(),
         relay,
@@ -119,8 +149,8 @@ async fn main() -> Result<()> {
         wallet,
         keys.clone(),
         btc,
-        cli.usd,
-        Pool::seeded(cli.seed_btc, cli.seed_usd),
+        usd,
+        Pool::seeded(seed_btc, seed_usd),
         params.transfer_fee,
     ));
     tracing::info!(pool = %keys.public_key().to_hex(), lp = %dex.lp_asset(), "dex-bot serving");
