@@ -1,6 +1,7 @@
 // The page: wires the DOM to RelayClient (client.ts). Each handler below is
 // one PRD scenario as a dApp runs it — connect (5), deposit (1), send,
-// withdraw (2) — and docs/tutorial.md walks through this same code.
+// withdraw (2), swap and add liquidity through a DEX bot (3, 4) — and
+// docs/tutorial.md walks through this same code.
 
 import './style.css';
 import QRCode from 'qrcode';
@@ -18,6 +19,7 @@ import {
   type RelayInfo,
   type StepReport,
 } from './client';
+import { addLiquidityIntent, depositTerms, DexClient, swapIntent, type PoolInfo } from './dex';
 import { capabilities, demoSigner, NO_SIGN_SCHNORR, type Nip07 } from './nip07';
 import type { OwnedVtxo } from './oracle';
 
@@ -28,6 +30,9 @@ let client: RelayClient | undefined;
 let vtxos = new Map<string, { owner: string; asset: string; amount: number; sats: number }>();
 /** Asset id → ticker, learnt from sync_state (a 31340 may name assets by id). */
 const tickers = new Map<string, string>();
+/** Intent id → how many distinct 31340s named it (a batch settles in exactly one). */
+const confirmationsOf = new Map<string, number>();
+let dex: DexClient | undefined;
 
 function log(line: string): void {
   const li = document.createElement('li');
@@ -83,6 +88,7 @@ async function refresh(): Promise<void> {
 /** Live balances: a 31340 spends and creates VTXOs; apply the ones of this key. */
 function onConfirmation(c: Confirmation): void {
   if (!client) return;
+  for (const id of c.intents) confirmationsOf.set(id, (confirmationsOf.get(id) ?? 0) + 1);
   const me = client.me;
   let touched = false;
   for (const s of c.spent) if (vtxos.delete(s.vtxo)) touched = true;
@@ -222,6 +228,84 @@ async function withdraw(): Promise<void> {
   }
 }
 
+/** Connects to the DEX whose key is typed in, and shows its pool. */
+async function loadPool(): Promise<PoolInfo> {
+  if (!client || !info) throw new Error('connect first');
+  const key = parseKey(($('dex-key') as HTMLInputElement).value);
+  if (dex?.dex !== key) {
+    dex?.stop();
+    dex = new DexClient(info.relays, client.signer, client.me, key);
+    dex.start();
+  }
+  const p = await dex.info();
+  tickers.set(p.lp, p.lp_ticker);
+  setText(
+    'dex-pool',
+    `pool ${p.reserves.btc} gBTC / ${p.reserves.usd} gUSD, ${p.lp_supply} ${p.lp_ticker} issued, fee ${p.fee_bps / 100} %`,
+    'ok',
+  );
+  return p;
+}
+
+/** Shows a batch's outcome: its one 31340 names the user's intent and the DEX's. */
+function settledText(id: string, ev: string, what: string, c: Confirmation): void {
+  const el = $(id);
+  el.dataset.intent = ev;
+  el.dataset.intents = String(c.intents.length);
+  el.dataset.confirmations = String(confirmationsOf.get(ev) ?? 0);
+  setText(id, `${what} in one Ark transaction with the DEX's intent (${c.intents.length} intents, one 31340): ark tx ${c.ark_txid}`, 'ok');
+}
+
+/** Scenario 3: quote, sign the swap intent (not published), hand it to the DEX. */
+async function swap(): Promise<void> {
+  if (!client || !info) return;
+  $('swap-steps').replaceChildren();
+  onStep = stepList('swap-steps');
+  try {
+    const p = await loadPool();
+    const give = ($('swap-give') as HTMLSelectElement).value === 'gUSD' ? p.usd : p.btc;
+    const amount = Number(($('swap-amount') as HTMLInputElement).value);
+    const q = await dex!.quote(give, amount);
+    const name = (a: string) => (a === p.btc ? 'gBTC' : 'gUSD');
+    setText('swap-quote', `${amount} ${name(q.give)} buys ${q.receive_amount} ${name(q.receive)} (fee ${info.transfer_fee} gBTC)`);
+    setText('swap-outcome', 'sign the swap in your wallet…');
+    const ev = await client.signIntent(swapIntent(info, p.pool, q), false);
+    const settled = client.outcome(ev.id);
+    settled.catch(() => {}); // awaited below, after the DEX answers
+    setText('swap-outcome', `intent ${ev.id.slice(0, 12)}… handed to the DEX; answering the relay's challenges…`);
+    await dex!.request({ action: 'swap', intent: ev });
+    const c = await settled;
+    settledText('swap-outcome', ev.id, `swapped ${amount} ${name(q.give)} for ${q.receive_amount} ${name(q.receive)}`, c);
+    await loadPool();
+  } catch (e) {
+    setText('swap-outcome', errorText(e), 'err');
+  }
+}
+
+/** Scenario 4: deposit gBTC and the matching gUSD, receive the LP tokens the DEX mints. */
+async function addLiquidity(): Promise<void> {
+  if (!client || !info) return;
+  $('liquidity-steps').replaceChildren();
+  onStep = stepList('liquidity-steps');
+  try {
+    const p = await loadPool();
+    const btc = Number(($('liquidity-btc') as HTMLInputElement).value);
+    const { usd, lp } = depositTerms(p, btc);
+    setText('liquidity-terms', `deposit ${btc} gBTC + ${usd} gUSD for ${lp} ${p.lp_ticker} (fee ${info.transfer_fee} gBTC)`);
+    setText('liquidity-outcome', 'sign the deposit in your wallet…');
+    const ev = await client.signIntent(addLiquidityIntent(info, p, btc, usd, lp), false);
+    const settled = client.outcome(ev.id);
+    settled.catch(() => {});
+    setText('liquidity-outcome', `intent ${ev.id.slice(0, 12)}… handed to the DEX; answering the relay's challenges…`);
+    await dex!.request({ action: 'add_liquidity', intent: ev });
+    const c = await settled;
+    settledText('liquidity-outcome', ev.id, `deposited ${btc} gBTC + ${usd} gUSD for ${lp} ${p.lp_ticker}`, c);
+    await loadPool();
+  } catch (e) {
+    setText('liquidity-outcome', errorText(e), 'err');
+  }
+}
+
 function on(id: string, f: () => Promise<void>): void {
   $(id).addEventListener('click', () => {
     const b = $(id) as HTMLButtonElement;
@@ -258,6 +342,9 @@ async function main(): Promise<void> {
   on('deposit', deposit);
   on('send', send);
   on('withdraw', withdraw);
+  on('dex-load', async () => void (await loadPool().catch((e) => setText('dex-pool', errorText(e), 'err'))));
+  on('swap', swap);
+  on('add-liquidity', addLiquidity);
   $('withdraw-invoice').addEventListener('input', () => void withdrawSummary());
 }
 

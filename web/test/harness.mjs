@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
-import { finalizeEvent, getPublicKey } from 'nostr-tools/pure';
+import { finalizeEvent, getPublicKey, verifyEvent } from 'nostr-tools/pure';
 import * as nip04 from 'nostr-tools/nip04';
 import * as nip44 from 'nostr-tools/nip44';
 import { schnorr } from '@noble/curves/secp256k1.js';
@@ -19,6 +19,8 @@ import { hex } from '@scure/base';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const BIN = process.env.ARK_WEB_TEST_BIN ?? path.join(ROOT, 'target', 'debug', 'ark-relay');
+/** The reference DEX (examples/dex-bot), built beside the relay. */
+export const DEX_BIN = process.env.ARK_WEB_TEST_DEX_BIN ?? path.join(path.dirname(BIN), 'dex-bot');
 export const ARTIFACTS = path.join(process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target'), 'browser-artifacts');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -81,6 +83,34 @@ export async function startDev() {
       const r = await fetch(`${facts.http_url}/balances/${pubkey}`);
       const b = await r.json();
       return b.assets.find((a) => a.ticker === ticker)?.amount ?? 0;
+    },
+    /**
+     * Every 31340 the relay published that names `intentId`, read from the
+     * Nostr relay with a plain NIP-01 REQ — through `page`, since Node 20 has
+     * no WebSocket — and verified here.
+     */
+    async confirmationsOf(page, intentId) {
+      const events = await page.evaluate(
+        ([url, author]) =>
+          new Promise((resolve, reject) => {
+            const ws = new WebSocket(url);
+            const got = [];
+            const timer = setTimeout(() => reject(new Error('no EOSE from the Nostr relay')), 30_000);
+            ws.onopen = () => ws.send(JSON.stringify(['REQ', 'c', { kinds: [31340], authors: [author] }]));
+            ws.onerror = () => reject(new Error(`cannot reach ${url}`));
+            ws.onmessage = (m) => {
+              const msg = JSON.parse(m.data);
+              if (msg[0] === 'EVENT') got.push(msg[2]);
+              if (msg[0] === 'EOSE') {
+                clearTimeout(timer);
+                ws.close();
+                resolve(got);
+              }
+            };
+          }),
+        [facts.nostr_relays[0], info.pubkey],
+      );
+      return events.filter((e) => verifyEvent(e) && JSON.parse(e.content).intents.includes(intentId));
     },
     async cli(...args) {
       const { stdout } = await promisify(execFile)(BIN, [...args, '--dev-json', devJson], { timeout: 120_000 });
@@ -155,4 +185,39 @@ export async function albyPage(browser, secretHex, { withSchnorr = true } = {}) 
 
 export async function screenshot(page, name) {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * Starts `ark-relay-dex-bot --dev-json` on the DEX demo `dev` seeded; resolves
+ * once it logs that it serves (its subscription catches up on anything
+ * published since).
+ */
+export async function startDexBot(dev) {
+  if (!existsSync(DEX_BIN)) throw new Error(`${DEX_BIN} not found: run \`cargo build -p ark-relay-dex-bot\` first (binary dex-bot)`);
+  const logFile = path.join(ARTIFACTS, 'dex-bot.log');
+  const out = createWriteStream(logFile);
+  const child = spawn(DEX_BIN, ['--dev-json', dev.devJson], {
+    env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  let exited = null;
+  child.on('exit', (code, signal) => (exited = { code, signal }));
+  child.stdout.pipe(out);
+  child.stderr.on('data', (d) => {
+    log += d;
+    out.write(d);
+  });
+  await until('the DEX bot to serve', () => {
+    if (exited) throw Object.assign(new Error(`dex-bot exited (${JSON.stringify(exited)}); see ${logFile}`), { fatal: true });
+    return log.includes('dex-bot serving');
+  }, 60_000);
+  return {
+    async stop() {
+      if (!exited) {
+        child.kill('SIGINT');
+        await until('dex-bot to stop', () => exited, 15_000).catch(() => child.kill('SIGKILL'));
+      }
+    },
+  };
 }
