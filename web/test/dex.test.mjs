@@ -121,3 +121,31 @@ test('scenario 4: add liquidity — LP tokens minted to Alice in one 31340, both
   assert.deepEqual(now.dex, { gBTC: was.dex.gBTC + 500 - FEE, gUSD: was.dex.gUSD + usd, gLP: 0 });
   await screenshot(alice.page, 'scenario4-add-liquidity');
 });
+
+test('a batch challenge that short-changes Alice by 1 gUSD is refused by the page; nothing moves', async () => {
+  const was = await books();
+  const before = alice.calls.length;
+  await alice.page.evaluate(
+    ([me, usd]) => {
+      // Test hook: the "relay" claims Alice's gUSD output carries one unit less.
+      window.__arkRelayTestHooks = {
+        tamperChallenge: (ch) => {
+          for (const h of ch.payload_to_sign.colour) if (h.owner === me && h.asset === usd) h.amount -= 1;
+          return ch;
+        },
+      };
+    },
+    [alice.pubkey, dev.facts.dex.usd],
+  );
+  await alice.page.fill('#swap-amount', '100');
+  await alice.page.click('#swap');
+  await alice.page.locator('#swap-outcome.err').waitFor({ timeout: T });
+  const refused = alice.page.locator('#swap-steps li.refused');
+  assert.equal(await refused.count(), 1);
+  assert.match(await refused.textContent(), /^Step 1\/2.*refused: .*outputs do not match my intent: I should own \d+ gUSD after the batch/);
+  assert.match(await alice.page.textContent('#swap-outcome'), /refused/);
+  assert.equal(alice.calls.slice(before).filter((c) => c.method === 'signSchnorr').length, 0, 'nothing signed');
+  await alice.page.evaluate(() => delete window.__arkRelayTestHooks);
+  assert.deepEqual(await books(), was, 'nothing moved');
+  await screenshot(alice.page, 'scenario3-tampered-refused');
+});
