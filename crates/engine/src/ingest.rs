@@ -2,6 +2,14 @@
 //! (1006) → parse and validate (1002–1005, 4001, …) → persist with its job →
 //! enqueue. Every rejection is recorded with exactly one 31341 notice, in the
 //! same transaction, and changes nothing else.
+//!
+//! Fairness and limits (issue #18): received events are handed to ingest
+//! round-robin by author ([`fair::FairIngest`]), and an author over its
+//! rate limit is refused with 9001 — one answer per window
+//! ([`limit::RateLimit`]).
+
+pub mod fair;
+pub mod limit;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::EngineError;
+use limit::{Limiter, RateLimit, Verdict};
 
 /// Job kinds written by ingest.
 pub mod job_kind {
@@ -70,6 +79,9 @@ pub enum IngestOutcome {
     Accepted(&'static str),
     /// Refused with this code; one 31341 queued.
     Rejected(ErrorCode),
+    /// Refused with 9001 (recorded) without an answer: its author was
+    /// already answered 9001 in this rate-limit window.
+    Limited,
 }
 
 impl IngestOutcome {
@@ -81,6 +93,7 @@ impl IngestOutcome {
             Self::Duplicate => "duplicate".to_owned(),
             Self::Ignored(_) => "ignored".to_owned(),
             Self::Rejected(c) => c.code().to_string(),
+            Self::Limited => ErrorCode::RateLimited.code().to_string(),
         }
     }
 }
@@ -100,6 +113,7 @@ pub struct Ingestor {
     /// The scheme each author last used with us (31341 for public intents follows it).
     schemes: Arc<Mutex<HashMap<PubKey, Scheme>>>,
     outbox_wake: Arc<Notify>,
+    limiter: Option<Arc<Limiter>>,
 }
 
 impl Ingestor {
@@ -124,7 +138,14 @@ impl Ingestor {
             clock,
             schemes: Arc::default(),
             outbox_wake,
+            limiter: None,
         }
+    }
+
+    /// Limits every author to `limit` (9001 beyond it; see [`limit`]).
+    pub fn with_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.limiter = Some(Arc::new(Limiter::new(limit)));
+        self
     }
 
     /// Also publish every outcome on the bus channel `ingest`.
@@ -194,6 +215,33 @@ impl Ingestor {
         };
         if let Err(r) = verify(event) {
             return self.reject(processed, r, reply_scheme).await;
+        }
+        if let Some(limiter) = &self.limiter {
+            match limiter.check(&author, std::time::Instant::now()) {
+                Verdict::Allow => {}
+                Verdict::RefuseAndAnswer => {
+                    let l = limiter.limit();
+                    let r = Rejection::new(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "more than {} events in {} s from this key; events are refused without further answer until the window ends",
+                            l.events,
+                            l.window.as_secs()
+                        ),
+                    );
+                    return self.reject(processed, r, reply_scheme).await;
+                }
+                Verdict::Refuse => {
+                    let processed = ProcessedEvent {
+                        outcome: Some(ErrorCode::RateLimited),
+                        ..processed
+                    };
+                    return match self.store.record_event(&processed).await? {
+                        Recorded::New => Ok(IngestOutcome::Limited),
+                        _ => Ok(IngestOutcome::Duplicate),
+                    };
+                }
+            }
         }
 
         if kind == kinds::INTENT {

@@ -1,0 +1,138 @@
+//! Per-author rate limits at ingest (code 9001): a fixed window per author
+//! key. Within a window an author may have `events` events handled; the
+//! first one over the limit is refused with one 31341 (9001), the others of
+//! the same window are refused without an answer, so a flood costs one
+//! notice per window, not one per event. Only authentic events count (the
+//! limiter runs after the signature check), so nobody can spend another
+//! key's allowance.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ark_relay_core::PubKey;
+
+/// A per-author limit: at most `events` events per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Events handled per author per window.
+    pub events: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+/// What the limiter says about one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Within the limit.
+    Allow,
+    /// Over the limit, and the first time in this window: answer 9001.
+    RefuseAndAnswer,
+    /// Over the limit, already answered in this window.
+    Refuse,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    count: u32,
+    answered: bool,
+}
+
+/// Authors tracked before windows that have ended are pruned.
+const PRUNE_ABOVE: usize = 100_000;
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    limit: RateLimit,
+    authors: Mutex<HashMap<PubKey, Window>>,
+}
+
+impl Limiter {
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            authors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    /// Counts one event of `author` at `now`.
+    pub(crate) fn check(&self, author: &PubKey, now: Instant) -> Verdict {
+        let mut m = self
+            .authors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() > PRUNE_ABOVE {
+            let window = self.limit.window;
+            m.retain(|_, w| now.duration_since(w.start) < window);
+        }
+        let w = m.entry(*author).or_insert(Window {
+            start: now,
+            count: 0,
+            answered: false,
+        });
+        if now.duration_since(w.start) >= self.limit.window {
+            *w = Window {
+                start: now,
+                count: 0,
+                answered: false,
+            };
+        }
+        if w.count < self.limit.events {
+            w.count += 1;
+            return Verdict::Allow;
+        }
+        if w.answered {
+            Verdict::Refuse
+        } else {
+            w.answered = true;
+            Verdict::RefuseAndAnswer
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> PubKey {
+        let keys = nostr::Keys::new(nostr::SecretKey::from_slice(&[b; 32]).expect("key"));
+        ark_relay_protocol::pubkey_from_nostr(&keys.public_key()).expect("pubkey")
+    }
+
+    #[test]
+    fn one_answer_per_window_and_authors_are_independent() {
+        let l = Limiter::new(RateLimit {
+            events: 3,
+            window: Duration::from_secs(10),
+        });
+        let (a, b) = (key(1), key(2));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(l.check(&a, t0), Verdict::Allow);
+        }
+        assert_eq!(l.check(&a, t0), Verdict::RefuseAndAnswer);
+        assert_eq!(l.check(&a, t0 + Duration::from_secs(1)), Verdict::Refuse);
+        assert_eq!(l.check(&a, t0 + Duration::from_secs(9)), Verdict::Refuse);
+        assert_eq!(
+            l.check(&b, t0),
+            Verdict::Allow,
+            "another key is not held back"
+        );
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(l.check(&a, t1), Verdict::Allow, "a new window");
+        for _ in 0..2 {
+            assert_eq!(l.check(&a, t1), Verdict::Allow);
+        }
+        assert_eq!(
+            l.check(&a, t1),
+            Verdict::RefuseAndAnswer,
+            "answered again once"
+        );
+    }
+}
