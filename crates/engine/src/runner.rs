@@ -140,6 +140,8 @@ pub struct EngineConfig {
     pub job_pump_every: Duration,
     /// Only jobs older than this are re-pushed by the periodic pump.
     pub job_pump_age: Duration,
+    /// Per-author rate limit at ingest (9001 beyond it); `None`: unlimited.
+    pub ingest_rate_limit: Option<crate::ingest::limit::RateLimit>,
 }
 
 impl Default for EngineConfig {
@@ -151,6 +153,7 @@ impl Default for EngineConfig {
             consumer_prefix: format!("relay-{}", std::process::id()),
             job_pump_every: Duration::from_secs(10),
             job_pump_age: Duration::from_secs(30),
+            ingest_rate_limit: None,
         }
     }
 }
@@ -321,6 +324,10 @@ impl Engine {
             p.clock.clone(),
             self.outbox_wake.clone(),
         );
+        let ing = match self.config.ingest_rate_limit {
+            Some(limit) => ing.with_rate_limit(limit),
+            None => ing,
+        };
         match &p.bus {
             Some(bus) => ing.with_bus(bus.clone()),
             None => ing,
@@ -347,7 +354,10 @@ impl Engine {
             let concurrency = self.config.ingest_concurrency;
             let seen = Arc::new(SeenEvents::new(SEEN_EVENTS));
             tasks.spawn(async move {
-                let events = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+                // Round-robin by author: one key's backlog cannot delay
+                // another key's events (crate::ingest::fair).
+                let fair = crate::ingest::fair::FairIngest::new(rx);
+                let events = stream::unfold(fair, |mut f| async move { f.next().await.map(|e| (e, f)) });
                 events
                     .for_each_concurrent(concurrency, |event| {
                         let ingestor = ingestor.clone();
