@@ -129,6 +129,12 @@ pub struct RunConfig {
     pub deferred_retry_ms: u64,
     /// How often the Nostr relays are re-queried for missed events (ms).
     pub catch_up_every_ms: u64,
+    /// Per-author rate limit at ingest: events handled per author key per
+    /// window; beyond it one 9001 per window answers the author and the rest
+    /// are refused silently (docs/operations.md). 0 turns the limit off.
+    pub rate_limit_events: u32,
+    /// The rate-limit window (seconds).
+    pub rate_limit_window_secs: u64,
 }
 
 impl Default for RunConfig {
@@ -144,6 +150,8 @@ impl Default for RunConfig {
             probe_timeout_ms: 3_000,
             deferred_retry_ms: 5_000,
             catch_up_every_ms: 15_000,
+            rate_limit_events: 120,
+            rate_limit_window_secs: 10,
         }
     }
 }

@@ -113,6 +113,12 @@ pub(crate) async fn engine_builder(
     let engine = EngineConfig {
         workers: config.run.workers.max(1),
         max_attempts: config.run.max_attempts,
+        ingest_rate_limit: (config.run.rate_limit_events > 0).then(|| {
+            ark_relay_engine::ingest::limit::RateLimit {
+                events: config.run.rate_limit_events,
+                window: Duration::from_secs(config.run.rate_limit_window_secs.max(1)),
+            }
+        }),
         ..EngineConfig::default()
     };
     // Heartbeats: a live worker keeps the job in hand; a dead one's job goes
