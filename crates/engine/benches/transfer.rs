@@ -598,7 +598,7 @@ async fn bench(
         policy,
         clock: Arc::new(SystemClock),
         handler: Arc::new(TimedHandler {
-            inner: ceremony.clone(),
+            inner: Arc::new(ark_relay_engine::router::Router::new(ceremony.clone())),
             timings: timings.clone(),
         }),
         periodic: vec![ceremony],

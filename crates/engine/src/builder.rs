@@ -1,6 +1,6 @@
-//! [`EngineBuilder`]: assembles an [`Engine`] from ports — the handler chain
-//! (base handler → transfer ceremony → ramps), its periodic tasks, and the
-//! optional wrappers (key-rotation addressing, read-only mode) — so every
+//! [`EngineBuilder`]: assembles an [`Engine`] from ports — the job router
+//! (ceremony, ramps, base handler) with its guards (key-rotation addressing,
+//! read-only mode), and the periodic tasks — so every
 //! entry point (`ark-relay dev`, `run`, the single roles, the engines of
 //! previous keys) runs the same handlers in the same order.
 //!
@@ -32,7 +32,7 @@ use crate::ceremony::{self, Ceremony, CeremonyConfig};
 use crate::degrade::{Availability, Degrade};
 use crate::handlers::{BaseHandler, HandlerError, JobHandler, JobOutcome, RelayInfo};
 use crate::keyring::{ActiveKey, AddressedTo};
-use crate::ramp::{Issuer, RampConfig, RampDriver, RampHandler, Ramps, ReserveMonitor};
+use crate::ramp::{Issuer, RampConfig, RampDriver, Ramps, ReserveMonitor};
 use crate::{Engine, EngineConfig, EngineParts, Periodic, Roles};
 
 /// Why an engine could not be assembled.
@@ -243,27 +243,25 @@ impl EngineBuilder {
         let ceremony = Arc::new(ceremony);
         let mut periodic: Vec<Arc<dyn Periodic>> = vec![ceremony.clone()];
         periodic.extend(extra_periodic);
-        let mut handler: Arc<dyn JobHandler> = match ramps {
-            Some((r, reserve_every)) => {
-                periodic.push(Arc::new(RampDriver(r.clone())));
-                periodic.push(Arc::new(ReserveMonitor::new(r.clone(), reserve_every)));
-                Arc::new(RampHandler::new(r, ceremony))
-            }
-            None => ceremony,
-        };
+        let mut router = crate::router::Router::new(ceremony.clone());
+        if let Some((r, reserve_every)) = ramps {
+            periodic.push(Arc::new(RampDriver(r.clone())));
+            periodic.push(Arc::new(ReserveMonitor::new(r.clone(), reserve_every)));
+            router = router.with_ramps(r);
+        }
         if let Some((me, others)) = addressed {
-            handler = Arc::new(AddressedTo::new(handler, me, others, ports.clock.clone()));
+            router = router.with_guard(Arc::new(AddressedTo::new(me, others, ports.clock.clone())));
         }
         if let Some(ro) = read_only {
-            handler = Arc::new(Degrade::new(
-                handler,
+            router = router.with_guard(Arc::new(Degrade::new(
                 ro.availability,
                 keys.clone(),
                 policy.clone(),
                 ports.clock.clone(),
                 ro.retry_after,
-            ));
+            )));
         }
+        let mut handler: Arc<dyn JobHandler> = Arc::new(router);
         if let Some(every) = heartbeat {
             handler = Arc::new(Heartbeats {
                 inner: handler,

@@ -8,7 +8,7 @@
 //! - [`ArkProbe`] asks arkd for `GetInfo` every few seconds (with a short
 //!   timeout) and records the answer. The engine runs it as a *monitor* in
 //!   every process, leader or not ([`crate::Engine::with_monitor`]).
-//! - [`Degrade`] wraps the job handler. An intent job that arrives while a
+//! - [`Degrade`] is a guard of the job router. An intent job that arrives while a
 //!   back end is down is not started (no inputs locked, no challenge sent):
 //!   if the intent is still valid, its author gets **one** 31341 with code
 //!   7001 (dedupe key `7001:<intent id>`) saying it is kept, and the job is
@@ -36,8 +36,8 @@ use ark_relay_protocol::{event_id_from_nostr, pubkey_from_nostr, Rejection};
 use async_trait::async_trait;
 use nostr::Keys;
 
-use crate::handlers::{HandlerError, JobHandler, JobOutcome};
-use crate::ingest::{job_kind, InboundJob};
+use crate::handlers::{HandlerError, JobOutcome};
+use crate::router::{Guard, Route, Routed};
 use crate::Periodic;
 
 /// The message of the 7001 notice.
@@ -164,7 +164,6 @@ impl Periodic for ArkProbe {
 
 /// The read-only-mode wrapper around a job handler; see the module docs.
 pub struct Degrade {
-    inner: Arc<dyn JobHandler>,
     availability: Arc<dyn Availability>,
     keys: Keys,
     policy: IntentPolicy,
@@ -182,7 +181,6 @@ const NOTICED_MAX: usize = 100_000;
 impl Degrade {
     /// Wraps `inner`; deferred intents come back every `retry_after`.
     pub fn new(
-        inner: Arc<dyn JobHandler>,
         availability: Arc<dyn Availability>,
         keys: Keys,
         policy: IntentPolicy,
@@ -190,7 +188,6 @@ impl Degrade {
         retry_after: Duration,
     ) -> Self {
         Self {
-            inner,
             availability,
             keys,
             policy,
@@ -235,50 +232,52 @@ pub fn keep(
 }
 
 #[async_trait]
-impl JobHandler for Degrade {
-    async fn handle(&self, job: &Job, attempts: u32) -> Result<JobOutcome, HandlerError> {
-        if job.kind != job_kind::INTENT {
-            return self.inner.handle(job, attempts).await;
+impl Guard for Degrade {
+    async fn check(&self, job: &Job, routed: &Routed) -> Option<Result<JobOutcome, HandlerError>> {
+        if !matches!(routed.route, Route::Intent) {
+            return None;
         }
         let down = self.availability.unavailable();
         if down.is_empty() {
             self.noticed().remove(&job.key);
-            return self.inner.handle(job, attempts).await;
+            return None;
         }
-        let inbound: InboundJob = serde_json::from_str(&job.payload)
-            .map_err(|e| HandlerError::Fatal(format!("intent payload: {e}")))?;
+        let inbound = &routed.inbound;
         if validate_intent(&inbound.event, &self.policy, self.clock.now()).is_err() {
-            // Answered without any back end (1004 for an expired one).
-            return self.inner.handle(job, attempts).await;
+            return None; // refused as usual, whatever is down
         }
         let names: Vec<&str> = down.iter().map(|u| u.backend.as_str()).collect();
         let reason = format!("{} unavailable", names.join(", "));
         {
             let mut noticed = self.noticed();
             if noticed.contains(&job.key) {
-                return Err(HandlerError::Deferred {
+                return Some(Err(HandlerError::Deferred {
                     reason,
                     retry_after: self.retry_after,
                     outbox: Vec::new(),
-                });
+                }));
             }
             if noticed.len() >= NOTICED_MAX {
                 noticed.clear();
             }
             noticed.insert(job.key.clone());
         }
-        let author = pubkey_from_nostr(&inbound.event.pubkey)
-            .ok_or_else(|| HandlerError::Fatal("invalid author key".into()))?;
+        let Some(author) = pubkey_from_nostr(&inbound.event.pubkey) else {
+            return Some(Err(HandlerError::Fatal("invalid author key".into())));
+        };
         let intent = event_id_from_nostr(&inbound.event.id);
-        Err(keep(
-            &self.keys,
-            &author,
-            &intent,
-            KEPT_MESSAGE,
-            Scheme::Nip44,
-            reason,
-            self.retry_after,
-        )?)
+        Some(
+            keep(
+                &self.keys,
+                &author,
+                &intent,
+                KEPT_MESSAGE,
+                Scheme::Nip44,
+                reason,
+                self.retry_after,
+            )
+            .and_then(Err),
+        )
     }
 }
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use ark_relay_core::{DynStore, ErrorCode, Job, NewOutboxEvent, PubKey};
 use ark_relay_protocol::crypto::Scheme;
-use ark_relay_protocol::request::{parse_request, ServiceRequest, ServiceResponse};
+use ark_relay_protocol::request::{ServiceRequest, ServiceResponse};
 use ark_relay_protocol::{builders, event_id_from_nostr, kinds, pubkey_from_nostr, Rejection};
 use async_trait::async_trait;
 use nostr::{JsonUtil, Keys};
 
-use crate::ingest::{job_kind, InboundJob};
+use crate::ingest::InboundJob;
 
 /// What a finished job leaves to publish.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -163,57 +163,66 @@ impl BaseHandler {
     }
 }
 
+impl BaseHandler {
+    /// Answers a service request the ceremony and the ramps do not take
+    /// (`sync_state`, `get_info`; a clear 1003 for what is not enabled).
+    pub async fn request(
+        &self,
+        inbound: &InboundJob,
+        request: &Result<ServiceRequest, Rejection>,
+    ) -> Result<JobOutcome, HandlerError> {
+        let request_id = inbound.event.id.to_hex();
+        let response = match request {
+            Err(r) => ServiceResponse::err(request_id, r),
+            Ok(ServiceRequest::SyncState {}) => {
+                ServiceResponse::ok(request_id, self.sync_state(&Self::author(inbound)?).await?)
+            }
+            Ok(ServiceRequest::GetInfo {}) => ServiceResponse::ok(
+                request_id,
+                serde_json::to_value(&*self.info).map_err(fatal)?,
+            ),
+            Ok(other) => {
+                let action = match other {
+                    ServiceRequest::LiftLightning { .. } => "lift_lightning",
+                    ServiceRequest::SubmitBatch { .. } => "submit_batch",
+                    _ => "this action",
+                };
+                let r = Rejection::new(
+                    ErrorCode::UnsupportedAction,
+                    format!("{action} is not enabled on this relay yet"),
+                );
+                ServiceResponse::err(request_id, &r)
+            }
+        };
+        Ok(JobOutcome {
+            outbox: vec![self.response(inbound, &response)?],
+        })
+    }
+}
+
+/// A relay without the ceremony: answers requests, and refuses intents and
+/// signing responses with a clear code.
 #[async_trait]
 impl JobHandler for BaseHandler {
     async fn handle(&self, job: &Job, _attempts: u32) -> Result<JobOutcome, HandlerError> {
-        let inbound: InboundJob = serde_json::from_str(&job.payload).map_err(fatal)?;
-        let out = match job.kind.as_str() {
-            job_kind::SERVICE_REQUEST => {
-                let plain = inbound
-                    .plaintext
-                    .as_deref()
-                    .ok_or_else(|| fatal("request without plaintext"))?;
-                let request_id = inbound.event.id.to_hex();
-                let response = match parse_request(plain) {
-                    Err(r) => ServiceResponse::err(request_id, &r),
-                    Ok(ServiceRequest::SyncState {}) => ServiceResponse::ok(
-                        request_id,
-                        self.sync_state(&Self::author(&inbound)?).await?,
-                    ),
-                    Ok(ServiceRequest::GetInfo {}) => ServiceResponse::ok(
-                        request_id,
-                        serde_json::to_value(&*self.info).map_err(fatal)?,
-                    ),
-                    Ok(other) => {
-                        let action = match other {
-                            ServiceRequest::LiftLightning { .. } => "lift_lightning",
-                            ServiceRequest::SubmitBatch { .. } => "submit_batch",
-                            _ => "this action",
-                        };
-                        let r = Rejection::new(
-                            ErrorCode::UnsupportedAction,
-                            format!("{action} is not enabled on this relay yet"),
-                        );
-                        ServiceResponse::err(request_id, &r)
-                    }
-                };
-                self.response(&inbound, &response)?
-            }
-            job_kind::SIGNING_RESPONSE => {
+        let routed = crate::router::Routed::parse(job)?;
+        let inbound = &routed.inbound;
+        let out = match &routed.route {
+            crate::router::Route::Request(request) => return self.request(inbound, request).await,
+            crate::router::Route::Response => {
                 let r = Rejection::new(
                     ErrorCode::UnknownSession,
                     "no signing session is waiting for this response",
                 );
-                self.failure(&inbound, &r, inbound.answer_scheme())?
+                self.failure(inbound, &r, inbound.answer_scheme())?
             }
-            job_kind::INTENT => {
+            crate::router::Route::Intent => {
                 let r = Rejection::new(
                     ErrorCode::UnsupportedAction,
                     "intent execution is not enabled on this relay yet",
                 );
-                self.failure(&inbound, &r, Scheme::Nip44)?
+                self.failure(inbound, &r, Scheme::Nip44)?
             }
-            other => return Err(fatal(format!("unknown job kind {other}"))),
         };
         Ok(JobOutcome { outbox: vec![out] })
     }

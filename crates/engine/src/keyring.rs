@@ -2,9 +2,9 @@
 //! the binary runs one engine per key — the current one, and one "legacy"
 //! engine per old key that ingests, decrypts, answers and signs with *that*
 //! key. They share the database, whose pending-job scan does not know which
-//! key a job belongs to, so each engine's handler is wrapped in
-//! [`AddressedTo`]: it runs only the jobs whose event is `p`-tagged to its own
-//! key and leaves the others to the engine that owns them.
+//! key a job belongs to, so each engine's router has the guard
+//! [`AddressedTo`]: it lets through only the jobs whose event is `p`-tagged
+//! to its own key and leaves the others to the engine that owns them.
 //!
 //! After an old key's grace period ends its engine stops (nobody listens for
 //! events to it any more), and a leftover job addressed to it is finished
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use ark_relay_core::{Clock, Job, PubKey, UnixTime};
 
-use crate::handlers::{HandlerError, JobHandler, JobOutcome};
-use crate::ingest::InboundJob;
+use crate::handlers::{HandlerError, JobOutcome};
+use crate::router::{Guard, Routed};
 
 /// How long a job that belongs to another engine waits before it is offered
 /// again (by then its owner has normally finished it).
@@ -33,7 +33,6 @@ pub struct ActiveKey {
 
 /// See the module docs.
 pub struct AddressedTo {
-    inner: Arc<dyn JobHandler>,
     me: ActiveKey,
     /// Every old key still in (or past) its grace period.
     others: Vec<ActiveKey>,
@@ -41,32 +40,9 @@ pub struct AddressedTo {
 }
 
 impl AddressedTo {
-    /// Runs `inner` for jobs addressed to `me`; `others` are the other keys.
-    pub fn new(
-        inner: Arc<dyn JobHandler>,
-        me: ActiveKey,
-        others: Vec<ActiveKey>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self {
-            inner,
-            me,
-            others,
-            clock,
-        }
-    }
-
-    /// The key `job`'s event is addressed to, if it is an inbound event job.
-    fn addressee(job: &Job) -> Option<Vec<PubKey>> {
-        let inbound: InboundJob = serde_json::from_str(&job.payload).ok()?;
-        Some(
-            inbound
-                .event
-                .tags
-                .public_keys()
-                .filter_map(ark_relay_protocol::pubkey_from_nostr)
-                .collect(),
-        )
+    /// Lets through the jobs addressed to `me`; `others` are the other keys.
+    pub fn new(me: ActiveKey, others: Vec<ActiveKey>, clock: Arc<dyn Clock>) -> Self {
+        Self { me, others, clock }
     }
 
     fn not_mine() -> HandlerError {
@@ -79,21 +55,20 @@ impl AddressedTo {
 }
 
 #[async_trait::async_trait]
-impl JobHandler for AddressedTo {
-    async fn handle(&self, job: &Job, attempts: u32) -> Result<JobOutcome, HandlerError> {
+impl Guard for AddressedTo {
+    async fn check(&self, job: &Job, routed: &Routed) -> Option<Result<JobOutcome, HandlerError>> {
         let now = self.clock.now();
-        let Some(to) = Self::addressee(job) else {
-            // Not an inbound event (internal jobs): the current key's engine runs them.
-            return if self.me.until.is_none() {
-                self.inner.handle(job, attempts).await
-            } else {
-                Err(Self::not_mine())
-            };
-        };
+        let to: Vec<PubKey> = routed
+            .inbound
+            .event
+            .tags
+            .public_keys()
+            .filter_map(ark_relay_protocol::pubkey_from_nostr)
+            .collect();
         if to.contains(&self.me.key) {
             return match self.me.until {
-                Some(until) if now >= until => Err(Self::not_mine()),
-                _ => self.inner.handle(job, attempts).await,
+                Some(until) if now >= until => Some(Err(Self::not_mine())),
+                _ => None,
             };
         }
         let owned_elsewhere = self
@@ -101,28 +76,20 @@ impl JobHandler for AddressedTo {
             .iter()
             .any(|k| to.contains(&k.key) && k.until.is_none_or(|u| now < u));
         if owned_elsewhere || self.me.until.is_some() {
-            return Err(Self::not_mine());
+            return Some(Err(Self::not_mine()));
         }
         // Addressed to a key whose grace period is over: ignored, unanswered.
         tracing::info!(job = %job.key, "event to a retired relay key ignored");
-        Ok(JobOutcome::default())
+        Some(Ok(JobOutcome::default()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::InboundJob;
     use ark_relay_core::SystemClock;
     use nostr::{EventBuilder, Keys, Kind, Tag};
-
-    struct Echo;
-
-    #[async_trait::async_trait]
-    impl JobHandler for Echo {
-        async fn handle(&self, _: &Job, _: u32) -> Result<JobOutcome, HandlerError> {
-            Err(HandlerError::Fatal("ran".into()))
-        }
-    }
 
     fn job_to(key: &Keys) -> Job {
         let ev = EventBuilder::new(Kind::Custom(31500), "x")
@@ -132,7 +99,7 @@ mod tests {
         let inbound = InboundJob {
             event: ev,
             scheme: None,
-            plaintext: None,
+            plaintext: Some(r#"{"action":"get_info"}"#.into()),
             received_at: None,
         };
         Job {
@@ -140,6 +107,11 @@ mod tests {
             kind: "service_request".into(),
             payload: serde_json::to_string(&inbound).unwrap(),
         }
+    }
+
+    async fn check(g: &AddressedTo, job: Job) -> Option<Result<JobOutcome, HandlerError>> {
+        let routed = Routed::parse(&job).unwrap();
+        g.check(&job, &routed).await
     }
 
     fn pk(k: &Keys) -> PubKey {
@@ -163,28 +135,23 @@ mod tests {
             until: Some(now.plus_secs(-1)),
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let main = AddressedTo::new(Arc::new(Echo), current, vec![grace, gone], clock.clone());
-        let legacy = AddressedTo::new(Arc::new(Echo), grace, vec![current], clock.clone());
-        let ran = |r: Result<JobOutcome, HandlerError>| matches!(r, Err(HandlerError::Fatal(_)));
-        let deferred =
-            |r: Result<JobOutcome, HandlerError>| matches!(r, Err(HandlerError::Deferred { .. }));
-
-        assert!(ran(main.handle(&job_to(&new), 1).await));
-        assert!(deferred(legacy.handle(&job_to(&new), 1).await));
-        assert!(ran(legacy.handle(&job_to(&old), 1).await));
-        assert!(deferred(main.handle(&job_to(&old), 1).await));
-        // Past its grace period: the current engine finishes it unanswered.
-        assert!(matches!(main.handle(&job_to(&retired), 1).await, Ok(o) if o.outbox.is_empty()));
-        // A legacy engine past its own `until` runs nothing.
-        let expired = AddressedTo::new(Arc::new(Echo), gone, vec![current], clock);
-        assert!(deferred(expired.handle(&job_to(&retired), 1).await));
-        // Internal jobs belong to the current key's engine.
-        let internal = Job {
-            key: "settle".into(),
-            kind: "settlement".into(),
-            payload: "{}".into(),
+        let main = AddressedTo::new(current, vec![grace, gone], clock.clone());
+        let legacy = AddressedTo::new(grace, vec![current], clock.clone());
+        let deferred = |r: Option<Result<JobOutcome, HandlerError>>| {
+            matches!(r, Some(Err(HandlerError::Deferred { .. })))
         };
-        assert!(ran(main.handle(&internal, 1).await));
-        assert!(deferred(legacy.handle(&internal, 1).await));
+
+        assert!(check(&main, job_to(&new)).await.is_none(), "runs");
+        assert!(deferred(check(&legacy, job_to(&new)).await));
+        assert!(check(&legacy, job_to(&old)).await.is_none(), "runs");
+        assert!(deferred(check(&main, job_to(&old)).await));
+        // Past its grace period: the current engine finishes it unanswered.
+        assert!(matches!(
+            check(&main, job_to(&retired)).await,
+            Some(Ok(o)) if o.outbox.is_empty()
+        ));
+        // A legacy engine past its own `until` runs nothing.
+        let expired = AddressedTo::new(gone, vec![current], clock);
+        assert!(deferred(check(&expired, job_to(&retired)).await));
     }
 }

@@ -188,7 +188,7 @@ async fn a_transfer_shows_up_in_metrics_and_the_audit_log() {
         keys: relay_keys.clone(),
         policy,
         clock: Arc::new(SystemClock),
-        handler: ceremony.clone(),
+        handler: Arc::new(ark_relay_engine::router::Router::new(ceremony.clone())),
         periodic: vec![ceremony, sampler.clone()],
     };
     let engine = Engine::new(parts, EngineConfig::default(), Roles::ALL);

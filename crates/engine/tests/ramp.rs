@@ -23,7 +23,7 @@ use ark_relay_core::{
 use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::ramp::{
-    Issuer, RampConfig, RampCrashHook, RampCrashPoint, RampDriver, RampHandler, Ramps,
+    Issuer, RampConfig, RampCrashHook, RampCrashPoint, RampDriver, Ramps,
 };
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Periodic, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
@@ -229,7 +229,9 @@ impl Env {
             )
             .with_lands(ramps.clone()),
         );
-        let handler = Arc::new(RampHandler::new(ramps.clone(), ceremony.clone()));
+        let handler = Arc::new(
+            ark_relay_engine::router::Router::new(ceremony.clone()).with_ramps(ramps.clone()),
+        );
         let periodic: Vec<Arc<dyn Periodic>> = vec![ceremony, Arc::new(RampDriver(ramps.clone()))];
         let queue: ark_relay_core::DynQueue = match &self.redis_prefix {
             Some(prefix) => {

@@ -133,7 +133,7 @@ async fn alice_trades_with_the_dex_bot_over_nostr() {
             keys: relay_keys.clone(),
             policy,
             clock: Arc::new(SystemClock),
-            handler: ceremony.clone(),
+            handler: Arc::new(ark_relay_engine::router::Router::new(ceremony.clone())),
             periodic: vec![ceremony],
         },
         EngineConfig {

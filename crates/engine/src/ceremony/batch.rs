@@ -47,14 +47,6 @@ struct Derived {
     new_assets: Vec<(AssetId, String, PubKey)>,
 }
 
-/// Whether an ingest job is a `submit_batch` request.
-pub fn is_submit_batch(inbound: &InboundJob) -> bool {
-    inbound
-        .plaintext
-        .as_deref()
-        .is_some_and(|p| matches!(parse_request(p), Ok(ServiceRequest::SubmitBatch { .. })))
-}
-
 /// The coordinator of a batch party's session (`None`: not a batch party).
 pub(crate) fn coordinator_id(s: &SessionRecord) -> Option<SessionId> {
     let batch = s.batch_id.as_deref()?;

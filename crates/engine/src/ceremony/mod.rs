@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::backends::ark::ArkServer;
-use ark_relay_core::{Clock, DynStore, Job};
+use ark_relay_core::{Clock, DynStore};
 use ark_relay_protocol::content::ColourHint;
 use ark_relay_protocol::intent::IntentPolicy;
 use async_trait::async_trait;
@@ -39,8 +39,7 @@ use nostr::Keys;
 pub use issue::{IssueError, Issued, Issuer};
 pub use runner::Runner;
 
-use crate::handlers::{BaseHandler, HandlerError, JobHandler, JobOutcome};
-use crate::ingest::{job_kind, InboundJob};
+use crate::handlers::{BaseHandler, HandlerError};
 
 /// Timing of sessions.
 #[derive(Debug, Clone, Copy)]
@@ -118,8 +117,7 @@ pub trait LandDesk: Send + Sync + 'static {
     ) -> Result<(), HandlerError>;
 }
 
-/// The signing ceremonies as a job handler; other job kinds go to the
-/// wrapped [`BaseHandler`].
+/// The signing ceremonies (the [`crate::router::Router`] sends them their jobs).
 pub struct Ceremony {
     pub(crate) runner: Runner,
     pub(crate) policy: IntentPolicy,
@@ -183,24 +181,4 @@ pub fn server_info_json(server: &ServerInfo) -> serde_json::Value {
         "dust": server.dust().get(),
         "network": server.network().to_string(),
     })
-}
-
-#[async_trait]
-impl JobHandler for Ceremony {
-    async fn handle(&self, job: &Job, attempts: u32) -> Result<JobOutcome, HandlerError> {
-        let inbound = || serde_json::from_str::<InboundJob>(&job.payload).map_err(fatal);
-        match job.kind.as_str() {
-            job_kind::INTENT => self.on_intent(&inbound()?).await,
-            job_kind::SIGNING_RESPONSE => self.on_response(&inbound()?).await,
-            job_kind::SERVICE_REQUEST => {
-                let inbound = inbound()?;
-                if batch::is_submit_batch(&inbound) {
-                    self.on_submit_batch(&inbound).await
-                } else {
-                    self.base.handle(job, attempts).await
-                }
-            }
-            _ => self.base.handle(job, attempts).await,
-        }
-    }
 }

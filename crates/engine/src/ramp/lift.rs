@@ -22,7 +22,7 @@ use crate::ingest::InboundJob;
 impl Ramps {
     /// Answers a `lift_lightning` request (idempotent by request id).
     #[tracing::instrument(skip_all, fields(request = %inbound.event.id))]
-    pub(super) async fn on_lift_request(
+    pub(crate) async fn on_lift_request(
         &self,
         inbound: &InboundJob,
         asset: &AssetRef,

@@ -2,7 +2,7 @@
 //! (Lightning → a gBTC VTXO) and lands (a gBTC VTXO → a Lightning payment),
 //! crash-safe sagas over arkd, lnd and the ledger.
 //!
-//! - [`RampHandler`] wraps the job handler: a `lift_lightning` service request
+//! - The router sends `lift_lightning` service requests to [`Ramps`], which
 //!   writes the lift row and its preimage **before** asking lnd for a hold
 //!   invoice, then answers the 31501 with the invoice.
 //! - [`Ramps`] is a scheduler task that drives every unfinished lift and land
@@ -25,11 +25,11 @@ use std::time::Duration;
 use ark_relay_core::backends::lightning::{DynLightning, LightningError, PaymentHash};
 use ark_relay_core::ramp::{DynRampStore, LandRecord, LiftRecord};
 use ark_relay_core::{
-    AssetId, AssetType, Clock, DynStore, EventId, Job, NewOutboxEvent, PubKey, SessionId,
+    AssetId, AssetType, Clock, DynStore, EventId, NewOutboxEvent, PubKey, SessionId,
 };
 use ark_relay_protocol::content::Confirmation;
 use ark_relay_protocol::crypto::Scheme;
-use ark_relay_protocol::request::{parse_request, ServiceRequest, ServiceResponse};
+use ark_relay_protocol::request::ServiceResponse;
 use ark_relay_protocol::{builders, kinds};
 use async_trait::async_trait;
 use bitcoin::hashes::{sha256, Hash};
@@ -41,8 +41,7 @@ mod lift;
 
 pub use crate::ceremony::{IssueError, Issued, Issuer};
 
-use crate::handlers::{HandlerError, JobHandler, JobOutcome};
-use crate::ingest::{job_kind, InboundJob};
+use crate::handlers::HandlerError;
 
 /// How soon a request or intent kept during an lnd outage is tried again.
 const LND_RETRY: Duration = Duration::from_secs(5);
@@ -496,45 +495,6 @@ impl crate::Periodic for RampDriver {
         if let Err(e) = self.0.drive_all().await {
             tracing::warn!(error = %e, "ramp scan failed");
         }
-    }
-}
-
-/// Handles `lift_lightning` requests; every other job goes to `inner`.
-pub struct RampHandler {
-    ramps: Arc<Ramps>,
-    inner: Arc<dyn JobHandler>,
-}
-
-impl RampHandler {
-    /// Wraps `inner`.
-    pub fn new(ramps: Arc<Ramps>, inner: Arc<dyn JobHandler>) -> Self {
-        Self { ramps, inner }
-    }
-}
-
-#[async_trait]
-impl JobHandler for RampHandler {
-    async fn handle(&self, job: &Job, attempts: u32) -> Result<JobOutcome, HandlerError> {
-        if job.kind == job_kind::SERVICE_REQUEST {
-            let inbound: InboundJob = serde_json::from_str(&job.payload).map_err(fatal)?;
-            if let Some(Ok(ServiceRequest::LiftLightning {
-                asset_id,
-                amount,
-                proof,
-            })) = inbound.plaintext.as_deref().map(parse_request)
-            {
-                return self
-                    .ramps
-                    .on_lift_request(
-                        &inbound,
-                        &asset_id,
-                        amount.positive("amount"),
-                        proof.as_deref(),
-                    )
-                    .await;
-            }
-        }
-        self.inner.handle(job, attempts).await
     }
 }
 

@@ -372,7 +372,7 @@ pub async fn start_ceremony(
         keys: relay_keys.clone(),
         policy,
         clock: Arc::new(SystemClock),
-        handler: ceremony.clone(),
+        handler: Arc::new(ark_relay_engine::router::Router::new(ceremony.clone())),
         periodic: vec![ceremony],
     };
     let engine = Engine::new(
