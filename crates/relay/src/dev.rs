@@ -667,7 +667,15 @@ fn print_banner(facts: &DevFacts) {
         println!("  sim {name:<9} {url}");
     }
     match &facts.web_url {
-        Some(url) => println!("  dApp          {url}  (Alby or the page's demo signer)"),
+        Some(url) => {
+            println!("  dApp          {url}  (Alby or the page's demo signer)");
+            if let Some(dex) = &facts.dex {
+                println!(
+                    "                {url}?dex={}  (with the demo DEX)",
+                    dex.key.npub
+                );
+            }
+        }
         None => {
             println!("  dApp          not built: npm --prefix web ci && npm --prefix web run build")
         }
