@@ -339,6 +339,9 @@ async function main(): Promise<void> {
     localStorage.setItem('ark-relay-demo-key', secretHex);
     await connect(signer, 'demo signer, key kept in this page').catch((e) => setText('who', errorText(e), 'err'));
   });
+  // `ark-relay dev`'s banner links the page with its demo DEX: /app/?dex=<npub>.
+  const dexParam = new URLSearchParams(location.search).get('dex');
+  if (dexParam) ($('dex-key') as HTMLInputElement).value = dexParam;
   on('deposit', deposit);
   on('send', send);
   on('withdraw', withdraw);

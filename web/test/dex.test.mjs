@@ -23,7 +23,8 @@ before(async () => {
   bot = await startDexBot(dev);
   browser = await launchBrowser();
   alice = await albyPage(browser, dev.wallets.alice.secret);
-  await alice.page.goto(dev.facts.web_url);
+  // The banner's link: the page with the demo DEX's key filled in.
+  await alice.page.goto(`${dev.facts.web_url}?dex=${dev.facts.dex.npub}`);
   await alice.page.click('#connect');
   await alice.page.locator('#balances tr[data-asset="gBTC"]').waitFor({ timeout: T });
 });
@@ -78,7 +79,7 @@ test('scenario 3: swap 1000 gBTC for gUSD with the DEX bot — one 31340, both b
   const was = await books();
   assert.equal(was.dex.gUSD, dev.facts.dex.seed_usd);
   const before = alice.calls.length;
-  await alice.page.fill('#dex-key', dev.facts.dex.npub);
+  assert.equal(await alice.page.inputValue('#dex-key'), dev.facts.dex.npub, 'prefilled from ?dex=');
   await alice.page.fill('#swap-amount', '1000');
   await alice.page.selectOption('#swap-give', 'gBTC');
   await alice.page.click('#swap');
