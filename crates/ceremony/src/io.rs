@@ -20,6 +20,11 @@ pub struct Timing {
     /// An in-flight arkd call or commit is retried by the recovery scan this
     /// long after it was due (so it never races the job making it).
     pub retry_after_secs: i64,
+    /// A step ends this long after its deadline, so that an answer the
+    /// relay received in time but a (crashed, reclaimed) worker has not
+    /// processed yet is still honoured: answers are judged by their receipt
+    /// time, and the queue hands a dead worker's job on within seconds.
+    pub grace_secs: i64,
 }
 
 impl Default for Timing {
@@ -27,6 +32,7 @@ impl Default for Timing {
         Self {
             step_timeout_secs: 60,
             retry_after_secs: 10,
+            grace_secs: 5,
         }
     }
 }

@@ -295,7 +295,9 @@ fn on_tick(c: &Ceremony, ctx: &Ctx<'_>, force: bool) -> Result<Transition, StepE
     let later = now.plus_secs(ctx.timing.retry_after_secs * 3);
     let mut next = c.clone();
     match &c.phase {
-        Phase::ArkTxPrepared { deadline } if now >= *deadline || now >= c.expires_at => {
+        Phase::ArkTxPrepared { deadline }
+            if now >= deadline.plus_secs(ctx.timing.grace_secs) || now >= c.expires_at =>
+        {
             let r = if c.is_batch() {
                 let silent: Vec<String> = c
                     .parties
@@ -316,7 +318,9 @@ fn on_tick(c: &Ceremony, ctx: &Ctx<'_>, force: bool) -> Result<Transition, StepE
             };
             Ok(fail(c, r, true))
         }
-        Phase::CheckpointTxsPrepared { deadline } if now >= *deadline || now >= c.expires_at => {
+        Phase::CheckpointTxsPrepared { deadline }
+            if now >= deadline.plus_secs(ctx.timing.grace_secs) || now >= c.expires_at =>
+        {
             let code = if c.is_batch() {
                 ErrorCode::BatchPartyTimeout
             } else {

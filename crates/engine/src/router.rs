@@ -98,7 +98,7 @@ impl Router {
 
 #[async_trait]
 impl JobHandler for Router {
-    async fn handle(&self, job: &Job, _attempts: u32) -> Result<JobOutcome, HandlerError> {
+    async fn handle(&self, job: &Job, attempts: u32) -> Result<JobOutcome, HandlerError> {
         let routed = Routed::parse(job)?;
         for guard in &self.guards {
             if let Some(result) = guard.check(job, &routed).await {
@@ -108,7 +108,7 @@ impl JobHandler for Router {
         let inbound = &routed.inbound;
         match &routed.route {
             Route::Intent => self.ceremony.on_intent(inbound).await,
-            Route::Response => self.ceremony.on_response(inbound).await,
+            Route::Response => self.ceremony.on_response(inbound, attempts).await,
             Route::Request(Ok(ServiceRequest::SubmitBatch { .. })) => {
                 self.ceremony.on_submit_batch(inbound).await
             }

@@ -360,6 +360,7 @@ impl Ceremony {
     pub(crate) async fn on_response(
         &self,
         inbound: &InboundJob,
+        attempts: u32,
     ) -> Result<JobOutcome, HandlerError> {
         let plain = inbound
             .plaintext
@@ -403,6 +404,14 @@ impl Ceremony {
             answer,
         };
         match self.runner.drive(&coordinator, input).await? {
+            // A redelivered answer (its worker died or failed) may find the
+            // ceremony inside an arkd call that worker never finished: with
+            // one party nobody else can be making it, so resume it now
+            // instead of at its retry time.
+            Some(c) if attempts > 1 && !c.is_batch() && !c.phase.is_terminal() => {
+                self.runner.drive(&coordinator, Input::Resume).await?;
+                Ok(JobOutcome::default())
+            }
             Some(_) => Ok(JobOutcome::default()),
             None if row.status.is_final() => Ok(JobOutcome::default()),
             None => unknown("the session is not waiting for this step"),

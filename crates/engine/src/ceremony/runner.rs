@@ -31,6 +31,10 @@ use crate::handlers::HandlerError;
 /// Sessions stuck in an arkd call are retried this long after it was due.
 pub const RETRY_AFTER_SECS: i64 = 10;
 
+/// A step ends this long after its deadline (see `Timing::grace_secs`):
+/// longer than a dead worker's job takes to reach another worker.
+pub const GRACE_SECS: i64 = 5;
+
 /// Test-only hooks (crash points, a lying relay); empty in production.
 #[derive(Default, Clone)]
 pub(crate) struct Hooks {
@@ -83,6 +87,7 @@ impl Runner {
             timing: Timing {
                 step_timeout_secs,
                 retry_after_secs: RETRY_AFTER_SECS,
+                grace_secs: GRACE_SECS,
             },
             server: OnceCell::new(),
             hooks: Hooks::default(),
