@@ -374,7 +374,12 @@ async fn a_worker_killed_holding_a_signing_response_costs_seconds() {
 /// `ArkTxSigned`/`SignaturesCollected` (and called arkd) resumes the
 /// in-flight `SubmitTx`/`FinalizeTx` at once (`GetPendingTx` first), instead
 /// of waiting for the recovery scan at its retry time.
+///
+/// A speed target, so a benchmark rather than a CI gate (timings move 2×
+/// between machines): run it with `--ignored` on a quiet machine; the figures
+/// are in BENCHMARKS.md ("Worker kills").
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: p99 < 5 s on a quiet machine; run with --ignored (BENCHMARKS.md, Worker kills)"]
 async fn intents_overlapping_a_worker_kill_complete_within_5_s_p99() {
     kill_while_holding_signing_responses(Duration::from_secs(5)).await;
 }
