@@ -9,6 +9,7 @@
 //! a store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod arkd;
 pub mod fixtures;
 pub mod store_suite;
 pub mod work_suite;
