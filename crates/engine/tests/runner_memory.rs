@@ -156,8 +156,7 @@ async fn challenge(r: &Relay, wallet: &Keys, step: u32) -> SigningChallenge {
                 decrypt(wallet.secret_key(), &ev.pubkey, &ev.content, &ev.tags).ok()?;
             serde_json::from_str::<SigningChallenge>(&plain).ok()
         })
-        .filter(|c| c.step == step)
-        .next_back()
+        .rfind(|c| c.step == step)
         .unwrap_or_else(|| panic!("no step-{step} challenge in the outbox"))
 }
 
