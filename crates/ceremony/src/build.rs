@@ -1,8 +1,11 @@
-//! Building a ceremony's parts: the transaction of a plan ([`prepare`]),
+//! Building a ceremony's parts: the transaction of a plan with its Arkade
+//! Asset packet ([`prepare`]),
 //! the first transition ([`start`]), the challenges, the ledger change and
 //! the 31340 content.
 
-use ark_relay_ark::{build_offchain_tx, sign_psbt, sign_requests, Output, ServerInfo, VtxoInput};
+use ark_relay_ark::{
+    build_offchain_tx, packet_for_colours, sign_psbt, sign_requests, Output, ServerInfo, VtxoInput,
+};
 use ark_relay_core::{
     Colour, L2Transaction, NewVtxo, PubKey, SessionId, UnixTime, VtxoId, VtxoStatus,
 };
@@ -66,7 +69,7 @@ pub fn prepare(plan: &Plan, ctx: &Ctx<'_>) -> Result<Prepared, StepError> {
         .iter()
         .map(|v| VtxoInput::from_vtxo(v, ctx.server))
         .collect::<Result<_, _>>()?;
-    let outputs: Vec<Output> = plan
+    let mut outputs: Vec<Output> = plan
         .outputs
         .iter()
         .map(|o| Output::Vtxo {
@@ -74,6 +77,17 @@ pub fn prepare(plan: &Plan, ctx: &Ctx<'_>) -> Result<Prepared, StepError> {
             sats: o.sats,
         })
         .collect();
+    // Colour is Ark state: the packet states exactly the ledger change (each
+    // input's whole colour in, each output's recorded colour out; issued
+    // colour makes a group's outputs exceed its inputs, burned colour the
+    // reverse). It sits after the VTXO outputs, before the anchor.
+    let input_colours: Vec<_> = plan.inputs.iter().map(|v| v.colour).collect();
+    let output_colours: Vec<_> = plan.outputs.iter().map(|o| o.colour).collect();
+    if let Some(packet) = packet_for_colours(&input_colours, &output_colours)
+        .map_err(ark_relay_ark::ArkError::from)?
+    {
+        outputs.push(Output::Raw(packet.to_txout()));
+    }
     let mut tx = build_offchain_tx(ctx.server, &inputs, &outputs)?;
     let relay_signed = if plan.relay_inputs > 0 {
         sign_own(&mut tx.ark_tx, ctx.relay, "ark_tx")?
@@ -91,6 +105,11 @@ pub fn prepare(plan: &Plan, ctx: &Ctx<'_>) -> Result<Prepared, StepError> {
                 owner: o.owner.to_string(),
                 asset: AssetRef::Id(h.asset),
                 amount: h.amount.get(),
+                burned: h.amount.get().saturating_sub(
+                    o.colour
+                        .filter(|c| c.asset == h.asset)
+                        .map_or(0, |c| c.amount.get()),
+                ),
             })
         })
         .collect();

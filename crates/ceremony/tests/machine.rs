@@ -7,7 +7,8 @@
 //! Checked at the end of every run: the ceremony is terminal, a failed one
 //! released its locks in the same transition, colour is conserved per asset,
 //! arkd accepted the ark tx at most once and never saw an input spent twice,
-//! the ledger committed at most once, and every intent got exactly one
+//! the ledger committed at most once, the ark tx's Arkade Asset packet states
+//! exactly the ledger's colour change, and every intent got exactly one
 //! answer (a 31340 or a 31341) — except the one documented case, a session
 //! stranded after `SubmitTx` (31341 5001/3002) that a late answer completes
 //! (31340 after it).
@@ -18,6 +19,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::str::FromStr;
 
+use ark_relay_ark::asset::{arkade_id, input_assets, output_assets, tx_packet};
 use ark_relay_ark::{
     is_fully_signed, missing_signers, sign_psbt, sign_sighash, RelativeLocktime, ServerInfo,
 };
@@ -684,6 +686,7 @@ fn check(s: &Scenario, w: &World) {
     );
     let (ins, outs) = ark_relay_ceremony::colour_balance(c);
     assert_eq!(ins, outs, "colour conserved per asset");
+    packet_is_the_ledger_change(c);
     for (txid, n) in &w.arkd.accepted {
         assert_eq!(*n, 1, "arkd accepted {txid} {n} times");
     }
@@ -741,6 +744,57 @@ fn check(s: &Scenario, w: &World) {
             _ => assert_eq!(notices, 1),
         }
     }
+}
+
+/// The packet in the ark tx assigns each output exactly the colour the ledger
+/// records for it, lists each input's whole colour, and differs per asset by
+/// exactly what the ceremony issues minus what it burns.
+fn packet_is_the_ledger_change(c: &Ceremony) {
+    let tx = &c.ark_tx.unsigned_tx;
+    let (vout, packet) = tx_packet(tx)
+        .expect("the packet decodes as arkd decodes it")
+        .expect("a coloured ark tx carries a packet");
+    assert_eq!(vout, c.outputs.len(), "packet after the VTXO outputs");
+    assert_eq!(tx.output.len(), c.outputs.len() + 2, "then only the anchor");
+    let by_out = output_assets(c.ark_txid, &packet);
+    for (j, o) in c.outputs.iter().enumerate() {
+        let want: Vec<_> = o
+            .colour
+            .map(|col| (arkade_id(&col.asset), col.amount.get()))
+            .into_iter()
+            .collect();
+        let got = by_out.get(&(j as u32)).cloned().unwrap_or_default();
+        assert_eq!(got, want, "output {j}'s colour");
+    }
+    let by_in = input_assets(&packet);
+    for (i, v) in c.inputs.iter().enumerate() {
+        let want: Vec<_> = v
+            .colour
+            .map(|col| (arkade_id(&col.asset), col.amount.get()))
+            .into_iter()
+            .collect();
+        assert_eq!(by_in.get(&(i as u32)).cloned().unwrap_or_default(), want);
+    }
+    let mut delta: BTreeMap<String, i128> = BTreeMap::new();
+    for g in &packet.groups {
+        let id = g
+            .asset_id
+            .expect("the relay only moves existing assets")
+            .to_string();
+        let d = delta.entry(id).or_default();
+        *d += g.outputs.iter().map(|o| i128::from(o.amount)).sum::<i128>();
+        *d -= g.inputs.iter().map(|i| i128::from(i.amount)).sum::<i128>();
+    }
+    let mut want: BTreeMap<String, i128> = BTreeMap::new();
+    for col in &c.issued {
+        *want.entry(arkade_id(&col.asset).to_string()).or_default() += i128::from(col.amount.get());
+    }
+    for col in &c.burned {
+        *want.entry(arkade_id(&col.asset).to_string()).or_default() -= i128::from(col.amount.get());
+    }
+    want.retain(|_, v| *v != 0);
+    delta.retain(|_, v| *v != 0);
+    assert_eq!(delta, want, "packet's net movement = issued - burned");
 }
 
 proptest! {

@@ -328,8 +328,17 @@ pub struct ColourHint {
     pub owner: String,
     /// The asset.
     pub asset: AssetRef,
-    /// Amount in base units.
+    /// Amount in base units (what the paying intent states).
     pub amount: u64,
+    /// Of `amount`, what the owner burns on arrival (a land: the relay burns
+    /// the landed asset). The ark tx's asset packet gives this output exactly
+    /// `amount − burned`. Omitted when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub burned: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a challenge asks the wallet to sign.

@@ -12,12 +12,15 @@
 //! else is answered with a `reject` and never signed.
 //!
 //! - [`verify`]: the pure checks, returning every reason to refuse;
+//! - [`packet`]: colour read from the ark tx's Arkade Asset packet, checked
+//!   against the hints and the wallet's own inputs;
 //! - [`signer`]: the signing oracle over authorised sessions ([`Signer`]);
 //! - [`Wallet`]: the networked wallet over Nostr (sync, balance, send, history);
 //! - [`testing`]: real challenges built with `ark-relay-ark`, for tests.
 
 pub mod client;
 pub mod keys;
+pub mod packet;
 pub mod ramp;
 pub mod signer;
 pub mod testing;

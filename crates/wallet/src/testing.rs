@@ -4,10 +4,13 @@
 //! transfer, which tests then tamper with.
 
 use ark_relay_ark::sign::{sign_input, sign_requests};
+use std::collections::BTreeMap;
+
 use ark_relay_ark::{
-    build_offchain_tx, OffchainTx, Output, RelativeLocktime, ServerInfo, VtxoInput,
+    build_offchain_tx, packet_for_colours, OffchainTx, Output, RelativeLocktime, ServerInfo,
+    VtxoInput,
 };
-use ark_relay_core::{AssetId, EventId, PubKey, Sats, SessionId, VtxoId};
+use ark_relay_core::{AssetAmount, AssetId, Colour, EventId, PubKey, Sats, SessionId, VtxoId};
 use ark_relay_protocol::content::{
     AssetRef, ChallengeType, ColourHint, IntentContent, PayloadToSign, SigningChallenge, VERSION,
 };
@@ -76,6 +79,8 @@ pub struct Scenario {
     pub amount: u64,
     /// The fee.
     pub fee: u64,
+    /// The colour of every input VTXO the relay knows (Alice's; tests add others).
+    pub known: BTreeMap<VtxoId, (AssetId, u64)>,
 }
 
 impl Default for Scenario {
@@ -161,6 +166,7 @@ impl Scenario {
             outputs,
             amount,
             fee,
+            known: BTreeMap::from([(vtxo(0x11), (gbtc, 5_000))]),
         }
     }
 
@@ -203,15 +209,43 @@ impl Scenario {
         .expect("alice input")
     }
 
-    /// Builds the ark tx and checkpoints for `inputs` and `outputs`.
+    /// Builds the ark tx and checkpoints for `inputs` and `outputs`, with the
+    /// Arkade Asset packet a relay builds: each input's colour (from
+    /// [`Scenario::known`]) in, each output's colour out.
     pub fn build(&self, inputs: &[VtxoInput], outputs: &[PlannedOutput]) -> OffchainTx {
-        let outs: Vec<Output> = outputs
+        let colours: Vec<_> = outputs.iter().map(|o| o.colour).collect();
+        self.build_with_packet(inputs, outputs, &colours)
+    }
+
+    /// Like [`Scenario::build`], but the packet gives output `j` the colour
+    /// `packet[j]` whatever its hint says (to build a packet that lies).
+    pub fn build_with_packet(
+        &self,
+        inputs: &[VtxoInput],
+        outputs: &[PlannedOutput],
+        packet: &[Option<(AssetId, u64)>],
+    ) -> OffchainTx {
+        let mut outs: Vec<Output> = outputs
             .iter()
             .map(|o| Output::Vtxo {
                 owner: o.owner,
                 sats: Sats::new(o.sats),
             })
             .collect();
+        let colour = |c: Option<(AssetId, u64)>| {
+            c.map(|(asset, amount)| Colour {
+                asset,
+                amount: AssetAmount::new(amount),
+            })
+        };
+        let ins: Vec<_> = inputs
+            .iter()
+            .map(|i| colour(self.known.get(&i.id).copied()))
+            .collect();
+        let outs_colour: Vec<_> = packet.iter().map(|c| colour(*c)).collect();
+        if let Some(p) = packet_for_colours(&ins, &outs_colour).expect("packet") {
+            outs.push(Output::Raw(p.to_txout()));
+        }
         build_offchain_tx(&self.server, inputs, &outs).expect("build_offchain_tx")
     }
 
@@ -243,6 +277,7 @@ impl Scenario {
                     owner: o.hint_owner.to_string(),
                     asset: AssetRef::Id(asset),
                     amount,
+                    burned: 0,
                 })
             })
             .collect();

@@ -6,11 +6,14 @@
 //! and if not, why. Nothing the relay states is trusted: sighashes are
 //! recomputed from the PSBT, inputs are matched against the checkpoint txids
 //! the wallet derives from its own VTXOs, and every output is matched against
-//! the default VTXO script of the owner its colour hint names.
+//! the default VTXO script of the owner its colour hint names, and colour is
+//! read from the ark tx's Arkade Asset packet, which must agree with the
+//! hints ([`crate::packet`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use ark_relay_ark::asset::is_extension;
 use ark_relay_ark::check::{check_present_signatures, check_sign_requests, checkpoint_txid};
 use ark_relay_ark::script::is_anchor;
 use ark_relay_ark::sign::{input_leaf, missing_signers};
@@ -512,6 +515,7 @@ pub fn verify_ark_tx_challenge(
     let mut in_colour = BTreeMap::new();
     let mut in_sats: u64 = 0;
     let mut spent = Vec::new();
+    let mut own_inputs = Vec::new();
     for r in &requests {
         let i = r.input_index;
         let Some(txin) = psbt.unsigned_tx.input.get(i) else {
@@ -544,8 +548,16 @@ pub fn verify_ark_tx_challenge(
         if let Some(asset) = own.vtxo.asset_id {
             add(&mut in_colour, asset, own.vtxo.amount);
         }
+        own_inputs.push((i, own.vtxo.asset_id.map(|a| (a, own.vtxo.amount))));
         spent.push(own.vtxo.vtxo);
     }
+    // Colour is read from the transaction: the packet must say what the hints say.
+    why.extend(crate::packet::check_packet(
+        &psbt,
+        &payload.colour,
+        ctx.assets,
+        &own_inputs,
+    ));
 
     if intent.batch {
         why.extend(check_batch_outputs(
@@ -620,7 +632,7 @@ pub fn verify_ark_tx_challenge(
         }
     }
     for (o, out) in outs.iter().enumerate() {
-        if hinted[o] || is_anchor(&out.script_pubkey) {
+        if hinted[o] || is_anchor(&out.script_pubkey) || is_extension(&out.script_pubkey) {
             continue;
         }
         // Uncoloured: the relay's carrier change, or my own surplus sats.

@@ -53,6 +53,8 @@ fn swap() -> Swap {
         out(relay, 2_000, None),            // the relay's carrier change
     ];
     let inputs = vec![s.alice_input(), dex_input, s.relay_vtxo.clone()];
+    let mut s = s;
+    s.known.insert(dex_vtxo, (gusd, 10_000));
     Swap {
         s,
         gusd,

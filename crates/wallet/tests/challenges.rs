@@ -208,6 +208,86 @@ fn refuses_wrong_fee() {
 }
 
 #[test]
+fn refuses_a_packet_paying_one_unit_less_than_the_hints() {
+    // Hints and PSBT scripts are honest; only the asset packet moves 1 unit of
+    // Bob's payment to Alice's change.
+    let s = Scenario::new();
+    let mut packet: Vec<_> = s.outputs.iter().map(|o| o.colour).collect();
+    packet[0] = Some((s.gbtc, s.amount - 1));
+    packet[2] = Some((s.gbtc, 5_000 - s.amount - s.fee + 1));
+    let tx = s.build_with_packet(
+        &[s.alice_input(), s.relay_vtxo.clone()],
+        &s.outputs,
+        &packet,
+    );
+    let ch = s.step1_for(&tx, &s.outputs, &s.alice_pk());
+    let a = signer(&s).answer(&ch, 0);
+    refused(
+        &a,
+        "output 0: the asset packet gives 999 gBTC, the colour hint says 1000",
+    );
+}
+
+#[test]
+fn refuses_hints_that_lie_about_a_right_packet() {
+    // The packet pays exactly the intent; the hints say Bob gets 1 unit more.
+    let s = Scenario::new();
+    let packet: Vec<_> = s.outputs.iter().map(|o| o.colour).collect();
+    let mut hints = s.outputs.clone();
+    hints[0].colour = Some((s.gbtc, s.amount + 1));
+    hints[2].colour = Some((s.gbtc, 5_000 - s.amount - s.fee - 1));
+    let tx = s.build_with_packet(
+        &[s.alice_input(), s.relay_vtxo.clone()],
+        &s.outputs,
+        &packet,
+    );
+    let ch = s.step1_for(&tx, &hints, &s.alice_pk());
+    let a = signer(&s).answer(&ch, 0);
+    refused(
+        &a,
+        "output 0: the asset packet gives 1000 gBTC, the colour hint says 1001",
+    );
+}
+
+#[test]
+fn refuses_a_transaction_without_a_packet_or_burning_my_colour() {
+    let s = Scenario::new();
+    let inputs = [s.alice_input(), s.relay_vtxo.clone()];
+    // A packet that lists Alice's input and gives nothing out: a burn.
+    let tx = s.build_with_packet(&inputs, &s.outputs, &[None, None, None, None]);
+    let ch = s.step1_for(&tx, &s.outputs, &s.alice_pk());
+    refused(
+        &signer(&s).answer(&ch, 0),
+        "output 0: the colour hint says 1000, the asset packet gives nothing",
+    );
+    // No packet at all (the builder does not know Alice's colour).
+    let mut blind = s.clone();
+    blind.known.clear();
+    let tx = blind.build_with_packet(&inputs, &s.outputs, &[None, None, None, None]);
+    let ch = s.step1_for(&tx, &s.outputs, &s.alice_pk());
+    refused(&signer(&s).answer(&ch, 0), "carries no asset packet");
+}
+
+#[test]
+fn refuses_a_packet_misstating_my_input() {
+    let s = Scenario::new();
+    let mut s2 = s.clone();
+    s2.known.insert(s.alice_vtxo.vtxo, (s.gbtc, 4_999));
+    let mut packet: Vec<_> = s.outputs.iter().map(|o| o.colour).collect();
+    packet[2] = Some((s.gbtc, 5_000 - s.amount - s.fee - 1));
+    let tx = s2.build_with_packet(
+        &[s.alice_input(), s.relay_vtxo.clone()],
+        &s.outputs,
+        &packet,
+    );
+    let ch = s.step1_for(&tx, &s.outputs, &s.alice_pk());
+    refused(
+        &signer(&s).answer(&ch, 0),
+        "asset packet lists my input 0 as 4999 gBTC",
+    );
+}
+
+#[test]
 fn refuses_colour_not_conserved() {
     // Alice's change hint understates what she keeps: colour vanishes.
     let s = Scenario::new();
