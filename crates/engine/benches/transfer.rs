@@ -9,8 +9,17 @@
 //! cargo bench -p ark-relay-engine --bench transfer -- \
 //!     [--wallets N] [--transfers-per-wallet M] [--db sqlite|mariadb] \
 //!     [--queue memory|redis] [--mode transfer|swap] [--workers W] \
-//!     [--timeout-secs S] [--catch-up-secs C]
+//!     [--timeout-secs S] [--catch-up-secs C] [--flood N]
 //! ```
+//!
+//! Guards (issue #18, `transfer/guard.rs`), printed with their targets and
+//! whether each is met: the raw BIP-340 verify rate on one core and
+//! transfers/s ÷ that rate (≥ 2.4 %); soft finality p50/p99; the Nostr echo
+//! floor through the same relay (one publish → receive) and idle soft
+//! finality ÷ 6 hops × echo (≤ 1.25); and a flood — one key publishes
+//! `--flood` junk intents (default 3 000) while 20 wallets each send 3
+//! transfers — with the honest wallets' p50/p99 (p99 < 1 s). The engine runs
+//! with the default per-author rate limit (120 events per 10 s).
 //!
 //! Everything listens on 127.0.0.1. The MariaDB database (at
 //! `ARK_RELAY_TEST_MYSQL_URL`) is a throw-away one dropped at the end; the
@@ -66,6 +75,14 @@ use tokio::sync::{mpsc, watch};
 const AMOUNT: u64 = 100;
 /// The relay's transfer fee (gBTC units).
 const FEE: u64 = 10;
+/// Transfers timed one at a time on the idle relay (the echo-floor guard).
+const IDLE_TRANSFERS: usize = 5;
+/// Honest wallets and transfers per wallet in the flood scenario.
+const FLOOD_WALLETS: usize = 20;
+const FLOOD_TRANSFERS: usize = 3;
+
+#[path = "transfer/guard.rs"]
+mod guard;
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -77,6 +94,8 @@ struct Args {
     workers: usize,
     timeout: Duration,
     catch_up: Duration,
+    /// Junk intents of the flood scenario (0: skipped).
+    flood: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -89,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
         workers: 4,
         timeout: Duration::from_secs(600),
         catch_up: Duration::from_secs(3),
+        flood: 3_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -107,6 +127,7 @@ fn parse_args() -> Result<Args, String> {
             "--db" => a.db = value()?,
             "--queue" => a.queue = value()?,
             "--mode" => a.mode = value()?,
+            "--flood" => a.flood = num(value()?)? as usize,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -494,12 +515,15 @@ async fn bench(
     }
     let dust = server.dust().get();
     let total = (args.wallets * args.transfers) as u64;
+    // The guards' extra transfers (idle and flood scenarios).
+    let extra = (IDLE_TRANSFERS + FLOOD_WALLETS * FLOOD_TRANSFERS) as u64;
     // A swap batch creates 7 outputs from 3 party inputs: 4 × dust from the inventory.
     let carrier = if args.mode == "swap" { 5 } else { 2 };
     // Each transfer needs carrier sats for the recipient's and the fee output
     // (the author's own change reuses its input's carrier): 2 × dust.
     let inventory_count = (args.wallets * 2).max(8);
-    let per_vtxo = ((total * carrier * dust * 3 / 2) / inventory_count as u64).max(10 * dust);
+    let per_vtxo =
+        (((total + extra) * carrier * dust * 3 / 2) / inventory_count as u64).max(10 * dust);
     let mut rows = Vec::new();
     for _ in 0..inventory_count {
         let v = sim.fund(&relay_pk, Sats::new(per_vtxo));
@@ -514,7 +538,7 @@ async fn bench(
         });
     }
     // The wallets, each with one VTXO carrying enough gBTC for all its transfers.
-    let funding = args.transfers as u64 * (AMOUNT + FEE) * 2;
+    let funding = (args.transfers + IDLE_TRANSFERS + FLOOD_TRANSFERS) as u64 * (AMOUNT + FEE) * 2;
     let wallet_keys: Vec<Keys> = (0..args.wallets).map(|_| Keys::generate()).collect();
     for (i, k) in wallet_keys.iter().enumerate() {
         let pk = pubkey_from_nostr(&k.public_key()).ok_or("wallet key")?;
@@ -607,6 +631,11 @@ async fn bench(
         parts,
         EngineConfig {
             workers: args.workers,
+            // As `ark-relay run` by default ([run] rate_limit_*).
+            ingest_rate_limit: Some(ark_relay_engine::ingest::limit::RateLimit {
+                events: 120,
+                window: Duration::from_secs(10),
+            }),
             ..Default::default()
         },
         Roles::ALL,
@@ -673,6 +702,24 @@ async fn bench(
     for r in warm {
         warm_ok.push(r.map_err(|x| e("wallet warm-up")(x.to_string()))?);
     }
+    // Guards measured on the idle system, before the load.
+    let verify_rate = guard::raw_verify_rate().await;
+    let echo = if args.mode == "transfer" {
+        match guard::echo_floor(&nostr_url).await {
+            Ok(d) => Some(d),
+            Err(x) => {
+                eprintln!("echo floor not measured: {x}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let idle = if args.mode == "transfer" {
+        guard::idle_soft(&wallets[0], &seen, IDLE_TRANSFERS).await
+    } else {
+        Vec::new()
+    };
     timings.0.lock().map(|mut t| t.clear()).ok();
     let db_before = if args.db == "mariadb" {
         mariadb_status(&ark_relay_store::testing::mysql_admin_url()).await
@@ -815,6 +862,37 @@ async fn bench(
     };
 
     report(args, &res, &warm_ok, &timings.snapshot());
+    let flood = if args.flood > 0 {
+        let honest = &wallets[..wallets.len().min(FLOOD_WALLETS)];
+        match guard::flood(
+            &nostr_url,
+            relay_pk,
+            honest,
+            &seen,
+            args.flood,
+            FLOOD_TRANSFERS,
+        )
+        .await
+        {
+            Ok(f) => Some(f),
+            Err(x) => {
+                eprintln!("flood scenario failed: {x}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut soft_sorted = res.soft.clone();
+    soft_sorted.sort();
+    guard::print(
+        verify_rate,
+        res.completed as f64 / res.wall.as_secs_f64().max(1e-9),
+        &soft_sorted,
+        echo,
+        &idle,
+        flood.as_ref(),
+    );
     let per = res.completed.max(1) as f64;
     if let (Some(b), Some(a)) = (db_before, db_after) {
         println!("\nMariaDB server counters per completed transfer (whole server; other clients add noise):");
