@@ -10,6 +10,7 @@
 //! Errors are sent like arkd's: a gRPC status whose details are a
 //! `google.rpc.Status` holding an `ark.v1.ErrorDetails` with the error name.
 
+pub mod assets;
 mod batch_rpc;
 mod batch_view;
 mod events;

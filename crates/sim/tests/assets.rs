@@ -1,0 +1,251 @@
+//! The arkd simulator's asset rules (research/ark-assets.md §5): what arkd
+//! accepts (the research note's worked transfer, a reissuance that spends its
+//! control asset) and what it refuses, with arkd's error names.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use ark_relay_ark::asset::{ArkadeAssetId, AssetGroup, AssetInput, AssetOutput, AssetRef, Packet};
+use ark_relay_ark::script::anchor_output;
+use ark_relay_sim::arkd::assets::{apply, validate, AssetRecord, Denominations};
+use bitcoin::absolute::LockTime;
+use bitcoin::hashes::Hash;
+use bitcoin::transaction::Version;
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};
+
+const X: &str = "58534acb681218c0fda8f6b6ae3b4cb5d8897e7c5fcba5792621c368b3db479c0000";
+
+fn id(s: &str) -> ArkadeAssetId {
+    s.parse().unwrap()
+}
+
+fn control() -> ArkadeAssetId {
+    id(&format!("{}0000", "cc".repeat(32)))
+}
+
+fn vtxo_out(n: u8) -> TxOut {
+    let mut script = vec![0x51, 0x20];
+    script.extend([n; 32]);
+    TxOut {
+        value: Amount::from_sat(330),
+        script_pubkey: ScriptBuf::from_bytes(script),
+    }
+}
+
+/// `inputs` ark-tx inputs, `outputs` VTXO outputs, then the packet(s), then the anchor.
+fn tx(inputs: usize, outputs: usize, packets: &[&Packet]) -> Transaction {
+    let mut output: Vec<TxOut> = (0..outputs).map(|n| vtxo_out(n as u8 + 1)).collect();
+    output.extend(packets.iter().map(|p| p.to_txout()));
+    output.push(anchor_output());
+    Transaction {
+        version: Version(3),
+        lock_time: LockTime::ZERO,
+        input: (0..inputs)
+            .map(|n| TxIn {
+                previous_output: OutPoint {
+                    txid: Txid::from_byte_array([n as u8 + 1; 32]),
+                    vout: 0,
+                },
+                ..TxIn::default()
+            })
+            .collect(),
+        output,
+    }
+}
+
+fn group(asset: Option<ArkadeAssetId>, ins: &[(u16, u64)], outs: &[(u16, u64)]) -> AssetGroup {
+    AssetGroup {
+        asset_id: asset,
+        control_asset: None,
+        metadata: None,
+        inputs: ins
+            .iter()
+            .map(|(i, a)| AssetInput {
+                input_index: *i,
+                amount: *a,
+            })
+            .collect(),
+        outputs: outs
+            .iter()
+            .map(|(i, a)| AssetOutput {
+                output_index: *i,
+                amount: *a,
+            })
+            .collect(),
+    }
+}
+
+fn worked() -> Packet {
+    Packet {
+        groups: vec![group(
+            Some(id(X)),
+            &[(0, 1500)],
+            &[(0, 1000), (1, 490), (2, 10)],
+        )],
+    }
+}
+
+fn holding(list: &[(u16, ArkadeAssetId, u64)]) -> BTreeMap<u16, Denominations> {
+    let mut m: BTreeMap<u16, Denominations> = BTreeMap::new();
+    for (vin, a, n) in list {
+        m.entry(*vin).or_default().push((*a, *n));
+    }
+    m
+}
+
+fn table() -> BTreeMap<String, AssetRecord> {
+    BTreeMap::from([
+        (
+            X.to_owned(),
+            AssetRecord {
+                control: Some(control()),
+                metadata: vec![],
+            },
+        ),
+        (
+            control().to_string(),
+            AssetRecord {
+                control: None,
+                metadata: vec![],
+            },
+        ),
+    ])
+}
+
+fn refused(tx: &Transaction, prevouts: &BTreeMap<u16, Denominations>, name: &str, needle: &str) {
+    let e = validate(tx, prevouts, &table(), 3).expect_err(name);
+    assert_eq!(e.name, name, "{e:?}");
+    assert!(
+        e.message.contains(needle),
+        "{:?} lacks {needle:?}",
+        e.message
+    );
+}
+
+#[test]
+fn the_worked_transfer_is_accepted_and_assigns_each_output() {
+    let p = worked();
+    let t = tx(1, 3, &[&p]);
+    let got = validate(&t, &holding(&[(0, id(X), 1500)]), &table(), 3).unwrap();
+    assert!(got.is_some());
+    let (by_out, issued) = apply(&t, &p);
+    assert_eq!(by_out[&1], vec![(id(X), 490)]);
+    assert!(issued.is_empty());
+}
+
+#[test]
+fn an_asset_input_spent_without_a_packet_is_refused() {
+    let t = tx(1, 1, &[]);
+    refused(
+        &t,
+        &holding(&[(0, id(X), 1500)]),
+        "ASSET_VALIDATION_FAILED",
+        "asset packet not found in tx",
+    );
+    // Without assets in, no packet is needed.
+    assert!(validate(&t, &BTreeMap::new(), &table(), 3)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn two_extension_outputs_are_refused() {
+    let p = worked();
+    let t = tx(1, 3, &[&p, &p]);
+    refused(
+        &t,
+        &holding(&[(0, id(X), 1500)]),
+        "MALFORMED_ARK_TX",
+        "multiple extension outputs",
+    );
+}
+
+#[test]
+fn outputs_above_the_inputs_without_the_control_asset_are_refused() {
+    // 1 501 out of 1 500 in: a reissuance, and the control asset is not spent.
+    let p = Packet {
+        groups: vec![group(Some(id(X)), &[(0, 1500)], &[(0, 1001), (1, 500)])],
+    };
+    let prev = holding(&[(0, id(X), 1500)]);
+    refused(&tx(1, 2, &[&p]), &prev, "ASSET_NOT_FOUND", "control asset");
+    // An empty group naming the control asset does not count (stricter than arkd).
+    let mut sneaky = p.clone();
+    sneaky.groups.push(group(Some(control()), &[], &[]));
+    refused(
+        &tx(1, 2, &[&sneaky]),
+        &prev,
+        "ASSET_NOT_FOUND",
+        "control asset",
+    );
+    // Spending and re-outputting the control asset makes it a valid reissuance.
+    let mut ok = p.clone();
+    ok.groups.push(group(Some(control()), &[(1, 1)], &[(2, 1)]));
+    let prev = holding(&[(0, id(X), 1500), (1, control(), 1)]);
+    assert!(validate(&tx(2, 3, &[&ok]), &prev, &table(), 3).is_ok());
+    // An unknown asset cannot be reissued at all.
+    let unknown = id(&format!("{}0000", "ab".repeat(32)));
+    let p = Packet {
+        groups: vec![group(Some(unknown), &[], &[(0, 1)])],
+    };
+    refused(
+        &tx(1, 1, &[&p]),
+        &BTreeMap::new(),
+        "ASSET_VALIDATION_FAILED",
+        "unknown asset",
+    );
+}
+
+#[test]
+fn an_issuance_without_its_control_asset_is_refused() {
+    let mut g = group(None, &[], &[(0, 21_000_000)]);
+    g.control_asset = Some(AssetRef::ById(control()));
+    let p = Packet { groups: vec![g] };
+    refused(
+        &tx(1, 1, &[&p]),
+        &BTreeMap::new(),
+        "ASSET_NOT_FOUND",
+        "control asset",
+    );
+    // Controlled by a new asset issued in the same packet: accepted, and
+    // recorded with its control.
+    let mut g = group(None, &[], &[(0, 21_000_000)]);
+    g.control_asset = Some(AssetRef::ByGroup(1));
+    let p = Packet {
+        groups: vec![g, group(None, &[], &[(1, 1)])],
+    };
+    let t = tx(1, 2, &[&p]);
+    validate(&t, &BTreeMap::new(), &table(), 3).unwrap();
+    let (_, issued) = apply(&t, &p);
+    assert_eq!(issued.len(), 2);
+    assert_eq!(issued[0].1.control, Some(issued[1].0));
+}
+
+#[test]
+fn inputs_must_be_listed_with_their_exact_amounts() {
+    let p = worked();
+    let t = tx(1, 3, &[&p]);
+    refused(
+        &t,
+        &holding(&[(0, id(X), 1499)]),
+        "ASSET_INPUT_INVALID",
+        "mismatch prevout amount",
+    );
+    let other = id(&format!("{}0000", "dd".repeat(32)));
+    refused(
+        &t,
+        &holding(&[(0, id(X), 1500), (0, other, 5)]),
+        "ASSET_NOT_FOUND",
+        "not found in packet",
+    );
+    // Assets to the extension or the anchor output are refused.
+    let p = Packet {
+        groups: vec![group(Some(id(X)), &[(0, 1500)], &[(0, 1000), (1, 500)])],
+    };
+    refused(
+        &tx(1, 1, &[&p]),
+        &holding(&[(0, id(X), 1500)]),
+        "ASSET_OUTPUT_INVALID",
+        "cannot receive assets",
+    );
+}
