@@ -292,4 +292,27 @@ export function isAnchor(script: Bytes): boolean {
   return equal(script, ANCHOR_SCRIPT);
 }
 
+/** The "ARK" magic that starts an Ark extension's payload (ark-core `extension::MAGIC_BYTES`). */
+const EXTENSION_MAGIC = [0x41, 0x52, 0x4b];
+
+/**
+ * Whether `script` is an Ark extension output — `OP_RETURN <push "ARK"…>`,
+ * which carries the Arkade Asset packet (ark-core `extension::is_extension`).
+ */
+export function isExtension(script: Bytes): boolean {
+  let ops: unknown[];
+  try {
+    ops = btc.Script.decode(script);
+  } catch {
+    return false;
+  }
+  const payload = ops[1];
+  return (
+    ops[0] === 'RETURN' &&
+    payload instanceof Uint8Array &&
+    payload.length >= EXTENSION_MAGIC.length &&
+    EXTENSION_MAGIC.every((b, i) => payload[i] === b)
+  );
+}
+
 export { hex, base64 };

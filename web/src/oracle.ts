@@ -8,11 +8,14 @@
 // derived from the wallet's own VTXOs; every output is matched against the
 // default VTXO script of the owner its colour hint names.
 //
-// Colour: today the hints are the colour source (docs/protocol.md, checks 9
-// and 10). `outputColours` is the one place that turns a challenge into
-// "which output carries which asset amount"; when the Arkade asset packet
-// lands, it reads the packet from the PSBT there and every check below keeps
-// working unchanged.
+// Colour: the page takes it from the hints (docs/protocol.md, checks 9 and
+// 10). `outputColours` is the one place that turns a challenge into "which
+// output carries which asset amount". The relay's ark txs now also carry the
+// Arkade Asset packet in a 0-sat extension output (`OP_RETURN "ARK"…`); the
+// page lets that one output through, as the reference wallet does, but does
+// NOT yet decode the packet and compare it with the hints as the reference
+// wallet's crates/wallet/src/packet.rs does — that belongs in
+// `outputColours`, and every check below keeps working unchanged.
 
 import type * as btc from '@scure/btc-signer';
 import {
@@ -26,6 +29,7 @@ import {
   inputLeaf,
   inputSighash,
   isAnchor,
+  isExtension,
   leafSigners,
   missingSigners,
   type Bytes,
@@ -421,6 +425,7 @@ function checkSingleOutputs(
     const out = tx.getOutput(o);
     if (hinted.has(o) || !out.script || isAnchor(out.script)) continue;
     const sats = out.amount ?? 0n;
+    if (sats === 0n && isExtension(out.script)) continue; // the asset packet carries no value
     if (equal(myScript(ctx, ctx.me, sats), out.script)) hintedSats += sats;
     else if (!equal(myScript(ctx, ctx.relay, sats), out.script)) {
       why.push(`output ${o} (${sats} sats) has no colour and is neither mine nor the relay's change`);

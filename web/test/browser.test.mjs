@@ -114,6 +114,8 @@ test('an extension without signSchnorr: the page explains and publishes no inten
   assert.match(await warning.textContent(), /no signSchnorr.*will not publish an intent.*Alby/);
   assert.ok(await nos2x.page.locator('#send').isDisabled());
   assert.ok(await nos2x.page.locator('#withdraw').isDisabled());
+  assert.ok(await nos2x.page.locator('#swap').isDisabled());
+  assert.ok(await nos2x.page.locator('#add-liquidity').isDisabled());
   await nos2x.page.fill('#send-to', dev.wallets.alice.npub);
   await nos2x.page.locator('#send').click({ force: true, timeout: 2000 }).catch(() => {});
   assert.equal(nos2x.calls.filter((c) => c.method === 'signEvent' && c.args[0].kind === 31510).length, 0);
