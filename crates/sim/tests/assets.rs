@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use ark_relay_ark::asset::{ArkadeAssetId, AssetGroup, AssetInput, AssetOutput, AssetRef, Packet};
 use ark_relay_ark::script::anchor_output;
-use ark_relay_sim::arkd::assets::{apply, validate, AssetRecord, Denominations};
+use ark_relay_sim::arkd::assets::{apply, validate, AssetRecord, Denominations, Rules};
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
 use bitcoin::transaction::Version;
@@ -114,7 +114,7 @@ fn table() -> BTreeMap<String, AssetRecord> {
 }
 
 fn refused(tx: &Transaction, prevouts: &BTreeMap<u16, Denominations>, name: &str, needle: &str) {
-    let e = validate(tx, prevouts, &table(), 3).expect_err(name);
+    let e = validate(tx, prevouts, &table(), 3, Rules::Full).expect_err(name);
     assert_eq!(e.name, name, "{e:?}");
     assert!(
         e.message.contains(needle),
@@ -127,7 +127,7 @@ fn refused(tx: &Transaction, prevouts: &BTreeMap<u16, Denominations>, name: &str
 fn the_worked_transfer_is_accepted_and_assigns_each_output() {
     let p = worked();
     let t = tx(1, 3, &[&p]);
-    let got = validate(&t, &holding(&[(0, id(X), 1500)]), &table(), 3).unwrap();
+    let got = validate(&t, &holding(&[(0, id(X), 1500)]), &table(), 3, Rules::Full).unwrap();
     assert!(got.is_some());
     let (by_out, issued) = apply(&t, &p);
     assert_eq!(by_out[&1], vec![(id(X), 490)]);
@@ -144,7 +144,7 @@ fn an_asset_input_spent_without_a_packet_is_refused() {
         "asset packet not found in tx",
     );
     // Without assets in, no packet is needed.
-    assert!(validate(&t, &BTreeMap::new(), &table(), 3)
+    assert!(validate(&t, &BTreeMap::new(), &table(), 3, Rules::Full)
         .unwrap()
         .is_none());
 }
@@ -182,7 +182,7 @@ fn outputs_above_the_inputs_without_the_control_asset_are_refused() {
     let mut ok = p.clone();
     ok.groups.push(group(Some(control()), &[(1, 1)], &[(2, 1)]));
     let prev = holding(&[(0, id(X), 1500), (1, control(), 1)]);
-    assert!(validate(&tx(2, 3, &[&ok]), &prev, &table(), 3).is_ok());
+    assert!(validate(&tx(2, 3, &[&ok]), &prev, &table(), 3, Rules::Full).is_ok());
     // An unknown asset cannot be reissued at all.
     let unknown = id(&format!("{}0000", "ab".repeat(32)));
     let p = Packet {
@@ -215,7 +215,7 @@ fn an_issuance_without_its_control_asset_is_refused() {
         groups: vec![g, group(None, &[], &[(1, 1)])],
     };
     let t = tx(1, 2, &[&p]);
-    validate(&t, &BTreeMap::new(), &table(), 3).unwrap();
+    validate(&t, &BTreeMap::new(), &table(), 3, Rules::Full).unwrap();
     let (_, issued) = apply(&t, &p);
     assert_eq!(issued.len(), 2);
     assert_eq!(issued[0].1.control, Some(issued[1].0));

@@ -458,7 +458,14 @@ pub(crate) fn to_vtxo(v: &SimVtxo) -> pb::Vtxo {
         spent_by,
         settled_by: settled_by(v),
         ark_txid,
-        assets: Vec::new(),
+        assets: v
+            .assets
+            .iter()
+            .map(|(id, amount)| pb::Asset {
+                asset_id: id.to_string(),
+                amount: *amount,
+            })
+            .collect(),
         depth: v.depth,
     }
 }
@@ -482,7 +489,14 @@ pub(crate) fn to_indexer_vtxo(v: &SimVtxo) -> pb::IndexerVtxo {
         commitment_txids: commitment_txids(v),
         settled_by: settled_by(v),
         ark_txid,
-        assets: Vec::new(),
+        assets: v
+            .assets
+            .iter()
+            .map(|(id, amount)| pb::IndexerAsset {
+                asset_id: id.to_string(),
+                amount: *amount,
+            })
+            .collect(),
         depth: v.depth,
     }
 }
@@ -525,7 +539,7 @@ impl ArkService for ArkdSim {
             service_status: Default::default(),
             digest: String::new(),
             max_tx_weight: 40_000,
-            max_op_return_outputs: 3,
+            max_op_return_outputs: state::MAX_OP_RETURN_OUTPUTS as i64,
         }))
     }
 

@@ -10,7 +10,13 @@ use bitcoin::secp256k1::Keypair;
 use bitcoin::{OutPoint, Psbt, ScriptBuf, TxOut, Txid};
 use rand::seq::SliceRandom;
 
+use ark_relay_ark::asset::tx_packet;
 use ark_relay_ark::tx::is_vtxo_output;
+
+use super::assets::{self, AssetRecord, Denominations, Rules};
+
+/// arkd's default `max_op_return_outputs` (GetInfo field 21).
+pub const MAX_OP_RETURN_OUTPUTS: usize = 3;
 use ark_relay_ark::{
     is_fully_signed, missing_signers, parse_offchain_tx, sign_psbt, verify_offchain_tx,
     verify_signatures, ArkError, ServerInfo,
@@ -112,6 +118,9 @@ pub struct SimVtxo {
     /// The commitment txs of the batches it descends from (arkd's
     /// `commitment_txids`); a batch's sweep marks them all.
     pub batches: Vec<Txid>,
+    /// Its asset denominations, as the asset packet of the ark tx that
+    /// created it assigned them (arkd `Vtxo.Assets`).
+    pub assets: Denominations,
 }
 
 /// A submitted ark tx awaiting FinalizeTx.
@@ -145,6 +154,8 @@ pub struct State {
     pub(crate) pending: HashMap<Txid, PendingArkTx>,
     pub(crate) finalized: HashMap<Txid, Vec<OutPoint>>,
     pub(crate) faults: HashMap<String, VecDeque<SimError>>,
+    /// Assets issued by finalized ark txs, by 68-hex id (arkd's asset table).
+    pub(crate) asset_table: BTreeMap<String, AssetRecord>,
     funded: u64,
 }
 
@@ -176,6 +187,7 @@ impl State {
             state: VtxoState::Spendable,
             swept: false,
             batches: Vec::new(),
+            assets: Vec::new(),
         };
         self.vtxos.insert(vtxo.outpoint, vtxo.clone());
         vtxo
@@ -215,6 +227,8 @@ impl State {
                 state: VtxoState::Spendable,
                 swept: false,
                 batches: vec![commitment],
+                // Batch leaves carry no asset packet in the simulator yet.
+                assets: Vec::new(),
             };
             self.vtxos.insert(vtxo.outpoint, vtxo.clone());
             created.push(vtxo);
@@ -326,6 +340,26 @@ impl State {
                 ));
             }
         }
+        // 5b. Assets (arkd `validateOffchainTxOutputs` + `validateAssetTransaction`):
+        //     the packet must list every asset the spent VTXOs hold, exactly.
+        let mut prevouts: BTreeMap<u16, Denominations> = BTreeMap::new();
+        for (vin, input) in parsed.inputs.iter().enumerate() {
+            let held = self
+                .vtxos
+                .get(&input.id.outpoint())
+                .map(|v| v.assets.clone())
+                .unwrap_or_default();
+            if let (Ok(vin), false) = (u16::try_from(vin), held.is_empty()) {
+                prevouts.insert(vin, held);
+            }
+        }
+        assets::validate(
+            &final_ark.unsigned_tx,
+            &prevouts,
+            &self.asset_table,
+            MAX_OP_RETURN_OUTPUTS,
+            Rules::Transfers,
+        )?;
         // 6. Co-sign the ark tx, sign every checkpoint.
         sign_psbt(&mut final_ark, signer).map_err(from_ark)?;
         if !is_fully_signed(&final_ark).map_err(from_ark)? {
@@ -437,6 +471,13 @@ impl State {
                 spent.push((v.clone(), cp));
             }
         }
+        let (mut by_out, issued) = match tx_packet(&pending.final_ark_tx.unsigned_tx) {
+            Ok(Some((_, packet))) => assets::apply(&pending.final_ark_tx.unsigned_tx, &packet),
+            _ => (BTreeMap::new(), Vec::new()),
+        };
+        for (id, record) in issued {
+            self.asset_table.insert(id.to_string(), record);
+        }
         let mut created = Vec::new();
         for (vout, out) in pending.final_ark_tx.unsigned_tx.output.iter().enumerate() {
             if !is_vtxo_output(&out.script_pubkey) {
@@ -461,6 +502,7 @@ impl State {
                 state: VtxoState::Spendable,
                 swept: false,
                 batches: batches.clone(),
+                assets: by_out.remove(&vout).unwrap_or_default(),
             };
             self.vtxos.insert(vtxo.outpoint, vtxo.clone());
             created.push(vtxo);
