@@ -114,6 +114,9 @@ pub struct Ingestor {
     schemes: Arc<Mutex<HashMap<PubKey, Scheme>>>,
     outbox_wake: Arc<Notify>,
     limiter: Option<Arc<Limiter>>,
+    /// One silent refusal is written at a time: a flood's records queue
+    /// here instead of in front of other authors' writes.
+    refusals: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ingestor {
@@ -139,6 +142,7 @@ impl Ingestor {
             schemes: Arc::default(),
             outbox_wake,
             limiter: None,
+            refusals: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -236,6 +240,7 @@ impl Ingestor {
                         outcome: Some(ErrorCode::RateLimited),
                         ..processed
                     };
+                    let _one_at_a_time = self.refusals.acquire().await;
                     return match self.store.record_event(&processed).await? {
                         Recorded::New => Ok(IngestOutcome::Limited),
                         _ => Ok(IngestOutcome::Duplicate),
