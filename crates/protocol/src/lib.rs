@@ -18,6 +18,7 @@ pub mod intent;
 pub mod invoice;
 mod keys;
 pub mod kinds;
+pub mod names;
 pub mod rejection;
 pub mod request;
 pub mod transport;
