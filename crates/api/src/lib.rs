@@ -437,6 +437,12 @@ async fn info(State(state): State<ApiState>) -> Response {
 #[derive(Debug, Serialize)]
 struct AssetBody {
     id: AssetId,
+    /// The asset's id on Ark (Arkade Assets, 68 hex): how ark txs' asset
+    /// packets and arkd's indexer name it (`ark_relay_ark::asset::arkade_id`:
+    /// the ledger id as genesis txid, group index 0).
+    arkade_asset_id: String,
+    /// The Taproot Asset (tapd) it stands for on the Lightning / L1 side.
+    taproot_asset_id: AssetId,
     ticker: String,
     name: String,
     #[serde(rename = "type")]
@@ -450,6 +456,8 @@ impl From<&Asset> for AssetBody {
     fn from(a: &Asset) -> Self {
         Self {
             id: a.id,
+            arkade_asset_id: format!("{}0000", a.id),
+            taproot_asset_id: a.id,
             ticker: a.ticker.clone(),
             name: a.name.clone(),
             asset_type: a.asset_type.as_str(),

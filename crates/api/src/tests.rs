@@ -223,6 +223,8 @@ async fn assets_lists_registered_assets() {
         body,
         json!({"assets": [{
             "id": gbtc().to_string(),
+            "arkade_asset_id": format!("{}0000", gbtc()),
+            "taproot_asset_id": gbtc().to_string(),
             "ticker": "gBTC",
             "name": "Gateway BTC",
             "type": "relay_issued",
