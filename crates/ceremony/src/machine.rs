@@ -377,13 +377,29 @@ fn on_outcome(c: &Ceremony, outcome: Input, ctx: &Ctx<'_>) -> Result<Transition,
     let retry_at = ctx.now.plus_secs(ctx.timing.retry_after_secs);
     match (&c.phase, outcome) {
         (Phase::ArkTxSigned { .. }, Input::Submitted(sub)) => after_submit(c, sub, ctx),
-        // arkd refused the only submission: nothing is spent.
+        // arkd refused the only submission as far as this state knows. If it
+        // says the inputs are spent, a submission this state does not know
+        // of (a concurrent or crashed run) may be the one holding them: look
+        // for it before anything else. Any other refusal: nothing is spent.
         (
             Phase::ArkTxSigned {
                 resubmit: false, ..
             },
             Input::SubmitRefused(r),
-        ) => Ok(fail(c, r, false)),
+        ) => {
+            if r.code == ErrorCode::InputAlreadySpent {
+                next.phase = Phase::ArkTxSigned {
+                    retry_at: ctx.now.plus_secs(ctx.timing.retry_after_secs * 3),
+                    resubmit: true,
+                };
+                let effects = vec![Effect::FindPending {
+                    ark_txid: c.ark_txid,
+                }];
+                Ok(Transition::with(next, effects))
+            } else {
+                Ok(fail(c, r, false))
+            }
+        }
         // A second submission after `GetPendingTx` found nothing: arkd
         // saying the inputs are spent means an earlier submission reached
         // it (keep the locks); any other refusal means nothing is spent.

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use ark_relay_ceremony::{Party, PartyRequest, Payment, Plan, PlannedOutput, Purpose};
 use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Colour, ErrorCode, EventId, NewAsset, NewOutboxEvent, PubKey,
-    Recorded, SessionId, SessionRecord, SessionStatus,
+    Recorded, SessionId, SessionRecord,
 };
 use ark_relay_protocol::batch::{check_batch, check_conservation};
 use ark_relay_protocol::content::AssetRef;
@@ -28,7 +28,7 @@ use ark_relay_protocol::request::{parse_request, ServiceRequest, ServiceResponse
 use ark_relay_protocol::{builders, event_id_from_nostr, pubkey_from_nostr, Rejection};
 use nostr::JsonUtil;
 
-use super::data::{BatchRequest, SessionData};
+use super::data::{unstarted, BatchRequest, SessionData};
 use super::{fatal, transient, Ceremony, CrashPoint};
 use crate::handlers::{HandlerError, JobOutcome};
 use crate::ingest::InboundJob;
@@ -296,25 +296,16 @@ impl Ceremony {
             nip04: inbound.answer_scheme() == Scheme::Nip04,
             intents,
         };
-        let c = SessionRecord {
-            id: cid,
-            user: submitter,
-            intent: request,
-            status: SessionStatus::Pending,
-            state: "intent_received".into(),
-            current_step: None,
-            steps_completed: vec![],
-            created_at: now,
-            updated_at: now,
-            expires_at: now.plus_secs(self.config.session_ttl_secs),
-            step_deadline: Some(now.plus_secs(self.config.step_timeout_secs)),
-            error_code: None,
-            error_message: None,
-            data: serde_json::to_string(&SessionData::Batch(b.clone())).map_err(fatal)?,
-            batch_id: Some(request.to_string()),
-            ark_txid: None,
-            version: 0,
-        };
+        let mut c = unstarted(
+            cid,
+            submitter,
+            request,
+            now,
+            now.plus_secs(self.config.session_ttl_secs),
+            &SessionData::Batch(b.clone()),
+        )?;
+        c.step_deadline = Some(now.plus_secs(self.config.step_timeout_secs));
+        c.batch_id = Some(request.to_string());
         store.create_session(&c).await.map_err(transient)?;
         let Some(c) = store.session(&cid).await.map_err(transient)? else {
             return Err(transient("coordinator session vanished"));
@@ -400,25 +391,15 @@ impl Ceremony {
         let mut parties = Vec::with_capacity(d.valid.len());
         for (i, v) in d.valid.iter().enumerate() {
             let sid = SessionId::from(v.event_id);
-            let s = SessionRecord {
-                id: sid,
-                user: v.author,
-                intent: v.event_id,
-                status: SessionStatus::Pending,
-                state: "intent_received".into(),
-                current_step: None,
-                steps_completed: vec![],
-                created_at: now,
-                updated_at: now,
-                expires_at: c.expires_at.plus_secs(60),
-                step_deadline: None,
-                error_code: None,
-                error_message: None,
-                data: serde_json::to_string(&SessionData::Party).map_err(fatal)?,
-                batch_id: Some(batch_key.clone()),
-                ark_txid: None,
-                version: 0,
-            };
+            let mut s = unstarted(
+                sid,
+                v.author,
+                v.event_id,
+                now,
+                c.expires_at.plus_secs(60),
+                &SessionData::Party,
+            )?;
+            s.batch_id = Some(batch_key.clone());
             if store.create_session(&s).await.map_err(transient)? == Recorded::Duplicate {
                 let ours = store
                     .session(&sid)

@@ -1,7 +1,7 @@
 //! What a session row's `session_data` holds: the typed record of an
 //! unstarted intent or batch, a batch party, or the running ceremony.
 
-use ark_relay_core::{EventId, PubKey, SessionRecord};
+use ark_relay_core::{EventId, PubKey, SessionId, SessionRecord, SessionStatus, UnixTime};
 use ark_relay_protocol::crypto::Scheme;
 use serde::{Deserialize, Serialize};
 
@@ -60,4 +60,35 @@ impl BatchRequest {
             Scheme::Nip44
         }
     }
+}
+
+/// A session row whose ceremony has not started (`intent_received`), with
+/// no step deadline and no batch; callers set those where they apply.
+pub(crate) fn unstarted(
+    id: SessionId,
+    user: PubKey,
+    intent: EventId,
+    now: UnixTime,
+    expires_at: UnixTime,
+    data: &SessionData,
+) -> Result<SessionRecord, HandlerError> {
+    Ok(SessionRecord {
+        id,
+        user,
+        intent,
+        status: SessionStatus::Pending,
+        state: "intent_received".into(),
+        current_step: None,
+        steps_completed: vec![],
+        created_at: now,
+        updated_at: now,
+        expires_at,
+        step_deadline: None,
+        error_code: None,
+        error_message: None,
+        data: data.json()?,
+        batch_id: None,
+        ark_txid: None,
+        version: 0,
+    })
 }

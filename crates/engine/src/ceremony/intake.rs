@@ -7,14 +7,14 @@ use ark_relay_ceremony::{
 };
 use ark_relay_core::{
     AssetAmount, AssetId, Colour, ErrorCode, LedgerError, NewOutboxEvent, SessionId, SessionRecord,
-    SessionStatus, StoreError, Vtxo, VtxoId,
+    StoreError, Vtxo, VtxoId,
 };
 use ark_relay_protocol::content::{AssetRef, IntentType, SigningResponse};
 use ark_relay_protocol::crypto::Scheme;
 use ark_relay_protocol::intent::{validate_intent, ValidIntent};
 use ark_relay_protocol::{event_id_from_nostr, pubkey_from_nostr, Rejection};
 
-use super::data::SessionData;
+use super::data::{unstarted, SessionData};
 use super::runner::Runner;
 use super::{fatal, transient, Ceremony, CrashPoint};
 use crate::handlers::{HandlerError, JobOutcome};
@@ -243,25 +243,15 @@ impl Ceremony {
         if store.session(&sid).await.map_err(transient)?.is_none() {
             let author =
                 pubkey_from_nostr(&inbound.event.pubkey).ok_or_else(|| fatal("author key"))?;
-            let s = SessionRecord {
-                id: sid,
-                user: author,
-                intent: id,
-                status: SessionStatus::Pending,
-                state: "intent_received".into(),
-                current_step: None,
-                steps_completed: vec![],
-                created_at: now,
-                updated_at: now,
-                expires_at: now.plus_secs(self.config.session_ttl_secs),
-                step_deadline: Some(now.plus_secs(self.config.step_timeout_secs)),
-                error_code: None,
-                error_message: None,
-                data: String::new(),
-                batch_id: None,
-                ark_txid: None,
-                version: 0,
-            };
+            let mut s = unstarted(
+                sid,
+                author,
+                id,
+                now,
+                now.plus_secs(self.config.session_ttl_secs),
+                &SessionData::Received,
+            )?;
+            s.step_deadline = Some(now.plus_secs(self.config.step_timeout_secs));
             store.create_session(&s).await.map_err(transient)?;
         }
         match store.session(&sid).await.map_err(transient)? {

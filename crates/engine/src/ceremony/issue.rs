@@ -12,15 +12,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ark_relay_ceremony::{confirmation, Input, Payment, Phase, Purpose};
 use ark_relay_core::backends::ark::ArkServer;
-use ark_relay_core::{
-    Clock, Colour, DynStore, EventId, PubKey, SessionId, SessionRecord, SessionStatus, VtxoId,
-};
+use ark_relay_core::{Clock, Colour, DynStore, EventId, PubKey, SessionId, VtxoId};
 use ark_relay_protocol::content::Confirmation;
 use ark_relay_protocol::Rejection;
 use bitcoin::secp256k1::Keypair;
 use bitcoin::Txid;
 
-use super::data::SessionData;
+use super::data::{unstarted, SessionData};
 use super::runner::Runner;
 use super::CrashPoint;
 use crate::handlers::HandlerError;
@@ -192,25 +190,14 @@ impl Issuer {
             Ok(p) => p,
             Err(r) => return Err(IssueError::Rejected(r)),
         };
-        let row = SessionRecord {
-            id: *lock,
-            user: self.runner.relay,
-            intent: EventId::from_bytes(*lock.as_bytes()),
-            status: SessionStatus::Pending,
-            state: "intent_received".into(),
-            current_step: None,
-            steps_completed: vec![],
-            created_at: now,
-            updated_at: now,
-            expires_at: now.plus_secs(900),
-            step_deadline: None,
-            error_code: None,
-            error_message: None,
-            data: String::new(),
-            batch_id: None,
-            ark_txid: None,
-            version: 0,
-        };
+        let row = unstarted(
+            *lock,
+            self.runner.relay,
+            EventId::from_bytes(*lock.as_bytes()),
+            now,
+            now.plus_secs(900),
+            &SessionData::Received,
+        )?;
         store.create_session(&row).await.map_err(transient)?;
         let row = store
             .session(lock)

@@ -172,6 +172,24 @@ impl Runner {
         ) {
             return self.run_on(row, c, Input::Resume).await.map(Some);
         }
+        // Claim it first (a version-checked write of the same state), so a
+        // concurrent caller never submits it a second time.
+        let claim = SessionWrite {
+            session: &row,
+            mirrors: &[],
+            outbox: &[],
+            release_locks: false,
+        };
+        if !self
+            .store
+            .write_session(&claim, self.clock.now())
+            .await
+            .map_err(transient)?
+        {
+            return Ok(Some(c));
+        }
+        let mut row = row;
+        row.version += 1;
         let submit = Effect::Submit {
             ark_tx: c.ark_tx.clone(),
             checkpoints: c.checkpoints.clone(),
