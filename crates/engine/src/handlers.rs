@@ -199,31 +199,3 @@ impl BaseHandler {
         })
     }
 }
-
-/// A relay without the ceremony: answers requests, and refuses intents and
-/// signing responses with a clear code.
-#[async_trait]
-impl JobHandler for BaseHandler {
-    async fn handle(&self, job: &Job, _attempts: u32) -> Result<JobOutcome, HandlerError> {
-        let routed = crate::router::Routed::parse(job)?;
-        let inbound = &routed.inbound;
-        let out = match &routed.route {
-            crate::router::Route::Request(request) => return self.request(inbound, request).await,
-            crate::router::Route::Response => {
-                let r = Rejection::new(
-                    ErrorCode::UnknownSession,
-                    "no signing session is waiting for this response",
-                );
-                self.failure(inbound, &r, inbound.answer_scheme())?
-            }
-            crate::router::Route::Intent => {
-                let r = Rejection::new(
-                    ErrorCode::UnsupportedAction,
-                    "intent execution is not enabled on this relay yet",
-                );
-                self.failure(inbound, &r, Scheme::Nip44)?
-            }
-        };
-        Ok(JobOutcome { outbox: vec![out] })
-    }
-}

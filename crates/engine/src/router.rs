@@ -13,7 +13,10 @@ use ark_relay_protocol::Rejection;
 use async_trait::async_trait;
 
 use crate::ceremony::Ceremony;
-use crate::handlers::{HandlerError, JobHandler, JobOutcome};
+use ark_relay_core::ErrorCode;
+use ark_relay_protocol::crypto::Scheme;
+
+use crate::handlers::{BaseHandler, HandlerError, JobHandler, JobOutcome};
 use crate::ingest::{job_kind, InboundJob};
 use crate::ramp::Ramps;
 
@@ -131,5 +134,33 @@ impl JobHandler for Router {
             },
             Route::Request(request) => self.ceremony.base.request(inbound, request).await,
         }
+    }
+}
+
+/// A relay without the ceremony: answers requests, and refuses intents and
+/// signing responses with a clear code.
+#[async_trait]
+impl JobHandler for BaseHandler {
+    async fn handle(&self, job: &Job, _attempts: u32) -> Result<JobOutcome, HandlerError> {
+        let routed = Routed::parse(job)?;
+        let inbound = &routed.inbound;
+        let out = match &routed.route {
+            Route::Request(request) => return self.request(inbound, request).await,
+            Route::Response => {
+                let r = Rejection::new(
+                    ErrorCode::UnknownSession,
+                    "no signing session is waiting for this response",
+                );
+                self.failure(inbound, &r, inbound.answer_scheme())?
+            }
+            Route::Intent => {
+                let r = Rejection::new(
+                    ErrorCode::UnsupportedAction,
+                    "intent execution is not enabled on this relay yet",
+                );
+                self.failure(inbound, &r, Scheme::Nip44)?
+            }
+        };
+        Ok(JobOutcome { outbox: vec![out] })
     }
 }
