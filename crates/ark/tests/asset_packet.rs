@@ -273,3 +273,51 @@ proptest! {
         }
     }
 }
+
+/// Cost of the packet work a transfer adds (state the colour movement as a
+/// packet, encode it, decode and check it as arkd and the wallet do) next to
+/// one BIP-340 verification. Run with
+/// `cargo test --release -p ark-relay-ark --test asset_packet -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; run in release"]
+fn packet_cost_next_to_a_signature_check() {
+    use bitcoin::secp256k1::{Keypair, Message, Secp256k1, SecretKey};
+    use std::time::Instant;
+    let n = 20_000u32;
+    let asset: AssetId = X[..64].parse().unwrap();
+    let c = |a| {
+        Some(Colour {
+            asset,
+            amount: AssetAmount::new(a),
+        })
+    };
+    let start = Instant::now();
+    for i in 0..n {
+        let p = packet_for_colours(
+            &[c(1500 + u64::from(i)), None],
+            &[c(1000), c(490 + u64::from(i)), c(10), None],
+        )
+        .unwrap()
+        .unwrap();
+        let out = p.to_txout();
+        let t = tx(vec![out]);
+        let (_, back) = tx_packet(&t).unwrap().unwrap();
+        assert_eq!(output_assets(t.compute_txid(), &back).len(), 3);
+    }
+    let packet_us = start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let secp = Secp256k1::new();
+    let kp = Keypair::from_secret_key(&secp, &SecretKey::from_slice(&[7; 32]).unwrap());
+    let msg = Message::from_digest([9; 32]);
+    let sig = secp.sign_schnorr_no_aux_rand(&msg, &kp);
+    let pk = kp.x_only_public_key().0;
+    let start = Instant::now();
+    for _ in 0..n {
+        secp.verify_schnorr(&sig, &msg, &pk).unwrap();
+    }
+    let verify_us = start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    println!(
+        "packet build+encode+decode+read: {packet_us:.2} µs; BIP-340 verify: {verify_us:.2} µs; ratio {:.3}",
+        packet_us / verify_us
+    );
+    assert!(packet_us > 0.0 && verify_us > 0.0);
+}
