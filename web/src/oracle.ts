@@ -8,16 +8,14 @@
 // derived from the wallet's own VTXOs; every output is matched against the
 // default VTXO script of the owner its colour hint names.
 //
-// Colour: the page takes it from the hints (docs/protocol.md, checks 9 and
-// 10). `outputColours` is the one place that turns a challenge into "which
-// output carries which asset amount". The relay's ark txs now also carry the
-// Arkade Asset packet in a 0-sat extension output (`OP_RETURN "ARK"…`); the
-// page lets that one output through, as the reference wallet does, but does
-// NOT yet decode the packet and compare it with the hints as the reference
-// wallet's crates/wallet/src/packet.rs does — that belongs in
-// `outputColours`, and every check below keeps working unchanged.
+// Colour: `outputColours` turns the hints into "which output carries which
+// asset amount" (docs/protocol.md, checks 9 and 10), and the ark tx's Arkade
+// Asset packet (a 0-sat extension output, `OP_RETURN "ARK"…`) must say the
+// same and list my inputs with exactly their colour (packet.ts, the twin of
+// crates/wallet/src/packet.rs).
 
 import type * as btc from '@scure/btc-signer';
+import { checkPacket } from './packet';
 import {
   checkPresentSignatures,
   checkpointTxid,
@@ -62,6 +60,8 @@ export interface ColourHint {
   owner: string;
   asset: string;
   amount: number;
+  /** Of `amount`, what the owner burns on arrival (a land); the packet gives `amount − burned`. */
+  burned?: number;
 }
 
 /** The decrypted content of a 31511. */
@@ -365,6 +365,7 @@ export function verifyArkTx(ctx: Context, intent: Authorised, ch: Challenge): { 
   const inColour = new Map<string, number>();
   let inSats = 0n;
   const spent: string[] = [];
+  const ownInputs: [number, [string, number] | null][] = [];
   for (const r of payload.sign) {
     const i = r.input_index;
     const txin = tx.getInput(i);
@@ -385,8 +386,11 @@ export function verifyArkTx(ctx: Context, intent: Authorised, ch: Challenge): { 
     }
     inSats += BigInt(own.vtxo.sats);
     if (own.vtxo.asset_id) add(inColour, own.vtxo.asset_id, own.vtxo.amount);
+    ownInputs.push([i, own.vtxo.asset_id ? [own.vtxo.asset_id, own.vtxo.amount] : null]);
     spent.push(own.vtxo.vtxo);
   }
+  // Colour is read from the transaction: the packet must say what the hints say.
+  why.push(...checkPacket(tx, payload.colour, (a) => ctx.book.resolve(a), (a) => ctx.book.name(a), ownInputs));
   const colours = outputColours(ctx, tx, payload.colour, why);
   if (intent.batch) {
     why.push(...checkBatchOutputs(ctx, intent, tx, colours, inColour, inSats));
