@@ -144,6 +144,8 @@ test('a batch challenge that short-changes Alice by 1 gUSD is refused by the pag
   const refused = alice.page.locator('#swap-steps li.refused');
   assert.equal(await refused.count(), 1);
   assert.match(await refused.textContent(), /^Step 1\/2.*refused: .*outputs do not match my intent: I should own \d+ gUSD after the batch/);
+  // The Arkade Asset packet in the transaction contradicts the altered hint too.
+  assert.match(await refused.textContent(), /the asset packet gives \d+ gUSD, the colour hint says \d+ gUSD/);
   assert.match(await alice.page.textContent('#swap-outcome'), /refused/);
   assert.equal(alice.calls.slice(before).filter((c) => c.method === 'signSchnorr').length, 0, 'nothing signed');
   await alice.page.evaluate(() => delete window.__arkRelayTestHooks);
