@@ -937,3 +937,82 @@ fn the_random_scenarios_reach_every_ending() {
         );
     }
 }
+
+#[test]
+fn a_land_packet_burns_what_the_relay_receives_and_the_hint_says_so() {
+    let server = keypair(100);
+    let info = server_info(&server);
+    let relay = keypair(101);
+    let (alice, relay_key) = (pubkey(&keypair(1)), pubkey(&relay));
+    let landed = Payment {
+        burn: true,
+        ..Payment::to(relay_key, gbtc(1_000))
+    };
+    let fee = Payment {
+        fee: true,
+        ..Payment::to(relay_key, gbtc(1))
+    };
+    let req = PartyRequest::paying(alice, vec![landed, fee], None).unwrap();
+    let own = vec![vec![vtxo(
+        &info,
+        10,
+        alice,
+        330,
+        Some(gbtc(1_001)),
+        VtxoStatus::Assigned,
+    )]];
+    let inventory = vec![vtxo(
+        &info,
+        90,
+        relay_key,
+        5_000,
+        None,
+        VtxoStatus::Available,
+    )];
+    let p = plan(
+        &PlanRequest {
+            parties: std::slice::from_ref(&req),
+            relay_pays: &[],
+            relay: relay_key,
+            dust: Sats::new(330),
+        },
+        &own,
+        &inventory,
+    )
+    .unwrap();
+    assert_eq!(p.burned, vec![gbtc(1_000)]);
+    let now = UnixTime(1_000);
+    let ctx = Ctx {
+        now,
+        server: &info,
+        relay: &relay,
+        timing: Timing::default(),
+    };
+    let prepared = prepare(&p, &ctx).unwrap();
+    let landed_hint = prepared.hints.iter().find(|h| h.amount == 1_000).unwrap();
+    assert_eq!(
+        landed_hint.burned, 1_000,
+        "the hint says the relay burns it"
+    );
+    let t = start(
+        Start {
+            id: SessionId::from_bytes([200; 32]),
+            purpose: Purpose::Transfer,
+            parties: vec![Party {
+                author: alice,
+                intent: EventId::from_bytes([30; 32]),
+                session: SessionId::from_bytes([200; 32]),
+                span: p.spans[0],
+                signed: false,
+                summary: "land".into(),
+            }],
+            plan: p,
+            prepared,
+            issued: vec![],
+            expires_at: now.plus_secs(900),
+        },
+        &ctx,
+    )
+    .unwrap();
+    packet_is_the_ledger_change(&t.next);
+}
