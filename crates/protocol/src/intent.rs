@@ -55,6 +55,14 @@ impl IntentPolicy {
         }
     }
 
+    /// Whether a fee output may name `asset`: gBTC by ticker or by its id.
+    /// A policy that does not know gBTC's id (`fee_asset: None`) lets any id
+    /// through; the engine then requires it to be gBTC's, against its asset
+    /// registry (`names::is_gbtc`, 4001 otherwise).
+    pub fn may_be_fee_asset(&self, asset: &AssetRef) -> bool {
+        self.is_fee_asset(asset) || (matches!(asset, AssetRef::Id(_)) && self.fee_asset.is_none())
+    }
+
     /// The land fee for `landed` units: 0.1 % rounded up.
     pub fn land_fee(&self, landed: u64) -> Option<u64> {
         land_fee(landed, self.land_fee_ppm)
@@ -504,7 +512,7 @@ fn check_fee(
             }
         }
         _ => {
-            if !policy.is_fee_asset(&fee.asset) {
+            if !policy.may_be_fee_asset(&fee.asset) {
                 return Err(fee_error("fee must be paid in gBTC"));
             }
             if fee.amount != policy.transfer_fee {

@@ -24,6 +24,7 @@ use ark_relay_protocol::batch::{check_batch, check_conservation};
 use ark_relay_protocol::content::AssetRef;
 use ark_relay_protocol::crypto::Scheme;
 use ark_relay_protocol::intent::{validate_intent, ValidIntent};
+use ark_relay_protocol::names;
 use ark_relay_protocol::request::{parse_request, ServiceRequest, ServiceResponse};
 use ark_relay_protocol::{builders, event_id_from_nostr, pubkey_from_nostr, Rejection};
 use nostr::JsonUtil;
@@ -138,12 +139,25 @@ impl Ceremony {
             .iter()
             .flat_map(|v| v.mint.iter().map(|m| (m.asset, m.ticker.clone(), v.author)))
             .collect();
-        let by_ticker = |t: &str| {
-            assets
-                .iter()
-                .find(|x| x.ticker == t && x.enabled)
-                .map(|x| x.id)
-        };
+        // A ticker names at most one asset; gBTC only the relay's (names.rs).
+        let by_ticker = |t: &str| names::resolve(&assets, &AssetRef::Ticker(t.to_owned())).ok();
+        for (id, ticker, _) in &minted {
+            if !assets.iter().any(|a| a.id == *id) {
+                if let Err(r) = names::check_new_ticker(&assets, ticker) {
+                    return Ok(Err(r));
+                }
+            }
+        }
+        if let Some(o) = valid
+            .iter()
+            .flat_map(|v| v.outputs.iter())
+            .find(|o| o.fee && !names::is_gbtc(&assets, &o.asset))
+        {
+            return Ok(Err(Rejection::new(
+                ark_relay_core::ErrorCode::FeeOutput,
+                format!("fee must be paid in gBTC, not {}", o.asset),
+            )));
+        }
         let resolve = |a: &AssetRef| -> Option<AssetId> {
             match a {
                 AssetRef::Id(id) => assets

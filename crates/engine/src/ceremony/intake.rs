@@ -188,34 +188,36 @@ impl Runner {
 impl Ceremony {
     /// Resolves an asset reference to an enabled asset.
     async fn resolve(&self, asset: &AssetRef) -> Result<AssetId, Rejection> {
-        let unknown = || {
-            Rejection::new(
-                ErrorCode::UnknownVtxoOrAsset,
-                format!("unknown asset {asset}"),
-            )
-        };
-        let store = &self.runner.store;
-        match asset {
-            AssetRef::Id(id) => match store.asset(id).await {
-                Ok(Some(a)) if a.enabled => Ok(a.id),
-                Ok(_) => Err(unknown()),
-                Err(e) => Err(Rejection::new(e.code(), e.to_string())),
-            },
-            AssetRef::Ticker(t) => match store.assets().await {
-                Ok(all) => all
-                    .into_iter()
-                    .find(|a| &a.ticker == t && a.enabled)
-                    .map(|a| a.id)
-                    .ok_or_else(unknown),
-                Err(e) => Err(Rejection::new(e.code(), e.to_string())),
-            },
-        }
+        let all = self.assets().await?;
+        ark_relay_protocol::names::resolve(&all, asset)
+    }
+
+    async fn assets(&self) -> Result<Vec<ark_relay_core::Asset>, Rejection> {
+        self.runner
+            .store
+            .assets()
+            .await
+            .map_err(|e| Rejection::new(e.code(), e.to_string()))
     }
 
     /// The intent's payments with assets resolved; a land's payment to the
     /// relay is burned on arrival.
     async fn payments(&self, intent: &ValidIntent, land: bool) -> Result<Vec<Payment>, Rejection> {
         let mut payments = Vec::with_capacity(intent.outputs.len());
+        if !land && intent.outputs.iter().any(|o| o.fee) {
+            // A fee may name gBTC by ticker or by id (docs/protocol.md "Asset names").
+            let all = self.assets().await?;
+            if let Some(o) = intent
+                .outputs
+                .iter()
+                .find(|o| o.fee && !ark_relay_protocol::names::is_gbtc(&all, &o.asset))
+            {
+                return Err(Rejection::new(
+                    ErrorCode::FeeOutput,
+                    format!("fee must be paid in gBTC, not {}", o.asset),
+                ));
+            }
+        }
         for o in &intent.outputs {
             let colour = Colour {
                 asset: self.resolve(&o.asset).await?,
