@@ -884,3 +884,86 @@ async fn concurrent_batches_compete_for_inventory_without_double_spends() {
     }
     let _ = s.stop.send(true);
 }
+
+/// Issue #20's ticker squat: a DEX mints an L2 token with the ticker `gBTC`
+/// in a batch; the mint is refused (3001, the ticker is reserved) and nothing
+/// moves. An honest swap whose fee names gBTC by its asset id then settles.
+#[tokio::test]
+async fn a_gbtc_ticker_squat_is_refused_and_a_fee_by_gbtc_id_works() {
+    let s = setup(TestDb::sqlite().await.expect("SQLite")).await;
+    let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
+    let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
+    fund(&s, &alice_pk, s.gbtc, 5_000).await;
+    fund(&s, &dex_pk, s.gusd, 100_000).await;
+    fund(&s, &dex_pk, s.gbtc, 1_000).await;
+    let alice = wallet(&s, alice_keys).await;
+    let dex = wallet(&s, dex_keys).await;
+
+    let fake = l2_asset_id(&dex_pk, "gBTC");
+    let a = alice
+        .sign_batch_intent(&leg(
+            &alice,
+            IntentType::AtomicSwap,
+            "squat-a",
+            &[(dex_pk, AssetRef::gbtc(), 1_000)],
+            &[(dex_pk, id(fake), 1_000)],
+        ))
+        .await
+        .expect("alice");
+    let mut d = leg(
+        &dex,
+        IntentType::AtomicSwap,
+        "squat-d",
+        &[(alice_pk, id(fake), 1_000)],
+        &[(alice_pk, AssetRef::gbtc(), 1_000)],
+    );
+    d.mint = Some(vec![SupplyChange {
+        asset: id(fake),
+        ticker: "gBTC".into(),
+        amount: WireAmount::new(1_000),
+    }]);
+    let d = dex.sign_batch_intent(&d).await.expect("dex");
+    let err = dex
+        .submit_batch("squat", vec![a, d])
+        .await
+        .expect_err("squat refused");
+    assert_eq!(err.code(), Some(ErrorCode::BatchInconsistent), "{err}");
+    assert!(err.to_string().contains("reserved"), "{err}");
+    assert!(s.store.asset(&fake).await.expect("db").is_none());
+    assert_eq!(balance(&s, &alice_pk, &s.gbtc).await, 5_000);
+
+    // Honest swap, Alice's fee naming gBTC by id.
+    let mut a = leg(
+        &alice,
+        IntentType::AtomicSwap,
+        "swap-by-id-a",
+        &[(dex_pk, AssetRef::gbtc(), 1_000)],
+        &[(dex_pk, id(s.gusd), 650)],
+    );
+    for o in a.outputs.iter_mut().filter(|o| o.role.is_some()) {
+        o.asset = id(s.gbtc);
+    }
+    let a = alice.sign_batch_intent(&a).await.expect("alice");
+    let d = dex
+        .sign_batch_intent(&leg(
+            &dex,
+            IntentType::AtomicSwap,
+            "swap-by-id-d",
+            &[(alice_pk, id(s.gusd), 650)],
+            &[(alice_pk, AssetRef::gbtc(), 1_000)],
+        ))
+        .await
+        .expect("dex");
+    dex.submit_batch("swap-by-id", vec![a.clone(), d.clone()])
+        .await
+        .expect("accepted");
+    let (ra, rd) = tokio::join!(
+        alice.outcome(event_id_from_nostr(&a.id), OUTCOME),
+        dex.outcome(event_id_from_nostr(&d.id), OUTCOME)
+    );
+    ra.expect("alice swapped");
+    rd.expect("dex swapped");
+    assert_eq!(balance(&s, &alice_pk, &s.gbtc).await, 3_990);
+    assert_eq!(balance(&s, &alice_pk, &s.gusd).await, 650);
+    let _ = s.stop.send(true);
+}
