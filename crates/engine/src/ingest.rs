@@ -197,12 +197,19 @@ impl Ingestor {
             return Ok(IngestOutcome::Ignored(why));
         }
         let id = event_id_from_nostr(&event.id);
-        if self.store.processed_event(&id).await?.is_some() {
-            return Ok(IngestOutcome::Duplicate);
-        }
         let Some(author) = pubkey_from_nostr(&event.pubkey) else {
             return Ok(IngestOutcome::Ignored("author is not a valid key"));
         };
+        // An author being refused skips the duplicate lookup: its refusal's
+        // insert is deduplicated by the store's unique key instead, so a
+        // flood costs one write per event, not a read and a write.
+        let refusing = self
+            .limiter
+            .as_ref()
+            .is_some_and(|l| l.refusing(&author, std::time::Instant::now()));
+        if !refusing && self.store.processed_event(&id).await?.is_some() {
+            return Ok(IngestOutcome::Duplicate);
+        }
         let kind = event.kind.as_u16();
         let processed = ProcessedEvent {
             id,
@@ -222,7 +229,12 @@ impl Ingestor {
         }
         if let Some(limiter) = &self.limiter {
             match limiter.check(&author, std::time::Instant::now()) {
-                Verdict::Allow => {}
+                Verdict::Allow => {
+                    // The window ended since `refusing` was read.
+                    if refusing && self.store.processed_event(&id).await?.is_some() {
+                        return Ok(IngestOutcome::Duplicate);
+                    }
+                }
                 Verdict::RefuseAndAnswer => {
                     let l = limiter.limit();
                     let r = Rejection::new(

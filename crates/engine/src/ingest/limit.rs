@@ -61,6 +61,17 @@ impl Limiter {
         self.limit
     }
 
+    /// Whether `author`'s events are being refused silently at `now` (over
+    /// the limit and answered in the current window); counts nothing.
+    pub(crate) fn refusing(&self, author: &PubKey, now: Instant) -> bool {
+        let m = self
+            .authors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.get(author)
+            .is_some_and(|w| w.answered && now.duration_since(w.start) < self.limit.window)
+    }
+
     /// Counts one event of `author` at `now`.
     pub(crate) fn check(&self, author: &PubKey, now: Instant) -> Verdict {
         let mut m = self
@@ -116,7 +127,9 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(l.check(&a, t0), Verdict::Allow);
         }
+        assert!(!l.refusing(&a, t0));
         assert_eq!(l.check(&a, t0), Verdict::RefuseAndAnswer);
+        assert!(l.refusing(&a, t0));
         assert_eq!(l.check(&a, t0 + Duration::from_secs(1)), Verdict::Refuse);
         assert_eq!(l.check(&a, t0 + Duration::from_secs(9)), Verdict::Refuse);
         assert_eq!(
@@ -125,6 +138,7 @@ mod tests {
             "another key is not held back"
         );
         let t1 = t0 + Duration::from_secs(10);
+        assert!(!l.refusing(&a, t1), "the window ended");
         assert_eq!(l.check(&a, t1), Verdict::Allow, "a new window");
         for _ in 0..2 {
             assert_eq!(l.check(&a, t1), Verdict::Allow);
