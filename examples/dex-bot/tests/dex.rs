@@ -83,12 +83,16 @@ async fn alice_trades_with_the_dex_bot_over_nostr() {
     let relay_keys = Keys::generate();
     let relay_pk = pk(&relay_keys);
     let (gbtc, gusd) = (rand_id(), rand_id());
-    for (id, t) in [(gbtc, "gBTC"), (gusd, "gUSD")] {
+    // gBTC is the relay's own asset (only it may carry the reserved ticker).
+    for (id, t, kind) in [
+        (gbtc, "gBTC", AssetType::RelayIssued),
+        (gusd, "gUSD", AssetType::Permissionless),
+    ] {
         let asset = NewAsset {
             id,
             name: t.into(),
             ticker: t.into(),
-            asset_type: AssetType::Permissionless,
+            asset_type: kind,
             decimals: 0,
         };
         store
