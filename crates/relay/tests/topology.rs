@@ -169,6 +169,9 @@ async fn the_readme_topology_lifts_transfers_and_lands_from_nothing() {
     let nostr_url = format!("ws://127.0.0.1:{nostr_port}");
 
     // 3. One relay.toml for every role (README's, with this run's ports).
+    // One addition: the batch-size measurement below funds 30 parties from
+    // one key within seconds, which the default per-key rate limit (120
+    // events per 10 s, docs/operations.md) would answer with 9001.
     let prefix = format!("ark-relay-topology-{}", common::unique_suffix());
     let config = root.join("relay.toml");
     let daemon = |name: &str| {
@@ -184,7 +187,7 @@ async fn the_readme_topology_lifts_transfers_and_lands_from_nothing() {
         &config,
         format!(
             "data_dir = {:?}\ndatabase_url = {:?}\nredis_url = {redis:?}\nnostr_relays = [{nostr_url:?}]\n\
-             [run]\nredis_prefix = {prefix:?}\n\
+             [run]\nredis_prefix = {prefix:?}\nrate_limit_events = 0\n\
              [ark]\nurl = {:?}\nsimulator = true\n{}{}",
             root.join("data").display().to_string(),
             db.url(),
