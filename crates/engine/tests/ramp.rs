@@ -393,6 +393,17 @@ async fn request_lift(e: &Env, w: &Wallet, amount: u64) -> (Event, String) {
 
 /// A `land_lightning` intent paying `invoice` for `amount` (+ 0.1 % fee).
 fn land_intent(e: &Env, w: &Wallet, invoice: &str, amount: u64) -> Event {
+    builders::intent(&w.keys, &e.relay_pk, &land_content(e, invoice, amount)).unwrap()
+}
+
+/// A land whose fee names gBTC by id (the landed output uses the ticker).
+fn land_intent_fee_by_id(e: &Env, w: &Wallet, invoice: &str, amount: u64) -> Event {
+    let mut c = land_content(e, invoice, amount);
+    c.outputs[1].asset = AssetRef::Id(e.gbtc);
+    builders::intent(&w.keys, &e.relay_pk, &c).unwrap()
+}
+
+fn land_content(e: &Env, invoice: &str, amount: u64) -> IntentContent {
     let fee = ark_relay_protocol::intent::land_fee(amount, 1_000).unwrap();
     let mut c = IntentContent::transfer(
         format!("land-{}", rand_id()),
@@ -405,7 +416,7 @@ fn land_intent(e: &Env, w: &Wallet, invoice: &str, amount: u64) -> Event {
     );
     c.intent_type = "land_lightning".into();
     c.memo = Some(invoice.to_owned());
-    builders::intent(&w.keys, &e.relay_pk, &c).unwrap()
+    c
 }
 
 fn rand_id() -> String {
@@ -472,7 +483,8 @@ async fn scenario_1_lift_and_scenario_2_land() {
 
     // Scenario 2: land 0.05 BTC (fee 0.1 % = 5 000 sat).
     let (invoice, hash) = e.external_invoice(5_000_000, 3_600).await;
-    let intent = land_intent(&e, &alice, &invoice, 5_000_000);
+    // The fee names gBTC by its id, the landed output by its ticker.
+    let intent = land_intent_fee_by_id(&e, &alice, &invoice, 5_000_000);
     alice.publish(&intent).await;
     let c = confirmation_of(&alice, &intent.id).await;
     let preimage = hex::decode(c.preimage.as_deref().expect("the preimage")).unwrap();
@@ -689,6 +701,33 @@ async fn land_refuses_bad_invoices_at_receipt() {
         failure_code(&alice, &mismatch.id).await,
         ErrorCode::InvoiceAmountMismatch
     );
+    // A fee named by the id of another asset (the landed output names gBTC
+    // by ticker): the names cannot be compared as written, the resolved
+    // assets differ, 4001.
+    let gusd = AssetId::from_bytes([0x55; 32]);
+    e.store
+        .register_asset(
+            &NewAsset {
+                id: gusd,
+                name: "gUSD".into(),
+                ticker: "gUSD".into(),
+                asset_type: AssetType::Permissionless,
+                decimals: 0,
+            },
+            UnixTime::now(),
+        )
+        .await
+        .unwrap();
+    let (fee_elsewhere, _) = e.external_invoice(1_000, 3_600).await;
+    let mut c = land_content(&e, &fee_elsewhere, 1_000);
+    c.outputs[1].asset = AssetRef::Id(gusd);
+    let wrong_fee = builders::intent(&alice.keys, &e.relay_pk, &c).unwrap();
+    alice.publish(&wrong_fee).await;
+    assert_eq!(
+        failure_code(&alice, &wrong_fee.id).await,
+        ErrorCode::FeeOutput
+    );
+
     // The same invoice twice: paid once, the second land refused.
     let (once, _) = e.external_invoice(1_000, 3_600).await;
     let first = land_intent(&e, &alice, &once, 1_000);

@@ -501,7 +501,15 @@ fn check_fee(
             let expected = policy
                 .land_fee(landed)
                 .ok_or_else(|| Rejection::new(ErrorCode::InvalidAmount, "fee overflows"))?;
-            if Some(&fee.asset) != asset {
+            // An id and a ticker cannot be compared here (the policy may not
+            // know the asset's id): the engine compares them once it has
+            // resolved both. Names of the same kind must agree as written.
+            let comparable = matches!(
+                (&fee.asset, asset),
+                (AssetRef::Id(_), Some(AssetRef::Id(_)))
+                    | (AssetRef::Ticker(_), Some(AssetRef::Ticker(_)))
+            );
+            if asset.is_none() || (comparable && Some(&fee.asset) != asset) {
                 return Err(fee_error("land fee must be paid in the landed asset"));
             }
             if fee.amount != expected {

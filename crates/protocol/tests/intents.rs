@@ -276,6 +276,20 @@ fn land_fee_is_a_tenth_of_a_percent_rounded_up() {
     let mut to_bob = land(5_000_000, 5_000, Some("lnbcrt1..."));
     to_bob.outputs[0].recipient = c.bob.to_string();
     assert_eq!(c.check(&to_bob), Err(ErrorCode::Malformed));
+    // The fee may name the landed asset by id while the landed output uses
+    // its ticker (the engine compares them once resolved); two different
+    // tickers, or two different ids, are refused here.
+    let gbtc_id = ark_relay_core::AssetId::from_bytes([7; 32]);
+    let mut by_id = land(5_000_000, 5_000, Some("lnbcrt1..."));
+    by_id.outputs[1].asset = AssetRef::Id(gbtc_id);
+    assert_eq!(c.check(&by_id), Ok(()));
+    let mut other_ticker = land(5_000_000, 5_000, Some("lnbcrt1..."));
+    other_ticker.outputs[1].asset = AssetRef::Ticker("gUSD".into());
+    assert_eq!(c.check(&other_ticker), Err(ErrorCode::FeeOutput));
+    let mut two_ids = land(5_000_000, 5_000, Some("lnbcrt1..."));
+    two_ids.outputs[0].asset = AssetRef::Id(ark_relay_core::AssetId::from_bytes([8; 32]));
+    two_ids.outputs[1].asset = AssetRef::Id(gbtc_id);
+    assert_eq!(c.check(&two_ids), Err(ErrorCode::FeeOutput));
 }
 
 #[test]

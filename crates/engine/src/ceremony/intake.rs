@@ -316,6 +316,23 @@ impl Ceremony {
             Ok(p) => p,
             Err(r) => return self.refuse_intent(&row, r).await,
         };
+        // A land's fee is paid in the landed asset, however each is named.
+        let landed: Vec<AssetId> = payments
+            .iter()
+            .filter(|p| !p.fee)
+            .map(|p| p.colour.asset)
+            .collect();
+        if land
+            && payments
+                .iter()
+                .any(|p| p.fee && !landed.contains(&p.colour.asset))
+        {
+            let r = Rejection::new(
+                ErrorCode::FeeOutput,
+                "land fee must be paid in the landed asset",
+            );
+            return self.refuse_intent(&row, r).await;
+        }
         let summary = describe(&payments, &self.runner.relay);
         let party = match PartyRequest::paying(intent.author, payments, intent.inputs.clone()) {
             Ok(p) => p,
