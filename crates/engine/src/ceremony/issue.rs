@@ -95,9 +95,7 @@ impl Issuer {
         keypair: Keypair,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let secret = nostr::SecretKey::from_slice(&keypair.secret_bytes())
-            .unwrap_or_else(|_| nostr::SecretKey::generate());
-        let keys = nostr::Keys::new(secret);
+        let keys = nostr::Keys::new(nostr::SecretKey::from(keypair.secret_key()));
         Self {
             runner: Runner::new(store, ark, keys, clock, 60),
             crash: None,
