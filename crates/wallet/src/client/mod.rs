@@ -617,12 +617,31 @@ impl Wallet {
     /// Publishes an already-built intent and authorises its session (for
     /// callers that build their own content). Returns the intent id.
     pub async fn publish_intent(&self, content: &IntentContent) -> Result<EventId, WalletError> {
+        let (ev, intent_id) = self
+            .sign_and_authorise(content, AuthorisedIntent::from_intent)
+            .await?;
+        self.publish(&ev).await?;
+        Ok(intent_id)
+    }
+
+    /// Signs `content` as a 31510 and authorises its signing session (built
+    /// by `authorise` from the intent and the wallet's current VTXOs).
+    async fn sign_and_authorise(
+        &self,
+        content: &IntentContent,
+        authorise: fn(
+            EventId,
+            &IntentContent,
+            &PubKey,
+            &AssetBook,
+        ) -> Result<AuthorisedIntent, String>,
+    ) -> Result<(Event, EventId), WalletError> {
         self.params().await?;
         let vtxos = self.sync().await?;
         let ev = builders::intent(&self.inner.keys, &self.inner.relay, content)
             .map_err(|e| WalletError::Invalid(e.to_string()))?;
         let intent_id = event_id_from_nostr(&ev.id);
-        let authorised = AuthorisedIntent::from_intent(
+        let authorised = authorise(
             intent_id,
             content,
             &self.inner.me,
@@ -632,8 +651,7 @@ impl Wallet {
         if let Some(s) = self.lock().signer.as_mut() {
             s.authorise(authorised, vtxos);
         }
-        self.publish(&ev).await?;
-        Ok(intent_id)
+        Ok((ev, intent_id))
     }
 
     /// Signs a batch intent (`atomic_swap`, `add_liquidity`,
@@ -643,22 +661,10 @@ impl Wallet {
     /// submitter (a DEX). The relay's challenges for it are then answered
     /// only if the batch transaction pays exactly this intent's legs.
     pub async fn sign_batch_intent(&self, content: &IntentContent) -> Result<Event, WalletError> {
-        self.params().await?;
-        let vtxos = self.sync().await?;
-        let ev = builders::intent(&self.inner.keys, &self.inner.relay, content)
-            .map_err(|e| WalletError::Invalid(e.to_string()))?;
-        let intent_id = event_id_from_nostr(&ev.id);
-        let authorised = AuthorisedIntent::from_batch_intent(
-            intent_id,
-            content,
-            &self.inner.me,
-            &AssetBook::from_vtxos(&vtxos),
-        )
-        .map_err(WalletError::Invalid)?;
+        let (ev, intent_id) = self
+            .sign_and_authorise(content, AuthorisedIntent::from_batch_intent)
+            .await?;
         let mut st = self.lock();
-        if let Some(s) = st.signer.as_mut() {
-            s.authorise(authorised, vtxos);
-        }
         let first = content.outputs.first();
         st.history.push(HistoryEntry {
             direction: "sent".into(),
