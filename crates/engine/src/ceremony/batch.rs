@@ -298,7 +298,12 @@ impl Ceremony {
         }
         // A dry run of the plan, so that a batch that cannot be funded
         // consumes nothing.
-        if let Err(r) = self.dry_plan(&derived).await? {
+        let check = |p: &Plan| conserved(p, &derived);
+        if let Err(r) = self
+            .runner
+            .plan_once(&cid, &derived.requests, &[], &check, 1)
+            .await?
+        {
             return self.refuse_request(inbound, &r);
         }
         let submitter = pubkey_from_nostr(&inbound.event.pubkey).ok_or_else(|| fatal("author"))?;
@@ -345,32 +350,6 @@ impl Ceremony {
             store.register_asset(&asset, now).await.map_err(transient)?;
         }
         self.start_batch(c, b, Some(derived)).await
-    }
-
-    /// The plan of `d`, without locking anything.
-    async fn dry_plan(&self, d: &Derived) -> Result<Result<Plan, Rejection>, HandlerError> {
-        let server = self.runner.server_info().await?;
-        let store = &self.runner.store;
-        let mut vtxos = Vec::with_capacity(d.requests.len());
-        for p in &d.requests {
-            vtxos.push(store.unspent_vtxos(&p.author).await.map_err(transient)?);
-        }
-        let inventory = store
-            .free_inventory(&self.runner.relay, 0, 32)
-            .await
-            .map_err(transient)?;
-        let req = ark_relay_ceremony::PlanRequest {
-            parties: &d.requests,
-            relay_pays: &[],
-            relay: self.runner.relay,
-            dust: server.dust(),
-        };
-        Ok(
-            ark_relay_ceremony::plan(&req, &vtxos, &inventory).and_then(|p| {
-                conserved(&p, d)?;
-                Ok(p)
-            }),
-        )
     }
 
     /// Locks, builds, creates the party sessions and sends every party its

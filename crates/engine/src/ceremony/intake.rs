@@ -42,48 +42,17 @@ impl Runner {
         relay_pays: &[Payment],
         check: &(dyn Fn(&Plan) -> Result<(), Rejection> + Send + Sync),
     ) -> Result<Result<Plan, Rejection>, HandlerError> {
-        let server = self.server_info().await?;
         self.store.release_locks(session).await.map_err(transient)?;
-        let req = PlanRequest {
-            parties,
-            relay_pays,
-            relay: self.relay,
-            dust: server.dust(),
-        };
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let mut vtxos: Vec<Vec<Vtxo>> = Vec::with_capacity(parties.len());
-            for p in parties {
-                vtxos.push(
-                    self.store
-                        .unspent_vtxos(&p.author)
-                        .await
-                        .map_err(transient)?,
-                );
-            }
-            // A window of free inventory at a pseudo-random offset, so that
-            // concurrent sessions rarely race for the same VTXOs.
-            let spread = u32::from(session.as_bytes()[0]) * 8 + attempt * 37;
-            let mut inventory = self
-                .store
-                .free_inventory(&self.relay, spread % 256, INVENTORY_WINDOW)
-                .await
-                .map_err(transient)?;
-            if inventory.is_empty() {
-                inventory = self
-                    .store
-                    .free_inventory(&self.relay, 0, INVENTORY_WINDOW)
-                    .await
-                    .map_err(transient)?;
-            }
-            let p = match plan(&req, &vtxos, &inventory) {
+            let p = match self
+                .plan_once(session, parties, relay_pays, check, attempt)
+                .await?
+            {
                 Ok(p) => p,
                 Err(r) => return Ok(Err(r)),
             };
-            if let Err(r) = check(&p) {
-                return Ok(Err(r));
-            }
             let ids: Vec<VtxoId> = p.inputs.iter().map(|v| v.id).collect();
             match self.store.lock_vtxos(&ids, session, self.clock.now()).await {
                 Ok(()) => {
@@ -98,6 +67,53 @@ impl Runner {
                 Err(e) => return Err(transient(e)),
             }
         }
+    }
+
+    /// One plan, checked with `check`, locking nothing (a batch's dry run
+    /// before it consumes its intents; each attempt of [`Self::plan_and_lock`]).
+    pub(crate) async fn plan_once(
+        &self,
+        session: &SessionId,
+        parties: &[PartyRequest],
+        relay_pays: &[Payment],
+        check: &(dyn Fn(&Plan) -> Result<(), Rejection> + Send + Sync),
+        attempt: u32,
+    ) -> Result<Result<Plan, Rejection>, HandlerError> {
+        let server = self.server_info().await?;
+        let req = PlanRequest {
+            parties,
+            relay_pays,
+            relay: self.relay,
+            dust: server.dust(),
+        };
+        let mut vtxos: Vec<Vec<Vtxo>> = Vec::with_capacity(parties.len());
+        for p in parties {
+            vtxos.push(
+                self.store
+                    .unspent_vtxos(&p.author)
+                    .await
+                    .map_err(transient)?,
+            );
+        }
+        // A window of free inventory at a pseudo-random offset, so that
+        // concurrent sessions rarely race for the same VTXOs.
+        let spread = u32::from(session.as_bytes()[0]) * 8 + attempt * 37;
+        let mut inventory = self
+            .store
+            .free_inventory(&self.relay, spread % 256, INVENTORY_WINDOW)
+            .await
+            .map_err(transient)?;
+        if inventory.is_empty() {
+            inventory = self
+                .store
+                .free_inventory(&self.relay, 0, INVENTORY_WINDOW)
+                .await
+                .map_err(transient)?;
+        }
+        Ok(plan(&req, &vtxos, &inventory).and_then(|p| {
+            check(&p)?;
+            Ok(p)
+        }))
     }
 
     /// The first transition of a ceremony over `plan`: builds the
