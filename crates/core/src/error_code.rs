@@ -67,6 +67,8 @@ error_codes! {
     InputLocked = 2004, "INPUT_LOCKED", "input VTXO locked by another session";
     /// An amount is zero, out of range or below dust.
     InvalidAmount = 2005, "INVALID_AMOUNT", "amount invalid or below dust";
+    /// An input VTXO's colour in the ledger disagrees with the Ark server's indexer (reconciliation marked it disputed).
+    ColourMismatch = 2006, "COLOUR_MISMATCH", "input VTXO colour disagrees with the Ark server's indexer";
     /// The legs of an atomic batch are inconsistent.
     BatchInconsistent = 3001, "BATCH_INCONSISTENT", "atomic batch validation failed (inconsistent witness)";
     /// A party of an atomic batch did not sign in time.
@@ -96,6 +98,28 @@ error_codes! {
     BackendUnavailable = 7001, "BACKEND_UNAVAILABLE", "backend unavailable (read-only mode)";
     /// The Ark server rejected the transaction.
     ArkRejected = 7002, "ARK_REJECTED", "Ark server rejected the transaction";
+    /// A liquidation's oracle price event is older than `[conditional] max_price_age_secs` (or from the future).
+    StalePrice = 8001, "STALE_PRICE", "oracle price too old for a liquidation";
+    /// The oracle price is not beyond the liquidation price computed from the signed position terms.
+    PriceNotBeyondThreshold = 8002, "PRICE_NOT_BEYOND_THRESHOLD", "price has not crossed the position's liquidation price";
+    /// The price event is not signed by the oracle the user named in `open_perp`.
+    WrongOracle = 8003, "WRONG_ORACLE", "price not signed by the oracle named in the position terms";
+    /// The witness's `open_perp` did not create the named position VTXO.
+    WitnessMismatch = 8004, "WITNESS_MISMATCH", "witness does not belong to this position";
+    /// An event of the witness has a bad id or signature (a forged `open_perp` or price).
+    InvalidWitnessSignature = 8005, "INVALID_WITNESS_SIGNATURE", "witness event id or signature invalid";
+    /// The position was already liquidated (or its VTXO is spent or being spent).
+    AlreadyLiquidated = 8006, "ALREADY_LIQUIDATED", "position already liquidated";
+    /// The liquidation pays or burns something other than what the position terms allow.
+    LiquidationPayoutMismatch = 8007, "LIQUIDATION_PAYOUT_MISMATCH", "liquidation moves value the terms do not allow";
+    /// The price event is for another pair or another number of decimals than the terms.
+    PricePairMismatch = 8008, "PRICE_PAIR_MISMATCH", "price event is for another pair or precision";
+    /// The witness is missing, not JSON events, or not an `open_perp` and a price event.
+    MalformedWitness = 8009, "MALFORMED_WITNESS", "liquidation witness malformed";
+    /// The `open_perp` position terms are invalid (leverage, maintenance margin, keys, assets).
+    InvalidPerpTerms = 8010, "INVALID_PERP_TERMS", "invalid perpetual position terms";
+    /// The liquidation is not signed by the DEX named in the position terms.
+    NotTheDex = 8011, "NOT_THE_DEX", "liquidation not authored by the position's DEX";
     /// Too many requests from this author.
     RateLimited = 9001, "RATE_LIMITED", "rate limited";
 }
