@@ -15,6 +15,7 @@ mod ledger;
 mod port;
 mod ramp;
 mod records;
+mod rounds;
 mod rows;
 mod sessions;
 mod settlement;
