@@ -19,7 +19,7 @@ use ark_core::server::{GetVtxosRequest, GetVtxosRequestFilter, StreamTransaction
 use ark_relay_ark::RelativeLocktime;
 use ark_relay_core::backends::ark::{
     ArkInfo, ArkServer, ArkServerError, ArkTxEvent, ArkTxStream, IntentProof, ScriptEvent,
-    ScriptEventStream, ServerVtxo, SubmittedTx, VtxoFilter, VtxoQuery,
+    ScriptEventStream, ServerAsset, ServerVtxo, SubmittedTx, VtxoFilter, VtxoQuery,
 };
 use ark_relay_core::{Sats, VtxoId};
 use ark_relay_proto::ark::v1::ErrorDetails;
@@ -152,6 +152,14 @@ fn to_server_vtxo(v: &ark_core::server::VirtualTxOutPoint) -> ServerVtxo {
         spent_by: v.spent_by,
         ark_txid: v.ark_txid,
         depth: v.depth,
+        assets: v
+            .assets
+            .iter()
+            .map(|a| ServerAsset {
+                asset_id: a.asset_id.to_string(),
+                amount: a.amount,
+            })
+            .collect(),
     }
 }
 

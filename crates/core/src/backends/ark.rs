@@ -104,6 +104,18 @@ pub struct ServerVtxo {
     pub ark_txid: Option<Txid>,
     /// Chain depth since the last batch.
     pub depth: u32,
+    /// The asset denominations it carries (arkd `Vtxo.Assets`, assigned by
+    /// the asset packet of the tx that created it), in the server's order.
+    pub assets: Vec<ServerAsset>,
+}
+
+/// One asset denomination of a VTXO as the server's indexer reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerAsset {
+    /// The Arkade asset id in its string form (68 hex: genesis txid + group index).
+    pub asset_id: String,
+    /// Base units.
+    pub amount: u64,
 }
 
 /// Which VTXOs to list.
