@@ -24,6 +24,7 @@ mod build;
 mod io;
 pub mod machine;
 pub mod plan;
+pub mod round;
 pub mod state;
 
 pub use build::{colour_balance, confirmation, new_vtxos, prepare, start, Prepared, Start};
