@@ -139,6 +139,13 @@ pub enum IntentType {
     RemoveLiquidity,
     /// Move a VTXO to the relay and have it pay a BOLT11 invoice (in `memo`).
     LandLightning,
+    /// Open a perpetual position: pay margin to a DEX and receive its
+    /// position token, under the signed terms in `perp` (submitted in a batch;
+    /// `crate::perps`).
+    OpenPerp,
+    /// A DEX liquidates a position: spends the position VTXO through its
+    /// conditional leaf with the `witness` (`crate::perps`).
+    Liquidate,
 }
 
 impl IntentType {
@@ -150,23 +157,30 @@ impl IntentType {
             IntentType::AddLiquidity => "add_liquidity",
             IntentType::RemoveLiquidity => "remove_liquidity",
             IntentType::LandLightning => "land_lightning",
+            IntentType::OpenPerp => "open_perp",
+            IntentType::Liquidate => "liquidate",
         }
     }
 
     /// Every type, for validation messages and docs.
-    pub const ALL: [IntentType; 5] = [
+    pub const ALL: [IntentType; 7] = [
         IntentType::P2pTransfer,
         IntentType::AtomicSwap,
         IntentType::AddLiquidity,
         IntentType::RemoveLiquidity,
         IntentType::LandLightning,
+        IntentType::OpenPerp,
+        IntentType::Liquidate,
     ];
 
     /// Whether intents of this type are only valid inside a `submit_batch`.
     pub const fn needs_batch(self) -> bool {
         matches!(
             self,
-            IntentType::AtomicSwap | IntentType::AddLiquidity | IntentType::RemoveLiquidity
+            IntentType::AtomicSwap
+                | IntentType::AddLiquidity
+                | IntentType::RemoveLiquidity
+                | IntentType::OpenPerp
         )
     }
 
@@ -266,6 +280,12 @@ pub struct IntentContent {
     /// only): taken from what the other parties of the batch pay the author.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burn: Option<Vec<SupplyChange>>,
+    /// `open_perp` only: the position terms the author agrees to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perp: Option<crate::perps::PerpTerms>,
+    /// `liquidate` only: the signed `open_perp` and the oracle's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<crate::perps::Witness>,
     /// Unix time after which the relay must not execute the intent.
     pub expires_at: i64,
 }
@@ -519,6 +539,8 @@ impl IntentContent {
             memo: None,
             mint: None,
             burn: None,
+            perp: None,
+            witness: None,
             expires_at,
         }
     }
@@ -573,6 +595,8 @@ impl IntentContent {
             memo: None,
             mint: None,
             burn: None,
+            perp: None,
+            witness: None,
             expires_at,
         }
     }

@@ -445,6 +445,8 @@ pub fn validate_intent(
         }
     }
 
+    crate::perps::check_shape(intent_type, &c, &outputs, &counterparty_legs)?;
+
     Ok(ValidIntent {
         event_id: event_id_from_nostr(&event.id),
         author,

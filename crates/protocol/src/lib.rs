@@ -19,6 +19,7 @@ pub mod invoice;
 mod keys;
 pub mod kinds;
 pub mod names;
+pub mod perps;
 pub mod rejection;
 pub mod request;
 pub mod transport;
