@@ -91,6 +91,15 @@ impl WebSocketTransport for ExpiredTap {
                 };
                 std::future::ready(keep.then_some(msg))
             });
+            // A peer gone without a close frame ends the stream like a close
+            // (see `quiet.rs`): the pool reconnects without an ERROR line.
+            let stream = stream.take_while(|msg| {
+                let reset = matches!(msg, Err(e) if crate::quiet::is_reset(e));
+                if reset {
+                    tracing::debug!("relay connection reset without a closing handshake");
+                }
+                std::future::ready(!reset)
+            });
             Ok((sink, Box::pin(stream) as WebSocketStream))
         })
     }

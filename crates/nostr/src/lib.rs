@@ -13,7 +13,9 @@ mod dev_relay;
 mod expired;
 mod memdb;
 mod pool;
+mod quiet;
 
 pub use dev_relay::{DevRelay, DevRelayOptions};
 pub use memdb::KeepAllDatabase;
 pub use pool::{PoolOptions, PoolTransport};
+pub use quiet::QuietResets;
