@@ -28,6 +28,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod queue;
 pub mod ramp;
+pub mod reconcile;
 pub mod rounds;
 pub mod session;
 pub mod settlement;
