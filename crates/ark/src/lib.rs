@@ -61,6 +61,7 @@
 pub mod address;
 pub mod asset;
 pub mod check;
+pub mod conditional;
 mod error;
 pub mod intent;
 pub mod locktime;
