@@ -19,10 +19,14 @@ use ark_core::server::{GetVtxosRequest, GetVtxosRequestFilter, StreamTransaction
 use ark_relay_ark::RelativeLocktime;
 use ark_relay_core::backends::ark::{
     ArkInfo, ArkServer, ArkServerError, ArkTxEvent, ArkTxStream, IntentProof, ScriptEvent,
-    ScriptEventStream, ServerAsset, ServerVtxo, SubmittedTx, VtxoFilter, VtxoQuery,
+    ScriptEventStream, ServerAsset, ServerAssetInfo, ServerVtxo, SubmittedTx, VtxoFilter,
+    VtxoQuery,
 };
+use ark_relay_core::backends::rounds::{RoundEventStream, RoundTerms};
 use ark_relay_core::{Sats, VtxoId};
 use ark_relay_proto::ark::v1::ErrorDetails;
+use bitcoin::secp256k1::PublicKey;
+use std::collections::BTreeMap;
 
 use crate::resilience::{BreakerOpen, Resilience, RetryPolicy, Transient};
 use ark_relay_proto::google::rpc::Status as RpcStatus;
@@ -335,6 +339,24 @@ impl ArkServer for ArkdClient {
         Ok(res.vtxos.iter().map(to_server_vtxo).collect())
     }
 
+    async fn get_asset(&self, asset_id: &str) -> Result<ServerAssetInfo, ArkServerError> {
+        let id: ark_core::asset::AssetId = asset_id
+            .parse()
+            .map_err(|e| protocol(format!("asset id {asset_id}: {e}")))?;
+        let info = self
+            .resilience
+            .call(RetryPolicy::IDEMPOTENT, || async {
+                self.inner.get_asset(id).await.map_err(map_error)
+            })
+            .await?;
+        Ok(ServerAssetInfo {
+            asset_id: info.asset_id.to_string(),
+            supply: info.supply,
+            metadata_hex: info.metadata,
+            control_asset: info.control_asset_id.map(|c| c.to_string()),
+        })
+    }
+
     async fn subscribe_transactions(&self) -> Result<ArkTxStream, ArkServerError> {
         let stream = self
             .resilience
@@ -393,6 +415,52 @@ impl ArkServer for ArkdClient {
                     .map_err(map_error)
             })
             .await
+    }
+
+    async fn round_terms(&self) -> Result<RoundTerms, ArkServerError> {
+        self.rounds_terms().await
+    }
+
+    async fn register_intent(&self, intent: &IntentProof) -> Result<String, ArkServerError> {
+        self.rounds_register(intent).await
+    }
+
+    async fn delete_intent(&self, intent: &IntentProof) -> Result<(), ArkServerError> {
+        self.rounds_delete(intent).await
+    }
+
+    async fn confirm_registration(&self, intent_id: &str) -> Result<(), ArkServerError> {
+        self.rounds_confirm(intent_id).await
+    }
+
+    async fn round_events(&self, topics: &[String]) -> Result<RoundEventStream, ArkServerError> {
+        self.rounds_events(topics).await
+    }
+
+    async fn submit_tree_nonces(
+        &self,
+        round_id: &str,
+        cosigner: &PublicKey,
+        nonces: &BTreeMap<Txid, Vec<u8>>,
+    ) -> Result<(), ArkServerError> {
+        self.rounds_nonces(round_id, cosigner, nonces).await
+    }
+
+    async fn submit_tree_signatures(
+        &self,
+        round_id: &str,
+        cosigner: &PublicKey,
+        signatures: &BTreeMap<Txid, Vec<u8>>,
+    ) -> Result<(), ArkServerError> {
+        self.rounds_signatures(round_id, cosigner, signatures).await
+    }
+
+    async fn submit_signed_forfeits(
+        &self,
+        forfeits: &[Psbt],
+        commitment: Option<&Psbt>,
+    ) -> Result<(), ArkServerError> {
+        self.rounds_forfeits(forfeits, commitment).await
     }
 
     async fn script_events(&self, subscription: &str) -> Result<ScriptEventStream, ArkServerError> {

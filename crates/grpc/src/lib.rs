@@ -14,5 +14,6 @@ pub mod inventory;
 pub mod lnd;
 pub mod macaroon;
 pub mod resilience;
+pub mod rounds;
 pub mod tapd;
 pub mod tls;

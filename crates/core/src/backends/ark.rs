@@ -24,6 +24,7 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Network, Psbt, ScriptBuf, Txid};
 use futures::Stream;
 
+use super::rounds::{RoundEventStream, RoundTerms};
 use crate::{ErrorCode, Sats, VtxoId};
 
 /// What `GetInfo` tells the relay (research/ark.md §1.2, §8.1).
@@ -116,6 +117,20 @@ pub struct ServerAsset {
     pub asset_id: String,
     /// Base units.
     pub amount: u64,
+}
+
+/// An asset as the server's indexer reports it (arkd `GetAsset`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAssetInfo {
+    /// The Arkade asset id (68 hex).
+    pub asset_id: String,
+    /// Units on unspent VTXOs now.
+    pub supply: u64,
+    /// Hex of the serialized metadata list given at issuance ("" when none;
+    /// `ark_relay_ark::asset::decode_metadata` reads it).
+    pub metadata_hex: String,
+    /// The control asset named at issuance (68 hex), if any.
+    pub control_asset: Option<String>,
 }
 
 /// Which VTXOs to list.
@@ -416,6 +431,13 @@ pub trait ArkServer: Send + Sync + 'static {
     /// VTXOs by script or outpoint.
     async fn get_vtxos(&self, query: &VtxoQuery) -> Result<Vec<ServerVtxo>, ArkServerError>;
 
+    /// An asset issued on Ark: supply, metadata, control asset (arkd indexer
+    /// `GetAsset`). arkd answers an unknown id with a gRPC `Internal` error.
+    async fn get_asset(&self, asset_id: &str) -> Result<ServerAssetInfo, ArkServerError> {
+        let _ = asset_id;
+        Err(ArkServerError::Protocol("GetAsset is not supported".into()))
+    }
+
     /// Live transaction events (no history).
     async fn subscribe_transactions(&self) -> Result<ArkTxStream, ArkServerError>;
 
@@ -452,6 +474,77 @@ pub trait ArkServer: Send + Sync + 'static {
             "script subscriptions are not supported".into(),
         ))
     }
+
+    // Batch rounds (research/ark-batches.md §3–§7; types in `backends::rounds`).
+    // Unsupported by default so that doubles without rounds keep compiling.
+
+    /// Forfeit address and boarding terms (from `GetInfo`).
+    async fn round_terms(&self) -> Result<RoundTerms, ArkServerError> {
+        Err(rounds_unsupported())
+    }
+
+    /// Queues a signed `register` intent for the next round; returns its id.
+    async fn register_intent(&self, intent: &IntentProof) -> Result<String, ArkServerError> {
+        let _ = intent;
+        Err(rounds_unsupported())
+    }
+
+    /// Deletes the queued intents spending the proof's inputs (a `delete`
+    /// message). Nothing queued is a rejection (`no matching intents found`).
+    async fn delete_intent(&self, intent: &IntentProof) -> Result<(), ArkServerError> {
+        let _ = intent;
+        Err(rounds_unsupported())
+    }
+
+    /// Confirms a registered intent taken by the starting round.
+    async fn confirm_registration(&self, intent_id: &str) -> Result<(), ArkServerError> {
+        let _ = intent_id;
+        Err(rounds_unsupported())
+    }
+
+    /// The round event stream for `topics` (input outpoints `txid:vout` and
+    /// 33-byte hex cosigner keys), from now on.
+    async fn round_events(&self, topics: &[String]) -> Result<RoundEventStream, ArkServerError> {
+        let _ = topics;
+        Err(rounds_unsupported())
+    }
+
+    /// Sends `cosigner`'s public nonces (txid → 66 bytes) of the round's tree.
+    async fn submit_tree_nonces(
+        &self,
+        round_id: &str,
+        cosigner: &PublicKey,
+        nonces: &BTreeMap<Txid, Vec<u8>>,
+    ) -> Result<(), ArkServerError> {
+        let _ = (round_id, cosigner, nonces);
+        Err(rounds_unsupported())
+    }
+
+    /// Sends `cosigner`'s partial signatures (txid → 32 bytes) of the tree.
+    async fn submit_tree_signatures(
+        &self,
+        round_id: &str,
+        cosigner: &PublicKey,
+        signatures: &BTreeMap<Txid, Vec<u8>>,
+    ) -> Result<(), ArkServerError> {
+        let _ = (round_id, cosigner, signatures);
+        Err(rounds_unsupported())
+    }
+
+    /// Sends signed forfeits and/or the commitment tx signed on the
+    /// boarding inputs.
+    async fn submit_signed_forfeits(
+        &self,
+        forfeits: &[Psbt],
+        commitment: Option<&Psbt>,
+    ) -> Result<(), ArkServerError> {
+        let _ = (forfeits, commitment);
+        Err(rounds_unsupported())
+    }
+}
+
+fn rounds_unsupported() -> ArkServerError {
+    ArkServerError::Protocol("batch rounds are not supported by this ark server".into())
 }
 
 #[cfg(test)]

@@ -8,3 +8,4 @@ pub mod assets;
 pub mod chain;
 pub mod fees;
 pub mod lightning;
+pub mod rounds;
