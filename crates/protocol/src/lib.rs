@@ -21,6 +21,7 @@ pub mod kinds;
 pub mod names;
 pub mod perps;
 pub mod rejection;
+pub mod renewal;
 pub mod request;
 pub mod transport;
 
