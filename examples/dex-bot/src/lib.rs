@@ -42,30 +42,24 @@
 //! of gBTC outside the pool's reserves.
 
 pub mod pool;
+pub mod rpc;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ark_relay_core::{AssetId, EventId, PubKey};
-use ark_relay_nostr::{PoolOptions, PoolTransport};
 use ark_relay_protocol::content::{
     l2_asset_id, AssetRef, IntentContent, IntentType, SupplyChange, WireAmount,
 };
-use ark_relay_protocol::crypto::{decrypt, encrypt, Scheme};
-use ark_relay_protocol::transport::NostrTransport;
-use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr, pubkey_to_nostr};
+use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
 use ark_relay_wallet::Wallet;
-use nostr::{Event, EventBuilder, Keys, Kind, Tag};
+use nostr::{Event, Keys};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{watch, Mutex};
 
 pub use pool::{Pool, PoolError, Side};
+pub use rpc::{message, DexResponse, RpcClient, DEX_REQUEST, DEX_RESPONSE};
 
-/// Kind of an encrypted request to the DEX (this example's own protocol; the
-/// relay never sees it).
-pub const DEX_REQUEST: u16 = 31530;
-/// Kind of the DEX's encrypted answer.
-pub const DEX_RESPONSE: u16 = 31531;
 /// The LP token's ticker (its id also commits to the pool key).
 pub const LP_TICKER: &str = "gLP";
 
@@ -97,19 +91,6 @@ pub enum DexRequest {
         /// The user's signed 31510.
         intent: Event,
     },
-}
-
-/// The DEX's answer (content of a [`DEX_RESPONSE`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DexResponse {
-    /// The request's event id (hex).
-    pub request_id: String,
-    /// On success.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
-    /// On failure: why (the relay's code when it refused the batch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// Why a request is refused.
@@ -434,203 +415,33 @@ impl Dex {
         }
     }
 
-    /// Serves requests from the Nostr relays until `stop` turns `true`: one
-    /// task per request; answers are encrypted in the request's scheme.
+    /// Serves requests from the Nostr relays until `stop` turns `true` (see
+    /// [`rpc::serve`]).
     pub async fn serve(
         self: Arc<Self>,
         relays: Vec<String>,
         stop: watch::Receiver<bool>,
     ) -> Result<(), DexError> {
-        let mut opts = PoolOptions::new(relays);
-        opts.kinds = vec![DEX_REQUEST];
-        opts.catch_up_every = Duration::from_secs(3);
-        let transport = PoolTransport::connect(self.keys.public_key(), opts)
+        let keys = self.keys.clone();
+        rpc::serve(self, keys, relays, stop)
             .await
-            .map_err(|e| reject(format!("nostr: {e}")))?;
-        let (tx, mut rx) = mpsc::channel::<Event>(256);
-        let (_cursor_tx, cursor) = watch::channel(None);
-        let t = transport.clone();
-        let pump_stop = stop.clone();
-        tokio::spawn(async move {
-            let _keep = _cursor_tx;
-            if let Err(e) = t.pump(tx, cursor, pump_stop).await {
-                tracing::warn!(error = %e, "dex reader stopped");
-            }
-        });
-        let mut seen = std::collections::HashSet::new();
-        while let Some(ev) = rx.recv().await {
-            if *stop.borrow() {
-                break;
-            }
-            if !seen.insert(ev.id) || ev.verify().is_err() {
-                continue;
-            }
-            let dex = self.clone();
-            let transport = transport.clone();
-            tokio::spawn(async move { dex.answer(&transport, ev).await });
-        }
-        Ok(())
-    }
-
-    async fn answer(&self, transport: &PoolTransport, ev: Event) {
-        let Some(user) = pubkey_from_nostr(&ev.pubkey) else {
-            return;
-        };
-        let Ok((plain, scheme)) =
-            decrypt(self.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags)
-        else {
-            return;
-        };
-        let request_id = ev.id.to_hex();
-        let response = match serde_json::from_str::<DexRequest>(&plain) {
-            Err(e) => DexResponse {
-                request_id,
-                result: None,
-                error: Some(format!("bad request: {e}")),
-            },
-            Ok(req) => match self.handle(&user, req).await {
-                Ok(r) => DexResponse {
-                    request_id,
-                    result: Some(r),
-                    error: None,
-                },
-                Err(e) => DexResponse {
-                    request_id,
-                    result: None,
-                    error: Some(e.to_string()),
-                },
-            },
-        };
-        match message(
-            &self.keys,
-            &user,
-            DEX_RESPONSE,
-            &response,
-            Some(&ev.id),
-            scheme,
-        ) {
-            Ok(out) => {
-                if let Err(e) = transport.publish(&out).await {
-                    tracing::warn!(error = %e, "cannot publish a DEX response");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot build a DEX response"),
-        }
+            .map_err(|e| reject(format!("nostr: {e}")))
     }
 }
 
-/// An encrypted DEX message of `kind` from `keys` to `to`.
-pub fn message<T: Serialize>(
-    keys: &Keys,
-    to: &PubKey,
-    kind: u16,
-    body: &T,
-    answers: Option<&nostr::EventId>,
-    scheme: Scheme,
-) -> Result<Event, String> {
-    let json = serde_json::to_string(body).map_err(|e| e.to_string())?;
-    let content = encrypt(keys.secret_key(), &pubkey_to_nostr(to), &json, scheme)
-        .map_err(|e| e.to_string())?;
-    let mut tags = vec![
-        Tag::public_key(pubkey_to_nostr(to)),
-        Tag::identifier(uuid::Uuid::new_v4().simple().to_string()),
-        scheme.tag(),
-    ];
-    if let Some(id) = answers {
-        tags.push(Tag::event(*id));
-    }
-    EventBuilder::new(Kind::from(kind), content)
-        .tags(tags)
-        .sign_with_keys(keys)
-        .map_err(|e| e.to_string())
-}
+#[async_trait::async_trait]
+impl rpc::Service for Dex {
+    type Request = DexRequest;
 
-/// A user's side of the DEX protocol: sends requests, waits for answers.
-pub struct DexClient {
-    keys: Keys,
-    dex: PubKey,
-    transport: PoolTransport,
-    answers: Arc<Mutex<std::collections::HashMap<String, DexResponse>>>,
-    stop: watch::Sender<bool>,
-}
-
-impl DexClient {
-    /// Connects `keys` to the DEX `dex` over `relays`.
-    pub async fn connect(keys: Keys, dex: PubKey, relays: Vec<String>) -> Result<Self, String> {
-        let mut opts = PoolOptions::new(relays);
-        opts.kinds = vec![DEX_RESPONSE];
-        opts.catch_up_every = Duration::from_secs(3);
-        let transport = PoolTransport::connect(keys.public_key(), opts)
+    async fn handle(&self, user: &PubKey, req: DexRequest) -> Result<serde_json::Value, String> {
+        Dex::handle(self, user, req)
             .await
-            .map_err(|e| e.to_string())?;
-        let answers: Arc<Mutex<std::collections::HashMap<String, DexResponse>>> = Arc::default();
-        let (tx, mut rx) = mpsc::channel::<Event>(256);
-        let (_cursor_tx, cursor) = watch::channel(None);
-        let (stop, stop_rx) = watch::channel(false);
-        let t = transport.clone();
-        tokio::spawn(async move {
-            let _keep = _cursor_tx;
-            let _ = t.pump(tx, cursor, stop_rx).await;
-        });
-        let (sink, secret, dex_nostr) = (
-            answers.clone(),
-            keys.secret_key().clone(),
-            pubkey_to_nostr(&dex),
-        );
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                if ev.pubkey != dex_nostr || ev.verify().is_err() {
-                    continue;
-                }
-                if let Ok((plain, _)) = decrypt(&secret, &ev.pubkey, &ev.content, &ev.tags) {
-                    if let Ok(r) = serde_json::from_str::<DexResponse>(&plain) {
-                        sink.lock().await.insert(r.request_id.clone(), r);
-                    }
-                }
-            }
-        });
-        Ok(Self {
-            keys,
-            dex,
-            transport,
-            answers,
-            stop,
-        })
-    }
-
-    /// Sends `req` and waits up to `timeout` for the answer.
-    pub async fn request(
-        &self,
-        req: &DexRequest,
-        timeout: Duration,
-    ) -> Result<serde_json::Value, String> {
-        let ev = message(&self.keys, &self.dex, DEX_REQUEST, req, None, Scheme::Nip44)?;
-        let id = ev.id.to_hex();
-        self.transport
-            .publish(&ev)
-            .await
-            .map_err(|e| e.to_string())?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(r) = self.answers.lock().await.remove(&id) {
-                return match (r.result, r.error) {
-                    (Some(v), _) => Ok(v),
-                    (None, e) => Err(e.unwrap_or_else(|| "empty answer".into())),
-                };
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err("no answer from the DEX".into());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// Stops the reader.
-    pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        self.transport.shutdown().await;
+            .map_err(|e| e.to_string())
     }
 }
+
+/// A user's side of the DEX protocol (the pool's requests over [`rpc`]).
+pub type DexClient = RpcClient;
 
 /// The id of an intent event (for waiting on its outcome).
 pub fn intent_id(ev: &Event) -> EventId {
