@@ -20,6 +20,8 @@
 //! | `lands` | Lightning off-ramps | unique `payment_hash` |
 //! | `settlements` | hourly L1 commitments (PRD §10.4) | unique `period_start` |
 //! | `vtxo_inventory` | inventory replenishment batches (PRD §10.3) | unique `batch_id` |
+//! | `vtxo_disputes` | VTXOs whose colour or sats the last reconciliation found different at the arkd indexer (refused with 2006) | primary key `vtxo_id` |
+//! | `reconciliation_runs` | one summary per ledger ↔ arkd indexer reconciliation (`/health`) | newest by `id` |
 //! | `round_jobs` | what the relay registers in its next Ark batch round (boarding, renewals, delegated renewals, recoveries) | unique `job_id` |
 //! | `round_participations` | the round-participation saga (phase, typed state, `version`) | unique `participation_id` |
 //!

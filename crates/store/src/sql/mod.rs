@@ -14,6 +14,7 @@ mod inventory;
 mod ledger;
 mod port;
 mod ramp;
+mod reconcile;
 mod records;
 mod rounds;
 mod rows;
