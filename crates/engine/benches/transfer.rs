@@ -44,29 +44,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ark_relay_ark::ServerInfo;
-use ark_relay_core::backends::ark::{
-    ArkInfo, ArkServer, ArkServerError, ArkTxStream, IntentProof, ServerVtxo, SubmittedTx,
-    VtxoQuery,
-};
 use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, DynQueue, DynStore, Job, NewAsset, NewVtxo,
-    QueueConfig, Sats, SystemClock, UnixTime, VtxoStatus,
+    AssetAmount, AssetId, AssetType, Colour, DynQueue, DynStore, NewAsset, NewVtxo, QueueConfig,
+    Sats, SystemClock, UnixTime, VtxoStatus,
 };
 use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
-use ark_relay_engine::handlers::{BaseHandler, HandlerError, JobHandler, JobOutcome, RelayInfo};
+use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_nostr::{DevRelay, DevRelayOptions, PoolOptions, PoolTransport};
-use ark_relay_protocol::content::{AssetRef, IntentContent, IntentType};
+use ark_relay_protocol::content::AssetRef;
 use ark_relay_protocol::intent::IntentPolicy;
-use ark_relay_protocol::transport::{Cursor, NostrTransport, PublishReport, TransportError};
+use ark_relay_protocol::transport::NostrTransport;
 use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
 use ark_relay_queue::{MemoryQueue, RedisQueue};
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
 use ark_relay_store::testing::TestDb;
 use ark_relay_wallet::{Wallet, WalletOptions};
-use async_trait::async_trait;
-use bitcoin::{Psbt, Txid};
 use indicatif::{ProgressBar, ProgressStyle};
 use nostr::Keys;
 use tokio::sync::{mpsc, watch};
@@ -83,6 +77,18 @@ const FLOOD_TRANSFERS: usize = 3;
 
 #[path = "transfer/guard.rs"]
 mod guard;
+#[path = "transfer/instrument.rs"]
+mod instrument;
+#[path = "transfer/report.rs"]
+mod report;
+#[path = "transfer/swap.rs"]
+mod swap;
+
+use instrument::{
+    mariadb_status, redis_calls, redis_cleanup, TimedArk, TimedHandler, TimedTransport, Timings,
+};
+use report::{report, Results};
+use swap::swap_pair;
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -147,238 +153,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("--wallets and --transfers-per-wallet must be > 0".into());
     }
     Ok(a)
-}
-
-// ---------------------------------------------------------------------------
-// Instrumentation: durations per label.
-
-#[derive(Default)]
-struct Timings(Mutex<BTreeMap<String, Vec<Duration>>>);
-
-impl Timings {
-    fn record(&self, label: impl Into<String>, d: Duration) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(label.into())
-            .or_default()
-            .push(d);
-    }
-    fn snapshot(&self) -> BTreeMap<String, Vec<Duration>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-}
-
-/// Times every job by kind (and outcome).
-struct TimedHandler {
-    inner: Arc<dyn JobHandler>,
-    timings: Arc<Timings>,
-}
-
-#[async_trait]
-impl JobHandler for TimedHandler {
-    async fn handle(&self, job: &Job, attempts: u32) -> Result<JobOutcome, HandlerError> {
-        let t = Instant::now();
-        let r = self.inner.handle(job, attempts).await;
-        let tag = if r.is_ok() { "" } else { " (error)" };
-        self.timings
-            .record(format!("job {}{tag}", job.kind), t.elapsed());
-        r
-    }
-}
-
-/// Times every arkd call.
-struct TimedArk {
-    inner: Arc<dyn ArkServer>,
-    timings: Arc<Timings>,
-}
-
-#[async_trait]
-impl ArkServer for TimedArk {
-    async fn get_info(&self) -> Result<ArkInfo, ArkServerError> {
-        let t = Instant::now();
-        let r = self.inner.get_info().await;
-        self.timings.record("arkd GetInfo", t.elapsed());
-        r
-    }
-    async fn submit_tx(
-        &self,
-        signed_ark_tx: &Psbt,
-        checkpoint_txs: &[Psbt],
-    ) -> Result<SubmittedTx, ArkServerError> {
-        let t = Instant::now();
-        let r = self.inner.submit_tx(signed_ark_tx, checkpoint_txs).await;
-        self.timings.record("arkd SubmitTx", t.elapsed());
-        r
-    }
-    async fn finalize_tx(
-        &self,
-        ark_txid: Txid,
-        final_checkpoint_txs: &[Psbt],
-    ) -> Result<(), ArkServerError> {
-        let t = Instant::now();
-        let r = self.inner.finalize_tx(ark_txid, final_checkpoint_txs).await;
-        self.timings.record("arkd FinalizeTx", t.elapsed());
-        r
-    }
-    async fn get_pending_tx(
-        &self,
-        intent: &IntentProof,
-    ) -> Result<Vec<SubmittedTx>, ArkServerError> {
-        let t = Instant::now();
-        let r = self.inner.get_pending_tx(intent).await;
-        self.timings.record("arkd GetPendingTx", t.elapsed());
-        r
-    }
-    async fn get_vtxos(&self, query: &VtxoQuery) -> Result<Vec<ServerVtxo>, ArkServerError> {
-        let t = Instant::now();
-        let r = self.inner.get_vtxos(query).await;
-        self.timings.record("arkd GetVtxos", t.elapsed());
-        r
-    }
-    async fn subscribe_transactions(&self) -> Result<ArkTxStream, ArkServerError> {
-        self.inner.subscribe_transactions().await
-    }
-}
-
-/// Times the relay's Nostr publishes (by kind) and counts what it hears.
-struct TimedTransport {
-    inner: PoolTransport,
-    timings: Arc<Timings>,
-}
-
-#[async_trait]
-impl NostrTransport for TimedTransport {
-    async fn publish(&self, event: &nostr::Event) -> Result<PublishReport, TransportError> {
-        let t = Instant::now();
-        let r = self.inner.publish(event).await;
-        self.timings.record(
-            format!("nostr publish {}", event.kind.as_u16()),
-            t.elapsed(),
-        );
-        r
-    }
-    async fn pump(
-        &self,
-        sink: mpsc::Sender<nostr::Event>,
-        cursor: Cursor,
-        stop: watch::Receiver<bool>,
-    ) -> Result<(), TransportError> {
-        self.inner.pump(sink, cursor, stop).await
-    }
-    fn relay_urls(&self) -> Vec<String> {
-        self.inner.relay_urls()
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Server-side counters.
-
-async fn mariadb_status(url: &str) -> Option<HashMap<String, u64>> {
-    use sqlx::{Connection, Row};
-    let mut c = sqlx::AnyConnection::connect(url).await.ok()?;
-    let rows = sqlx::query(
-        "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-         WHERE VARIABLE_NAME IN ('QUESTIONS','COM_COMMIT','COM_SELECT','COM_INSERT', \
-         'COM_UPDATE','COM_DELETE','COM_BEGIN','COM_ROLLBACK','INNODB_DATA_FSYNCS', \
-         'INNODB_ROW_LOCK_WAITS')",
-    )
-    .fetch_all(&mut c)
-    .await
-    .ok()?;
-    let _ = c.close().await;
-    Some(
-        rows.iter()
-            .filter_map(|r| {
-                let k: String = r.try_get(0).ok()?;
-                let v: String = r.try_get(1).ok()?;
-                Some((k.to_lowercase(), v.parse().ok()?))
-            })
-            .collect(),
-    )
-}
-
-async fn redis_calls(url: &str) -> Option<u64> {
-    let client = redis::Client::open(url).ok()?;
-    let mut c = client.get_multiplexed_async_connection().await.ok()?;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut c)
-        .await
-        .ok()?;
-    Some(
-        info.lines()
-            .filter_map(|l| {
-                let calls = l.split("calls=").nth(1)?;
-                calls.split(',').next()?.parse::<u64>().ok()
-            })
-            .sum(),
-    )
-}
-
-async fn redis_cleanup(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else {
-        return;
-    };
-    let Ok(mut c) = client.get_multiplexed_async_connection().await else {
-        return;
-    };
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut c)
-        .await
-        .unwrap_or_default();
-    if !keys.is_empty() {
-        let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut c).await;
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The run.
-
-struct Results {
-    /// Intent seen on the Nostr relay → 31340 received by the sender.
-    soft: Vec<Duration>,
-    /// Around `Wallet::send` (adds the wallet's `sync_state` round trip).
-    send: Vec<Duration>,
-    completed: usize,
-    failed: BTreeMap<String, usize>,
-    wall: Duration,
-    timed_out: bool,
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e3)
-}
-
-fn row(name: &str, samples: &[Duration]) -> String {
-    let mut s = samples.to_vec();
-    s.sort();
-    let mean = if s.is_empty() {
-        Duration::ZERO
-    } else {
-        s.iter().sum::<Duration>() / s.len() as u32
-    };
-    format!(
-        "| {name} | {} | {} | {} | {} | {} | {} |",
-        s.len(),
-        ms(mean),
-        ms(pct(&s, 50.0)),
-        ms(pct(&s, 95.0)),
-        ms(pct(&s, 99.0)),
-        ms(s.last().copied().unwrap_or_default()),
-    )
 }
 
 fn main() {
@@ -920,205 +694,4 @@ async fn bench(
         return Err("no transfer completed".into());
     }
     Ok(())
-}
-
-fn report(
-    args: &Args,
-    res: &Results,
-    warm: &[Duration],
-    timings: &BTreeMap<String, Vec<Duration>>,
-) {
-    if args.mode == "swap" {
-        let pairs = args.wallets / 2;
-        let total = pairs * args.transfers;
-        let bps = res.completed as f64 / res.wall.as_secs_f64().max(1e-9);
-        println!();
-        println!(
-            "swap bench: {pairs} pairs × {} two-party batches, db={}, queue={}, workers={}",
-            args.transfers, args.db, args.queue, args.workers
-        );
-        println!(
-            "completed {}/{total} batches in {:.2} s wall → {bps:.1} batches/s = {:.1} intents/s",
-            res.completed,
-            res.wall.as_secs_f64(),
-            bps * 2.0
-        );
-        for (k, v) in &res.failed {
-            println!("failed: {v} × {k}");
-        }
-        println!();
-        println!("| latency (ms) | n | mean | p50 | p95 | p99 | max |");
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        println!(
-            "{}",
-            row(
-                "**batch finality** (`submit_batch` sent → 31340 at both parties)",
-                &res.soft
-            )
-        );
-        println!(
-            "{}",
-            row(
-                "whole round (both sign intents + submit + outcome)",
-                &res.send
-            )
-        );
-        println!();
-        println!("| relay-side step (ms) | n | mean | p50 | p95 | p99 | max |");
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        for (k, v) in timings {
-            println!("{}", row(k, v));
-        }
-        let _ = warm;
-        return;
-    }
-    let total = args.wallets * args.transfers;
-    let tput = res.completed as f64 / res.wall.as_secs_f64().max(1e-9);
-    println!();
-    println!(
-        "transfer bench: {} wallets × {} transfers, db={}, queue={}, workers={}, wallet catch-up every {:?}",
-        args.wallets, args.transfers, args.db, args.queue, args.workers, args.catch_up
-    );
-    println!(
-        "completed {}/{} in {:.2} s wall → {:.1} intents/s{}",
-        res.completed,
-        total,
-        res.wall.as_secs_f64(),
-        tput,
-        if res.timed_out { " (timed out)" } else { "" }
-    );
-    for (k, v) in &res.failed {
-        println!("failed: {v} × {k}");
-    }
-    println!();
-    println!("| latency (ms) | n | mean | p50 | p95 | p99 | max |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "{}",
-        row(
-            "**soft finality** (intent on relay → 31340 at sender)",
-            &res.soft
-        )
-    );
-    println!(
-        "{}",
-        row("`Wallet::send` (+ its `sync_state` round trip)", &res.send)
-    );
-    println!(
-        "{}",
-        row("warm-up `get_info` + `sync_state` (idle relay)", warm)
-    );
-    println!();
-    println!("| relay-side step (ms) | n | mean | p50 | p95 | p99 | max |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for (k, v) in timings {
-        println!("{}", row(k, v));
-    }
-    let per = res.completed.max(1) as f64;
-    let busy: f64 = timings
-        .iter()
-        .filter(|(k, _)| k.starts_with("job "))
-        .flat_map(|(_, v)| v.iter())
-        .map(|d| d.as_secs_f64())
-        .sum();
-    println!(
-        "\nhandler time per completed transfer: {:.1} ms (sum over its jobs); \
-         workers busy {:.0} % of {} × wall",
-        busy * 1e3 / per,
-        100.0 * busy / (res.wall.as_secs_f64() * args.workers as f64),
-        args.workers
-    );
-    println!(
-        "targets (DESIGN.md §8): p50 < 300 ms, p99 < 1 000 ms, ≥ 500 intents/s — \
-         measured p50 {} ms, p99 {} ms, {:.1} intents/s",
-        ms(pct(&sorted(&res.soft), 50.0)),
-        ms(pct(&sorted(&res.soft), 99.0)),
-        tput
-    );
-}
-
-fn sorted(v: &[Duration]) -> Vec<Duration> {
-    let mut s = v.to_vec();
-    s.sort();
-    s
-}
-
-fn swap_leg(
-    w: &Wallet,
-    action: String,
-    pays: &[(ark_relay_core::PubKey, AssetRef, u64)],
-    expects: &[(ark_relay_core::PubKey, AssetRef, u64)],
-) -> IntentContent {
-    IntentContent::batch_leg(
-        IntentType::AtomicSwap,
-        action,
-        pays,
-        expects,
-        &w.relay(),
-        FEE,
-        w.intent_expiry(),
-    )
-}
-
-/// One pair's swaps, one after the other: the user pays `AMOUNT` gBTC for
-/// `AMOUNT` gUSD; both sign, the maker submits. Returns (submit → both
-/// 31340s, whole round, failures).
-async fn swap_pair(
-    i: usize,
-    user: &Wallet,
-    maker: &Wallet,
-    gusd: AssetId,
-    n: usize,
-    bar: &ProgressBar,
-) -> (Vec<Duration>, Vec<Duration>, BTreeMap<String, usize>) {
-    let (mut soft, mut round) = (Vec::new(), Vec::new());
-    let mut failed: BTreeMap<String, usize> = BTreeMap::new();
-    let (u, m) = (user.pubkey(), maker.pubkey());
-    for k in 0..n {
-        let t = Instant::now();
-        let r = async {
-            let a = user
-                .sign_batch_intent(&swap_leg(
-                    user,
-                    format!("u{i}-{k}"),
-                    &[(m, AssetRef::gbtc(), AMOUNT)],
-                    &[(m, AssetRef::Id(gusd), AMOUNT)],
-                ))
-                .await?;
-            let b = maker
-                .sign_batch_intent(&swap_leg(
-                    maker,
-                    format!("m{i}-{k}"),
-                    &[(u, AssetRef::Id(gusd), AMOUNT)],
-                    &[(u, AssetRef::gbtc(), AMOUNT)],
-                ))
-                .await?;
-            let (ia, ib) = (event_id_from_nostr(&a.id), event_id_from_nostr(&b.id));
-            let s = Instant::now();
-            maker.submit_batch(&format!("b{i}-{k}"), vec![a, b]).await?;
-            let (ra, rb) = tokio::join!(
-                user.outcome(ia, Duration::from_secs(120)),
-                maker.outcome(ib, Duration::from_secs(120))
-            );
-            ra?;
-            rb?;
-            Ok::<Duration, ark_relay_wallet::WalletError>(s.elapsed())
-        }
-        .await;
-        match r {
-            Ok(d) => {
-                soft.push(d);
-                round.push(t.elapsed());
-            }
-            Err(err) => {
-                let key = match err.code() {
-                    Some(c) => format!("code {}", c.code()),
-                    None => format!("{err}").chars().take(60).collect(),
-                };
-                *failed.entry(key).or_default() += 1;
-            }
-        }
-        bar.inc(1);
-    }
-    (soft, round, failed)
 }
