@@ -303,6 +303,68 @@ pub fn is_extension(script: &bitcoin::Script) -> bool {
     ark_core::extension::is_extension(script)
 }
 
+/// A group's metadata list serialized as arkd does (`uvarint(n)` then each
+/// key and value as `uvarint(len) || bytes`; research note §3). arkd's
+/// `GetAsset` returns it hex-encoded.
+pub fn encode_metadata(list: &[(String, String)]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    ark_core::extension::encode_uvarint(&mut buf, list.len() as u64);
+    for (k, v) in list {
+        for part in [k, v] {
+            ark_core::extension::encode_uvarint(&mut buf, part.len() as u64);
+            buf.extend_from_slice(part.as_bytes());
+        }
+    }
+    buf
+}
+
+/// Reads a metadata list serialized by [`encode_metadata`] (arkd's rules:
+/// non-empty keys and values, at most 1000 entries, nothing left over).
+pub fn decode_metadata(bytes: &[u8]) -> Result<Vec<(String, String)>, PacketError> {
+    let mut r = Reader { bytes, at: 0 };
+    let n = r.count("metadata entries")?;
+    let mut list = Vec::with_capacity(n);
+    for _ in 0..n {
+        list.push((r.string("key")?, r.string("value")?));
+    }
+    if r.at != bytes.len() {
+        return Err(bad(format!("left {} unknown bytes", bytes.len() - r.at)));
+    }
+    Ok(list)
+}
+
+/// Metadata keys the relay writes on the assets it issues on Ark: what links
+/// the Arkade asset to its Lightning / L1 side.
+pub mod meta {
+    /// Human-readable name.
+    pub const NAME: &str = "name";
+    /// Ticker (e.g. `gBTC`).
+    pub const TICKER: &str = "ticker";
+    /// Display precision (decimal string).
+    pub const DECIMALS: &str = "decimals";
+    /// The Taproot Asset id (64 hex) of the same asset on tapd.
+    pub const TAPROOT_ASSET_ID: &str = "taproot_asset_id";
+}
+
+/// The metadata list of a relay-issued asset, keys in a fixed order.
+pub fn asset_metadata(
+    name: &str,
+    ticker: &str,
+    decimals: u8,
+    taproot_asset_id: Option<&AssetId>,
+) -> Vec<(String, String)> {
+    let mut list = vec![
+        (meta::NAME.to_owned(), name.to_owned()),
+        (meta::TICKER.to_owned(), ticker.to_owned()),
+        (meta::DECIMALS.to_owned(), decimals.to_string()),
+    ];
+    if let Some(id) = taproot_asset_id {
+        list.push((meta::TAPROOT_ASSET_ID.to_owned(), id.to_string()));
+    }
+    list.retain(|(_, v)| !v.is_empty());
+    list
+}
+
 /// The asset packet of `tx`, if it has one: at most one extension output, of
 /// value 0, whose records parse, with no duplicate record type and at least one
 /// record (arkd `NewExtensionFromBytes` and `validateOffchainTxOutputs`).

@@ -249,3 +249,30 @@ fn inputs_must_be_listed_with_their_exact_amounts() {
         "cannot receive assets",
     );
 }
+
+#[test]
+fn bridged_rules_check_every_asset_issued_on_ark_and_only_those() {
+    let bridged = |t: &Transaction, prev: &BTreeMap<u16, Denominations>| {
+        validate(t, prev, &table(), 3, Rules::Bridged)
+    };
+    // X was issued on Ark (it is in the table): inflating it is refused.
+    let p = Packet {
+        groups: vec![group(Some(id(X)), &[(0, 1500)], &[(0, 1001), (1, 500)])],
+    };
+    let e = bridged(&tx(1, 2, &[&p]), &holding(&[(0, id(X), 1500)])).unwrap_err();
+    assert_eq!(e.name, "ASSET_NOT_FOUND", "{e:?}");
+    // An issuance naming a control asset it does not spend is refused too.
+    let mut g = group(None, &[], &[(0, 7)]);
+    g.control_asset = Some(AssetRef::ById(control()));
+    let e = bridged(&tx(1, 1, &[&Packet { groups: vec![g] }]), &BTreeMap::new()).unwrap_err();
+    assert_eq!(e.name, "ASSET_NOT_FOUND", "{e:?}");
+    // An id arkd never saw issued (colour seeded outside Ark) may be minted.
+    let seeded = id(&format!("{}0000", "ab".repeat(32)));
+    let p = Packet {
+        groups: vec![group(Some(seeded), &[], &[(0, 1)])],
+    };
+    assert!(bridged(&tx(1, 1, &[&p]), &BTreeMap::new()).is_ok());
+    // Listing every asset an input holds is required in both modes.
+    let e = bridged(&tx(1, 1, &[]), &holding(&[(0, seeded, 1)])).unwrap_err();
+    assert_eq!(e.name, "ASSET_VALIDATION_FAILED", "{e:?}");
+}

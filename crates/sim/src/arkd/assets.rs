@@ -10,6 +10,11 @@
 //! re-output). arkd only checks that such a group exists, so a group with no
 //! inputs and no outputs would let anyone mint (research note §10.1); ark-core
 //! already builds issuances this way.
+//!
+//! SubmitTx applies these rules as [`Rules::Bridged`] by default: exactly as
+//! arkd for issuances and for every asset issued on Ark, leniently for an
+//! asset id the simulator never saw issued (colour seeded outside Ark).
+//! `ArkdSimConfig::strict_assets` makes it [`Rules::Full`], arkd's behaviour.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +24,7 @@ use ark_relay_ark::asset::{group_asset_id, tx_packet, ArkadeAssetId, AssetRef, P
 use ark_relay_ark::script::is_anchor;
 use ark_relay_ark::tx::is_vtxo_output;
 
-use super::state::{code, SimError};
+use super::error::{code, SimError};
 
 /// arkd's default `MaxAssetsPerVtxo` (40 000 WU × 0.5, 180 WU per asset).
 pub const MAX_ASSETS_PER_VTXO: usize = 110;
@@ -45,16 +50,21 @@ fn not_found(name: &str, msg: impl Into<String>) -> SimError {
 }
 
 /// Which of arkd's asset rules [`validate`] applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Rules {
-    /// All of them.
+    /// All of them, as arkd: an asset arkd did not see issued cannot be
+    /// reissued (`ASSET_VALIDATION_FAILED`), and a listed input must hold the
+    /// asset it is listed with.
     Full,
-    /// All but the supply rules (issuance and reissuance need their control
-    /// asset; a listed input must hold the asset it is listed with). SubmitTx
-    /// uses this while the relay's own assets (gBTC) are not yet issued on Ark
-    /// under a control asset: to arkd every lift would be a reissuance of an
-    /// asset it does not know.
-    Transfers,
+    /// All of them for issuances and for every asset arkd saw issued (in its
+    /// asset table); for an asset it never saw issued (a *bridged* id: colour
+    /// seeded outside Ark, e.g. by a test harness or a relay that has not run
+    /// its genesis yet), the supply rules are skipped: its outputs may exceed
+    /// its inputs and a listed input need not hold it. Every asset a spent
+    /// VTXO holds must still be listed with its exact amount. The simulator's
+    /// default for SubmitTx ([`super::ArkdSimConfig::strict_assets`] off).
+    #[default]
+    Bridged,
 }
 
 /// Validates the asset side of an ark tx: `prevouts[vin]` are the assets the
@@ -68,6 +78,8 @@ pub fn validate(
     rules: Rules,
 ) -> Result<Option<Packet>, SimError> {
     let full = rules == Rules::Full;
+    // Supply rules apply to this asset (see `Rules::Bridged`).
+    let checked = |id: &ArkadeAssetId| full || table.contains_key(&id.to_string());
     let op_returns = tx
         .output
         .iter()
@@ -132,9 +144,7 @@ pub fn validate(
         |control: &ArkadeAssetId| group_of(control).is_some_and(|g| !g.inputs.is_empty());
     for (gi, g) in packet.groups.iter().enumerate() {
         let id = group_asset_id(txid, gi, g);
-        if !full {
-            // Supply rules skipped (see `Rules::Transfers`).
-        } else if g.asset_id.is_none() {
+        if g.asset_id.is_none() {
             match &g.control_asset {
                 None => {}
                 Some(AssetRef::ByGroup(c)) => {
@@ -164,7 +174,7 @@ pub fn validate(
                     }
                 }
             }
-        } else {
+        } else if checked(&id) {
             let sum_in: u128 = g.inputs.iter().map(|i| u128::from(i.amount)).sum();
             let sum_out: u128 = g.outputs.iter().map(|o| u128::from(o.amount)).sum();
             if sum_out > sum_in {
@@ -212,7 +222,7 @@ pub fn validate(
             let held = prevouts
                 .get(&i.input_index)
                 .is_some_and(|d| d.iter().any(|(a, n)| *a == id && *n == i.amount));
-            if full && !held {
+            if checked(&id) && !held {
                 return Err(invalid(
                     "ASSET_INPUT_INVALID",
                     format!("input {} does not hold {} of {id}", i.input_index, i.amount),

@@ -1,6 +1,7 @@
 //! The arkd simulator's `IndexerService`: VTXO queries with arkd's filters
 //! and paging (spent / swept / recoverable / expiry), script subscriptions,
-//! the VTXO chain and commitment-tx lookups.
+//! the VTXO chain and commitment-tx lookups, and `GetAsset` (supply,
+//! metadata and control asset of an asset issued on Ark).
 
 use std::pin::Pin;
 use std::sync::MutexGuard;
@@ -11,6 +12,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
+use ark_relay_ark::asset::encode_metadata;
 use ark_relay_proto::ark::v1 as pb;
 use ark_relay_proto::ark::v1::indexer_service_server::IndexerService;
 
@@ -293,11 +295,33 @@ impl IndexerService for ArkdSim {
         Err(unserved("get_virtual_txs"))
     }
 
+    /// arkd's `GetAsset`: empty id → InvalidArgument; an id no finalized tx
+    /// issued → Internal "asset … not found" (arkd's service errors before
+    /// its handler's NotFound branch); metadata as the hex of its serialized
+    /// list ("" when none), control asset as its id ("" when none).
     async fn get_asset(
         &self,
-        _: Request<pb::GetAssetRequest>,
+        request: Request<pb::GetAssetRequest>,
     ) -> Result<Response<pb::GetAssetResponse>, Status> {
-        Err(unserved("get_asset"))
+        self.fault("GetAsset")?;
+        let asset_id = request.into_inner().asset_id;
+        if asset_id.is_empty() {
+            return Err(Status::invalid_argument("missing asset id"));
+        }
+        let Some((record, supply)) = self.state().asset_info(&asset_id) else {
+            return Err(Status::internal(format!("asset {asset_id} not found")));
+        };
+        let metadata = if record.metadata.is_empty() {
+            String::new()
+        } else {
+            hex::encode(encode_metadata(&record.metadata))
+        };
+        Ok(Response::new(pb::GetAssetResponse {
+            asset_id,
+            supply: supply.to_string(),
+            metadata,
+            control_asset: record.control.map(|c| c.to_string()).unwrap_or_default(),
+        }))
     }
 
     async fn get_batch_sweep_transactions(

@@ -13,6 +13,7 @@
 pub mod assets;
 mod batch_rpc;
 mod batch_view;
+mod error;
 mod events;
 pub mod indexer;
 pub mod round;
@@ -59,6 +60,12 @@ pub struct ArkdSimConfig {
     pub dust: Sats,
     /// Batch rounds: timing and batch expiry.
     pub round: RoundConfig,
+    /// SubmitTx applies arkd's asset supply rules to every asset
+    /// ([`assets::Rules::Full`]). Off (the default), they apply to issuances
+    /// and to every asset issued on Ark, and an asset id the simulator never
+    /// saw issued (colour seeded outside Ark) may be minted and listed on
+    /// inputs that do not hold it ([`assets::Rules::Bridged`]).
+    pub strict_assets: bool,
 }
 
 impl Default for ArkdSimConfig {
@@ -71,6 +78,7 @@ impl Default for ArkdSimConfig {
             checkpoint_exit_delay: RelativeLocktime::blocks(10),
             dust: Sats::new(330),
             round: RoundConfig::default(),
+            strict_assets: false,
         }
     }
 }
@@ -196,12 +204,18 @@ impl ArkdSim {
             Network::Regtest,
         );
         let (events, _) = broadcast::channel(1024);
+        let mut state = State::default();
+        state.asset_rules = if config.strict_assets {
+            assets::Rules::Full
+        } else {
+            assets::Rules::Bridged
+        };
         let tree_key = Keypair::new(&secp, &mut rand::thread_rng());
         let sim = Self {
             inner: Arc::new(Inner {
                 server,
                 signer,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(state),
                 events,
                 subscriptions: Mutex::new(std::collections::HashMap::new()),
                 script_events: broadcast::channel(1024).0,

@@ -13,45 +13,17 @@ use rand::seq::SliceRandom;
 use ark_relay_ark::asset::tx_packet;
 use ark_relay_ark::tx::is_vtxo_output;
 
-use super::assets::{self, AssetRecord, Denominations, Rules};
-
-/// arkd's default `max_op_return_outputs` (GetInfo field 21).
-pub const MAX_OP_RETURN_OUTPUTS: usize = 3;
 use ark_relay_ark::{
     is_fully_signed, missing_signers, parse_offchain_tx, sign_psbt, verify_offchain_tx,
     verify_signatures, ArkError, ServerInfo,
 };
 
-/// gRPC status codes used by the simulator (gRPC spec numbers).
-pub(crate) mod code {
-    pub const INVALID_ARGUMENT: i32 = 3;
-    pub const NOT_FOUND: i32 = 5;
-    pub const ALREADY_EXISTS: i32 = 6;
-}
+use super::assets::{self, AssetRecord, Denominations, Rules};
+pub(crate) use super::error::code;
+pub use super::error::SimError;
 
-/// A rejection, as arkd sends it: gRPC code + `ErrorDetails.name` + message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimError {
-    /// gRPC status code.
-    pub code: i32,
-    /// arkd error name.
-    pub name: String,
-    /// Human-readable message.
-    pub message: String,
-}
-
-impl SimError {
-    pub(crate) fn new(code: i32, name: &str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            name: name.to_owned(),
-            message: message.into(),
-        }
-    }
-    fn invalid(name: &str, message: impl Into<String>) -> Self {
-        Self::new(code::INVALID_ARGUMENT, name, message)
-    }
-}
+/// arkd's default `max_op_return_outputs` (GetInfo field 21).
+pub const MAX_OP_RETURN_OUTPUTS: usize = 3;
 
 /// arkd's name for an `ark-relay-ark` error met while checking a submission.
 fn from_ark(e: ArkError) -> SimError {
@@ -156,6 +128,8 @@ pub struct State {
     pub(crate) faults: HashMap<String, VecDeque<SimError>>,
     /// Assets issued by finalized ark txs, by 68-hex id (arkd's asset table).
     pub(crate) asset_table: BTreeMap<String, AssetRecord>,
+    /// The asset rules SubmitTx applies (`ArkdSimConfig::strict_assets`).
+    pub(crate) asset_rules: Rules,
     funded: u64,
 }
 
@@ -358,7 +332,7 @@ impl State {
             &prevouts,
             &self.asset_table,
             MAX_OP_RETURN_OUTPUTS,
-            Rules::Transfers,
+            self.asset_rules,
         )?;
         // 6. Co-sign the ark tx, sign every checkpoint.
         sign_psbt(&mut final_ark, signer).map_err(from_ark)?;
@@ -514,6 +488,23 @@ impl State {
             spent,
             created,
         }))
+    }
+
+    /// arkd's indexer `GetAsset`: the issuance record of `asset` (68 hex) and
+    /// its supply, the sum over unspent VTXOs carrying it (arkd stores no
+    /// supply: burns and spends lower it implicitly; swept VTXOs are still
+    /// unspent). `None` for an asset no finalized tx issued.
+    pub fn asset_info(&self, asset: &str) -> Option<(AssetRecord, u128)> {
+        let record = self.asset_table.get(asset)?.clone();
+        let supply = self
+            .vtxos
+            .values()
+            .filter(|v| v.state == VtxoState::Spendable)
+            .flat_map(|v| v.assets.iter())
+            .filter(|(id, _)| id.to_string() == asset)
+            .map(|(_, n)| u128::from(*n))
+            .sum();
+        Some((record, supply))
     }
 
     /// arkd's GetPendingTx: the proof's inputs 1.. are the VTXOs it covers;
