@@ -236,15 +236,14 @@ async fn ark_client_boards_sends_receives_renews_and_recovers() -> anyhow::Resul
     Ok(())
 }
 
-/// Assets through the simulator (issue off-chain, send, carry through a
-/// round). The arkd simulator does not read asset packets yet: the asset
-/// issue (research/ark-assets.md) has not landed in `crates/sim`, whose seam
-/// is the extension output an ark tx or intent proof carries (today passed
-/// through unread) and the indexer's `assets` fields (today empty).
+/// Assets through the simulator: issue off-chain, send, carry through a
+/// round. A renewal of an asset-bearing VTXO without ark-core's asset
+/// preservation packet is refused with arkd's error; with it (ark-client's
+/// `settle_all`, and a delegate executing the owner's pre-signed intent) the
+/// renewed VTXO holds the same assets, as the indexer reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "assets are not simulated by the arkd simulator yet; run with --ignored once they are"]
 async fn ark_client_issues_and_sends_an_asset() -> anyhow::Result<()> {
-    let (_sim, server, chain) = start().await?;
+    let (sim, server, chain) = start().await?;
     let url = server.url();
     let alice = wallet(&url, &chain, 0x33).await?;
     let bob = wallet(&url, &chain, 0x44).await?;
@@ -271,6 +270,222 @@ async fn ark_client_issues_and_sends_an_asset() -> anyhow::Result<()> {
     assert_eq!(b.asset_balances().get(&asset_id), Some(&400));
     let a = alice.offchain_balance().await?;
     assert_eq!(a.asset_balances().get(&asset_id), Some(&600));
+
+    // 1. Without the preservation packet, Bob's renewal is refused.
+    let delegate_kp = bitcoin::key::Keypair::new(&bitcoin::key::Secp256k1::new(), &mut rng);
+    let mut bare = bob.generate_delegate(delegate_kp.public_key()).await?;
+    let tx = &mut bare.intent.proof.unsigned_tx;
+    let ext = tx
+        .output
+        .iter()
+        .position(|o| o.script_pubkey.is_op_return())
+        .context("ark-client adds the preservation packet")?;
+    tx.output.remove(ext);
+    bare.intent.proof.outputs.remove(ext);
+    bob.sign_delegate_psbts(&mut bare.intent.proof, &mut bare.forfeit_psbts)?;
+    let refused = bob
+        .network_client()
+        .register_intent(bare.intent)
+        .await
+        .err()
+        .context("an asset VTXO without its packet is refused")?;
+    assert!(
+        refused.to_string().contains("ASSET_VALIDATION_FAILED")
+            || refused.to_string().contains("asset packet not found"),
+        "{refused}"
+    );
+
+    // 2. With it (ark-client's own renewal), the asset survives the round.
+    let old_bob = bob
+        .list_vtxos()
+        .await?
+        .all()
+        .next()
+        .context("bob's vtxo")?
+        .vtxo()
+        .clone();
+    let renewed = within("renew asset", bob.settle_all(&mut rng))
+        .await??
+        .context("nothing to renew")?;
+    chain.mine(1);
+    assert_eq!(
+        sim.vtxo(&old_bob.outpoint).map(|v| v.state),
+        Some(VtxoState::Settled(renewed))
+    );
+    let b = bob.offchain_balance().await?;
+    assert_eq!(
+        b.asset_balances().get(&asset_id),
+        Some(&400),
+        "renewed with its asset"
+    );
+    assert_eq!(b.confirmed(), Amount::from_sat(330));
+    let fresh = bob.list_vtxos().await?;
+    let fresh: Vec<_> = fresh.spendable_offchain().collect();
+    assert_eq!(fresh.len(), 1);
+    let v = fresh[0].vtxo();
+    assert!(v.commitment_txids.contains(&renewed));
+    assert_eq!(
+        v.assets.len(),
+        1,
+        "the indexer reports the renewed VTXO's asset"
+    );
+    assert_eq!((v.assets[0].asset_id, v.assets[0].amount), (asset_id, 400));
+
+    // 3. A delegate (Bob) renews Alice's asset VTXOs from her pre-signed intent.
+    let mut delegate = alice.generate_delegate(delegate_kp.public_key()).await?;
+    alice.sign_delegate_psbts(&mut delegate.intent.proof, &mut delegate.forfeit_psbts)?;
+    let by_delegate = within(
+        "settle delegate",
+        bob.settle_delegate(&mut rng, delegate, delegate_kp),
+    )
+    .await??;
+    chain.mine(1);
+    assert!(sim.batches().contains(&by_delegate));
+    let a = alice.offchain_balance().await?;
+    assert_eq!(
+        a.asset_balances().get(&asset_id),
+        Some(&600),
+        "kept by the delegated renewal"
+    );
+    assert_eq!(
+        a.pre_confirmed(),
+        Amount::ZERO,
+        "everything renewed into the batch"
+    );
+    let b = bob.offchain_balance().await?;
+    assert_eq!(
+        b.asset_balances().get(&asset_id),
+        Some(&400),
+        "the delegate gained nothing"
+    );
+    assert!(sim.failed_rounds().is_empty(), "{:?}", sim.failed_rounds());
+    server.stop().await;
+    Ok(())
+}
+
+/// A delegation pre-signed by the owner (ark-core's `prepare_delegate_psbts_at`
+/// and `sign_delegate_psbts`: intent proof SIGHASH_DEFAULT, forfeits
+/// SIGHASH_ALL|ANYONECANPAY) is refused before its `valid_at`
+/// (`INVALID_INTENT_TIMERANGE`) and executed by another wallet after it
+/// (ark-client `settle_delegate`), without the owner online: the forfeit in
+/// the batch carries the owner's 0x81 signature, the new VTXO is the owner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegate_settles_a_presigned_intent_only_from_valid_at() -> anyhow::Result<()> {
+    use ark_core::batch::{prepare_delegate_psbts_at, sign_delegate_psbts};
+    use ark_core::intent;
+    use ark_relay_core::{PubKey, Sats};
+    use bitcoin::key::{Keypair, Secp256k1};
+    use bitcoin::secp256k1::SecretKey;
+    use bitcoin::{Sequence, TapSighashType, TxOut};
+
+    let (sim, server, chain) = start().await?;
+    let url = server.url();
+    let delegate_wallet = wallet(&url, &chain, 0x55).await?;
+    let info = delegate_wallet.server_info().await?;
+    let secp = Secp256k1::new();
+    let owner = Keypair::from_secret_key(&secp, &SecretKey::from_slice(&[0x66; 32])?);
+    let owner_pk = owner.x_only_public_key().0;
+    let vtxo = sim.fund(&PubKey::from_x_only(owner_pk), Sats::new(20_000));
+    let script = sim
+        .server_info()
+        .default_vtxo(&PubKey::from_x_only(owner_pk));
+    let signer = info.signer_pk.x_only_public_key().0;
+    let leaf = script
+        .collaborative_leaf(&owner_pk, &signer)
+        .context("forfeit leaf")?
+        .clone();
+    let control = script.control_block(&leaf)?;
+    let prevout = TxOut {
+        value: Amount::from_sat(vtxo.amount),
+        script_pubkey: vtxo.script.clone(),
+    };
+    let input = intent::Input::new(
+        vtxo.outpoint,
+        Sequence::MAX,
+        None,
+        prevout.clone(),
+        script.leaves().to_vec(),
+        (leaf, control),
+        false,
+        false,
+        Vec::new(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    // Beyond the simulator's 5 s clock skew allowance.
+    let valid_at = now + 8;
+    let delegate_kp = Keypair::new(&secp, &mut rand::thread_rng());
+    let mut delegate = prepare_delegate_psbts_at(
+        vec![input],
+        vec![intent::Output::Offchain(prevout)],
+        delegate_kp.public_key(),
+        &info.forfeit_address,
+        info.dust,
+        Some(valid_at),
+    )?;
+    sign_delegate_psbts(
+        |_, msg| {
+            Ok(vec![(
+                secp.sign_schnorr_no_aux_rand(&msg, &owner),
+                owner_pk,
+            )])
+        },
+        &mut delegate.intent.proof,
+        &mut delegate.forfeit_psbts,
+    )?;
+    assert_eq!(delegate.forfeit_psbts.len(), 1);
+
+    // Before valid_at: arkd's refusal.
+    let early = delegate_wallet
+        .network_client()
+        .register_intent(delegate.intent.clone())
+        .await
+        .err()
+        .context("refused before valid_at")?;
+    assert!(
+        early.to_string().contains("INVALID_INTENT_TIMERANGE"),
+        "{early}"
+    );
+
+    // After valid_at: the delegate executes it.
+    let wait = valid_at.saturating_sub(5).saturating_sub(now) + 1;
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let mut rng = rand::thread_rng();
+    let commitment = within(
+        "settle delegate",
+        delegate_wallet.settle_delegate(&mut rng, delegate, delegate_kp),
+    )
+    .await??;
+    let old = sim.vtxo(&vtxo.outpoint).context("old vtxo")?;
+    assert_eq!(old.state, VtxoState::Settled(commitment));
+    let forfeits = sim.batch_forfeits(&commitment);
+    assert_eq!(forfeits.len(), 1);
+    let f = &forfeits[0];
+    let vtxo_in = f
+        .unsigned_tx
+        .input
+        .iter()
+        .position(|i| i.previous_output == vtxo.outpoint)
+        .context("the forfeit spends the vtxo")?;
+    let sigs: Vec<_> = f.inputs[vtxo_in].tap_script_sigs.iter().collect();
+    assert!(
+        sigs.iter()
+            .any(|((pk, _), s)| *pk == owner_pk
+                && s.sighash_type == TapSighashType::AllPlusAnyoneCanPay),
+        "the owner's 0x81 signature is in the forfeit"
+    );
+    let created: Vec<_> = sim
+        .vtxos()
+        .into_iter()
+        .filter(|v| v.commitment_txid == Some(commitment) && v.state == VtxoState::Spendable)
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        (created[0].script.clone(), created[0].amount),
+        (vtxo.script.clone(), 20_000),
+        "same owner, same sats"
+    );
     server.stop().await;
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! UpdateStreamTopics): decoding, arkd's error names, and hand-off to the
 //! round state ([`super::round`]).
 
+use std::collections::BTreeMap;
+
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, OutPoint, TxOut};
 use tonic::{Response, Status};
@@ -11,6 +13,7 @@ use tonic::{Response, Status};
 use ark_relay_proto::ark::v1 as pb;
 
 use super::events::EventStream;
+use super::round::assets::{self as round_assets, IntentAssets};
 use super::round::intent::{self, Known, Message};
 use super::round::{Phase, QueuedIntent};
 use super::state::{code, SimError};
@@ -86,7 +89,7 @@ impl ArkdSim {
         intent: Option<pb::Intent>,
         kinds: &[&str],
         register: bool,
-    ) -> Result<(Message, intent::Proven), Status> {
+    ) -> Result<(Message, intent::Proven, bitcoin::Psbt), Status> {
         let intent = intent.ok_or_else(|| invalid("INVALID_INTENT_PROOF", "missing intent"))?;
         let message = intent::parse_message(&intent.message).map_err(|e| status(&e))?;
         if !kinds.contains(&message.kind.as_str()) {
@@ -109,7 +112,30 @@ impl ArkdSim {
             |o| self.classify(o, register),
         )
         .map_err(|e| status(&e))?;
-        Ok((message, proven))
+        Ok((message, proven, proof))
+    }
+
+    /// arkd's asset checks of a registered intent: its inputs' assets (by
+    /// proof input index) against the proof's preservation packet.
+    fn check_intent_assets(
+        &self,
+        proof: &bitcoin::Psbt,
+        proven: &intent::Proven,
+    ) -> Result<IntentAssets, Status> {
+        let state = self.state();
+        let mut held = BTreeMap::new();
+        for (i, input) in proven.inputs.iter().enumerate() {
+            let assets = state
+                .vtxos
+                .get(&input.outpoint)
+                .map(|v| v.assets.clone())
+                .unwrap_or_default();
+            if let (Ok(vin), false) = (u16::try_from(i + 1), assets.is_empty()) {
+                held.insert(vin, assets);
+            }
+        }
+        round_assets::check_intent(&proof.unsigned_tx, &held, &state.asset_table)
+            .map_err(|e| status(&e))
     }
 
     pub(crate) async fn rpc_register_intent(
@@ -117,7 +143,7 @@ impl ArkdSim {
         req: pb::RegisterIntentRequest,
     ) -> Result<Response<pb::RegisterIntentResponse>, Status> {
         self.fault("RegisterIntent")?;
-        let (message, proven) = self.check_intent(req.intent, &["register"], true)?;
+        let (message, proven, proof) = self.check_intent(req.intent, &["register"], true)?;
         let has_boarding = proven
             .inputs
             .iter()
@@ -143,6 +169,7 @@ impl ArkdSim {
                 "the operator's key cannot be a cosigner",
             ));
         }
+        let assets = self.check_intent_assets(&proof, &proven)?;
         let id = uuid::Uuid::new_v4().to_string();
         let queued = QueuedIntent {
             id: id.clone(),
@@ -150,6 +177,7 @@ impl ArkdSim {
             offchain: proven.offchain,
             onchain: proven.onchain,
             cosigners: message.cosigners,
+            assets,
         };
         // Re-check duplicates under the lock (two registrations may race).
         self.with_rounds(|r| {
@@ -198,7 +226,7 @@ impl ArkdSim {
         req: pb::DeleteIntentRequest,
     ) -> Result<Response<pb::DeleteIntentResponse>, Status> {
         self.fault("DeleteIntent")?;
-        let (_, proven) = self.check_intent(req.intent, &["delete"], false)?;
+        let (_, proven, _) = self.check_intent(req.intent, &["delete"], false)?;
         let outpoints: Vec<OutPoint> = proven.inputs.iter().map(|i| i.outpoint).collect();
         let deleted = self.with_rounds(|r| r.delete_spending(&outpoints));
         if deleted == 0 {

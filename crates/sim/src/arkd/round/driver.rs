@@ -80,6 +80,15 @@ impl ArkdSim {
         self.rounds().batches.keys().copied().collect()
     }
 
+    /// The forfeit txs a finalized batch received (empty if unknown).
+    pub fn batch_forfeits(&self, commitment: &bitcoin::Txid) -> Vec<bitcoin::Psbt> {
+        self.rounds()
+            .batches
+            .get(commitment)
+            .map(|b| b.forfeits.clone())
+            .unwrap_or_default()
+    }
+
     /// Waits until `cond` holds (true) or `deadline` passes (false).
     async fn wait_for(
         &self,
@@ -506,7 +515,33 @@ impl ArkdSim {
             })
             .collect();
         let expires_at = now.saturating_add(expiry_secs);
-        let (spent, created) = self.state().settle(&spent, txid, &created, now, expires_at);
+        let (spent, created) = {
+            let mut state = self.state();
+            let (spent, mut created) = state.settle(&spent, txid, &created, now, expires_at);
+            // Denominations from each leaf's packet, by vout (arkd
+            // `getNewVtxosFromRound`).
+            for v in &mut created {
+                let Some(leaf) = batch.vtxo_tree.node(&v.outpoint.txid) else {
+                    continue;
+                };
+                let assets = active
+                    .intents
+                    .iter()
+                    .find(|i| {
+                        i.assets.leaf_extension.as_ref().is_some_and(|ext| {
+                            leaf.psbt.unsigned_tx.output.iter().any(|o| o == ext)
+                        })
+                    })
+                    .and_then(|i| i.assets.outputs.get(&v.outpoint.vout));
+                if let Some(assets) = assets {
+                    v.assets = assets.clone();
+                    if let Some(stored) = state.vtxos.get_mut(&v.outpoint) {
+                        stored.assets = assets.clone();
+                    }
+                }
+            }
+            (spent, created)
+        };
         r.batches.insert(
             txid,
             BatchRecord {

@@ -6,7 +6,9 @@
 //! timing lives in [`driver`], the checks of intents in [`intent`], the trees
 //! in [`tree`], MuSig2 and commitment assembly in [`session`].
 
+pub mod assets;
 pub mod driver;
+pub mod forfeit;
 pub mod intent;
 pub mod session;
 pub mod tree;
@@ -70,6 +72,9 @@ pub struct QueuedIntent {
     pub onchain: Vec<TxOut>,
     /// MuSig2 keys of the intent's leaf.
     pub cosigners: Vec<PublicKey>,
+    /// The leaf packet and the new VTXOs' assets (from the proof's
+    /// preservation packet, [`assets`]).
+    pub assets: assets::IntentAssets,
 }
 
 impl QueuedIntent {

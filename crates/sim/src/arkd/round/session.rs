@@ -22,6 +22,7 @@ use musig::musig::{AggregatedNonce, KeyAggCache, PartialSignature, PublicNonce, 
 use ark_relay_ark::script::{anchor_output, leaf_signers};
 use ark_relay_ark::{input_leaf, missing_signers, sign_input, verify_signatures, ServerInfo};
 
+use super::forfeit::verify_anyone_can_pay;
 use super::intent::Known;
 use super::tree::{self, LeafSpec, OutputScript, Tree};
 use super::QueuedIntent;
@@ -153,8 +154,12 @@ impl Batch {
                     cosigners.push(*k);
                 }
             }
+            // The leaf: the intent's VTXOs, then its leaf packet (arkd
+            // `getOutputVtxosLeaves`); the tree appends the anchor.
+            let mut outputs = i.offchain.clone();
+            outputs.extend(i.assets.leaf_extension.iter().cloned());
             vtxo_leaves.push(LeafSpec {
-                outputs: i.offchain.clone(),
+                outputs,
                 topics: leaf_keys.iter().map(|k| k.to_string()).collect(),
                 cosigners: leaf_keys,
             });
@@ -676,8 +681,19 @@ impl Batch {
         check.inputs[vtxo_index].witness_utxo = Some(vtxo_out);
         check.inputs[connector_index].witness_utxo = Some(connector_out);
         check.inputs[connector_index].tap_script_sigs.clear();
-        input_leaf(&check, vtxo_index).map_err(|e| bad(format!("forfeit of {vtxo}: {e}")))?;
-        verify_signatures(&check)
+        let (leaf, _) =
+            input_leaf(&check, vtxo_index).map_err(|e| bad(format!("forfeit of {vtxo}: {e}")))?;
+        // A delegate's forfeit carries the owner's SIGHASH_ALL|ANYONECANPAY
+        // signature (ark-core `sign_delegate_psbts`); arkd verifies each
+        // signature with its own sighash type. Those are checked here, the
+        // SIGHASH_DEFAULT ones by `verify_signatures`.
+        let mut default_only = check.clone();
+        verify_anyone_can_pay(&check, vtxo_index, &leaf)
+            .map_err(|m| invalid("INVALID_SIGNATURE", format!("forfeit of {vtxo}: {m}")))?;
+        default_only.inputs[vtxo_index]
+            .tap_script_sigs
+            .retain(|_, s| s.sighash_type != TapSighashType::AllPlusAnyoneCanPay);
+        verify_signatures(&default_only)
             .map_err(|e| invalid("INVALID_SIGNATURE", format!("forfeit of {vtxo}: {e}")))?;
         let missing: Vec<_> = missing_signers(&check, vtxo_index)
             .map_err(|e| bad(e.to_string()))?
