@@ -67,16 +67,30 @@ pub fn prepare(plan: &Plan, ctx: &Ctx<'_>) -> Result<Prepared, StepError> {
     let inputs: Vec<VtxoInput> = plan
         .inputs
         .iter()
-        .map(|v| VtxoInput::from_vtxo(v, ctx.server))
+        .enumerate()
+        .map(|(i, v)| {
+            if plan.cosign.iter().any(|c| c.input == i) {
+                crate::lock::conditional_input(v, ctx.server)
+            } else {
+                VtxoInput::from_vtxo(v, ctx.server)
+            }
+        })
         .collect::<Result<_, _>>()?;
     let mut outputs: Vec<Output> = plan
         .outputs
         .iter()
-        .map(|o| Output::Vtxo {
-            owner: o.owner,
-            sats: o.sats,
+        .enumerate()
+        .map(|(i, o)| match crate::lock::lock_of(&plan.locks, i) {
+            crate::OutputLock::Default => Ok(Output::Vtxo {
+                owner: o.owner,
+                sats: o.sats,
+            }),
+            lock => Ok::<_, ark_relay_ark::ArkError>(Output::TapKey {
+                output_key: lock.script(&o.owner, ctx.server)?.output_key(),
+                sats: o.sats,
+            }),
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     // Colour is Ark state: the packet states exactly the ledger change (each
     // input's whole colour in, each output's recorded colour out; issued
     // colour makes a group's outputs exceed its inputs, burned colour the
@@ -89,11 +103,15 @@ pub fn prepare(plan: &Plan, ctx: &Ctx<'_>) -> Result<Prepared, StepError> {
         outputs.push(Output::Raw(packet.to_txout()));
     }
     let mut tx = build_offchain_tx(ctx.server, &inputs, &outputs)?;
-    let relay_signed = if plan.relay_inputs > 0 {
+    let mut relay_signed = if plan.relay_inputs > 0 {
         sign_own(&mut tx.ark_tx, ctx.relay, "ark_tx")?
     } else {
         vec![]
     };
+    for c in &plan.cosign {
+        let key = crate::lock::cosigner(ctx.relay, c)?;
+        relay_signed.extend(sign_own(&mut tx.ark_tx, &key, "ark_tx_cosign")?);
+    }
     let hints = plan
         .outputs
         .iter()
@@ -161,6 +179,8 @@ pub fn start(s: Start, ctx: &Ctx<'_>) -> Result<Transition, StepError> {
         expires_at: s.expires_at,
         phase: Phase::Completed,
         resent: 0,
+        locks: s.plan.locks,
+        cosign: s.plan.cosign,
     };
     let signed = s.prepared.relay_signed;
     if no_parties {
@@ -322,7 +342,9 @@ pub fn new_vtxos(c: &Ceremony, server: &ServerInfo, relay: &PubKey) -> Vec<NewVt
             } else {
                 VtxoStatus::Assigned
             },
-            tapscripts: server.default_vtxo(&o.owner).to_tapscripts(),
+            tapscripts: crate::lock::lock_of(&c.locks, i)
+                .tapscripts(&o.owner, server)
+                .unwrap_or_else(|_| server.default_vtxo(&o.owner).to_tapscripts()),
             expires_at,
         })
         .collect()

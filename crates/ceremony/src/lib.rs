@@ -22,6 +22,7 @@
 
 mod build;
 mod io;
+pub mod lock;
 pub mod machine;
 pub mod plan;
 pub mod round;
@@ -29,6 +30,7 @@ pub mod state;
 
 pub use build::{colour_balance, confirmation, new_vtxos, prepare, start, Prepared, Start};
 pub use io::{Answer, Ctx, Effect, Input, RelaySignature, StepError, Timing, Transition};
+pub use lock::{CosignedInput, LockedOutput, OutputLock};
 pub use machine::step;
 pub use plan::{
     plan, select_coloured, PartyRequest, PartySpan, Payment, Plan, PlanRequest, PlannedOutput,

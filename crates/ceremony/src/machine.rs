@@ -515,6 +515,10 @@ fn after_submit(c: &Ceremony, sub: SubmittedTx, ctx: &Ctx<'_>) -> Result<Transit
             .ok_or_else(|| invalid(format!("arkd returned no checkpoint {txid}")))?;
         verify_signatures(&s)?;
         audit.extend(sign_own(&mut s, ctx.relay, "checkpoint")?);
+        for co in &c.cosign {
+            let key = crate::lock::cosigner(ctx.relay, co)?;
+            audit.extend(sign_own(&mut s, &key, "checkpoint_cosign")?);
+        }
         signed.push(s);
     }
     let mut next = c.clone();

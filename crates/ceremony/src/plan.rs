@@ -151,6 +151,10 @@ pub struct Plan {
     pub outputs: Vec<PlannedOutput>,
     /// Colour burned by recipients (ledger: destroyed).
     pub burned: Vec<Colour>,
+    /// Outputs with a non-default script (set by the engine after planning).
+    pub locks: Vec<crate::LockedOutput>,
+    /// Inputs spent through a conditional leaf the relay co-signs.
+    pub cosign: Vec<crate::CosignedInput>,
 }
 
 impl Plan {
@@ -440,6 +444,8 @@ pub fn plan(
         relay_inputs,
         outputs,
         burned,
+        locks: Vec::new(),
+        cosign: Vec::new(),
     })
 }
 

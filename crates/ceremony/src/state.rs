@@ -284,6 +284,12 @@ pub struct Ceremony {
     /// How many step-2 challenges were re-sent after a bad answer.
     #[serde(default)]
     pub resent: u32,
+    /// Outputs with a non-default script (a position token's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<crate::LockedOutput>,
+    /// Inputs the relay co-signs through a conditional leaf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cosign: Vec<crate::CosignedInput>,
 }
 
 impl Ceremony {
