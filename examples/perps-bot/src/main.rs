@@ -1,0 +1,2 @@
+//! `perps-bot` (WIP).
+fn main() {}
