@@ -1,7 +1,18 @@
-//! The relay's participation in Ark batch rounds, pure: [`job`] says what to
-//! register (round jobs); the participation saga that carries the jobs
-//! through one round follows.
+//! The relay's participation in Ark batch rounds, pure (no I/O):
+//! - [`job`]: what to register (round jobs: the relay's VTXOs and boarding
+//!   outputs, or a user's pre-signed delegation);
+//! - [`state`]: the persisted saga ([`Participation`], [`Phase`]:
+//!   `registering → registered → confirmed → tree_nonces → tree_signatures →
+//!   forfeits_submitted → finalized | failed`) and the in-memory [`Scratch`];
+//! - [`machine`]: `step(&participation, &mut scratch, input, &ctx)`;
+//! - [`crypto`]: intents, tree checks, MuSig2, forfeits on ark-core 0.12.
 
+pub mod crypto;
 pub mod job;
+pub mod machine;
+pub mod state;
 
+pub use crypto::{RoundCtx, RoundPolicy};
 pub use job::{Delegation, JobAsset, JobError, JobInput, JobKind, JobOutput, RoundJob};
+pub use machine::{step, Effect, Input, Transition};
+pub use state::{Entry, EntryStatus, Participation, Phase, Scratch};

@@ -1,0 +1,279 @@
+//! The persisted participation saga (JSON in `round_participations.state`)
+//! and the in-memory scratch a live round needs (tree chunks, MuSig2 secret
+//! nonces: never persisted, so a restart cannot reuse a nonce).
+
+use ark_core::batch::NonceKps;
+use ark_core::server::TreeTxNoncePks;
+use ark_core::TxGraphChunk;
+use ark_relay_core::rounds::RoundEnd;
+use ark_relay_core::UnixTime;
+use bitcoin::{Psbt, Txid};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+use super::job::RoundJob;
+
+/// Where one job stands inside the participation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EntryStatus {
+    /// Its intent is built (or given) and about to be registered.
+    Pending,
+    /// Queued at the server.
+    Registered {
+        /// arkd's intent id.
+        intent_id: String,
+    },
+    /// Taken by the round this participation follows (confirmed).
+    InRound {
+        /// arkd's intent id.
+        intent_id: String,
+    },
+    /// Refused for good (bad job, definitive rejection).
+    Refused {
+        /// Why.
+        error: String,
+    },
+    /// Not done this time; the job goes back to the queue.
+    Retry {
+        /// Why.
+        error: String,
+    },
+}
+
+/// One job of the participation with its intent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The job.
+    pub job: RoundJob,
+    /// Its intent proof (relay-signed, or the delegation's).
+    pub proof: Option<Psbt>,
+    /// The intent message, exactly as signed.
+    pub message: Option<String>,
+    /// Where it stands.
+    pub status: EntryStatus,
+}
+
+impl Entry {
+    /// The intent id, once registered.
+    pub fn intent_id(&self) -> Option<&str> {
+        match &self.status {
+            EntryStatus::Registered { intent_id } | EntryStatus::InRound { intent_id } => {
+                Some(intent_id)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether it takes part in the followed round.
+    pub fn in_round(&self) -> bool {
+        matches!(self.status, EntryStatus::InRound { .. })
+    }
+}
+
+/// The saga's phase (`round_participations.phase` is [`Phase::name`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Intents built; registrations under way.
+    Registering,
+    /// Intents queued at the server; waiting for a round to take them.
+    Registered {
+        /// Since when.
+        since: UnixTime,
+    },
+    /// A round took (some of) them; confirmations sent.
+    Confirmed {
+        /// The round id.
+        round_id: String,
+        /// The VTXO tree's expiry (BIP68 sequence).
+        batch_expiry: u32,
+    },
+    /// The tree is checked (it pays every job) and our nonces are sent.
+    TreeNonces {
+        /// The round id.
+        round_id: String,
+        /// The VTXO tree's expiry.
+        batch_expiry: u32,
+        /// The commitment tx the tree was checked against.
+        commitment_txid: Txid,
+    },
+    /// Our partial signatures are sent.
+    TreeSignatures {
+        /// The round id.
+        round_id: String,
+        /// The commitment tx the tree was checked against.
+        commitment_txid: Txid,
+    },
+    /// Forfeits (and boarding signatures) sent for this commitment tx, which
+    /// was checked to create every job's outputs.
+    ForfeitsSubmitted {
+        /// The round id.
+        round_id: String,
+        /// The commitment txid.
+        commitment_txid: Txid,
+        /// When they were sent.
+        at: UnixTime,
+    },
+    /// The commitment tx is broadcast: the jobs are done.
+    Finalized {
+        /// The round id.
+        round_id: String,
+        /// The commitment txid.
+        commitment_txid: Txid,
+    },
+    /// Over without the outputs (see the entries for retry or refusal).
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Phase {
+    /// The stored name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Registering => "registering",
+            Phase::Registered { .. } => "registered",
+            Phase::Confirmed { .. } => "confirmed",
+            Phase::TreeNonces { .. } => "tree_nonces",
+            Phase::TreeSignatures { .. } => "tree_signatures",
+            Phase::ForfeitsSubmitted { .. } => "forfeits_submitted",
+            Phase::Finalized { .. } => "finalized",
+            Phase::Failed { .. } => "failed",
+        }
+    }
+
+    /// Whether the saga is over.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Phase::Finalized { .. } | Phase::Failed { .. })
+    }
+
+    /// The round id, once confirmed.
+    pub fn round_id(&self) -> Option<&str> {
+        match self {
+            Phase::Confirmed { round_id, .. }
+            | Phase::TreeNonces { round_id, .. }
+            | Phase::TreeSignatures { round_id, .. }
+            | Phase::ForfeitsSubmitted { round_id, .. }
+            | Phase::Finalized { round_id, .. } => Some(round_id),
+            _ => None,
+        }
+    }
+}
+
+/// One participation: the jobs, their intents, the phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Participation {
+    /// Unique id.
+    pub id: String,
+    /// The jobs.
+    pub entries: Vec<Entry>,
+    /// Where it is.
+    pub phase: Phase,
+    /// Started.
+    pub started_at: UnixTime,
+}
+
+impl Participation {
+    /// A new participation for `jobs` (phase `registering`; feed
+    /// [`super::Input::Start`]).
+    pub fn new(id: String, jobs: Vec<RoundJob>, now: UnixTime) -> Self {
+        Self {
+            id,
+            entries: jobs
+                .into_iter()
+                .map(|job| Entry {
+                    job,
+                    proof: None,
+                    message: None,
+                    status: EntryStatus::Pending,
+                })
+                .collect(),
+            phase: Phase::Registering,
+            started_at: now,
+        }
+    }
+
+    /// How each job ends if the saga ends now: `done` only for jobs in the
+    /// finalized round, `failed` for refused ones, otherwise a retry.
+    pub fn ends(&self, max_attempts: u32) -> Vec<(String, RoundEnd)> {
+        self.entries
+            .iter()
+            .map(|e| {
+                let end = match (&self.phase, &e.status) {
+                    (_, EntryStatus::Refused { error }) => RoundEnd::Failed {
+                        error: error.clone(),
+                    },
+                    (
+                        Phase::Finalized {
+                            commitment_txid, ..
+                        },
+                        EntryStatus::InRound { .. },
+                    ) => RoundEnd::Finalized {
+                        commitment_txid: commitment_txid.to_string(),
+                    },
+                    (_, EntryStatus::Retry { error }) => RoundEnd::Retry {
+                        error: error.clone(),
+                        max_attempts,
+                    },
+                    (Phase::Failed { reason }, _) => RoundEnd::Retry {
+                        error: reason.clone(),
+                        max_attempts,
+                    },
+                    _ => RoundEnd::Retry {
+                        error: "not taken by the round".into(),
+                        max_attempts,
+                    },
+                };
+                (e.job.job_id.clone(), end)
+            })
+            .collect()
+    }
+}
+
+/// What a live round holds in memory only. Lost on a restart; the machine
+/// then gives the round up (or checks its outcome) instead of guessing.
+pub struct Scratch {
+    /// Whether it belongs to the running process's stream (false after a
+    /// restart until the machine resubscribed).
+    pub live: bool,
+    /// VTXO tree nodes received.
+    pub vtxo_chunks: Vec<TxGraphChunk>,
+    /// Connector tree nodes received.
+    pub connector_chunks: Vec<TxGraphChunk>,
+    /// The unsigned commitment tx of `tree_signing_started`.
+    pub commitment: Option<Psbt>,
+    /// Our secret nonces (taken out when signing).
+    pub nonces: Option<NonceKps>,
+    /// Every cosigner's public nonces per tree node.
+    pub tree_nonces: HashMap<Txid, TreeTxNoncePks>,
+    /// Randomness for the nonces (fresh per process, never persisted).
+    pub entropy: [u8; 32],
+}
+
+impl Scratch {
+    /// Empty, with fresh `entropy` (the runner draws it from the OS).
+    pub fn new(entropy: [u8; 32]) -> Self {
+        Self {
+            live: false,
+            vtxo_chunks: Vec::new(),
+            connector_chunks: Vec::new(),
+            commitment: None,
+            nonces: None,
+            tree_nonces: HashMap::new(),
+            entropy,
+        }
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("live", &self.live)
+            .field("vtxo_chunks", &self.vtxo_chunks.len())
+            .field("connector_chunks", &self.connector_chunks.len())
+            .field("nonces", &self.nonces.is_some())
+            .finish_non_exhaustive()
+    }
+}
