@@ -33,7 +33,9 @@ use crate::degrade::{Availability, Degrade};
 use crate::handlers::{BaseHandler, HandlerError, JobHandler, JobOutcome, RelayInfo};
 use crate::keyring::{ActiveKey, AddressedTo};
 use crate::ramp::{Issuer, RampConfig, RampDriver, Ramps, ReserveMonitor};
+use crate::reconcile::{ReconcileTask, Reconciler};
 use crate::{Engine, EngineConfig, EngineParts, Periodic, Roles};
+use ark_relay_core::reconcile::ReconcileStore;
 
 /// Why an engine could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,7 @@ pub struct EngineBuilder {
     addressed: Option<(ActiveKey, Vec<ActiveKey>)>,
     read_only: Option<ReadOnly>,
     heartbeat: Option<Duration>,
+    reconcile: Option<(Arc<dyn ReconcileStore>, Option<Duration>)>,
 }
 
 impl EngineBuilder {
@@ -128,7 +131,20 @@ impl EngineBuilder {
             addressed: None,
             read_only: None,
             heartbeat: None,
+            reconcile: None,
         }
+    }
+
+    /// Refuses inputs the reconciliation disputed (2006, see
+    /// [`crate::reconcile`]) and, with `every`, runs the reconciliation on the
+    /// scheduler leader at that interval, recording each run in `runs`.
+    pub fn with_reconciliation(
+        mut self,
+        runs: Arc<dyn ReconcileStore>,
+        every: Option<Duration>,
+    ) -> Self {
+        self.reconcile = Some((runs, every));
+        self
     }
 
     /// Adds lifts and lands (and `land_lightning` intents) over `ramps`.
@@ -191,6 +207,7 @@ impl EngineBuilder {
             addressed,
             read_only,
             heartbeat,
+            reconcile,
         } = self;
         let keys = identity.keys.clone();
         let info = RelayInfo {
@@ -240,8 +257,22 @@ impl EngineBuilder {
         if let Some((r, _)) = &ramps {
             ceremony = ceremony.with_lands(r.clone());
         }
+        let mut reconcile_task: Option<Arc<dyn Periodic>> = None;
+        if let Some((runs, every)) = reconcile {
+            ceremony = ceremony.with_disputes(runs.clone());
+            if let Some(every) = every {
+                let r = Reconciler::new(
+                    ports.store.clone(),
+                    runs,
+                    ports.ark.clone(),
+                    ports.clock.clone(),
+                );
+                reconcile_task = Some(Arc::new(ReconcileTask::new(r, every)));
+            }
+        }
         let ceremony = Arc::new(ceremony);
         let mut periodic: Vec<Arc<dyn Periodic>> = vec![ceremony.clone()];
+        periodic.extend(reconcile_task);
         periodic.extend(extra_periodic);
         let mut router = crate::router::Router::new(ceremony.clone());
         if let Some((r, reserve_every)) = ramps {

@@ -21,6 +21,7 @@ pub mod keyring;
 pub mod metrics;
 pub mod outbox;
 pub mod ramp;
+pub mod reconcile;
 pub mod rounds;
 pub mod router;
 mod runner;

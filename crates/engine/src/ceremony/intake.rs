@@ -1,10 +1,13 @@
 //! Intake of single intents (`p2p_transfer`, `land_lightning`) and of
 //! signing responses, and the one plan-and-lock loop every ceremony uses.
 
+use std::collections::BTreeMap;
+
 use ark_relay_ceremony::{
     plan, prepare, start, Answer, Input, Party, PartyRequest, Payment, Plan, PlanRequest, Purpose,
     Start, Transition,
 };
+use ark_relay_core::reconcile::DisputeReason;
 use ark_relay_core::{
     AssetAmount, AssetId, Colour, ErrorCode, LedgerError, NewOutboxEvent, SessionId, SessionRecord,
     StoreError, Vtxo, VtxoId,
@@ -25,6 +28,25 @@ const INVENTORY_WINDOW: u32 = 32;
 
 /// Lock attempts before giving up on a contended inventory.
 const LOCK_ATTEMPTS: u32 = 16;
+
+/// 2006 if the plan spends a VTXO the last reconciliation disputed: nothing
+/// is locked yet, so nothing needs releasing.
+fn refuse_disputed(p: &Plan, disputed: &BTreeMap<VtxoId, DisputeReason>) -> Result<(), Rejection> {
+    match p
+        .inputs
+        .iter()
+        .find_map(|v| disputed.get(&v.id).map(|r| (v.id, *r)))
+    {
+        Some((vtxo, reason)) => Err(Rejection::new(
+            ErrorCode::ColourMismatch,
+            format!(
+                "input {vtxo} is disputed: its {reason} in the relay's ledger differs from the Ark \
+                 server's indexer (reconciliation); spend other VTXOs"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
 
 fn short(s: &str) -> String {
     s.chars().take(12).collect::<String>() + "…"
@@ -110,10 +132,32 @@ impl Runner {
                 .await
                 .map_err(transient)?;
         }
+        let disputed = self.disputed(&vtxos, &inventory).await?;
+        inventory.retain(|v| !disputed.contains_key(&v.id));
         Ok(plan(&req, &vtxos, &inventory).and_then(|p| {
+            refuse_disputed(&p, &disputed)?;
             check(&p)?;
             Ok(p)
         }))
+    }
+
+    /// The disputed VTXOs (and why) among the parties' VTXOs and `inventory`.
+    async fn disputed(
+        &self,
+        vtxos: &[Vec<Vtxo>],
+        inventory: &[Vtxo],
+    ) -> Result<BTreeMap<VtxoId, DisputeReason>, HandlerError> {
+        let Some(disputes) = &self.disputes else {
+            return Ok(BTreeMap::new());
+        };
+        let ids: Vec<VtxoId> = vtxos
+            .iter()
+            .flatten()
+            .chain(inventory)
+            .map(|v| v.id)
+            .collect();
+        let found = disputes.disputes_among(&ids).await.map_err(transient)?;
+        Ok(found.into_iter().map(|d| (d.vtxo, d.reason)).collect())
     }
 
     /// The first transition of a ceremony over `plan`: builds the

@@ -152,6 +152,16 @@ impl Ceremony {
         self
     }
 
+    /// Refuses intents whose inputs the last reconciliation disputed (2006
+    /// `COLOUR_MISMATCH`) and keeps disputed inventory out of plans.
+    pub fn with_disputes(
+        mut self,
+        disputes: Arc<dyn ark_relay_core::reconcile::ReconcileStore>,
+    ) -> Self {
+        self.runner.disputes = Some(disputes);
+        self
+    }
+
     /// Installs a [`CrashHook`] (tests only).
     pub fn with_crash_hook(mut self, hook: CrashHook) -> Self {
         self.runner.hooks.crash = Some(hook);

@@ -64,6 +64,8 @@ pub struct Runner {
     server: OnceCell<ServerInfo>,
     pub(crate) hooks: Hooks,
     pub(crate) lands: Option<Arc<dyn super::LandDesk>>,
+    /// The reconciliation's disputed set (inputs refused with 2006), if wired.
+    pub(crate) disputes: Option<Arc<dyn ark_relay_core::reconcile::ReconcileStore>>,
 }
 
 impl Runner {
@@ -92,6 +94,7 @@ impl Runner {
             server: OnceCell::new(),
             hooks: Hooks::default(),
             lands: None,
+            disputes: None,
         }
     }
 
