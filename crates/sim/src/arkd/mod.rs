@@ -264,6 +264,22 @@ impl ArkdSim {
         self.state().fund(script, amount.get(), now())
     }
 
+    /// Like [`Self::fund`], the VTXO holding `assets` (colour seeded outside
+    /// Ark, as a test harness does; the indexer then reports it).
+    pub fn fund_with_assets(
+        &self,
+        owner: &PubKey,
+        amount: Sats,
+        assets: assets::Denominations,
+    ) -> SimVtxo {
+        let script = self.inner.server.default_vtxo(owner).script_pubkey();
+        let mut state = self.state();
+        let mut v = state.fund(script, amount.get(), now());
+        v.assets = assets;
+        state.vtxos.insert(v.outpoint, v.clone());
+        v
+    }
+
     /// A copy of one VTXO.
     pub fn vtxo(&self, outpoint: &OutPoint) -> Option<SimVtxo> {
         self.state().vtxos.get(outpoint).cloned()
