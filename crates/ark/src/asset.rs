@@ -17,6 +17,11 @@
 //! relay's ledger names assets by 32-byte ids; [`arkade_id`] carries such an id
 //! as the Arkade id whose genesis txid (display order) is those 32 bytes and
 //! whose group index is 0, so the string form is the ledger's hex plus `0000`.
+//! An asset the relay issues on Ark ([`genesis_packet`]) is group 0 of its
+//! genesis, so its ledger id *is* its genesis txid and the mapping is exact;
+//! its control asset is group 1 and gets a derived ledger id
+//! ([`control_ledger_id`], mapped back by [`IdMap`]). Metadata linking an
+//! asset to its Lightning / L1 side uses the keys in [`meta`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -447,22 +452,128 @@ pub fn input_assets(packet: &Packet) -> BTreeMap<u32, Vec<(ArkadeAssetId, u64)>>
     out
 }
 
+/// How ledger asset ids travel in packets: as their bridged Arkade id
+/// ([`arkade_id`], group 0 of the transaction whose txid is the ledger id),
+/// except the control assets named here, which are group 1 of their asset's
+/// genesis ([`control_arkade_id`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdMap {
+    controls: BTreeMap<AssetId, ArkadeAssetId>,
+}
+
+impl IdMap {
+    /// Every ledger id bridged.
+    pub fn bridged() -> Self {
+        Self::default()
+    }
+
+    /// Also maps the control asset of the relay-issued `asset`.
+    pub fn with_control(mut self, asset: &AssetId) -> Self {
+        self.controls
+            .insert(control_ledger_id(asset), control_arkade_id(asset));
+        self
+    }
+
+    /// The Arkade id of ledger asset `asset`.
+    pub fn arkade(&self, asset: &AssetId) -> ArkadeAssetId {
+        self.controls
+            .get(asset)
+            .copied()
+            .unwrap_or_else(|| arkade_id(asset))
+    }
+}
+
+/// The ledger id of the control asset of relay-issued `asset` (the ledger
+/// names every colour by 32 bytes; the control asset's Arkade id has group
+/// index 1, so it gets a derived id: `SHA256(SHA256(tag) || SHA256(tag) ||
+/// asset)`, `tag = "ark-relay/control-asset"`).
+pub fn control_ledger_id(asset: &AssetId) -> AssetId {
+    use bitcoin::hashes::{sha256, HashEngine};
+    let tag = sha256::Hash::hash(b"ark-relay/control-asset");
+    let mut engine = sha256::Hash::engine();
+    engine.input(tag.as_byte_array());
+    engine.input(tag.as_byte_array());
+    engine.input(asset.as_bytes());
+    AssetId::from_bytes(sha256::Hash::from_engine(engine).to_byte_array())
+}
+
+/// The Arkade id of the control asset of relay-issued `asset`: group 1 of
+/// the asset's genesis transaction ([`genesis_packet`]).
+pub fn control_arkade_id(asset: &AssetId) -> ArkadeAssetId {
+    ArkadeAssetId {
+        group_index: 1,
+        ..arkade_id(asset)
+    }
+}
+
+/// The packet of a relay asset's genesis: group 0 issues `amount` of the
+/// asset to output `asset_output`, names group 1 as its control asset and
+/// carries `metadata`; group 1 issues the control asset, 1 unit, to output
+/// `control_output`. The asset's id is then (genesis txid, 0) — whose ledger
+/// form is the txid itself ([`ledger_id`]) — and its control asset's
+/// (genesis txid, 1) ([`control_arkade_id`]).
+pub fn genesis_packet(
+    asset_output: u16,
+    amount: u64,
+    control_output: u16,
+    metadata: Vec<(String, String)>,
+) -> Result<Packet, PacketError> {
+    if amount == 0 {
+        return Err(bad("a genesis issues at least 1 unit"));
+    }
+    if asset_output == control_output {
+        return Err(bad(
+            "the asset and its control asset need outputs of their own",
+        ));
+    }
+    let issue = |output_index: u16, amount: u64| AssetGroup {
+        asset_id: None,
+        control_asset: None,
+        metadata: None,
+        inputs: vec![],
+        outputs: vec![AssetOutput {
+            output_index,
+            amount,
+        }],
+    };
+    let asset = AssetGroup {
+        control_asset: Some(AssetRef::ByGroup(1)),
+        metadata: (!metadata.is_empty()).then_some(metadata),
+        ..issue(asset_output, amount)
+    };
+    Ok(Packet {
+        groups: vec![asset, issue(control_output, 1)],
+    })
+}
+
+/// The packet stating a ledger colour movement with bridged ids
+/// ([`packet_for_colours_with`] and [`IdMap::bridged`]).
+pub fn packet_for_colours(
+    inputs: &[Option<Colour>],
+    outputs: &[Option<Colour>],
+) -> Result<Option<Packet>, PacketError> {
+    packet_for_colours_with(inputs, outputs, &IdMap::bridged())
+}
+
 /// The packet stating a ledger colour movement: `inputs[i]` is the colour of
 /// ark-tx input `i`, `outputs[j]` the colour output `j` receives. One group per
 /// asset (ordered by ledger id), listing every input holding it with its whole
 /// amount and every output receiving it; an asset whose outputs exceed its
-/// inputs is a reissuance, one whose inputs exceed its outputs a burn. `None`
-/// when no input or output is coloured (arkd requires no packet then).
-pub fn packet_for_colours(
+/// inputs is a reissuance (valid at arkd when its control asset moves in the
+/// same packet: a control-asset input re-output), one whose inputs exceed its
+/// outputs a burn. `None` when no input or output is coloured (arkd requires
+/// no packet then). `ids` says under which Arkade id each asset travels.
+pub fn packet_for_colours_with(
     inputs: &[Option<Colour>],
     outputs: &[Option<Colour>],
+    ids: &IdMap,
 ) -> Result<Option<Packet>, PacketError> {
     let index = |i: usize| u16::try_from(i).map_err(|_| bad(format!("index {i} above u16")));
     let mut groups: BTreeMap<AssetId, AssetGroup> = BTreeMap::new();
     for (i, c) in inputs.iter().enumerate() {
         let Some(c) = c else { continue };
         let input_index = index(i)?;
-        entry(&mut groups, c.asset).inputs.push(AssetInput {
+        entry(&mut groups, c.asset, ids).inputs.push(AssetInput {
             input_index,
             amount: c.amount.get(),
         });
@@ -470,7 +581,7 @@ pub fn packet_for_colours(
     for (j, c) in outputs.iter().enumerate() {
         let Some(c) = c else { continue };
         let output_index = index(j)?;
-        entry(&mut groups, c.asset).outputs.push(AssetOutput {
+        entry(&mut groups, c.asset, ids).outputs.push(AssetOutput {
             output_index,
             amount: c.amount.get(),
         });
@@ -483,9 +594,13 @@ pub fn packet_for_colours(
     }))
 }
 
-fn entry(groups: &mut BTreeMap<AssetId, AssetGroup>, asset: AssetId) -> &mut AssetGroup {
+fn entry<'a>(
+    groups: &'a mut BTreeMap<AssetId, AssetGroup>,
+    asset: AssetId,
+    ids: &IdMap,
+) -> &'a mut AssetGroup {
     groups.entry(asset).or_insert_with(|| AssetGroup {
-        asset_id: Some(arkade_id(&asset)),
+        asset_id: Some(ids.arkade(&asset)),
         control_asset: None,
         metadata: None,
         inputs: vec![],

@@ -321,3 +321,37 @@ fn packet_cost_next_to_a_signature_check() {
     );
     assert!(packet_us > 0.0 && verify_us > 0.0);
 }
+
+#[test]
+fn metadata_and_genesis_packets_round_trip_canonically() {
+    use ark_relay_ark::asset::{
+        asset_metadata, control_arkade_id, control_ledger_id, decode_metadata, encode_metadata,
+        genesis_packet, meta, IdMap,
+    };
+    let taproot = AssetId::from_bytes([7; 32]);
+    let list = asset_metadata("Relay-issued BTC", "gBTC", 0, Some(&taproot));
+    assert_eq!(
+        list[3],
+        (meta::TAPROOT_ASSET_ID.to_owned(), "07".repeat(32))
+    );
+    let bytes = encode_metadata(&list);
+    assert_eq!(bytes[0], 4, "entry count first");
+    assert_eq!(decode_metadata(&bytes).unwrap(), list);
+    assert!(decode_metadata(&[1, 0, 1, b'x']).is_err(), "empty key");
+
+    let p = genesis_packet(0, 1, 1, list.clone()).unwrap();
+    assert_eq!(decode_packet(&p.encode()).unwrap().encode(), p.encode());
+    assert_eq!(p.groups[0].metadata.as_ref(), Some(&list));
+    assert!(genesis_packet(0, 0, 1, vec![]).is_err());
+    assert!(genesis_packet(1, 5, 1, vec![]).is_err());
+
+    let asset = AssetId::from_bytes([9; 32]);
+    let ids = IdMap::bridged().with_control(&asset);
+    assert_eq!(ids.arkade(&asset), arkade_id(&asset));
+    assert_eq!(
+        ids.arkade(&control_ledger_id(&asset)),
+        control_arkade_id(&asset)
+    );
+    assert_eq!(control_arkade_id(&asset).group_index, 1);
+    assert_ne!(control_ledger_id(&asset), asset);
+}

@@ -6,8 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use ark_relay_ark::asset::{ArkadeAssetId, AssetGroup, AssetInput, AssetOutput, AssetRef, Packet};
+use ark_relay_ark::asset::{
+    asset_metadata, control_arkade_id, control_ledger_id, genesis_packet, ledger_id,
+    packet_for_colours_with, ArkadeAssetId, AssetGroup, AssetInput, AssetOutput, AssetRef, IdMap,
+    Packet,
+};
 use ark_relay_ark::script::anchor_output;
+use ark_relay_core::{AssetAmount, Colour};
 use ark_relay_sim::arkd::assets::{apply, validate, AssetRecord, Denominations, Rules};
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
@@ -275,4 +280,65 @@ fn bridged_rules_check_every_asset_issued_on_ark_and_only_those() {
     // Listing every asset an input holds is required in both modes.
     let e = bridged(&tx(1, 1, &[]), &holding(&[(0, seeded, 1)])).unwrap_err();
     assert_eq!(e.name, "ASSET_VALIDATION_FAILED", "{e:?}");
+}
+
+#[test]
+fn a_relay_genesis_then_lifts_as_reissuances_pass_arkds_full_rules() {
+    // Genesis: 1 unit to the relay (output 0), the control asset to output 1.
+    let meta = asset_metadata("Relay-issued BTC", "gBTC", 0, None);
+    let p = genesis_packet(0, 1, 1, meta.clone()).unwrap();
+    let g = tx(1, 3, &[&p]);
+    let mut table = BTreeMap::new();
+    validate(&g, &BTreeMap::new(), &table, 3, Rules::Full).unwrap();
+    let (by_out, issued) = apply(&g, &p);
+    for (id, record) in issued {
+        table.insert(id.to_string(), record);
+    }
+    let t = g.compute_txid();
+    let asset_arkade = ArkadeAssetId {
+        txid: t,
+        group_index: 0,
+    };
+    let asset = ledger_id(&asset_arkade).unwrap();
+    assert_eq!(control_arkade_id(&asset).txid, t);
+    assert_eq!(by_out[&0], vec![(asset_arkade, 1)]);
+    assert_eq!(by_out[&1], vec![(control_arkade_id(&asset), 1)]);
+    assert_eq!(table[&asset_arkade.to_string()].metadata, meta);
+    assert_eq!(
+        table[&asset_arkade.to_string()].control,
+        Some(control_arkade_id(&asset))
+    );
+
+    // A lift: the control VTXO (input 0) and a carrier (input 1) in; 500 to
+    // the user (output 0), the control asset back to the relay (output 1).
+    let col = |a, n| {
+        Some(Colour {
+            asset: a,
+            amount: AssetAmount::new(n),
+        })
+    };
+    let control = control_ledger_id(&asset);
+    let ids = IdMap::bridged().with_control(&asset);
+    let lift = packet_for_colours_with(
+        &[col(control, 1), None],
+        &[col(asset, 500), col(control, 1), None],
+        &ids,
+    )
+    .unwrap()
+    .unwrap();
+    let prev = holding(&[(0, control_arkade_id(&asset), 1)]);
+    validate(&tx(2, 3, &[&lift]), &prev, &table, 3, Rules::Full).unwrap();
+    // The same lift without the control asset is refused.
+    let bare = packet_for_colours_with(&[None], &[col(asset, 500), None], &ids)
+        .unwrap()
+        .unwrap();
+    let e = validate(
+        &tx(1, 2, &[&bare]),
+        &BTreeMap::new(),
+        &table,
+        3,
+        Rules::Full,
+    )
+    .unwrap_err();
+    assert_eq!(e.name, "ASSET_NOT_FOUND", "{e:?}");
 }
