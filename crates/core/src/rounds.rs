@@ -183,15 +183,16 @@ pub trait RoundStore: Send + Sync + 'static {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
-    /// Writes the saga's last state (done) and ends its jobs as `end` says,
-    /// if `version` is current.
+    /// Writes the saga's last state (done) and ends each of its jobs as
+    /// `ends` says (job id → end; jobs not named are ended as retries), if
+    /// `version` is current.
     async fn finish_participation(
         &self,
         participation_id: &str,
         version: i64,
         phase: &str,
         state: &str,
-        end: &RoundEnd,
+        ends: &[(String, RoundEnd)],
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 

@@ -223,9 +223,13 @@ pub fn relay_intent(job: &RoundJob, ctx: &RoundCtx<'_>) -> Result<(Psbt, String)
 
 /// Checks that the VTXO tree hangs off `commitment` (root spends its output
 /// 0) and that its leaves pay every `required` output (amount and script,
-/// counted with multiplicity). The relay signs nothing and forfeits nothing
-/// for a tree that fails this.
-pub fn tree_pays(graph: &TxGraph, commitment: Txid, required: &[TxOut]) -> Result<(), String> {
+/// counted with multiplicity); returns the outpoint paying each, in order.
+/// The relay signs nothing and forfeits nothing for a tree that fails this.
+pub fn tree_pays(
+    graph: &TxGraph,
+    commitment: Txid,
+    required: &[TxOut],
+) -> Result<Vec<OutPoint>, String> {
     let root = &graph.root().unsigned_tx;
     let spends = root.input.first().map(|i| i.previous_output);
     if spends != Some(OutPoint::new(commitment, 0)) {
@@ -233,21 +237,29 @@ pub fn tree_pays(graph: &TxGraph, commitment: Txid, required: &[TxOut]) -> Resul
             "the tree's root does not spend {commitment}:0 (it spends {spends:?})"
         ));
     }
-    let mut available: HashMap<(u64, Vec<u8>), usize> = HashMap::new();
+    let mut available: HashMap<(u64, Vec<u8>), Vec<OutPoint>> = HashMap::new();
     for leaf in graph.leaves() {
-        for o in &leaf.unsigned_tx.output {
+        let txid = leaf.unsigned_tx.compute_txid();
+        for (vout, o) in leaf.unsigned_tx.output.iter().enumerate() {
             if o.value > Amount::ZERO && !is_anchor(&o.script_pubkey) {
-                *available
+                let vout = u32::try_from(vout).map_err(err)?;
+                available
                     .entry((o.value.to_sat(), o.script_pubkey.to_bytes()))
-                    .or_default() += 1;
+                    .or_default()
+                    .push(OutPoint::new(txid, vout));
             }
         }
     }
+    for outpoints in available.values_mut() {
+        outpoints.sort();
+        outpoints.reverse();
+    }
+    let mut paid = Vec::with_capacity(required.len());
     for r in required {
         let key = (r.value.to_sat(), r.script_pubkey.to_bytes());
-        match available.get_mut(&key) {
-            Some(n) if *n > 0 => *n -= 1,
-            _ => {
+        match available.get_mut(&key).and_then(Vec::pop) {
+            Some(o) => paid.push(o),
+            None => {
                 return Err(format!(
                     "the tree does not pay {} sats to {}",
                     r.value.to_sat(),
@@ -256,7 +268,7 @@ pub fn tree_pays(graph: &TxGraph, commitment: Txid, required: &[TxOut]) -> Resul
             }
         }
     }
-    Ok(())
+    Ok(paid)
 }
 
 /// Our MuSig2 nonces for every tree node we cosign.

@@ -23,7 +23,7 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Psbt, Sequence, Txid};
 
 use super::crypto::{self, RoundCtx};
-use super::state::{Entry, EntryStatus, Participation, Phase, Scratch};
+use super::state::{Created, Entry, EntryStatus, Participation, Phase, Scratch};
 
 /// What arrives.
 #[derive(Debug, Clone)]
@@ -612,7 +612,7 @@ fn on_event(
             let entries = in_round(p);
             let built = graph(&scratch.vtxo_chunks)
                 .and_then(|g| crypto::tree_pays(&g, txid, &required(p, ctx)))
-                .and_then(|()| {
+                .and_then(|paid| {
                     let connectors = if scratch.connector_chunks.is_empty() {
                         None
                     } else {
@@ -620,11 +620,12 @@ fn on_event(
                     };
                     let forfeits = crypto::forfeits(&entries, connectors.as_ref(), ctx)?;
                     let commitment = crypto::sign_boarding(&entries, &commitment_tx, ctx)?;
-                    Ok((forfeits, commitment))
+                    Ok((forfeits, commitment, created(&entries, &paid)))
                 });
             match built {
-                Ok((forfeits, commitment)) => {
+                Ok((forfeits, commitment, created)) => {
                     let mut next = p.clone();
+                    next.created = created;
                     next.phase = Phase::ForfeitsSubmitted {
                         round_id,
                         commitment_txid: txid,
@@ -663,7 +664,20 @@ fn on_event(
     }
 }
 
-/// The job's outputs of an in-round entry (for the runner's ledger).
-pub fn entry_outputs(e: &Entry, ctx: &RoundCtx<'_>) -> Vec<bitcoin::TxOut> {
-    crypto::job_outputs(&e.job, ctx.server)
+/// Pairs the paid outpoints (in `required`'s order) with their jobs.
+fn created(entries: &[&Entry], paid: &[bitcoin::OutPoint]) -> Vec<Created> {
+    let mut out = Vec::new();
+    let mut paid = paid.iter();
+    for e in entries {
+        for (i, _) in e.job.outputs.iter().enumerate() {
+            if let Some(o) = paid.next() {
+                out.push(Created {
+                    job_id: e.job.job_id.clone(),
+                    output: i,
+                    vtxo: ark_relay_core::VtxoId::new(o.txid, o.vout),
+                });
+            }
+        }
+    }
+    out
 }

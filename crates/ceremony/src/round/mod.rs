@@ -15,4 +15,4 @@ pub mod state;
 pub use crypto::{RoundCtx, RoundPolicy};
 pub use job::{Delegation, JobAsset, JobError, JobInput, JobKind, JobOutput, RoundJob};
 pub use machine::{step, Effect, Input, Transition};
-pub use state::{Entry, EntryStatus, Participation, Phase, Scratch};
+pub use state::{Created, Entry, EntryStatus, Participation, Phase, Scratch};

@@ -173,6 +173,21 @@ pub struct Participation {
     pub phase: Phase,
     /// Started.
     pub started_at: UnixTime,
+    /// The new VTXOs of the in-round jobs, as the checked tree pays them
+    /// (set when the forfeits are built).
+    #[serde(default)]
+    pub created: Vec<Created>,
+}
+
+/// A VTXO the round creates for a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    /// The job.
+    pub job_id: String,
+    /// Index into the job's outputs.
+    pub output: usize,
+    /// The new VTXO (tree leaf txid : vout).
+    pub vtxo: ark_relay_core::VtxoId,
 }
 
 impl Participation {
@@ -192,6 +207,7 @@ impl Participation {
                 .collect(),
             phase: Phase::Registering,
             started_at: now,
+            created: Vec::new(),
         }
     }
 

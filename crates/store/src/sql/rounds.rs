@@ -204,7 +204,7 @@ impl RoundStore for SqlStore {
         version: i64,
         phase: &str,
         state: &str,
-        end: &RoundEnd,
+        ends: &[(String, RoundEnd)],
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         self.write(|| async move {
@@ -225,53 +225,19 @@ impl RoundStore for SqlStore {
                 tx.rollback().await.map_err(map_err)?;
                 return Ok(false);
             }
-            match end {
-                RoundEnd::Finalized { commitment_txid } => {
-                    sqlx::query(
-                        "UPDATE round_jobs SET status = 'done', commitment_txid = ?, error = NULL, \
-                         updated_at = ? WHERE participation_id = ? AND status = 'in_round'",
-                    )
-                    .bind(commitment_txid.as_str())
-                    .bind(now.0)
-                    .bind(participation_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                }
-                RoundEnd::Retry {
-                    error,
-                    max_attempts,
-                } => {
-                    sqlx::query(
-                        // `status` first: MariaDB evaluates assignments left to
-                        // right with the new values, SQLite with the old ones.
-                        "UPDATE round_jobs SET \
-                         status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'pending' END, \
-                         attempts = attempts + 1, error = ?, updated_at = ? \
-                         WHERE participation_id = ? AND status = 'in_round'",
-                    )
-                    .bind(i64::from(*max_attempts))
-                    .bind(error.as_str())
-                    .bind(now.0)
-                    .bind(participation_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                }
-                RoundEnd::Failed { error } => {
-                    sqlx::query(
-                        "UPDATE round_jobs SET status = 'failed', attempts = attempts + 1, \
-                         error = ?, updated_at = ? \
-                         WHERE participation_id = ? AND status = 'in_round'",
-                    )
-                    .bind(error.as_str())
-                    .bind(now.0)
-                    .bind(participation_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                }
+            for (job_id, end) in ends {
+                end_job(&mut tx, participation_id, job_id, end, now).await?;
             }
+            // Jobs the saga did not name go back to the queue.
+            sqlx::query(
+                "UPDATE round_jobs SET status = 'pending', updated_at = ? \
+                 WHERE participation_id = ? AND status = 'in_round'",
+            )
+            .bind(now.0)
+            .bind(participation_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
             Ok(true)
         })
@@ -301,6 +267,49 @@ impl RoundStore for SqlStore {
         .map_err(map_err)?;
         rows_.iter().map(participation).collect()
     }
+}
+
+async fn end_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    participation_id: &str,
+    job_id: &str,
+    end: &RoundEnd,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let q = match end {
+        RoundEnd::Finalized { commitment_txid } => sqlx::query(
+            "UPDATE round_jobs SET status = 'done', commitment_txid = ?, error = NULL, \
+             updated_at = ? WHERE job_id = ? AND participation_id = ? AND status = 'in_round'",
+        )
+        .bind(commitment_txid.as_str())
+        .bind(now.0),
+        // `status` first: MariaDB evaluates assignments left to right with
+        // the new values, SQLite with the old ones.
+        RoundEnd::Retry {
+            error,
+            max_attempts,
+        } => sqlx::query(
+            "UPDATE round_jobs SET \
+             status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'pending' END, \
+             attempts = attempts + 1, error = ?, updated_at = ? \
+             WHERE job_id = ? AND participation_id = ? AND status = 'in_round'",
+        )
+        .bind(i64::from(*max_attempts))
+        .bind(error.as_str())
+        .bind(now.0),
+        RoundEnd::Failed { error } => sqlx::query(
+            "UPDATE round_jobs SET status = 'failed', attempts = attempts + 1, error = ?, \
+             updated_at = ? WHERE job_id = ? AND participation_id = ? AND status = 'in_round'",
+        )
+        .bind(error.as_str())
+        .bind(now.0),
+    };
+    q.bind(job_id)
+        .bind(participation_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -389,11 +398,18 @@ mod tests {
             max_attempts: 2,
         };
         assert!(s
-            .finish_participation("p1", 1, "failed", "{}", &retry, UnixTime(40))
+            .finish_participation(
+                "p1",
+                1,
+                "failed",
+                "{}",
+                &[("a".into(), retry.clone()), ("b".into(), retry.clone())],
+                UnixTime(40)
+            )
             .await
             .unwrap());
         assert!(
-            !s.finish_participation("p1", 2, "failed", "{}", &retry, UnixTime(40))
+            !s.finish_participation("p1", 2, "failed", "{}", &[], UnixTime(40))
                 .await
                 .unwrap(),
             "done sagas do not move"
@@ -412,7 +428,14 @@ mod tests {
             commitment_txid: "ab".repeat(32),
         };
         assert!(s
-            .finish_participation("p3", 0, "finalized", "{}", &fin, UnixTime(50))
+            .finish_participation(
+                "p3",
+                0,
+                "finalized",
+                "{}",
+                &[("a".into(), fin)],
+                UnixTime(50)
+            )
             .await
             .unwrap());
         let ja = s.round_job("a").await.unwrap().unwrap();
@@ -423,7 +446,14 @@ mod tests {
             .await
             .unwrap());
         assert!(s
-            .finish_participation("p4", 0, "failed", "{}", &retry, UnixTime(60))
+            .finish_participation(
+                "p4",
+                0,
+                "failed",
+                "{}",
+                &[("b".into(), retry)],
+                UnixTime(60)
+            )
             .await
             .unwrap());
         let jb = s.round_job("b").await.unwrap().unwrap();
