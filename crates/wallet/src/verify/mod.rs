@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 mod batch;
 mod checkpoint;
+pub mod renewal;
 
 use batch::check_batch_outputs;
 pub use checkpoint::verify_checkpoint_challenge;
