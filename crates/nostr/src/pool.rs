@@ -37,6 +37,10 @@ pub struct PoolOptions {
     /// Kinds to read (default: the kinds the relay consumes; a wallet reads
     /// the relay's answers instead).
     pub kinds: Vec<u16>,
+    /// `None` (default): read events p-tagged to the listening key. `Some`:
+    /// read events *authored* by these keys instead (an oracle's prices),
+    /// whoever they are addressed to.
+    pub authors: Option<Vec<PublicKey>>,
 }
 
 impl PoolOptions {
@@ -48,6 +52,7 @@ impl PoolOptions {
             catch_up_every: Duration::from_secs(15),
             fetch_timeout: Duration::from_secs(10),
             kinds: kinds::CONSUMED.to_vec(),
+            authors: None,
         }
     }
 }
@@ -98,18 +103,21 @@ impl PoolTransport {
     }
 
     fn filter(&self, since: Timestamp) -> Filter {
-        Filter::new()
-            .kinds(self.opts.kinds.iter().map(|k| Kind::from(*k)))
-            .pubkey(self.listen_for)
-            .since(since)
+        self.base_filter().since(since)
+    }
+
+    fn base_filter(&self) -> Filter {
+        let f = Filter::new().kinds(self.opts.kinds.iter().map(|k| Kind::from(*k)));
+        match &self.opts.authors {
+            None => f.pubkey(self.listen_for),
+            Some(authors) => f.authors(authors.iter().copied()),
+        }
     }
 
     /// Whether a diverted expired event is one this reader asked for (the
     /// pool checks this, and the signature, for the events it delivers).
     fn wanted(&self, event: &Event) -> bool {
-        let filter = Filter::new()
-            .kinds(self.opts.kinds.iter().map(|k| Kind::from(*k)))
-            .pubkey(self.listen_for);
+        let filter = self.base_filter();
         filter.match_event(event, MatchEventOptions::new()) && event.verify().is_ok()
     }
 
