@@ -53,7 +53,9 @@ pub(super) fn check_batch_outputs(
             why.push(format!("output {o}: unknown asset {}", h.asset));
             continue;
         };
-        if script_of(owner, out.value.to_sat()) != out.script_pubkey {
+        if script_of(owner, out.value.to_sat()) != out.script_pubkey
+            && !super::perps::is_position_output(ctx, intent, &owner, asset, h.amount, out)
+        {
             why.push(format!(
                 "output {o} is not a VTXO of {owner}, whom its colour hint names"
             ));
@@ -90,6 +92,11 @@ pub(super) fn check_batch_outputs(
         if owner == ctx.me {
             add(&mut mine, *asset, *amount);
             used[*o] = true;
+            // A position token is mine at its conditional script, not my default one.
+            let sats = outs[*o].value.to_sat();
+            if outs[*o].script_pubkey != script_of(*ctx.me, sats) {
+                my_sats = my_sats.saturating_add(sats);
+            }
         }
     }
     for (o, out) in outs.iter().enumerate() {

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 mod batch;
 mod checkpoint;
 pub mod renewal;
+pub mod perps;
 
 use batch::check_batch_outputs;
 pub use checkpoint::verify_checkpoint_challenge;
@@ -129,6 +130,9 @@ pub struct AuthorisedIntent {
     /// Whether the intent is executed in an atomic batch (other parties'
     /// outputs are then expected in the transaction).
     pub batch: bool,
+    /// For an `open_perp`: the signed terms (the position token must come at
+    /// the script they imply, [`perps`]).
+    pub perp: Option<ark_relay_protocol::perps::ValidTerms>,
 }
 
 /// One `counterparty_leg`: `amount` of `asset` the wallet expects, from
@@ -188,6 +192,7 @@ impl AuthorisedIntent {
             receives: vec![],
             mint: vec![],
             batch: false,
+            perp: None,
         })
     }
 
@@ -246,12 +251,18 @@ impl AuthorisedIntent {
                 m.amount.positive("amount").map_err(|r| r.message)?,
             ));
         }
+        let perp = match (kind, &content.perp) {
+            (IntentType::OpenPerp, Some(t)) => Some(t.validate().map_err(|r| r.message)?),
+            (IntentType::OpenPerp, None) => return Err("open_perp without its terms".into()),
+            _ => None,
+        };
         Ok(Self {
             intent_id,
             payments,
             receives,
             mint,
             batch: true,
+            perp,
         })
     }
 

@@ -1,0 +1,268 @@
+//! Perpetual positions from the user's side (PRD §12 scenario 7,
+//! `docs/protocol.md` "Conditional co-signing"). Pure, no I/O:
+//!
+//! - [`PositionView`]: what an `open_perp` commits the user to — side,
+//!   leverage, margin, entry, the oracle she accepts and **the liquidation
+//!   price** her signature pre-authorises — shown before she signs;
+//! - [`position_script`]: the one script those terms imply for her position
+//!   token: her two default leaves (exit, collaborative) plus exactly one
+//!   conditional leaf `DEX + co-signer + server`, the co-signer being the
+//!   relay's key tweaked with her `open_perp`'s id
+//!   ([`ark_relay_ark::conditional`]);
+//! - the batch hook: a challenge is signed only if the position token's
+//!   output is at exactly that script ([`is_position_output`]); after
+//!   settlement [`check_position_vtxo`] re-checks the VTXO's leaves.
+//!
+//! What the conditional leaf allows: the DEX and the relay together (plus the
+//! server) may spend the position token VTXO, and the relay co-signs only a
+//! liquidation whose witness is her own signed `open_perp` and a fresh price
+//! of the oracle she named beyond the threshold. Her exit leaf stays: she can
+//! always leave unilaterally.
+
+use ark_relay_ark::conditional::{decode_conditional, PositionScript};
+use ark_relay_ark::{ServerInfo, VtxoScript};
+use ark_relay_core::{EventId, PubKey};
+use ark_relay_protocol::perps::{PerpTerms, Side, ValidTerms, BPS};
+use bitcoin::TxOut;
+
+use super::{AuthorisedIntent, Context, OwnedVtxo};
+
+/// An integer price with `decimals` as text (`6543210`, 2 → `65432.10`).
+pub fn format_price(price: u64, decimals: u8) -> String {
+    if decimals == 0 {
+        return price.to_string();
+    }
+    let d = u32::from(decimals);
+    let unit = 10u128.pow(d);
+    let p = u128::from(price);
+    format!("{}.{:0width$}", p / unit, p % unit, width = d as usize)
+}
+
+/// The terms of an `open_perp` as the user should read them before signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionView {
+    /// The validated terms.
+    pub terms: ValidTerms,
+    /// Margin × leverage, in the margin asset's base units.
+    pub notional: u128,
+    /// The maintenance margin in margin units.
+    pub maintenance: u128,
+    /// The price at or beyond which the DEX may liquidate without asking.
+    pub liquidation_price: u64,
+}
+
+impl PositionView {
+    /// Validates `terms` and computes what they imply.
+    pub fn new(terms: &PerpTerms) -> Result<Self, String> {
+        let terms = terms.validate().map_err(|r| r.message)?;
+        let notional = u128::from(terms.margin) * u128::from(terms.leverage);
+        Ok(Self {
+            maintenance: notional * u128::from(terms.maintenance_margin_bps) / u128::from(BPS),
+            liquidation_price: terms.liquidation_price(),
+            notional,
+            terms,
+        })
+    }
+
+    /// A human summary, one fact a line.
+    pub fn lines(&self) -> Vec<String> {
+        let t = &self.terms;
+        let price = |p| format_price(p, t.decimals);
+        let (side, cmp) = match t.side {
+            Side::Long => ("long", "at or below"),
+            Side::Short => ("short", "at or above"),
+        };
+        vec![
+            format!("position   {side} {} at {}× leverage", t.pair, t.leverage),
+            format!("margin     {} {} (paid to the DEX {})", t.margin, t.margin_asset, t.dex),
+            format!("notional   {} {}", self.notional, t.margin_asset),
+            format!("entry      {}", price(t.entry_price)),
+            format!(
+                "maintenance {} bps of notional = {} {}",
+                t.maintenance_margin_bps, self.maintenance, t.margin_asset
+            ),
+            format!(
+                "LIQUIDATION if {} is {cmp} {} by oracle {}: the DEX takes the margin to {} and burns your position token {} WITHOUT asking you again",
+                t.pair,
+                price(self.liquidation_price),
+                t.oracle,
+                t.insurance_fund,
+                t.position_token
+            ),
+        ]
+    }
+}
+
+/// The script of the position token created by the `open_perp` `open_perp`
+/// signed by `me` with `terms`, under the relay `relay` and `server`.
+pub fn position_script(
+    me: &PubKey,
+    terms: &ValidTerms,
+    relay: &PubKey,
+    server: &ServerInfo,
+    open_perp: EventId,
+) -> Result<VtxoScript, String> {
+    PositionScript {
+        user: *me.x_only(),
+        dex: *terms.dex.x_only(),
+        relay: *relay.x_only(),
+        server: *server.signer(),
+        exit_delay: server.unilateral_exit_delay(),
+        open_perp,
+    }
+    .vtxo_script()
+    .map_err(|e| e.to_string())
+}
+
+/// Whether output `out`, hinted as `amount` of `asset` to `owner`, is the
+/// position token an authorised `open_perp` of mine receives, at exactly
+/// the script its terms imply.
+pub(super) fn is_position_output(
+    ctx: &Context<'_>,
+    intent: &AuthorisedIntent,
+    owner: &PubKey,
+    asset: ark_relay_core::AssetId,
+    amount: u64,
+    out: &TxOut,
+) -> bool {
+    let Some(terms) = &intent.perp else {
+        return false;
+    };
+    if owner != ctx.me || amount != 1 || ctx.assets.resolve(&terms.position_token) != Some(asset) {
+        return false;
+    }
+    position_script(ctx.me, terms, ctx.relay, ctx.server, intent.intent_id).is_ok_and(|s| {
+        s.output_script(
+            ark_relay_core::Sats::new(out.value.to_sat()),
+            ctx.server.dust(),
+        ) == out.script_pubkey
+    })
+}
+
+/// Checks a position token VTXO the wallet holds: its leaves are exactly
+/// the ones the signed terms imply (same leaves, same order), with one
+/// conditional leaf naming the DEX of the terms.
+pub fn check_position_vtxo(
+    vtxo: &OwnedVtxo,
+    me: &PubKey,
+    terms: &ValidTerms,
+    relay: &PubKey,
+    server: &ServerInfo,
+    open_perp: EventId,
+) -> Result<(), String> {
+    let want = position_script(me, terms, relay, server, open_perp)?;
+    let got = VtxoScript::from_tapscripts(&vtxo.tapscripts)
+        .map_err(|e| format!("position VTXO {}: {e}", vtxo.vtxo))?;
+    if got.leaves() != want.leaves() {
+        return Err(format!(
+            "position VTXO {} is not at the script its terms imply",
+            vtxo.vtxo
+        ));
+    }
+    match decode_conditional(&got, server.signer()) {
+        Some(c) if c.dex == *terms.dex.x_only() => Ok(()),
+        _ => Err(format!(
+            "position VTXO {} has no single conditional leaf of the DEX",
+            vtxo.vtxo
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_relay_ark::RelativeLocktime;
+    use ark_relay_core::{AssetId, Sats, VtxoId};
+    use ark_relay_protocol::content::{AssetRef, WireAmount};
+    use ark_relay_protocol::perps::{LiquidationOracle, MarginDeposit, PositionDetails};
+    use ark_relay_protocol::pubkey_from_nostr;
+    use nostr::Keys;
+
+    fn pk() -> PubKey {
+        pubkey_from_nostr(&Keys::generate().public_key()).expect("pk")
+    }
+
+    fn terms(dex: PubKey, token: AssetId) -> PerpTerms {
+        PerpTerms {
+            margin_deposit: MarginDeposit {
+                asset: AssetRef::gbtc(),
+                amount: WireAmount::new(1_000_000),
+            },
+            position_details: PositionDetails {
+                side: Side::Long,
+                leverage: 10,
+                entry_price: WireAmount::new(6_543_210),
+            },
+            liquidation_oracle: LiquidationOracle {
+                pubkey: pk(),
+                pair: "BTC/USD".into(),
+                decimals: 2,
+            },
+            maintenance_margin_bps: 50,
+            dex,
+            insurance_fund: dex,
+            position_token: AssetRef::Id(token),
+        }
+    }
+
+    #[test]
+    fn the_view_shows_the_liquidation_price_before_signing() {
+        let v = PositionView::new(&terms(pk(), AssetId::from_bytes([1; 32]))).expect("valid");
+        assert_eq!(v.liquidation_price, 5_921_605);
+        assert_eq!((v.notional, v.maintenance), (10_000_000, 50_000));
+        let text = v.lines().join("\n");
+        assert!(text.contains("long BTC/USD at 10×"), "{text}");
+        assert!(text.contains("at or below 59216.05"), "{text}");
+        let mut bad = terms(pk(), AssetId::from_bytes([1; 32]));
+        bad.position_details.leverage = 0;
+        assert!(PositionView::new(&bad).is_err());
+        assert_eq!(format_price(7, 2), "0.07");
+        assert_eq!(format_price(7, 0), "7");
+    }
+
+    #[test]
+    fn only_the_implied_script_passes_the_vtxo_check() {
+        let (me, dex, relay) = (pk(), pk(), pk());
+        let server = ServerInfo::new(
+            *pk().x_only(),
+            *pk().x_only(),
+            RelativeLocktime::blocks(144),
+            RelativeLocktime::blocks(10),
+            Sats::new(330),
+            bitcoin::Network::Regtest,
+        );
+        let t = terms(dex, AssetId::from_bytes([2; 32]))
+            .validate()
+            .expect("valid");
+        let id = EventId::from_bytes([9; 32]);
+        let vtxo = |script: &VtxoScript| OwnedVtxo {
+            vtxo: format!("{}:0", "11".repeat(32))
+                .parse::<VtxoId>()
+                .expect("id"),
+            sats: 330,
+            asset_id: Some(AssetId::from_bytes([2; 32])),
+            ticker: None,
+            amount: 1,
+            expires_at: None,
+            tapscripts: script.to_tapscripts(),
+            locked: false,
+        };
+        let good = position_script(&me, &t, &relay, &server, id).expect("script");
+        assert_eq!(
+            check_position_vtxo(&vtxo(&good), &me, &t, &relay, &server, id),
+            Ok(())
+        );
+        // Another open_perp's script (the co-signer is tweaked with its id).
+        let other = position_script(&me, &t, &relay, &server, EventId::from_bytes([8; 32]))
+            .expect("script");
+        assert!(check_position_vtxo(&vtxo(&other), &me, &t, &relay, &server, id).is_err());
+        // A plain VTXO of mine carries no conditional leaf.
+        let plain = server.default_vtxo(&me);
+        assert!(check_position_vtxo(&vtxo(&plain), &me, &t, &relay, &server, id).is_err());
+        // A script with the leaf but another DEX.
+        let mut t2 = t.clone();
+        t2.dex = pk();
+        let wrong_dex = position_script(&me, &t2, &relay, &server, id).expect("script");
+        assert!(check_position_vtxo(&vtxo(&wrong_dex), &me, &t, &relay, &server, id).is_err());
+    }
+}
