@@ -237,7 +237,8 @@ pub struct PerpTerms {
     pub dex: PubKey,
     /// Where a liquidation sends the margin (the DEX's insurance fund).
     pub insurance_fund: PubKey,
-    /// The position token (an L2 asset of the DEX, one unit, burned on liquidation).
+    /// The position token: the id (64 hex, never a ticker) of an L2 asset
+    /// of the DEX; one unit, burned on liquidation.
     pub position_token: AssetRef,
 }
 
@@ -304,6 +305,9 @@ impl PerpTerms {
         }
         if self.dex == o.pubkey {
             return Err(bad_terms("the oracle may not be the DEX"));
+        }
+        if !matches!(self.position_token, AssetRef::Id(_)) {
+            return Err(bad_terms("position_token must be an asset id (64 hex)"));
         }
         Ok(ValidTerms {
             margin_asset: self.margin_deposit.asset.clone(),
