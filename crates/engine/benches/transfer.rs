@@ -83,6 +83,8 @@ mod instrument;
 mod report;
 #[path = "transfer/swap.rs"]
 mod swap;
+#[path = "transfer/timeline.rs"]
+mod timeline;
 
 use instrument::{
     mariadb_status, redis_calls, redis_cleanup, TimedArk, TimedHandler, TimedTransport, Timings,
@@ -489,11 +491,26 @@ async fn bench(
     } else {
         None
     };
-    let idle = if args.mode == "transfer" {
-        guard::idle_soft(&wallets[0], &seen, IDLE_TRANSFERS).await
+    let (idle, idle_turns) = if args.mode == "transfer" {
+        let tl = timeline::Timeline::start(
+            &nostr_url,
+            relay_keys.public_key(),
+            ark_relay_protocol::pubkey_to_nostr(&wallets[0].pubkey()),
+        )
+        .await;
+        let idle = guard::idle_soft(&wallets[0], &seen, IDLE_TRANSFERS).await;
+        let turns = match tl {
+            Ok(tl) => tl.finish().await,
+            Err(x) => {
+                eprintln!("idle timeline not measured: {x}");
+                Vec::new()
+            }
+        };
+        (idle, turns)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
+    let idle_timings = timings.snapshot();
     timings.0.lock().map(|mut t| t.clear()).ok();
     let db_before = if args.db == "mariadb" {
         mariadb_status(&ark_relay_store::testing::mysql_admin_url()).await
@@ -657,6 +674,10 @@ async fn bench(
     } else {
         None
     };
+    if args.mode == "transfer" {
+        timeline::print(&idle_turns);
+        report::steps("idle relay-side step (ms)", &idle_timings);
+    }
     let mut soft_sorted = res.soft.clone();
     soft_sorted.sort();
     guard::print(

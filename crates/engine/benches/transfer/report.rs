@@ -167,3 +167,13 @@ pub fn sorted(v: &[Duration]) -> Vec<Duration> {
     s.sort();
     s
 }
+
+/// Prints a per-step table of `timings` under `title`.
+pub fn steps(title: &str, timings: &BTreeMap<String, Vec<Duration>>) {
+    println!();
+    println!("| {title} | n | mean | p50 | p95 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (k, v) in timings {
+        println!("{}", row(k, v));
+    }
+}
