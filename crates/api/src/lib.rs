@@ -5,7 +5,7 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `GET /health` | database ping and back-end (circuit-breaker) states; 503 when the database does not answer |
+//! | `GET /health` | database ping, back-end (circuit-breaker) states and the last ledger ↔ arkd reconciliation; 503 when the database does not answer |
 //! | `GET /info` | the relay's public facts, with the field names of the Nostr `get_info` result |
 //! | `GET /assets` | registered assets |
 //! | `GET /balances/{pubkey}` | sats and per-asset amounts of a key (hex or `npub1…`) |
@@ -155,6 +155,9 @@ pub struct ApiState {
     pub settlements: Option<ark_relay_core::settlement::DynSettlementStore>,
     /// The recorded BTC reserve for `/reserves` (circulating only when `None`).
     pub reserves: Option<ark_relay_core::ramp::DynRampStore>,
+    /// The last ledger ↔ arkd indexer reconciliation for `/health` (no
+    /// `reconciliation` detail when `None`).
+    pub reconciliation: Option<Arc<dyn ark_relay_core::reconcile::ReconcileStore>>,
 }
 
 impl ApiState {
@@ -167,7 +170,17 @@ impl ApiState {
             metrics: None,
             settlements: None,
             reserves: None,
+            reconciliation: None,
         }
+    }
+
+    /// Shows the last reconciliation recorded in `store` on `/health`.
+    pub fn with_reconciliation(
+        mut self,
+        store: Arc<dyn ark_relay_core::reconcile::ReconcileStore>,
+    ) -> Self {
+        self.reconciliation = Some(store);
+        self
     }
 
     /// Serves the reserve recorded in `store` on `/reserves`.
@@ -339,7 +352,52 @@ struct HealthBody {
     database: String,
     backends: Vec<BackendHealth>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    reconciliation: Option<ReconciliationHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<serde_json::Value>,
+}
+
+/// The last reconciliation as `/health` shows it. `status`: `ok` (ledger =
+/// arkd indexer), `degraded` (differences; disputed VTXOs are refused with
+/// 2006), `failed` (the run did not complete), `never` (no run recorded yet).
+/// It does not change the overall `status`: a difference is the operator's
+/// to investigate (`ark-relay reconcile`), not an outage.
+#[derive(Debug, Serialize)]
+struct ReconciliationHealth {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_run_at: Option<i64>,
+    checked: u64,
+    differences: u64,
+    disputed: u64,
+}
+
+async fn reconciliation_health(state: &ApiState) -> Option<ReconciliationHealth> {
+    let store = state.reconciliation.as_ref()?;
+    let last = tokio::time::timeout(PING_TIMEOUT, store.last_reconciliation()).await;
+    Some(match last {
+        Ok(Ok(Some(run))) => ReconciliationHealth {
+            status: run.status.as_str(),
+            last_run_at: Some(run.finished_at.0),
+            checked: run.checked,
+            differences: run.differences,
+            disputed: run.disputed,
+        },
+        Ok(Ok(None)) => ReconciliationHealth {
+            status: "never",
+            last_run_at: None,
+            checked: 0,
+            differences: 0,
+            disputed: 0,
+        },
+        Ok(Err(_)) | Err(_) => ReconciliationHealth {
+            status: "unknown",
+            last_run_at: None,
+            checked: 0,
+            differences: 0,
+            disputed: 0,
+        },
+    })
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
@@ -362,6 +420,7 @@ async fn health(State(state): State<ApiState>) -> Response {
                 status,
                 database,
                 backends,
+                reconciliation: reconciliation_health(&state).await,
                 error: None,
             };
             (StatusCode::OK, Json(body)).into_response()
@@ -373,6 +432,7 @@ async fn health(State(state): State<ApiState>) -> Response {
                 status: "unavailable",
                 database,
                 backends,
+                reconciliation: None,
                 error: Some(serde_json::json!({
                     "code": code.code(),
                     "name": code.name(),

@@ -168,6 +168,39 @@ async fn health_reports_database_and_backends() {
 }
 
 #[tokio::test]
+async fn health_shows_the_last_reconciliation() {
+    use ark_relay_core::reconcile::{ReconcileStatus, ReconcileStore, ReconciliationRun};
+    let (db, store) = db().await;
+    let runs: Arc<dyn ReconcileStore> = Arc::new(db.store.clone());
+    let app = || router(ApiState::new(store.clone(), info()).with_reconciliation(runs.clone()));
+    let (status, body) = get(app(), "/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["reconciliation"],
+        json!({"status": "never", "checked": 0, "differences": 0, "disputed": 0})
+    );
+    let run = ReconciliationRun {
+        started_at: ark_relay_core::UnixTime(100),
+        finished_at: ark_relay_core::UnixTime(102),
+        checked: 7,
+        in_flight: 0,
+        differences: 2,
+        disputed: 1,
+        status: ReconcileStatus::Degraded,
+        detail: "[]".into(),
+    };
+    runs.record_reconciliation(&run, Some(&[])).await.unwrap();
+    let (status, body) = get(app(), "/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok", "differences are not an outage");
+    assert_eq!(
+        body["reconciliation"],
+        json!({"status": "degraded", "last_run_at": 102, "checked": 7, "differences": 2, "disputed": 1})
+    );
+    db.destroy().await;
+}
+
+#[tokio::test]
 async fn health_is_503_when_the_database_is_gone() {
     let (db, store) = db().await;
     db.store.close().await;
