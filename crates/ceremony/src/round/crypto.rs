@@ -477,3 +477,28 @@ pub fn sign_boarding(
     .map_err(err)?;
     Ok(Some(psbt))
 }
+
+/// A relay job's `delete` intent (drops its queued registration at the
+/// server; any proof over one of its inputs will do).
+pub fn relay_delete_intent(job: &RoundJob, ctx: &RoundCtx<'_>) -> Result<(Psbt, String), String> {
+    let (inputs, _) = relay_inputs(job, ctx)?;
+    let outputs = job_outputs(job, ctx.server)
+        .into_iter()
+        .map(intent::Output::Offchain)
+        .collect();
+    let now = u64::try_from(ctx.now.0).unwrap_or(0);
+    let kp = *ctx.relay;
+    let relay = kp.x_only_public_key().0;
+    let intent = intent::make_intent(
+        move |_, msg| Ok(vec![(sign(&kp, &msg), relay)]),
+        move |_, msg| Ok((sign(&kp, &msg), relay)),
+        inputs,
+        outputs,
+        IntentMessage::Delete {
+            expire_at: now + 120,
+        },
+    )
+    .map_err(err)?;
+    let message = intent.serialize_message().map_err(err)?;
+    Ok((intent.proof, message))
+}
