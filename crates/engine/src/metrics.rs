@@ -17,6 +17,8 @@
 //! | `ark_relay_settlements_total` | counter | `outcome` (`success`/`failure`) | L1 settlement attempts |
 //! | `ark_relay_backend_breaker_state` | gauge | `backend` | 0 closed, 1 half-open, 2 open |
 //! | `ark_relay_signatures_total` | counter | `what` | signatures the relay made (see [`crate::audit`]) |
+//! | `ark_relay_rounds_total` | counter | `outcome` (`finalized`/`failed`) | Ark batch rounds the relay took part in (one participation each) |
+//! | `ark_relay_round_jobs_total` | counter | `kind`, `outcome` (`done`/`retry`/`failed`) | round jobs ended: renewals (`inventory_renew`, `delegated_renewal`), boarding, recoveries |
 //!
 //! Label values are bounded sets (types, codes, step names, back-end names):
 //! never a key, an id or a free-form message.
@@ -48,6 +50,10 @@ pub mod name {
     pub const BREAKER_STATE: &str = "ark_relay_backend_breaker_state";
     /// Counter `{what}`.
     pub const SIGNATURES: &str = "ark_relay_signatures_total";
+    /// Counter `{outcome}`: `finalized` or `failed`.
+    pub const ROUNDS: &str = "ark_relay_rounds_total";
+    /// Counter `{kind, outcome}`: `done`, `retry` or `failed`.
+    pub const ROUND_JOBS: &str = "ark_relay_round_jobs_total";
 }
 
 /// Values of the `step` label of [`name::STEP_SECONDS`].
@@ -112,6 +118,26 @@ pub fn describe() {
         name::SIGNATURES,
         "Signatures made with the relay key, by what was signed"
     );
+    describe_counter!(
+        name::ROUNDS,
+        "Ark batch rounds joined, by outcome (finalized, failed)"
+    );
+    describe_counter!(
+        name::ROUND_JOBS,
+        "Round jobs ended (renewals, boarding, recoveries), by kind and outcome"
+    );
+}
+
+/// A participation in an Ark round ended.
+pub fn round(finalized: bool) {
+    let outcome = if finalized { "finalized" } else { "failed" };
+    metrics::counter!(name::ROUNDS, "outcome" => outcome).increment(1);
+}
+
+/// A round job of `kind` (a bounded set: `JobKind::name`) ended with
+/// `outcome` (`done`, `retry`, `failed`).
+pub fn round_job(kind: &'static str, outcome: &'static str) {
+    metrics::counter!(name::ROUND_JOBS, "kind" => kind, "outcome" => outcome).increment(1);
 }
 
 /// An intent finished with `code`, or completed when `None`.

@@ -6,5 +6,7 @@
 //! `ArkServer` port, persisting every step (`round_participations`).
 
 mod jobs;
+mod runner;
 
 pub use jobs::{RoundJobs, RoundJobsError};
+pub use runner::{cosigner_key, RoundCrashHook, RoundRunner, RoundsConfig, RoundsError};
