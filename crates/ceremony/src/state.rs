@@ -308,7 +308,8 @@ impl Ceremony {
         self.purpose.is_batch()
     }
 
-    /// Every key the 31340 tags: recipients other than the relay, and the parties.
+    /// Every key the 31340 tags: recipients other than the relay, the parties,
+    /// and the owners of inputs (other than the relay).
     pub fn tagged(&self, relay: &PubKey) -> Vec<PubKey> {
         let mut tagged: Vec<PubKey> = Vec::new();
         for k in self
@@ -317,6 +318,9 @@ impl Ceremony {
             .map(|o| o.owner)
             .filter(|o| o != relay)
             .chain(self.parties.iter().map(|p| p.author))
+            // Owners of inputs that are not parties (a liquidated position's
+            // owner) learn that their VTXO is spent.
+            .chain(self.inputs.iter().map(|v| v.owner).filter(|o| o != relay))
         {
             if !tagged.contains(&k) {
                 tagged.push(k);
