@@ -3,11 +3,11 @@
 //! the first transition ([`start`]), the challenges, the ledger change and
 //! the 31340 content.
 
-use ark_relay_ark::{
-    build_offchain_tx, packet_for_colours, sign_psbt, sign_requests, Output, ServerInfo, VtxoInput,
-};
+use ark_relay_ark::asset::{control_ledger_id, genesis_packet, packet_for_colours_with, IdMap};
+use ark_relay_ark::{build_offchain_tx, sign_psbt, sign_requests, Output, ServerInfo, VtxoInput};
 use ark_relay_core::{
-    Colour, L2Transaction, NewVtxo, PubKey, SessionId, UnixTime, VtxoId, VtxoStatus,
+    AssetAmount, AssetId, Colour, L2Transaction, NewVtxo, PubKey, SessionId, UnixTime, VtxoId,
+    VtxoStatus,
 };
 use ark_relay_protocol::content::{
     AssetRef, ChallengeType, ColourHint, Confirmation, PayloadToSign, SignRequest,
@@ -95,11 +95,32 @@ pub fn prepare(plan: &Plan, ctx: &Ctx<'_>) -> Result<Prepared, StepError> {
     // input's whole colour in, each output's recorded colour out; issued
     // colour makes a group's outputs exceed its inputs, burned colour the
     // reverse). It sits after the VTXO outputs, before the anchor.
+    // A genesis issues a new asset and its control asset instead (their ids
+    // derive from this transaction's txid; see [`genesis_colours`]); a
+    // reissuance names its control asset by its own Arkade id.
     let input_colours: Vec<_> = plan.inputs.iter().map(|v| v.colour).collect();
     let output_colours: Vec<_> = plan.outputs.iter().map(|o| o.colour).collect();
-    if let Some(packet) = packet_for_colours(&input_colours, &output_colours)
-        .map_err(ark_relay_ark::ArkError::from)?
-    {
+    let packet = match &plan.genesis {
+        Some(metadata) => {
+            if !plan.spans.is_empty() || plan.outputs.len() < 2 {
+                return Err(StepError::Invalid(
+                    "a genesis has no party and two issued outputs".into(),
+                ));
+            }
+            Some(genesis_packet(0, 1, 1, metadata.clone()))
+                .transpose()
+                .map_err(ark_relay_ark::ArkError::from)?
+        }
+        None => {
+            let ids = match &plan.control {
+                Some(asset) => IdMap::bridged().with_control(asset),
+                None => IdMap::bridged(),
+            };
+            packet_for_colours_with(&input_colours, &output_colours, &ids)
+                .map_err(ark_relay_ark::ArkError::from)?
+        }
+    };
+    if let Some(packet) = packet {
         outputs.push(Output::Raw(packet.to_txout()));
     }
     let mut tx = build_offchain_tx(ctx.server, &inputs, &outputs)?;
@@ -137,6 +158,24 @@ pub fn prepare(plan: &Plan, ctx: &Ctx<'_>) -> Result<Prepared, StepError> {
         hints,
         relay_signed,
     })
+}
+
+/// The colour a genesis with ark txid `txid` issues: 1 unit of the new asset
+/// (output 0; its ledger id is the txid, Arkade group 0) and its control
+/// asset (output 1; Arkade group 1, ledger id derived).
+pub fn genesis_colours(txid: bitcoin::Txid) -> [Colour; 2] {
+    // The ledger id of Arkade id (txid, 0): the txid in display order.
+    let mut display = bitcoin::hashes::Hash::to_byte_array(txid);
+    display.reverse();
+    let asset = AssetId::from_bytes(display);
+    let one = AssetAmount::new(1);
+    [
+        Colour { asset, amount: one },
+        Colour {
+            asset: control_ledger_id(&asset),
+            amount: one,
+        },
+    ]
 }
 
 /// Everything a ceremony starts from.
@@ -182,6 +221,20 @@ pub fn start(s: Start, ctx: &Ctx<'_>) -> Result<Transition, StepError> {
         locks: s.plan.locks,
         cosign: s.plan.cosign,
     };
+    if s.plan.genesis.is_some() {
+        // The new asset's id is this txid: its colour is known only now.
+        let issued = genesis_colours(ark_txid);
+        for (i, colour) in issued.iter().enumerate() {
+            if let Some(o) = c.outputs.get_mut(i) {
+                o.colour = Some(*colour);
+                o.hint = Some(*colour);
+            }
+            if let Some(h) = c.hints.iter_mut().find(|h| h.output_index as usize == i) {
+                h.asset = AssetRef::Id(colour.asset);
+            }
+        }
+        c.issued = issued.to_vec();
+    }
     let signed = s.prepared.relay_signed;
     if no_parties {
         c.phase = Phase::ArkTxSigned {

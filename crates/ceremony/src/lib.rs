@@ -28,11 +28,14 @@ pub mod plan;
 pub mod round;
 pub mod state;
 
-pub use build::{colour_balance, confirmation, new_vtxos, prepare, start, Prepared, Start};
+pub use build::{
+    colour_balance, confirmation, genesis_colours, new_vtxos, prepare, start, Prepared, Start,
+};
 pub use io::{Answer, Ctx, Effect, Input, RelaySignature, StepError, Timing, Transition};
 pub use lock::{CosignedInput, LockedOutput, OutputLock};
 pub use machine::step;
 pub use plan::{
-    plan, select_coloured, PartyRequest, PartySpan, Payment, Plan, PlanRequest, PlannedOutput,
+    plan, select_coloured, Control, PartyRequest, PartySpan, Payment, Plan, PlanRequest,
+    PlannedOutput,
 };
 pub use state::{Ceremony, Failure, Party, Phase, Purpose};

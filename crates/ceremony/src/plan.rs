@@ -15,6 +15,11 @@
 //!   to the relay.
 //! - **Burns** strip colour from what a recipient receives (the ledger
 //!   records no colour; the hint still shows the payment).
+//! - **Control assets**: a transaction that issues more of an asset the
+//!   relay issued on Ark (a lift, a refund) spends that asset's control VTXO
+//!   ([`PlanRequest::control`]) as the relay's first input and re-creates it
+//!   to the relay, so that arkd accepts the packet's reissuance. The control
+//!   VTXO is never used for carrier sats (it is coloured).
 //!
 //! Inputs are laid out party by party, then the relay's; outputs likewise.
 
@@ -136,6 +141,17 @@ pub struct PlanRequest<'a> {
     pub relay: PubKey,
     /// The Ark server's dust (every output's minimum carrier).
     pub dust: Sats,
+    /// The control VTXO to spend and re-create (a reissuance of a relay asset).
+    pub control: Option<&'a Control>,
+}
+
+/// The control asset of a relay-issued asset, as the relay holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Control {
+    /// The relay-issued asset it controls.
+    pub asset: AssetId,
+    /// The relay's VTXO holding it (colour: the control asset, 1 unit).
+    pub vtxo: Vtxo,
 }
 
 /// The planned transaction.
@@ -155,6 +171,13 @@ pub struct Plan {
     pub locks: Vec<crate::LockedOutput>,
     /// Inputs spent through a conditional leaf the relay co-signs.
     pub cosign: Vec<crate::CosignedInput>,
+    /// The relay-issued asset whose control VTXO this transaction spends
+    /// and re-creates (its control asset travels under its own Arkade id).
+    pub control: Option<AssetId>,
+    /// A genesis: outputs 0 and 1 receive a new asset (1 unit, with this
+    /// metadata) and its control asset; their colour is known only once the
+    /// transaction is built (the asset id is its txid; set by the builder).
+    pub genesis: Option<Vec<(String, String)>>,
 }
 
 impl Plan {
@@ -270,6 +293,7 @@ pub fn plan(
         relay_pays,
         relay,
         dust,
+        control,
     } = *req;
     let mut inputs: Vec<Vtxo> = Vec::new();
     let mut spans = Vec::with_capacity(parties.len());
@@ -362,6 +386,25 @@ pub fn plan(
         outputs.push(output(pay, None));
         shortfall = shortfall.checked_add(dust).ok_or_else(overflow)?;
     }
+    // The control VTXO goes back to the relay unchanged (its sats pay its
+    // own output).
+    if let Some(c) = control {
+        let held = c.vtxo.colour.filter(|_| c.vtxo.owner == relay);
+        if held.is_none() || c.vtxo.locked_by.is_some() || !c.vtxo.status.is_spendable() {
+            return Err(Rejection::new(
+                ErrorCode::BackendUnavailable,
+                format!("the control VTXO of asset {} is not available", c.asset),
+            ));
+        }
+        outputs.push(PlannedOutput {
+            owner: relay,
+            sats: c.vtxo.sats,
+            hint: held,
+            colour: held,
+            party: None,
+            fee: false,
+        });
+    }
 
     // Burns: the burner's received colour shrinks (largest outputs first).
     for p in parties {
@@ -436,7 +479,8 @@ pub fn plan(
     if outputs.is_empty() {
         return Err(Rejection::new(ErrorCode::InvalidAmount, "nothing to pay"));
     }
-    let relay_inputs = chosen.len();
+    let relay_inputs = chosen.len() + usize::from(control.is_some());
+    inputs.extend(control.map(|c| c.vtxo.clone()));
     inputs.extend(chosen);
     Ok(Plan {
         inputs,
@@ -446,6 +490,8 @@ pub fn plan(
         burned,
         locks: Vec::new(),
         cosign: Vec::new(),
+        control: control.map(|c| c.asset),
+        genesis: None,
     })
 }
 
@@ -521,6 +567,7 @@ mod tests {
             relay_pays: &[],
             relay: key(3),
             dust: DUST,
+            control: None,
         };
         plan(&req, &[vtxos], inventory)
     }
@@ -648,6 +695,7 @@ mod tests {
             relay_pays: &[],
             relay,
             dust: DUST,
+            control: None,
         };
         let p = plan(&req, &vtxos, &[inv(9, relay, 5_000), inv(8, relay, 1_000)]).unwrap();
         assert_eq!(
@@ -716,6 +764,7 @@ mod tests {
             relay_pays: &[],
             relay,
             dust: DUST,
+            control: None,
         };
         let p = plan(&req, &vtxos, &[inv(9, relay, 5_000)]).unwrap();
         let to_dex: Vec<_> = p.outputs.iter().filter(|o| o.owner == dex).collect();
@@ -735,6 +784,7 @@ mod tests {
             relay_pays: &pays,
             relay,
             dust: DUST,
+            control: None,
         };
         let p = plan(&req, &[], &[inv(9, relay, 5_000)]).unwrap();
         assert_eq!(p.relay_inputs, 1);
@@ -752,6 +802,55 @@ mod tests {
             plan(&req, &[], &[]).map_err(|r| r.code).err(),
             Some(ErrorCode::BackendUnavailable)
         );
+    }
+
+    #[test]
+    fn a_reissuance_spends_and_recreates_the_control_vtxo() {
+        let (bob, relay) = (key(2), key(3));
+        let pays = [Payment::to(bob, c(7, 500))];
+        let control = Control {
+            asset: AssetId::from_bytes([7; 32]),
+            vtxo: vtxo(5, relay, 330, Some((8, 1))),
+        };
+        let req = PlanRequest {
+            parties: &[],
+            relay_pays: &pays,
+            relay,
+            dust: DUST,
+            control: Some(&control),
+        };
+        let p = plan(&req, &[], &[inv(9, relay, 5_000)]).unwrap();
+        assert_eq!(p.relay_inputs, 2, "the control VTXO and one carrier");
+        assert_eq!(p.inputs[0], control.vtxo, "the control VTXO first");
+        assert_eq!(p.control, Some(control.asset));
+        assert_eq!(p.outputs[0].colour, Some(c(7, 500)));
+        assert_eq!(
+            (p.outputs[1].owner, p.outputs[1].sats, p.outputs[1].colour),
+            (relay, Sats::new(330), Some(c(8, 1))),
+            "re-created to the relay, unchanged"
+        );
+        let (ins, outs) = sums(&p);
+        assert_eq!(ins, outs);
+        // A control VTXO in inventory is never carrier.
+        let coloured_inventory = [vtxo(5, relay, 9_000, Some((8, 1)))];
+        let bare = PlanRequest {
+            control: None,
+            ..req
+        };
+        assert_eq!(
+            plan(&bare, &[], &coloured_inventory)
+                .map_err(|r| r.code)
+                .err(),
+            Some(ErrorCode::BackendUnavailable)
+        );
+        // A locked control VTXO cannot be used.
+        let mut locked = control.clone();
+        locked.vtxo.locked_by = Some(ark_relay_core::SessionId::from_bytes([1; 32]));
+        let req = PlanRequest {
+            control: Some(&locked),
+            ..req
+        };
+        assert!(plan(&req, &[], &[inv(9, relay, 5_000)]).is_err());
     }
 
     #[test]

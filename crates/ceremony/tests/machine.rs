@@ -446,6 +446,7 @@ fn setup(n_parties: usize) -> World {
         relay_pays: if n_parties == 0 { &issue } else { &[] },
         relay: relay_key,
         dust: Sats::new(330),
+        control: None,
     };
     let p = plan(&req, &vtxos, &inventory).expect("plan");
     let id = SessionId::from_bytes([200; 32]);
@@ -975,6 +976,7 @@ fn a_land_packet_burns_what_the_relay_receives_and_the_hint_says_so() {
             relay_pays: &[],
             relay: relay_key,
             dust: Sats::new(330),
+            control: None,
         },
         &own,
         &inventory,

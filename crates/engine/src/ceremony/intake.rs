@@ -102,11 +102,13 @@ impl Runner {
         attempt: u32,
     ) -> Result<Result<Plan, Rejection>, HandlerError> {
         let server = self.server_info().await?;
+        let control = self.control_for(relay_pays).await?;
         let req = PlanRequest {
             parties,
             relay_pays,
             relay: self.relay,
             dust: server.dust(),
+            control: control.as_ref(),
         };
         let mut vtxos: Vec<Vec<Vtxo>> = Vec::with_capacity(parties.len());
         for p in parties {
@@ -262,7 +264,11 @@ impl Ceremony {
 
     /// The intent's payments with assets resolved; a land's payment to the
     /// relay is burned on arrival.
-    async fn payments(&self, intent: &ValidIntent, land: bool) -> Result<Vec<Payment>, Rejection> {
+    pub(crate) async fn payments(
+        &self,
+        intent: &ValidIntent,
+        land: bool,
+    ) -> Result<Vec<Payment>, Rejection> {
         let mut payments = Vec::with_capacity(intent.outputs.len());
         if !land && intent.outputs.iter().any(|o| o.fee) {
             // A fee may name gBTC by ticker or by id (docs/protocol.md "Asset names").
@@ -294,7 +300,7 @@ impl Ceremony {
     }
 
     /// The session row of an intent: read, or created (`intent_received`).
-    async fn intent_row(
+    pub(crate) async fn intent_row(
         &self,
         inbound: &InboundJob,
     ) -> Result<Option<SessionRecord>, HandlerError> {
@@ -328,7 +334,7 @@ impl Ceremony {
     }
 
     /// Ends an intent's unstarted session with `r` (31341 to its author).
-    async fn refuse_intent(
+    pub(crate) async fn refuse_intent(
         &self,
         row: &SessionRecord,
         r: Rejection,

@@ -10,7 +10,8 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ark_relay_ceremony::{confirmation, Input, Payment, Phase, Purpose};
+use ark_relay_ark::asset::control_ledger_id;
+use ark_relay_ceremony::{confirmation, Control, Input, Payment, Phase, Purpose};
 use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{Clock, Colour, DynStore, EventId, PubKey, SessionId, VtxoId};
 use ark_relay_protocol::content::Confirmation;
@@ -22,6 +23,40 @@ use super::data::{unstarted, SessionData};
 use super::runner::Runner;
 use super::CrashPoint;
 use crate::handlers::HandlerError;
+
+impl Runner {
+    /// The control VTXO a relay-issued payment must spend: for the asset the
+    /// relay pays (a lift's, a refund's), the relay's VTXO holding that
+    /// asset's control asset, if the asset was issued on Ark by a genesis.
+    /// `None` for an asset without one (colour bridged from its Taproot Asset
+    /// id). A control VTXO locked by another issue is transient: try later.
+    pub(crate) async fn control_for(
+        &self,
+        relay_pays: &[Payment],
+    ) -> Result<Option<Control>, HandlerError> {
+        let Some(asset) = relay_pays.first().map(|p| p.colour.asset) else {
+            return Ok(None);
+        };
+        let wanted = control_ledger_id(&asset);
+        let held = self
+            .store
+            .unspent_vtxos(&self.relay)
+            .await
+            .map_err(|e| HandlerError::Transient(e.to_string()))?;
+        let Some(vtxo) = held
+            .into_iter()
+            .find(|v| v.colour.is_some_and(|c| c.asset == wanted))
+        else {
+            return Ok(None);
+        };
+        if vtxo.locked_by.is_some() {
+            return Err(HandlerError::Transient(format!(
+                "the control VTXO of asset {asset} is in use by another issue"
+            )));
+        }
+        Ok(Some(Control { asset, vtxo }))
+    }
+}
 
 /// Why an issuing transaction did not finish.
 #[derive(Debug, thiserror::Error)]
