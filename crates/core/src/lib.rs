@@ -29,6 +29,7 @@ pub mod merkle;
 pub mod queue;
 pub mod ramp;
 pub mod reconcile;
+pub mod renewals;
 pub mod rounds;
 pub mod session;
 pub mod settlement;

@@ -24,6 +24,7 @@
 //! | `reconciliation_runs` | one summary per ledger ↔ arkd indexer reconciliation (`/health`) | newest by `id` |
 //! | `round_jobs` | what the relay registers in its next Ark batch round (boarding, renewals, delegated renewals, recoveries) | unique `job_id` |
 //! | `round_participations` | the round-participation saga (phase, typed state, `version`) | unique `participation_id` |
+//! | `delegations` | users' VTXOs renewed or recovered from a pre-signed `sign_renewal` delegation (challenge, status, round job, new VTXO, near-expiry notice) | unique `renewal_id`; by `vtxo`, by `owner` |
 //!
 //! Deviations from the PRD's DDL, with reasons: times are `BIGINT` unix seconds
 //! (portable across both dialects and time-zone free); enums are `VARCHAR` with

@@ -16,6 +16,7 @@ mod port;
 mod ramp;
 mod reconcile;
 mod records;
+mod renewals;
 mod rounds;
 mod rows;
 mod sessions;
