@@ -63,6 +63,7 @@ pub mod asset;
 pub mod check;
 pub mod conditional;
 mod error;
+pub mod exit;
 pub mod intent;
 pub mod locktime;
 pub mod script;
