@@ -10,10 +10,13 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ark_relay_ark::asset::control_ledger_id;
-use ark_relay_ceremony::{confirmation, Control, Input, Payment, Phase, Purpose};
+use ark_relay_ark::asset::{asset_metadata, control_ledger_id};
+use ark_relay_ceremony::{confirmation, genesis_colours, Control, Input, Payment, Phase, Purpose};
 use ark_relay_core::backends::ark::ArkServer;
-use ark_relay_core::{Clock, Colour, DynStore, EventId, PubKey, SessionId, VtxoId};
+use ark_relay_core::{
+    AssetAmount, AssetId, AssetType, Clock, Colour, DynStore, EventId, NewAsset, PubKey, SessionId,
+    VtxoId,
+};
 use ark_relay_protocol::content::Confirmation;
 use ark_relay_protocol::Rejection;
 use bitcoin::secp256k1::Keypair;
@@ -92,6 +95,32 @@ pub struct Issued {
     pub vtxo: VtxoId,
     /// The 31340 content (spent and created VTXOs; the caller names the intents).
     pub confirmation: Confirmation,
+}
+
+/// A new asset to issue on Ark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenesisRequest {
+    /// Human-readable name.
+    pub name: String,
+    /// Ticker.
+    pub ticker: String,
+    /// Display precision.
+    pub decimals: u8,
+    /// The same asset's Taproot Asset id on tapd, if it has one.
+    pub taproot_asset_id: Option<AssetId>,
+    /// Its kind in the ledger (gBTC: relay_issued).
+    pub asset_type: AssetType,
+}
+
+/// A finished genesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Genesis {
+    /// Its ark txid.
+    pub ark_txid: Txid,
+    /// The new asset's ledger id (= the txid; Arkade id: txid, group 0).
+    pub asset: AssetId,
+    /// Its control asset's ledger id (Arkade id: txid, group 1).
+    pub control: AssetId,
 }
 
 /// Where a test may stop an issue (the caller maps it to its own crash points).
@@ -188,20 +217,124 @@ impl Issuer {
             }
             self.runner.submit_now(lock).await?
         };
-        let c = c.ok_or_else(|| fatal(format!("issue {lock} has no ceremony")))?;
-        match &c.phase {
-            Phase::Completed => Ok(Issued {
-                ark_txid: c.ark_txid,
-                vtxo: VtxoId::new(c.ark_txid, 0),
-                confirmation: confirmation(&c),
-            }),
-            Phase::Failed { failure, .. } => Err(IssueError::Rejected(failure.rejection())),
-            Phase::Stranded { failure } => {
-                tracing::warn!(session = %lock, reason = %failure.message, "issuing transaction stranded at arkd");
-                Err(transient(format!("stranded: {}", failure.message)))
+        let c = finished(lock, c)?;
+        Ok(Issued {
+            ark_txid: c.ark_txid,
+            vtxo: VtxoId::new(c.ark_txid, 0),
+            confirmation: confirmation(&c),
+        })
+    }
+
+    /// Issues a new asset on Ark (its genesis), or resumes the genesis under
+    /// `lock`: one relay-signed ark tx from the relay's inventory whose
+    /// packet issues 1 unit of the asset (output 0, to the relay) under a new
+    /// control asset (output 1, to the relay: every later issue of the asset
+    /// spends and re-creates it), with `asset`'s metadata linking it to its
+    /// Taproot Asset. The asset's ledger id is the genesis txid (Arkade id:
+    /// txid, group 0); both assets are registered before `SubmitTx`.
+    pub async fn genesis(
+        &self,
+        lock: &SessionId,
+        asset: &GenesisRequest,
+    ) -> Result<Genesis, IssueError> {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = "genesis".to_owned();
+        let c = if self.started(lock).await? {
+            let c = self.ceremony(lock).await?;
+            self.register(&c, asset).await?;
+            self.runner.drive(lock, Input::Resume).await?
+        } else {
+            let pays = [
+                Payment::to(self.runner.relay, PLACEHOLDER),
+                Payment::to(self.runner.relay, PLACEHOLDER),
+            ];
+            let mut plan = match self
+                .runner
+                .plan_and_lock(lock, &[], &pays, &|_| Ok(()))
+                .await?
+            {
+                Ok(p) => p,
+                Err(r) => return Err(IssueError::Rejected(r)),
+            };
+            plan.genesis = Some(asset_metadata(
+                &asset.name,
+                &asset.ticker,
+                asset.decimals,
+                asset.taproot_asset_id.as_ref(),
+            ));
+            self.persist(lock, "genesis", plan, vec![]).await?;
+            let c = self.ceremony(lock).await?;
+            self.register(&c, asset).await?;
+            if self
+                .crash
+                .as_ref()
+                .is_some_and(|h| h("genesis", IssueStage::Prepared))
+            {
+                return Err(transient("simulated crash after the genesis was prepared"));
             }
-            other => Err(transient(format!("issue in flight ({})", other.name()))),
+            self.runner.submit_now(lock).await?
+        };
+        let c = finished(lock, c)?;
+        let [issued, control] = genesis_colours(c.ark_txid);
+        Ok(Genesis {
+            ark_txid: c.ark_txid,
+            asset: issued.asset,
+            control: control.asset,
+        })
+    }
+
+    /// The persisted ceremony under `lock`.
+    async fn ceremony(&self, lock: &SessionId) -> Result<ark_relay_ceremony::Ceremony, IssueError> {
+        let row = self
+            .runner
+            .store
+            .session(lock)
+            .await
+            .map_err(transient)?
+            .ok_or_else(|| fatal(format!("genesis {lock} has no session")))?;
+        match SessionData::parse(&row)? {
+            SessionData::Running(c) => Ok(*c),
+            _ => Err(fatal(format!("genesis {lock} has no ceremony"))),
         }
+    }
+
+    /// Registers a genesis' asset and control asset (idempotent).
+    async fn register(
+        &self,
+        c: &ark_relay_ceremony::Ceremony,
+        asset: &GenesisRequest,
+    ) -> Result<(), IssueError> {
+        let [issued, control] = genesis_colours(c.ark_txid);
+        let now = self.runner.clock.now();
+        let control_ticker: String = format!("{}.control", asset.ticker)
+            .chars()
+            .take(20)
+            .collect();
+        for new in [
+            NewAsset {
+                id: issued.asset,
+                name: asset.name.clone(),
+                ticker: asset.ticker.clone(),
+                asset_type: asset.asset_type,
+                decimals: asset.decimals,
+            },
+            NewAsset {
+                id: control.asset,
+                name: format!("{} control asset", asset.name),
+                ticker: control_ticker,
+                // Not relay_issued: the control asset is never lifted,
+                // landed or priced, and `gBTC` lookups take relay_issued.
+                asset_type: AssetType::Permissionless,
+                decimals: 0,
+            },
+        ] {
+            self.runner
+                .store
+                .register_asset(&new, now)
+                .await
+                .map_err(transient)?;
+        }
+        tracing::info!(asset = %issued.asset, control = %control.asset, ark_txid = %c.ark_txid, "asset issued on Ark (genesis)");
+        Ok(())
     }
 
     /// Plans, locks and persists a new issuing ceremony under `lock`.
@@ -212,8 +345,6 @@ impl Issuer {
         colour: Colour,
         kind: &str,
     ) -> Result<(), IssueError> {
-        let store = &self.runner.store;
-        let now = self.runner.clock.now();
         let pays = [Payment::to(to, colour)];
         let plan = match self
             .runner
@@ -223,6 +354,19 @@ impl Issuer {
             Ok(p) => p,
             Err(r) => return Err(IssueError::Rejected(r)),
         };
+        self.persist(lock, kind, plan, vec![colour]).await
+    }
+
+    /// Persists the 0-party ceremony of `plan` under `lock`.
+    async fn persist(
+        &self,
+        lock: &SessionId,
+        kind: &str,
+        plan: ark_relay_ceremony::Plan,
+        issued: Vec<Colour>,
+    ) -> Result<(), IssueError> {
+        let store = &self.runner.store;
+        let now = self.runner.clock.now();
         let row = unstarted(
             *lock,
             self.runner.relay,
@@ -241,8 +385,31 @@ impl Issuer {
             kind: kind.to_owned(),
         };
         self.runner
-            .start_persisted(row, purpose, plan, vec![colour])
+            .start_persisted(row, purpose, plan, issued)
             .await?;
         Ok(())
+    }
+}
+
+/// The genesis' placeholder colour: its real colour derives from the txid.
+const PLACEHOLDER: Colour = Colour {
+    asset: AssetId::from_bytes([0; 32]),
+    amount: AssetAmount::new(1),
+};
+
+/// The ceremony's end as the issue's result.
+fn finished(
+    lock: &SessionId,
+    c: Option<ark_relay_ceremony::Ceremony>,
+) -> Result<ark_relay_ceremony::Ceremony, IssueError> {
+    let c = c.ok_or_else(|| fatal(format!("issue {lock} has no ceremony")))?;
+    match &c.phase {
+        Phase::Completed => Ok(c),
+        Phase::Failed { failure, .. } => Err(IssueError::Rejected(failure.rejection())),
+        Phase::Stranded { failure } => {
+            tracing::warn!(session = %lock, reason = %failure.message, "issuing transaction stranded at arkd");
+            Err(transient(format!("stranded: {}", failure.message)))
+        }
+        other => Err(transient(format!("issue in flight ({})", other.name()))),
     }
 }
