@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod builder;
 pub mod ceremony;
+pub mod conditional;
 pub mod degrade;
 pub mod handlers;
 pub mod ingest;

@@ -110,6 +110,9 @@ impl JobHandler for Router {
         }
         let inbound = &routed.inbound;
         match &routed.route {
+            Route::Intent if crate::conditional::is_liquidation(&inbound.event) => {
+                self.ceremony.on_liquidate(inbound).await
+            }
             Route::Intent => self.ceremony.on_intent(inbound).await,
             Route::Response => self.ceremony.on_response(inbound, attempts).await,
             Route::Request(Ok(ServiceRequest::SubmitBatch { .. })) => {

@@ -374,6 +374,7 @@ impl Ceremony {
             .runner
             .plan_and_lock(&c.id, &d.requests, &[], &check)
             .await?
+            .and_then(|p| crate::conditional::lock_positions(p, &d.valid, &self.runner.relay))
         {
             Ok(p) => p,
             Err(r) => return self.fail_unstarted(&c, &b, r, false).await,

@@ -123,6 +123,7 @@ pub struct Ceremony {
     pub(crate) policy: IntentPolicy,
     pub(crate) base: BaseHandler,
     pub(crate) config: CeremonyConfig,
+    pub(crate) conditional: crate::conditional::ConditionalConfig,
 }
 
 impl Ceremony {
@@ -142,7 +143,14 @@ impl Ceremony {
             policy,
             base,
             config,
+            conditional: Default::default(),
         }
+    }
+
+    /// Sets the `[conditional]` configuration (liquidations' price window).
+    pub fn with_conditional(mut self, conditional: crate::conditional::ConditionalConfig) -> Self {
+        self.conditional = conditional;
+        self
     }
 
     /// Executes `land_lightning` intents, handing them to `ramps` once the
