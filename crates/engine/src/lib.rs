@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod ramp;
 pub mod reconcile;
+pub mod renewal;
 pub mod rounds;
 pub mod router;
 mod runner;
