@@ -1,0 +1,537 @@
+//! Conditional co-signing end to end (issue 17, PRD §12 scenario 7): over a
+//! real websocket Nostr relay, the arkd simulator over gRPC and MariaDB,
+//! Alice opens a 10× long with the DEX in an atomic batch (her position token
+//! is locked with the conditional tree committed to her `open_perp`); the
+//! price falls; the DEX liquidates with the witness while Alice is offline
+//! (she signs nothing); every bad liquidation is refused with its code and
+//! moves nothing; the same position cannot be liquidated twice.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_relay_ark::conditional::PositionScript;
+use ark_relay_ark::ServerInfo;
+use ark_relay_core::{
+    AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
+    UnixTime, VtxoId, VtxoStatus,
+};
+use ark_relay_protocol::content::{
+    l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SigningChallenge, SupplyChange,
+    WireAmount,
+};
+use ark_relay_protocol::crypto::{decrypt, Scheme};
+use ark_relay_protocol::perps::{
+    price_event_builder, LiquidationOracle, MarginDeposit, OraclePriceContent, PerpTerms,
+    PositionDetails, Side, Witness,
+};
+use ark_relay_protocol::request::ServiceRequest;
+use ark_relay_protocol::{builders, event_id_from_nostr, kinds, pubkey_from_nostr};
+use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
+use ark_relay_store::testing::TestDb;
+use nostr::{Event, Keys};
+
+use common::{answers, dev_relay, spawn_signer, Wallet};
+
+const OUTCOME: Duration = Duration::from_secs(60);
+const MARGIN: u64 = 1_000_000;
+const FEE: u64 = 10;
+
+fn pk(k: &Keys) -> PubKey {
+    pubkey_from_nostr(&k.public_key()).expect("key")
+}
+
+fn now() -> i64 {
+    UnixTime::now().0
+}
+
+struct World {
+    store: DynStore,
+    sim: ArkdSim,
+    server: ServerInfo,
+    relay: Keys,
+    gbtc: AssetId,
+    alice: Keys,
+    dex: Keys,
+    oracle: Keys,
+    fund: Keys,
+    token: AssetId,
+    nostr_url: String,
+    _db: TestDb,
+    _nostr: ark_relay_nostr::DevRelay,
+    _sim_server: ark_relay_sim::arkd::SimServer,
+    _engine: (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
+}
+
+impl World {
+    async fn start(db: TestDb) -> World {
+        let store: DynStore = Arc::new(db.store.clone());
+        let nostr = dev_relay().await;
+        let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
+        let server = sim.server_info().clone();
+        let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
+        let relay = Keys::generate();
+        let relay_pk = pk(&relay);
+        let gbtc = AssetId::from_bytes(Keys::generate().public_key().to_bytes());
+        store
+            .register_asset(
+                &NewAsset {
+                    id: gbtc,
+                    name: "gBTC".into(),
+                    ticker: "gBTC".into(),
+                    asset_type: AssetType::RelayIssued,
+                    decimals: 0,
+                },
+                UnixTime::now(),
+            )
+            .await
+            .expect("register gBTC");
+        let mut inventory = Vec::new();
+        for _ in 0..8 {
+            let v = sim.fund(&relay_pk, Sats::new(5_000));
+            inventory.push(NewVtxo {
+                id: v.outpoint.into(),
+                owner: relay_pk,
+                sats: Sats::new(v.amount),
+                colour: None,
+                status: VtxoStatus::Available,
+                tapscripts: server.default_vtxo(&relay_pk).to_tapscripts(),
+                expires_at: Some(UnixTime(v.expires_at)),
+            });
+        }
+        store
+            .insert_vtxos(&inventory, UnixTime::now())
+            .await
+            .expect("inventory");
+        let engine = common::start_ceremony(
+            &store,
+            &relay,
+            &server,
+            nostr.url(),
+            &sim_server.url(),
+            None,
+            None,
+            Arc::new(ark_relay_queue::MemoryQueue::new(Default::default())),
+        )
+        .await;
+        let dex = Keys::generate();
+        let token = l2_asset_id(&pk(&dex), "PERP1");
+        World {
+            store,
+            sim,
+            server,
+            relay,
+            gbtc,
+            alice: Keys::generate(),
+            dex,
+            oracle: Keys::generate(),
+            fund: Keys::generate(),
+            token,
+            nostr_url: nostr.url().to_owned(),
+            _db: db,
+            _nostr: nostr,
+            _sim_server: sim_server,
+            _engine: engine,
+        }
+    }
+
+    async fn fund_gbtc(&self, owner: &PubKey, amount: u64) {
+        let v = self.sim.fund(owner, Sats::new(330));
+        self.store
+            .insert_vtxos(
+                &[NewVtxo {
+                    id: v.outpoint.into(),
+                    owner: *owner,
+                    sats: Sats::new(330),
+                    colour: Some(Colour {
+                        asset: self.gbtc,
+                        amount: AssetAmount::new(amount),
+                    }),
+                    status: VtxoStatus::Assigned,
+                    tapscripts: self.server.default_vtxo(owner).to_tapscripts(),
+                    expires_at: Some(UnixTime(v.expires_at)),
+                }],
+                UnixTime::now(),
+            )
+            .await
+            .expect("fund");
+    }
+
+    async fn balance(&self, who: &PubKey, asset: &AssetId) -> u64 {
+        let b = self.store.balances(who).await.expect("balances");
+        b.assets.get(asset).map(|a| a.get()).unwrap_or(0)
+    }
+
+    fn terms(&self) -> PerpTerms {
+        PerpTerms {
+            margin_deposit: MarginDeposit {
+                asset: AssetRef::gbtc(),
+                amount: WireAmount::new(MARGIN),
+            },
+            position_details: PositionDetails {
+                side: Side::Long,
+                leverage: 10,
+                entry_price: WireAmount::new(6_543_210),
+            },
+            liquidation_oracle: LiquidationOracle {
+                pubkey: pk(&self.oracle),
+                pair: "BTC/USD".into(),
+                decimals: 2,
+            },
+            maintenance_margin_bps: 50,
+            dex: pk(&self.dex),
+            insurance_fund: pk(&self.fund),
+            position_token: AssetRef::Id(self.token),
+        }
+    }
+
+    /// Alice's signed `open_perp` (`action` makes it another event).
+    fn open_perp(&self, action: &str) -> Event {
+        let relay = pk(&self.relay);
+        let mut c = IntentContent::batch_leg(
+            IntentType::OpenPerp,
+            action,
+            &[(pk(&self.dex), AssetRef::gbtc(), MARGIN)],
+            &[(pk(&self.dex), AssetRef::Id(self.token), 1)],
+            &relay,
+            FEE,
+            now() + 3_600,
+        );
+        c.perp = Some(self.terms());
+        builders::intent(&self.alice, &relay, &c).expect("open_perp")
+    }
+
+    /// A price event signed by `signer`, `age` seconds old.
+    fn price(&self, signer: &Keys, price: u64, age: i64) -> Event {
+        price_event_builder(&OraclePriceContent {
+            v: 1,
+            pair: "BTC/USD".into(),
+            price: WireAmount::new(price),
+            decimals: 2,
+            timestamp: now() - age,
+            sources: vec!["binance".into(), "coinbase".into(), "kraken".into()],
+        })
+        .expect("price")
+        .sign_with_keys(signer)
+        .expect("sign")
+    }
+
+    /// A `liquidate` intent by `author` paying `payout` to `to`.
+    fn liquidate(
+        &self,
+        author: &Keys,
+        action: &str,
+        position: VtxoId,
+        witness: Witness,
+        to: &PubKey,
+        payout: u64,
+    ) -> Event {
+        let relay = pk(&self.relay);
+        let mut c = IntentContent::transfer(
+            action,
+            to,
+            AssetRef::gbtc(),
+            payout,
+            &relay,
+            FEE,
+            now() + 3_600,
+        );
+        c.intent_type = IntentType::Liquidate.as_str().into();
+        c.inputs = Some(vec![position]);
+        c.witness = Some(witness);
+        builders::intent(author, &relay, &c).expect("liquidate")
+    }
+}
+
+/// The code of the 31341 answering `intent` (waits for it).
+async fn refusal(w: &Wallet, intent: &Event) -> ErrorCode {
+    w.wait_answer("the 31341", kinds::FAILURE, &intent.id, OUTCOME)
+        .await;
+    let f = w.failures().await;
+    f.get(&intent.id)
+        .and_then(|n| n.first())
+        .map(|n| n.code)
+        .expect("notice")
+}
+
+/// The 31340 answering `intent`, from `w`'s view (waits for it).
+async fn confirmation(w: &Wallet, intent: &Event) -> Confirmation {
+    w.wait_answer("the 31340", kinds::CONFIRMATION, &intent.id, OUTCOME)
+        .await;
+    let ev = w
+        .received()
+        .await
+        .into_iter()
+        .find(|e| answers(e, kinds::CONFIRMATION, &intent.id))
+        .expect("31340");
+    serde_json::from_str(&ev.content).expect("confirmation")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_then_liquidate_with_the_witness_while_alice_is_offline() {
+    let w = World::start(TestDb::mariadb().await.expect("MariaDB")).await;
+    let (alice_pk, dex_pk, fund_pk) = (pk(&w.alice), pk(&w.dex), pk(&w.fund));
+    let relay_pk = pk(&w.relay);
+    w.fund_gbtc(&alice_pk, 5_000_000).await;
+    w.fund_gbtc(&dex_pk, 2_000_000).await;
+    let alice = Arc::new(Wallet::connect_as(&w.nostr_url, w.alice.clone()).await);
+    let dex = Arc::new(Wallet::connect_as(&w.nostr_url, w.dex.clone()).await);
+    spawn_signer(alice.clone(), relay_pk);
+    spawn_signer(dex.clone(), relay_pk);
+
+    // Opening: Alice's open_perp + the DEX's counter-intent minting the token.
+    let open = w.open_perp("perp-1");
+    let mut counter = IntentContent::batch_leg(
+        IntentType::AtomicSwap,
+        "perp-d1",
+        &[(alice_pk, AssetRef::Id(w.token), 1)],
+        &[(alice_pk, AssetRef::gbtc(), MARGIN)],
+        &relay_pk,
+        FEE,
+        now() + 3_600,
+    );
+    counter.mint = Some(vec![SupplyChange {
+        asset: AssetRef::Id(w.token),
+        ticker: "PERP1".into(),
+        amount: WireAmount::new(1),
+    }]);
+    let counter = builders::intent(&w.dex, &relay_pk, &counter).expect("counter");
+    let submit = builders::service_request(
+        &w.dex,
+        &relay_pk,
+        &ServiceRequest::SubmitBatch {
+            batch_id: "open-1".into(),
+            intents: vec![open.clone(), counter.clone()],
+        },
+        "open-1",
+        Scheme::Nip44,
+    )
+    .expect("submit");
+    dex.publish(&submit).await;
+    let opened = confirmation(&alice, &open).await;
+    let position = opened
+        .created
+        .iter()
+        .find(|v| v.owner == alice_pk && v.asset == Some(AssetRef::Id(w.token)))
+        .expect("Alice's position token")
+        .vtxo;
+
+    // The ledger and arkd hold the position under the conditional tree.
+    let expected = PositionScript {
+        user: *alice_pk.x_only(),
+        dex: *dex_pk.x_only(),
+        relay: *relay_pk.x_only(),
+        server: *w.server.signer(),
+        exit_delay: w.server.unilateral_exit_delay(),
+        open_perp: event_id_from_nostr(&open.id),
+    }
+    .vtxo_script()
+    .expect("script");
+    let row = w
+        .store
+        .vtxo(&position)
+        .await
+        .expect("read")
+        .expect("ledger");
+    assert_eq!(
+        row.tapscripts,
+        expected.to_tapscripts(),
+        "conditional tree recorded"
+    );
+    let at_arkd = w.sim.vtxo(&position.outpoint()).expect("at arkd");
+    assert_eq!(at_arkd.amount, row.sats.get());
+    assert_eq!(w.balance(&alice_pk, &w.token).await, 1);
+    assert_eq!(
+        w.balance(&alice_pk, &w.gbtc).await,
+        5_000_000 - MARGIN - FEE
+    );
+    assert_eq!(w.balance(&dex_pk, &w.gbtc).await, 2_000_000 + MARGIN - FEE);
+
+    // Alice goes offline: from now on nothing of hers answers.
+    alice.stop();
+
+    let witness = |price: &Event| Witness::new(&open, price);
+    let low = w.price(&w.oracle, 5_800_000, 5);
+
+    // Each refusal with its code; nothing moves.
+    let forged = {
+        let mut wit = witness(&low);
+        let edited = wit.open_perp["content"]
+            .as_str()
+            .expect("content")
+            .replace("\"leverage\":10", "\"leverage\":50");
+        wit.open_perp["content"] = edited.into();
+        wit
+    };
+    let other_position = Witness::new(&w.open_perp("perp-2"), &low);
+    let refusals: Vec<(&str, Event, ErrorCode)> = vec![
+        (
+            "stale price",
+            w.liquidate(
+                &w.dex,
+                "liq-stale",
+                position,
+                witness(&w.price(&w.oracle, 5_800_000, 3_600)),
+                &fund_pk,
+                MARGIN,
+            ),
+            ErrorCode::StalePrice,
+        ),
+        (
+            "price not beyond the threshold",
+            w.liquidate(
+                &w.dex,
+                "liq-high",
+                position,
+                witness(&w.price(&w.oracle, 6_000_000, 5)),
+                &fund_pk,
+                MARGIN,
+            ),
+            ErrorCode::PriceNotBeyondThreshold,
+        ),
+        (
+            "wrong oracle",
+            w.liquidate(
+                &w.dex,
+                "liq-oracle",
+                position,
+                witness(&w.price(&Keys::generate(), 5_800_000, 5)),
+                &fund_pk,
+                MARGIN,
+            ),
+            ErrorCode::WrongOracle,
+        ),
+        (
+            "witness from another position",
+            w.liquidate(
+                &w.dex,
+                "liq-other",
+                position,
+                other_position,
+                &fund_pk,
+                MARGIN,
+            ),
+            ErrorCode::WitnessMismatch,
+        ),
+        (
+            "forged open_perp",
+            w.liquidate(&w.dex, "liq-forged", position, forged, &fund_pk, MARGIN),
+            ErrorCode::InvalidWitnessSignature,
+        ),
+        (
+            "margin paid elsewhere",
+            w.liquidate(
+                &w.dex,
+                "liq-elsewhere",
+                position,
+                witness(&low),
+                &dex_pk,
+                MARGIN,
+            ),
+            ErrorCode::LiquidationPayoutMismatch,
+        ),
+        (
+            "not the DEX",
+            w.liquidate(
+                &w.fund,
+                "liq-fund",
+                position,
+                witness(&low),
+                &fund_pk,
+                MARGIN,
+            ),
+            ErrorCode::NotTheDex,
+        ),
+    ];
+    for (_, ev, _) in &refusals {
+        dex.publish(ev).await;
+    }
+    let fund_wallet = Wallet::connect_as(&w.nostr_url, w.fund.clone()).await;
+    for (what, ev, code) in &refusals {
+        let got = if ev.pubkey == w.fund.public_key() {
+            refusal(&fund_wallet, ev).await
+        } else {
+            refusal(&dex, ev).await
+        };
+        assert_eq!(got, *code, "{what}");
+    }
+    assert_eq!(
+        w.balance(&alice_pk, &w.token).await,
+        1,
+        "the position did not move"
+    );
+    assert_eq!(w.balance(&fund_pk, &w.gbtc).await, 0, "nothing paid");
+    assert_eq!(w.balance(&dex_pk, &w.gbtc).await, 2_000_000 + MARGIN - FEE);
+    let row = w.store.vtxo(&position).await.expect("read").expect("row");
+    assert!(
+        row.status.is_spendable() && row.locked_by.is_none(),
+        "nothing locked"
+    );
+
+    // The valid liquidation: the DEX signs, the relay co-signs, Alice does not.
+    let liq = w.liquidate(&w.dex, "liq-1", position, witness(&low), &fund_pk, MARGIN);
+    dex.publish(&liq).await;
+    let done = confirmation(&dex, &liq).await;
+    assert!(
+        done.spent
+            .iter()
+            .any(|v| v.vtxo == position && v.owner == alice_pk),
+        "the position is spent"
+    );
+    assert_eq!(w.balance(&alice_pk, &w.token).await, 0, "token burned");
+    assert_eq!(
+        w.balance(&fund_pk, &w.gbtc).await,
+        MARGIN,
+        "margin to the insurance fund"
+    );
+    assert_eq!(w.balance(&dex_pk, &w.gbtc).await, 2_000_000 - 2 * FEE);
+    assert_eq!(
+        w.balance(&alice_pk, &w.gbtc).await,
+        5_000_000 - MARGIN - FEE
+    );
+    let token = w
+        .store
+        .asset(&w.token)
+        .await
+        .expect("asset")
+        .expect("known");
+    assert_eq!(
+        token.total_supply,
+        AssetAmount::new(0),
+        "no position token left"
+    );
+    let row = w.store.vtxo(&position).await.expect("read").expect("row");
+    assert!(!row.status.is_spendable(), "spent in the ledger");
+    // The 31340 p-tags Alice (her VTXO is spent) and she never got a
+    // challenge for it.
+    let confs = dex.received().await;
+    let conf = confs
+        .iter()
+        .find(|e| answers(e, kinds::CONFIRMATION, &liq.id))
+        .expect("31340");
+    assert!(conf.tags.public_keys().any(|p| *p == w.alice.public_key()));
+    for ev in alice.received().await {
+        if ev.kind.as_u16() != kinds::SIGNING_CHALLENGE {
+            continue;
+        }
+        let (plain, _) =
+            decrypt(w.alice.secret_key(), &ev.pubkey, &ev.content, &ev.tags).expect("decrypt");
+        let ch: SigningChallenge = serde_json::from_str(&plain).expect("challenge");
+        assert_eq!(
+            ch.session_id.to_string(),
+            open.id.to_hex(),
+            "Alice is only ever asked about her own open_perp"
+        );
+    }
+
+    // The same position again: 8006, nothing moves twice.
+    let again = w.liquidate(&w.dex, "liq-2", position, witness(&low), &fund_pk, MARGIN);
+    dex.publish(&again).await;
+    assert_eq!(refusal(&dex, &again).await, ErrorCode::AlreadyLiquidated);
+    assert_eq!(w.balance(&fund_pk, &w.gbtc).await, MARGIN);
+    assert_eq!(w.balance(&dex_pk, &w.gbtc).await, 2_000_000 - 2 * FEE);
+}
