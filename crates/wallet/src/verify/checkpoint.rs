@@ -66,6 +66,11 @@ pub fn verify_checkpoint_challenge(
         match missing_signers(cp, 0) {
             Ok(missing) if missing == vec![*ctx.me.x_only()] => {}
             Ok(missing) if missing.is_empty() => {}
+            // A liquidation's position: the relay co-signs after me.
+            Ok(missing)
+                if step1
+                    .cosigner
+                    .is_some_and(|c| missing.iter().all(|k| k == ctx.me.x_only() || *k == c)) => {}
             Ok(_) => why.push(format!("checkpoint {i} lacks the Ark server's signature")),
             Err(e) => why.push(format!("checkpoint {i}: {e}")),
         }

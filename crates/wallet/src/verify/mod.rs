@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 
 mod batch;
 mod checkpoint;
-pub mod renewal;
 pub mod perps;
+pub mod renewal;
 
 use batch::check_batch_outputs;
 pub use checkpoint::verify_checkpoint_challenge;
@@ -133,6 +133,8 @@ pub struct AuthorisedIntent {
     /// For an `open_perp`: the signed terms (the position token must come at
     /// the script they imply, [`perps`]).
     pub perp: Option<ark_relay_protocol::perps::ValidTerms>,
+    /// For a DEX's `liquidate`: the position it spends ([`perps`]).
+    pub liquidation: Option<perps::Liquidation>,
 }
 
 /// One `counterparty_leg`: `amount` of `asset` the wallet expects, from
@@ -158,12 +160,15 @@ impl AuthorisedIntent {
         me: &PubKey,
         book: &AssetBook,
     ) -> Result<Self, String> {
+        if IntentType::parse(&content.intent_type) == Some(IntentType::Liquidate) {
+            return Self::from_liquidation(intent_id, content, me, book);
+        }
         if !matches!(
             IntentType::parse(&content.intent_type),
             Some(IntentType::P2pTransfer | IntentType::LandLightning)
         ) {
             return Err(format!(
-                "only p2p_transfer and land_lightning intents are signed this way, not {:?}",
+                "only p2p_transfer, land_lightning and liquidate intents are signed this way, not {:?}",
                 content.intent_type
             ));
         }
@@ -193,6 +198,7 @@ impl AuthorisedIntent {
             mint: vec![],
             batch: false,
             perp: None,
+            liquidation: None,
         })
     }
 
@@ -263,6 +269,7 @@ impl AuthorisedIntent {
             mint,
             batch: true,
             perp,
+            liquidation: None,
         })
     }
 
@@ -345,8 +352,11 @@ pub struct VerifiedArkTx {
     pub ark_tx: Psbt,
     /// The inputs to sign (sighashes recomputed from the PSBT).
     pub requests: Vec<SignRequest>,
-    /// The wallet's VTXOs it spends.
+    /// The wallet's VTXOs it spends (and the position of a liquidation).
     pub spent: Vec<VtxoId>,
+    /// For a DEX's liquidation: the position's co-signer key, whose
+    /// signature the relay adds to the checkpoint after the DEX's.
+    pub cosigner: Option<bitcoin::secp256k1::XOnlyPublicKey>,
 }
 
 /// Decodes a base64 PSBT.
@@ -542,7 +552,16 @@ pub fn verify_ark_tx_challenge(
         };
         let prev = txin.previous_output;
         let Some(own) = mine.get(&prev.txid).filter(|_| prev.vout == 0) else {
-            why.push(format!("input {i} ({prev}) does not spend a VTXO of mine"));
+            // A DEX's liquidation: the position, through its conditional leaf.
+            match perps::position_input(ctx, intent, &psbt, i) {
+                Some(p) => {
+                    // Its token is an L2 asset (the relay's ledger, not the
+                    // packet) and is burned: not my colour to conserve.
+                    in_sats = in_sats.saturating_add(p.sats);
+                    spent.push(p.vtxo);
+                }
+                None => why.push(format!("input {i} ({prev}) does not spend a VTXO of mine")),
+            }
             continue;
         };
         match input_leaf(&psbt, i) {
@@ -586,6 +605,7 @@ pub fn verify_ark_tx_challenge(
             ark_tx: psbt,
             requests,
             spent,
+            cosigner: None,
         });
     }
 
@@ -727,5 +747,6 @@ pub fn verify_ark_tx_challenge(
         ark_tx: psbt,
         requests,
         spent,
+        cosigner: perps::liquidation_cosigner(ctx, intent),
     })
 }

@@ -19,13 +19,16 @@
 //! of the oracle she named beyond the threshold. Her exit leaf stays: she can
 //! always leave unilaterally.
 
+use ark_relay_ark::check::checkpoint_txid;
 use ark_relay_ark::conditional::{decode_conditional, PositionScript};
-use ark_relay_ark::{ServerInfo, VtxoScript};
-use ark_relay_core::{EventId, PubKey};
+use ark_relay_ark::sign::input_leaf;
+use ark_relay_ark::{ServerInfo, VtxoInput, VtxoScript};
+use ark_relay_core::{AssetId, EventId, PubKey, Sats, VtxoId};
+use ark_relay_protocol::content::{AssetRef, IntentContent, IntentType};
 use ark_relay_protocol::perps::{PerpTerms, Side, ValidTerms, BPS};
 use bitcoin::TxOut;
 
-use super::{AuthorisedIntent, Context, OwnedVtxo};
+use super::{AssetBook, AuthorisedIntent, Context, OwnedVtxo, Payment};
 
 /// An integer price with `decimals` as text (`6543210`, 2 → `65432.10`).
 pub fn format_price(price: u64, decimals: u8) -> String {
@@ -166,6 +169,136 @@ pub fn check_position_vtxo(
             vtxo.vtxo
         )),
     }
+}
+
+/// The position a DEX's `liquidate` intent spends (its witness's
+/// `open_perp`, verified): the DEX's wallet signs that one foreign input, and
+/// only through the conditional leaf naming the DEX's own key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Liquidation {
+    /// The position VTXO (the intent's only `inputs` entry).
+    pub position: VtxoId,
+    /// Its owner (the author of the `open_perp`).
+    pub user: PubKey,
+    /// The `open_perp`'s id (the co-signer tweak).
+    pub open_perp: EventId,
+    /// The position token (burned by the liquidation).
+    pub token: AssetId,
+}
+
+impl AuthorisedIntent {
+    /// Resolves a `liquidate` intent the DEX `me` signed: its outputs are its
+    /// payments (the margin to the insurance fund, the fee); its witness must
+    /// verify and name `me` as the DEX; it names exactly one input.
+    pub fn from_liquidation(
+        intent_id: EventId,
+        content: &IntentContent,
+        me: &PubKey,
+        book: &AssetBook,
+    ) -> Result<Self, String> {
+        if IntentType::parse(&content.intent_type) != Some(IntentType::Liquidate) {
+            return Err(format!(
+                "{:?} is not a liquidate intent",
+                content.intent_type
+            ));
+        }
+        let w = content
+            .witness
+            .as_ref()
+            .ok_or("liquidate without a witness")?
+            .verify()
+            .map_err(|r| r.message)?;
+        if w.terms.dex != *me {
+            return Err("the witness's position belongs to another DEX".into());
+        }
+        let [position] = content.inputs.as_deref().unwrap_or_default() else {
+            return Err("liquidate names exactly one input, the position VTXO".into());
+        };
+        let AssetRef::Id(token) = w.terms.position_token else {
+            return Err("position_token must be an asset id".into());
+        };
+        let mut payments = Vec::with_capacity(content.outputs.len());
+        for o in &content.outputs {
+            let recipient: PubKey = o
+                .recipient
+                .parse()
+                .map_err(|e| format!("recipient {:?}: {e}", o.recipient))?;
+            if recipient == *me {
+                return Err("an intent may not pay the wallet itself".into());
+            }
+            payments.push(Payment {
+                recipient,
+                asset: book
+                    .resolve(&o.asset)
+                    .ok_or_else(|| format!("unknown asset {} (no VTXO of it)", o.asset))?,
+                amount: o.amount.positive("amount").map_err(|r| r.message)?,
+            });
+        }
+        Ok(Self {
+            intent_id,
+            payments,
+            receives: vec![],
+            mint: vec![],
+            batch: false,
+            perp: None,
+            liquidation: Some(Liquidation {
+                position: *position,
+                user: w.user,
+                open_perp: w.open_perp_id,
+                token,
+            }),
+        })
+    }
+}
+
+/// A foreign input the wallet signs: the position of its authorised
+/// liquidation, spent through its checkpoint and its conditional leaf.
+pub(super) struct PositionInput {
+    /// The position VTXO.
+    pub vtxo: VtxoId,
+    /// Its sats (as the PSBT claims them: a wrong claim only makes arkd refuse).
+    pub sats: u64,
+}
+
+/// Whether ark-tx input `i` of `psbt` is the position of `intent`'s
+/// liquidation: it spends the checkpoint the server's rules build for that
+/// VTXO under the position's script, through the conditional leaf whose
+/// first key is mine.
+pub(super) fn position_input(
+    ctx: &Context<'_>,
+    intent: &AuthorisedIntent,
+    psbt: &bitcoin::Psbt,
+    i: usize,
+) -> Option<PositionInput> {
+    let l = intent.liquidation.as_ref()?;
+    let txin = psbt.unsigned_tx.input.get(i)?;
+    let sats = psbt.inputs.get(i)?.witness_utxo.as_ref()?.value.to_sat();
+    let p = PositionScript {
+        user: *l.user.x_only(),
+        dex: *ctx.me.x_only(),
+        relay: *ctx.relay.x_only(),
+        server: *ctx.server.signer(),
+        exit_delay: ctx.server.unilateral_exit_delay(),
+        open_perp: l.open_perp,
+    };
+    let (script, leaf) = (p.vtxo_script().ok()?, p.conditional_leaf().ok()?);
+    let input = VtxoInput::new(l.position, Sats::new(sats), script, leaf.clone()).ok()?;
+    let txid = checkpoint_txid(ctx.server, &input).ok()?;
+    let spends = txin.previous_output.txid == txid && txin.previous_output.vout == 0;
+    let through = matches!(input_leaf(psbt, i), Ok((got, _)) if got == leaf);
+    (spends && through).then_some(PositionInput {
+        vtxo: l.position,
+        sats,
+    })
+}
+
+/// The co-signer key of the position my authorised liquidation spends.
+pub(super) fn liquidation_cosigner(
+    ctx: &Context<'_>,
+    intent: &AuthorisedIntent,
+) -> Option<bitcoin::secp256k1::XOnlyPublicKey> {
+    let l = intent.liquidation.as_ref()?;
+    ark_relay_ark::conditional::cosigner_key(ctx.relay.x_only(), &l.open_perp).ok()
 }
 
 #[cfg(test)]
