@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use ark_relay_core::{AssetId, EventId, PubKey};
 use ark_relay_protocol::content::{
-    l2_asset_id, AssetRef, IntentContent, IntentType, SupplyChange, WireAmount,
+    l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
 };
 use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
 use ark_relay_wallet::Wallet;
@@ -198,17 +198,7 @@ impl Dex {
     /// Checks the user's signed intent: a valid event by `user`, of `kind`,
     /// paying the pool (and the relay's fee) and expecting assets back from it.
     fn read(&self, ev: &Event, user: &PubKey, kind: IntentType) -> Result<Ask, DexError> {
-        if ev.verify().is_err() || ev.kind.as_u16() != kinds::INTENT {
-            return Err(reject("not a signed 31510 intent"));
-        }
-        if pubkey_from_nostr(&ev.pubkey).as_ref() != Some(user) {
-            return Err(reject("the intent must be signed by the requester"));
-        }
-        let c: IntentContent =
-            serde_json::from_str(&ev.content).map_err(|e| reject(format!("intent: {e}")))?;
-        if IntentType::parse(&c.intent_type) != Some(kind) {
-            return Err(reject(format!("expected a {} intent", kind.as_str())));
-        }
+        let c = signed_intent(ev, user, kind).map_err(DexError::Rejected)?;
         let mut ask = Ask {
             pays: vec![],
             wants: vec![],
@@ -243,16 +233,17 @@ impl Dex {
     async fn settle(
         &self,
         user_intent: &Event,
-        mut counter: IntentContent,
+        counter: IntentContent,
         batch: &str,
     ) -> Result<serde_json::Value, DexError> {
-        counter.expires_at = self.wallet.intent_expiry();
-        let mine = self.wallet.sign_batch_intent(&counter).await?;
-        let mine_id = event_id_from_nostr(&mine.id);
-        self.wallet
-            .submit_batch(batch, vec![user_intent.clone(), mine])
-            .await?;
-        let conf = self.wallet.outcome(mine_id, self.settle_timeout).await?;
+        let conf = settle_batch(
+            &self.wallet,
+            user_intent,
+            counter,
+            batch,
+            self.settle_timeout,
+        )
+        .await?;
         Ok(serde_json::json!({"status": "completed", "ark_txid": conf.ark_txid}))
     }
 
@@ -442,6 +433,41 @@ impl rpc::Service for Dex {
 
 /// A user's side of the DEX protocol (the pool's requests over [`rpc`]).
 pub type DexClient = RpcClient;
+
+/// The content of `ev` if it is a valid 31510 intent of `kind` signed by
+/// `user` (a DEX bot accepts only its requester's own intents).
+pub fn signed_intent(ev: &Event, user: &PubKey, kind: IntentType) -> Result<IntentContent, String> {
+    if ev.verify().is_err() || ev.kind.as_u16() != kinds::INTENT {
+        return Err("not a signed 31510 intent".into());
+    }
+    if pubkey_from_nostr(&ev.pubkey).as_ref() != Some(user) {
+        return Err("the intent must be signed by the requester".into());
+    }
+    let c: IntentContent = serde_json::from_str(&ev.content).map_err(|e| format!("intent: {e}"))?;
+    if IntentType::parse(&c.intent_type) != Some(kind) {
+        return Err(format!("expected a {} intent", kind.as_str()));
+    }
+    Ok(c)
+}
+
+/// Signs `counter` (the bot's own leg, expiring with the wallet's default),
+/// submits it with `user_intent` as one batch and waits up to `timeout` for
+/// the batch's 31340 (or the relay's refusal).
+pub async fn settle_batch(
+    wallet: &Wallet,
+    user_intent: &Event,
+    mut counter: IntentContent,
+    batch: &str,
+    timeout: Duration,
+) -> Result<Confirmation, ark_relay_wallet::WalletError> {
+    counter.expires_at = wallet.intent_expiry();
+    let mine = wallet.sign_batch_intent(&counter).await?;
+    let mine_id = event_id_from_nostr(&mine.id);
+    wallet
+        .submit_batch(batch, vec![user_intent.clone(), mine])
+        .await?;
+    wallet.outcome(mine_id, timeout).await
+}
 
 /// The id of an intent event (for waiting on its outcome).
 pub fn intent_id(ev: &Event) -> EventId {

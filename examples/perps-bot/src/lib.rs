@@ -1,5 +1,627 @@
 //! # ark-relay-perps-bot — perpetuals on Ark Relay (PRD §12 scenarios 6 and 7)
 //!
-//! WIP.
+//! A perpetuals DEX a DeFi developer can copy, built on the constant-product
+//! DEX's pieces ([`ark_relay_dex_bot::rpc`] for the private request/answer
+//! protocol over Nostr, [`ark_relay_dex_bot::settle_batch`] for batches) and
+//! on the wire format of `ark_relay_protocol::perps`. It holds a Nostr key
+//! (the DEX key: margin account, position-token issuer, first key of every
+//! position's conditional leaf) and:
+//!
+//! 1. **quotes** ([`PerpsRequest::Quote`]): the full [`PerpTerms`] of a
+//!    position at the oracle's current mark — entry price, maintenance
+//!    margin, the oracle, the insurance fund and a fresh position token id
+//!    (`l2_asset_id(dex, ticker)`) — and the liquidation price they imply;
+//! 2. **opens** ([`PerpsRequest::Open`]): the user's signed `open_perp`
+//!    (exactly the quoted terms) and the DEX's counter-intent (mint one
+//!    position token to her, receive her margin) settle as one atomic batch;
+//!    the relay gives her token VTXO the conditional tree;
+//! 3. **marks** every open position on each 30420 price of the configured
+//!    oracle ([`Perps::follow_oracle`]; other keys' prices are ignored by the
+//!    subscription and again by the [`book`]);
+//! 4. **liquidates** a position whose signed threshold the price crossed: a
+//!    `liquidate` intent naming the position VTXO, paying the margin to the
+//!    insurance fund, with the witness (her `open_perp` + the price event);
+//!    the relay co-signs the conditional leaf only if its checklist passes;
+//! 5. **closes** ([`PerpsRequest::Close`]) a position at its owner's request:
+//!    she returns the token, the DEX pays her equity at the current mark and
+//!    burns the token, in one batch.
+//!
+//! Simplifications (it is an example): the book lives in memory; the margin
+//! account and the insurance fund are keys of the operator; the DEX pays
+//! profits from its own gBTC float.
 
 pub mod book;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_relay_core::{AssetId, EventId, PubKey, UnixTime, VtxoId};
+use ark_relay_dex_bot::{rpc, settle_batch, signed_intent};
+use ark_relay_nostr::{PoolOptions, PoolTransport};
+use ark_relay_protocol::content::{
+    l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
+};
+use ark_relay_protocol::perps::{
+    parse_price_event, LiquidationOracle, MarginDeposit, PerpTerms, PositionDetails, Side, Witness,
+    ORACLE_PRICE,
+};
+use ark_relay_protocol::transport::NostrTransport;
+use ark_relay_protocol::{event_id_from_nostr, pubkey_from_nostr, pubkey_to_nostr};
+use ark_relay_wallet::Wallet;
+use nostr::{Event, Keys};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch, Mutex};
+
+pub use book::{Book, BookRules, Effect, Input, Mark, Position, Status};
+
+/// The perpetuals DEX's configuration.
+#[derive(Debug, Clone)]
+pub struct PerpsConfig {
+    /// The oracle whose 30420 prices mark and liquidate positions.
+    pub oracle: PubKey,
+    /// The margin asset (gBTC's id).
+    pub margin_asset: AssetId,
+    /// Maintenance margin, basis points of notional.
+    pub maintenance_margin_bps: u32,
+    /// Highest leverage offered.
+    pub max_leverage: u32,
+    /// Prices older than this (seconds) are not used (keep it below the
+    /// relay's `[conditional] max_price_age_secs`).
+    pub max_price_age: i64,
+    /// Where liquidations send the margin.
+    pub insurance_fund: PubKey,
+    /// The relay's fee per intent, in gBTC.
+    pub fee: u64,
+    /// How long a quote stays valid.
+    pub quote_ttl: Duration,
+    /// How long to wait for a batch or a liquidation to settle.
+    pub settle_timeout: Duration,
+}
+
+/// A request to the perpetuals DEX (content of a [`rpc::DEX_REQUEST`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum PerpsRequest {
+    /// The DEX: its keys, oracle, margin asset, marks.
+    Info {},
+    /// Terms for a position of `margin` at `leverage` on `pair`.
+    Quote {
+        /// `BTC/USD`.
+        pair: String,
+        /// Long or short.
+        side: Side,
+        /// Leverage.
+        leverage: u32,
+        /// Margin in the margin asset's base units.
+        margin: u64,
+    },
+    /// Open: the user's signed `open_perp` (31510, not published) with the quoted terms.
+    Open {
+        /// The signed intent.
+        intent: Event,
+    },
+    /// Close `position`: the user's signed `atomic_swap` returning its token
+    /// for her equity (`counterparty_leg`) at the current mark.
+    Close {
+        /// The position (its `open_perp` id).
+        position: EventId,
+        /// The signed intent.
+        intent: Event,
+    },
+    /// The requester's positions with their last marks.
+    Positions {},
+}
+
+/// Why a request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PerpsError {
+    /// The request does not fit the DEX's terms.
+    #[error("{0}")]
+    Rejected(String),
+    /// The relay refused or the wallet failed.
+    #[error("relay: {0}")]
+    Relay(#[from] ark_relay_wallet::WalletError),
+    /// Nostr transport.
+    #[error(transparent)]
+    Transport(#[from] ark_relay_protocol::transport::TransportError),
+}
+
+fn reject(msg: impl Into<String>) -> PerpsError {
+    PerpsError::Rejected(msg.into())
+}
+
+struct Quote {
+    terms: PerpTerms,
+    ticker: String,
+    expires: tokio::time::Instant,
+}
+
+/// The perpetuals DEX: its wallet, book and open quotes.
+pub struct Perps {
+    wallet: Wallet,
+    keys: Keys,
+    me: PubKey,
+    config: PerpsConfig,
+    book: Mutex<Book>,
+    quotes: Mutex<HashMap<AssetId, Quote>>,
+    /// Sends every book effect (tests and logs watch it).
+    effects: tokio::sync::broadcast::Sender<Effect>,
+}
+
+/// The position token VTXO a batch created for `user`.
+fn token_vtxo(conf: &Confirmation, user: &PubKey, token: &AssetId) -> Option<VtxoId> {
+    conf.created
+        .iter()
+        .find(|c| {
+            c.owner == *user
+                && c.amount == 1
+                && matches!(&c.asset, Some(AssetRef::Id(a)) if a == token)
+        })
+        .map(|c| c.vtxo)
+}
+
+impl Perps {
+    /// A DEX on `wallet` (its key `keys`).
+    pub fn new(wallet: Wallet, keys: Keys, config: PerpsConfig) -> Self {
+        let (effects, _) = tokio::sync::broadcast::channel(1024);
+        Self {
+            me: wallet.pubkey(),
+            book: Mutex::new(Book::new(BookRules {
+                oracle: config.oracle,
+                max_price_age: config.max_price_age,
+            })),
+            wallet,
+            keys,
+            config,
+            quotes: Mutex::default(),
+            effects,
+        }
+    }
+
+    /// Every effect of the book from now on.
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<Effect> {
+        self.effects.subscribe()
+    }
+
+    /// A snapshot of the book.
+    pub async fn book(&self) -> Book {
+        self.book.lock().await.clone()
+    }
+
+    async fn step(self: &Arc<Self>, input: Input) {
+        let effects = self.book.lock().await.step(input);
+        for e in effects {
+            match &e {
+                Effect::Liquidate { id, price_event } => {
+                    let (dex, id, ev) = (self.clone(), *id, (**price_event).clone());
+                    tokio::spawn(dex.liquidate(id, ev));
+                }
+                Effect::Marked { id, mark } => {
+                    tracing::info!(position = %id, price = mark.price, pnl = %mark.pnl, equity = %mark.equity, "marked");
+                }
+                Effect::Ignored { event, reason } => {
+                    tracing::info!(price_event = %event, reason, "price ignored");
+                }
+            }
+            let _ = self.effects.send(e);
+        }
+    }
+
+    /// Feeds one price event to the book (what [`Self::follow_oracle`] does
+    /// for each event it reads).
+    pub async fn on_price_event(self: &Arc<Self>, event: Event) {
+        match parse_price_event(&event) {
+            Ok(price) => {
+                self.step(Input::Price {
+                    price,
+                    event: Box::new(event),
+                    now: UnixTime::now(),
+                })
+                .await
+            }
+            Err(r) => tracing::info!(event = %event.id, reason = %r.message, "not a price"),
+        }
+    }
+
+    /// Follows the oracle's 30420 prices on `relays` until `stop`.
+    pub async fn follow_oracle(
+        self: Arc<Self>,
+        relays: Vec<String>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), PerpsError> {
+        let mut opts = PoolOptions::new(relays);
+        opts.kinds = vec![ORACLE_PRICE];
+        opts.authors = Some(vec![pubkey_to_nostr(&self.config.oracle)]);
+        opts.catch_up_every = Duration::from_secs(3);
+        opts.safety_window =
+            Duration::from_secs(u64::try_from(self.config.max_price_age.max(1)).unwrap_or(60));
+        let transport = PoolTransport::connect(self.keys.public_key(), opts).await?;
+        let (tx, mut rx) = mpsc::channel::<Event>(256);
+        let (cursor_tx, cursor) = watch::channel(None);
+        let t = transport.clone();
+        tokio::spawn(async move {
+            let _keep = cursor_tx;
+            if let Err(e) = t.pump(tx, cursor, stop).await {
+                tracing::warn!(error = %e, "oracle reader stopped");
+            }
+        });
+        let mut seen = std::collections::HashSet::new();
+        while let Some(ev) = rx.recv().await {
+            if seen.insert(ev.id) {
+                self.on_price_event(ev).await;
+            }
+        }
+        transport.shutdown().await;
+        Ok(())
+    }
+
+    /// Quotes terms at the current mark (see the module docs).
+    async fn quote(
+        &self,
+        pair: &str,
+        side: Side,
+        leverage: u32,
+        margin: u64,
+    ) -> Result<serde_json::Value, PerpsError> {
+        if leverage == 0 || leverage > self.config.max_leverage {
+            return Err(reject(format!(
+                "leverage must be 1 to {}",
+                self.config.max_leverage
+            )));
+        }
+        let mark = {
+            let book = self.book.lock().await;
+            book.mark_price(pair)
+                .cloned()
+                .ok_or_else(|| reject(format!("no price for {pair} from the oracle yet")))?
+        };
+        if UnixTime::now().0.saturating_sub(mark.timestamp.0) > self.config.max_price_age {
+            return Err(reject(format!("the last {pair} price is stale")));
+        }
+        let ticker = format!("P{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let token = l2_asset_id(&self.me, &ticker);
+        let terms = PerpTerms {
+            margin_deposit: MarginDeposit {
+                asset: AssetRef::Id(self.config.margin_asset),
+                amount: WireAmount::new(margin),
+            },
+            position_details: PositionDetails {
+                side,
+                leverage,
+                entry_price: WireAmount::new(mark.price),
+            },
+            liquidation_oracle: LiquidationOracle {
+                pubkey: self.config.oracle,
+                pair: pair.to_owned(),
+                decimals: mark.decimals,
+            },
+            maintenance_margin_bps: self.config.maintenance_margin_bps,
+            dex: self.me,
+            insurance_fund: self.config.insurance_fund,
+            position_token: AssetRef::Id(token),
+        };
+        let valid = terms.validate().map_err(|r| reject(r.message))?;
+        self.quotes.lock().await.insert(
+            token,
+            Quote {
+                terms: terms.clone(),
+                ticker: ticker.clone(),
+                expires: tokio::time::Instant::now() + self.config.quote_ttl,
+            },
+        );
+        Ok(serde_json::json!({
+            "terms": terms, "ticker": ticker, "position_token": token,
+            "liquidation_price": valid.liquidation_price(),
+            "fee": self.config.fee,
+        }))
+    }
+
+    /// Settles a user's `open_perp` against its quote.
+    async fn open(
+        self: &Arc<Self>,
+        user: &PubKey,
+        intent: Event,
+    ) -> Result<serde_json::Value, PerpsError> {
+        let c = signed_intent(&intent, user, IntentType::OpenPerp).map_err(PerpsError::Rejected)?;
+        let terms = c
+            .perp
+            .clone()
+            .ok_or_else(|| reject("open_perp without terms"))?;
+        let valid = terms.validate().map_err(|r| reject(r.message))?;
+        let AssetRef::Id(token) = valid.position_token else {
+            return Err(reject("position_token must be an asset id"));
+        };
+        let quote = self
+            .quotes
+            .lock()
+            .await
+            .remove(&token)
+            .ok_or_else(|| reject("no open quote for this position token (ask for a quote)"))?;
+        if quote.expires < tokio::time::Instant::now() {
+            return Err(reject("the quote expired"));
+        }
+        if quote.terms != terms {
+            return Err(reject("the intent's terms are not the quoted terms"));
+        }
+        let mut counter = IntentContent::batch_leg(
+            IntentType::AtomicSwap,
+            uuid::Uuid::new_v4().simple().to_string(),
+            &[(*user, AssetRef::Id(token), 1)],
+            &[(*user, valid.margin_asset.clone(), valid.margin)],
+            &self.wallet.relay(),
+            self.config.fee,
+            0,
+        );
+        counter.mint = Some(vec![SupplyChange {
+            asset: AssetRef::Id(token),
+            ticker: quote.ticker.clone(),
+            amount: WireAmount::new(1),
+        }]);
+        let conf = settle_batch(
+            &self.wallet,
+            &intent,
+            counter,
+            "open_perp",
+            self.config.settle_timeout,
+        )
+        .await?;
+        let id = event_id_from_nostr(&intent.id);
+        let vtxo = token_vtxo(&conf, user, &token);
+        let liq = valid.liquidation_price();
+        self.step(Input::Opened(Box::new(Position {
+            id,
+            user: *user,
+            terms: valid,
+            open_perp: intent,
+            token_vtxo: vtxo,
+            status: Status::Open,
+            last_mark: None,
+        })))
+        .await;
+        Ok(serde_json::json!({
+            "status": "completed", "ark_txid": conf.ark_txid, "position": id,
+            "position_vtxo": vtxo, "liquidation_price": liq,
+        }))
+    }
+
+    /// Settles a user's close: her token back, her equity out, the token burned.
+    async fn close(
+        self: &Arc<Self>,
+        user: &PubKey,
+        position: EventId,
+        intent: Event,
+    ) -> Result<serde_json::Value, PerpsError> {
+        let c =
+            signed_intent(&intent, user, IntentType::AtomicSwap).map_err(PerpsError::Rejected)?;
+        let (terms, equity) = {
+            let book = self.book.lock().await;
+            let p = book
+                .position(&position)
+                .filter(|p| p.user == *user)
+                .ok_or_else(|| reject("no such position of yours"))?;
+            if p.status != Status::Open {
+                return Err(reject(format!("the position is {:?}", p.status)));
+            }
+            let price = book
+                .mark_price(&p.terms.pair)
+                .ok_or_else(|| reject("no price to close at"))?;
+            let m = book::mark(&p.terms, price.price);
+            (p.terms.clone(), m.equity)
+        };
+        let AssetRef::Id(token) = terms.position_token else {
+            return Err(reject("position_token must be an asset id"));
+        };
+        let pays: Vec<_> = c.outputs.iter().filter(|o| o.role.is_none()).collect();
+        let returns_token = matches!(pays.as_slice(), [o] if o.recipient == self.me.to_string()
+            && o.asset == AssetRef::Id(token)
+            && o.amount == WireAmount::new(1));
+        if !returns_token {
+            return Err(reject("a close pays exactly the position token to the DEX"));
+        }
+        let wants: Vec<_> = c
+            .counterparty_leg
+            .iter()
+            .flat_map(|l| l.as_slice())
+            .collect();
+        let [want] = wants.as_slice() else {
+            return Err(reject("a close expects one payout of the margin asset"));
+        };
+        let payout = want
+            .amount
+            .positive("amount")
+            .map_err(|r| reject(r.message))?;
+        if want.asset != terms.margin_asset && want.asset != AssetRef::Id(self.config.margin_asset)
+        {
+            return Err(reject("the payout is in the margin asset"));
+        }
+        if i128::from(payout) > equity {
+            return Err(reject(format!(
+                "the position's equity is {equity} at the current mark, the intent asks {payout}"
+            )));
+        }
+        self.step(Input::Closing { id: position }).await;
+        let mut counter = IntentContent::batch_leg(
+            IntentType::AtomicSwap,
+            uuid::Uuid::new_v4().simple().to_string(),
+            &[(*user, AssetRef::Id(self.config.margin_asset), payout)],
+            &[(*user, AssetRef::Id(token), 1)],
+            &self.wallet.relay(),
+            self.config.fee,
+            0,
+        );
+        counter.burn = Some(vec![SupplyChange {
+            asset: AssetRef::Id(token),
+            ticker: String::new(),
+            amount: WireAmount::new(1),
+        }]);
+        let settled = settle_batch(
+            &self.wallet,
+            &intent,
+            counter,
+            "close_perp",
+            self.config.settle_timeout,
+        )
+        .await;
+        self.step(Input::CloseDone {
+            id: position,
+            settled: settled.is_ok(),
+        })
+        .await;
+        let conf = settled?;
+        Ok(serde_json::json!({"status": "completed", "ark_txid": conf.ark_txid, "payout": payout}))
+    }
+
+    /// The `liquidate` intent of `position` with `price_event` as witness
+    /// (see `docs/protocol.md`, "The liquidation intent").
+    pub fn liquidation_intent(
+        &self,
+        position: &Position,
+        price_event: &Event,
+    ) -> Result<IntentContent, PerpsError> {
+        let vtxo = position
+            .token_vtxo
+            .ok_or_else(|| reject("the position's token VTXO is not known"))?;
+        let mut c = IntentContent::batch_leg(
+            IntentType::Liquidate,
+            format!("liq-{}", &position.id.to_string()[..16]),
+            &[(
+                position.terms.insurance_fund,
+                position.terms.margin_asset.clone(),
+                position.terms.margin,
+            )],
+            &[],
+            &self.wallet.relay(),
+            self.config.fee,
+            self.wallet.intent_expiry(),
+        );
+        c.my_leg = None;
+        c.inputs = Some(vec![vtxo]);
+        c.witness = Some(Witness::new(&position.open_perp, price_event));
+        Ok(c)
+    }
+
+    /// Publishes the liquidation and feeds its outcome back to the book
+    /// (boxed: the book's effects spawn it, and it steps the book).
+    fn liquidate(
+        self: Arc<Self>,
+        id: EventId,
+        price_event: Event,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move { self.liquidate_now(id, price_event).await })
+    }
+
+    async fn liquidate_now(self: Arc<Self>, id: EventId, price_event: Event) {
+        let position = self.book.lock().await.position(&id).cloned();
+        let outcome = match position {
+            None => Err(reject("unknown position")),
+            Some(p) => self.publish_liquidation(&p, &price_event).await,
+        };
+        match outcome {
+            Ok(ark_txid) => {
+                tracing::info!(position = %id, %ark_txid, "liquidated");
+                self.step(Input::Liquidated { id, ark_txid }).await;
+            }
+            Err(e) => {
+                let code = match &e {
+                    PerpsError::Relay(w) => w.code().map(|c| c.code()),
+                    _ => None,
+                };
+                tracing::warn!(position = %id, error = %e, "liquidation not settled");
+                self.step(Input::LiquidationRefused { id, code }).await;
+            }
+        }
+    }
+
+    async fn publish_liquidation(
+        &self,
+        position: &Position,
+        price_event: &Event,
+    ) -> Result<String, PerpsError> {
+        let content = self.liquidation_intent(position, price_event)?;
+        let intent = self.wallet.publish_intent(&content).await?;
+        let conf = self
+            .wallet
+            .outcome(intent, self.config.settle_timeout)
+            .await?;
+        Ok(conf.ark_txid)
+    }
+
+    /// Serves requests until `stop` (see [`rpc::serve`]).
+    pub async fn serve(
+        self: Arc<Self>,
+        relays: Vec<String>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), PerpsError> {
+        let keys = self.keys.clone();
+        Ok(rpc::serve(Arc::new(Service(self)), keys, relays, stop).await?)
+    }
+
+    async fn handle(
+        self: &Arc<Self>,
+        user: &PubKey,
+        req: PerpsRequest,
+    ) -> Result<serde_json::Value, PerpsError> {
+        match req {
+            PerpsRequest::Info {} => {
+                let book = self.book.lock().await;
+                let marks: HashMap<&str, u64> = ["BTC/USD", "ETH/USD"]
+                    .into_iter()
+                    .filter_map(|p| book.mark_price(p).map(|m| (p, m.price)))
+                    .collect();
+                Ok(serde_json::json!({
+                    "dex": self.me, "oracle": self.config.oracle,
+                    "margin_asset": self.config.margin_asset,
+                    "maintenance_margin_bps": self.config.maintenance_margin_bps,
+                    "max_leverage": self.config.max_leverage,
+                    "insurance_fund": self.config.insurance_fund, "marks": marks,
+                }))
+            }
+            PerpsRequest::Quote {
+                pair,
+                side,
+                leverage,
+                margin,
+            } => self.quote(&pair, side, leverage, margin).await,
+            PerpsRequest::Open { intent } => self.open(user, intent).await,
+            PerpsRequest::Close { position, intent } => self.close(user, position, intent).await,
+            PerpsRequest::Positions {} => {
+                let book = self.book.lock().await;
+                let mine: Vec<serde_json::Value> = book
+                    .positions()
+                    .filter(|p| p.user == *user)
+                    .map(|p| {
+                        serde_json::json!({
+                            "position": p.id, "pair": p.terms.pair, "side": p.terms.side,
+                            "leverage": p.terms.leverage, "margin": p.terms.margin,
+                            "entry_price": p.terms.entry_price,
+                            "liquidation_price": p.terms.liquidation_price(),
+                            "status": format!("{:?}", p.status),
+                            "mark": p.last_mark.map(|m| serde_json::json!({
+                                "price": m.price, "pnl": m.pnl.to_string(), "equity": m.equity.to_string(),
+                            })),
+                            "position_vtxo": p.token_vtxo,
+                        })
+                    })
+                    .collect();
+                Ok(serde_json::json!({ "positions": mine }))
+            }
+        }
+    }
+}
+
+struct Service(Arc<Perps>);
+
+#[async_trait::async_trait]
+impl rpc::Service for Service {
+    type Request = PerpsRequest;
+
+    async fn handle(&self, user: &PubKey, req: PerpsRequest) -> Result<serde_json::Value, String> {
+        self.0.handle(user, req).await.map_err(|e| e.to_string())
+    }
+}
+
+/// The id of the user's nostr key as the relay writes it.
+pub fn pubkey_of(keys: &Keys) -> Option<PubKey> {
+    pubkey_from_nostr(&keys.public_key())
+}
