@@ -135,6 +135,47 @@ pub fn signing_challenge(
     sign(b, keys)
 }
 
+/// A 31511 `sign_renewal` challenge (docs/protocol.md "Renewal challenge");
+/// `d` is the renewal id, no `e` tag (no intent asked for it).
+pub fn renewal_challenge(
+    keys: &Keys,
+    to: &PubKey,
+    challenge: &crate::renewal::RenewalChallenge,
+    scheme: Scheme,
+) -> Result<Event, BuildError> {
+    let b = EventBuilder::new(
+        kinds::kind(kinds::SIGNING_CHALLENGE),
+        encrypted(keys, to, challenge, scheme)?,
+    )
+    .tags([
+        Tag::public_key(pubkey_to_nostr(to)),
+        Tag::identifier(challenge.renewal_id.clone()),
+        Tag::expiration(timestamp(challenge.expires_at)),
+        scheme.tag(),
+    ]);
+    sign(b, keys)
+}
+
+/// A wallet's 31512 answer to a renewal challenge; `d` is
+/// `<renewal id>:response`.
+pub fn renewal_response(
+    keys: &Keys,
+    relay: &PubKey,
+    response: &crate::renewal::RenewalResponse,
+    scheme: Scheme,
+) -> Result<Event, BuildError> {
+    let b = EventBuilder::new(
+        kinds::kind(kinds::SIGNING_RESPONSE),
+        encrypted(keys, relay, response, scheme)?,
+    )
+    .tags([
+        Tag::public_key(pubkey_to_nostr(relay)),
+        Tag::identifier(format!("{}:response", response.renewal_id)),
+        scheme.tag(),
+    ]);
+    sign(b, keys)
+}
+
 /// A 31512 signing response; `d` is `session:step:response`.
 pub fn signing_response(
     keys: &Keys,
