@@ -135,6 +135,11 @@ pub struct RunConfig {
     pub rate_limit_events: u32,
     /// The rate-limit window (seconds).
     pub rate_limit_window_secs: u64,
+    /// How often the scheduler leader reconciles the ledger with the arkd
+    /// indexer (seconds; docs/operations.md "Reconciliation"). 0 turns the
+    /// periodic run off (`ark-relay reconcile` still works, and disputed
+    /// VTXOs are still refused).
+    pub reconcile_every_secs: u64,
 }
 
 impl Default for RunConfig {
@@ -152,6 +157,7 @@ impl Default for RunConfig {
             catch_up_every_ms: 15_000,
             rate_limit_events: 120,
             rate_limit_window_secs: 10,
+            reconcile_every_secs: 600,
         }
     }
 }

@@ -367,7 +367,8 @@ impl DevStack {
                 .with_health(Arc::new(health_source))
                 .with_metrics(metrics)
                 .with_reserves(Arc::new(store.clone()))
-                .with_settlements(Arc::new(store.clone())),
+                .with_settlements(Arc::new(store.clone()))
+                .with_reconciliation(Arc::new(store.clone())),
         );
         // The browser dApp (web/), once built with npm.
         let web_built = ark_relay_api::web::is_built(Path::new(WEB_DIST));

@@ -4,8 +4,8 @@
 //! logic. Subcommands: `dev` (whole system on embedded defaults), `run`
 //! (every role on the configured back ends), `ingest`, `worker` and
 //! `scheduler` (one role each, for scale-out), `migrate` (apply database
-//! migrations), `config` (show or check the effective configuration), `sim`
-//! and `keys`.
+//! migrations), `config` (show or check the effective configuration),
+//! `reconcile` (the ledger against the arkd indexer), `sim` and `keys`.
 //!
 //! `anyhow` is allowed here (and only here): errors end at `main`.
 
@@ -17,6 +17,7 @@ mod keyvault;
 mod ops;
 mod probes;
 mod ramps;
+mod reconcile;
 mod rotation;
 mod run;
 mod secret;
@@ -282,6 +283,29 @@ Examples:
     )]
     Migrate,
 
+    /// Compare the ledger with the arkd indexer, VTXO by VTXO; exit 2 if they differ.
+    #[command(
+        long_about = "\
+Reconcile the ledger (database_url) with the Ark server's indexer ([ark] url):
+for every unspent VTXO of the ledger, arkd must know it unspent with the same
+carrier sats and the same asset denominations (the colour the ark tx's asset
+packet assigned); arkd must hold no unspent VTXO under the ledger's scripts
+that the ledger lacks. Every difference is checked twice (a ceremony finishing
+meanwhile is not one) and printed. The run is recorded (GET /health shows the
+last one) and VTXOs whose colour or sats differ become disputed: the relay
+refuses intents spending them with 2006 COLOUR_MISMATCH until a run finds them
+equal again. The scheduler leader runs the same check every
+run.reconcile_every_secs. Progress goes to stderr.
+
+Exit status: 0 ledger = indexer, 2 differences found, 1 the run failed.",
+        after_help = "\
+Examples:
+  ark-relay -c relay.toml reconcile
+  ark-relay -c relay.toml reconcile --json > reconciliation.json
+  ark-relay -c relay.toml reconcile --no-record --quiet || echo \"ledger and arkd differ\""
+    )]
+    Reconcile(reconcile::ReconcileArgs),
+
     /// Print the effective configuration as TOML, or check it.
     #[command(
         long_about = "\
@@ -465,6 +489,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Scheduler(args) => {
                 role(config, ark_relay_engine::Roles::SCHEDULER, args, false).await?
             }
+            Command::Reconcile(args) => return reconcile::run(&config, args).await,
             Command::Migrate => migrate(&config).await?,
             Command::Keys(cmd) => keys_command(cmd, &config)?,
             Command::Sim(args) => {

@@ -366,7 +366,8 @@ pub async fn run(
                     health.clone(),
                 ))
                 .with_reserves(Arc::new(store.clone()))
-                .with_settlements(Arc::new(store.clone())),
+                .with_settlements(Arc::new(store.clone()))
+                .with_reconciliation(Arc::new(store.clone())),
         );
         let (listener, bound) = http::bind(addr).await?;
         let url = format!("http://{bound}");

@@ -126,6 +126,13 @@ pub(crate) async fn engine_builder(
     let heartbeat = (queue_config(config).reclaim_after / 3).max(Duration::from_millis(100));
     let mut builder =
         EngineBuilder::new(ports, identity, ceremony, engine).with_heartbeat(heartbeat);
+    // Reconciliation with the arkd indexer: disputed inputs refused (2006),
+    // the periodic run on the scheduler leader.
+    let every = config.run.reconcile_every_secs;
+    builder = builder.with_reconciliation(
+        Arc::new(store.clone()),
+        (every > 0).then(|| Duration::from_secs(every)),
+    );
     // Lifts and lands, when there is an lnd (crate::ramps).
     if let Some(b) = ramp_backends {
         if let Some(tapd) = &b.assets {
