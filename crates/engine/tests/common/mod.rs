@@ -325,6 +325,26 @@ pub async fn start_ceremony(
     crash: Option<ark_relay_engine::ceremony::CrashHook>,
     queue: ark_relay_core::DynQueue,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    start_ceremony_with(
+        store, relay_keys, server, nostr_url, arkd_url, tamper, crash, queue, None,
+    )
+    .await
+}
+
+/// [`start_ceremony`] whose plan-and-lock loop refuses the VTXOs `disputes`
+/// holds as disputed (2006), as a relay wired with reconciliation does.
+#[allow(clippy::too_many_arguments)]
+pub async fn start_ceremony_with(
+    store: &DynStore,
+    relay_keys: &Keys,
+    server: &ServerInfo,
+    nostr_url: &str,
+    arkd_url: &str,
+    tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>,
+    crash: Option<ark_relay_engine::ceremony::CrashHook>,
+    queue: ark_relay_core::DynQueue,
+    disputes: Option<Arc<dyn ark_relay_core::reconcile::ReconcileStore>>,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
     let ark = ArkdClient::connect(arkd_url.to_owned())
         .await
@@ -363,6 +383,9 @@ pub async fn start_ceremony(
     if let Some(c) = crash {
         ceremony = ceremony.with_crash_hook(c);
     }
+    if let Some(d) = disputes {
+        ceremony = ceremony.with_disputes(d);
+    }
     let ceremony = Arc::new(ceremony);
     let parts = EngineParts {
         store: store.clone(),
@@ -386,4 +409,41 @@ pub async fn start_ceremony(
     let (stop, stop_rx) = watch::channel(false);
     let handle = tokio::spawn(async move { engine.run(stop_rx).await.expect("engine") });
     (stop, handle)
+}
+
+/// Runs the reconciliation of `store`'s ledger against the arkd indexer at
+/// `arkd_url` (recording the run and its disputed set) and returns it.
+pub async fn reconcile(
+    store: &ark_relay_store::SqlStore,
+    arkd_url: &str,
+) -> ark_relay_engine::reconcile::Outcome {
+    let ark = ArkdClient::connect(arkd_url.to_owned())
+        .await
+        .expect("arkd client");
+    let reconciler = ark_relay_engine::reconcile::Reconciler::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        Arc::new(ark),
+        Arc::new(SystemClock),
+    );
+    reconciler
+        .run_and_record(&|_| {})
+        .await
+        .expect("reconciliation")
+}
+
+/// Asserts that the ledger equals the arkd indexer VTXO by VTXO (sats,
+/// asset and amount, spent or not), as `ark-relay reconcile` checks it.
+pub async fn assert_reconciled(store: &ark_relay_store::SqlStore, arkd_url: &str) {
+    let outcome = reconcile(store, arkd_url).await;
+    assert!(
+        outcome.differences.is_empty(),
+        "ledger ≠ arkd indexer after {} VTXOs: {:#?}",
+        outcome.run.checked,
+        outcome.differences
+    );
+    assert!(
+        outcome.run.checked > 0,
+        "the reconciliation checked nothing"
+    );
 }
