@@ -83,6 +83,10 @@ error_codes! {
     UnknownSession = 5003, "UNKNOWN_SESSION", "response for unknown session or step";
     /// The wallet refused to sign a challenge of its own (single-party) session.
     SigningRefused = 5004, "SIGNING_REFUSED", "the wallet refused to sign the challenge";
+    /// A VTXO of the recipient expires soon and has no renewal scheduled (sent as a notice).
+    VtxoNearExpiry = 5005, "VTXO_NEAR_EXPIRY", "a VTXO expires soon without a renewal scheduled";
+    /// A renewal answer (31512 to a `sign_renewal` challenge) does not complete the delegation.
+    RenewalInvalid = 5006, "RENEWAL_INVALID", "renewal answer invalid or for an unknown renewal";
     /// The Lightning invoice is invalid (signature, network, format).
     InvalidInvoice = 6001, "INVALID_INVOICE", "invalid Lightning invoice";
     /// The Lightning invoice has expired or expires too soon.
@@ -160,7 +164,7 @@ mod tests {
             assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
             assert!(!c.message().is_empty());
         }
-        assert_eq!(ErrorCode::ALL.len(), 38);
+        assert_eq!(ErrorCode::ALL.len(), 40);
     }
 
     #[test]
