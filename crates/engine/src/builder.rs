@@ -111,6 +111,7 @@ pub struct EngineBuilder {
     read_only: Option<ReadOnly>,
     heartbeat: Option<Duration>,
     reconcile: Option<(Arc<dyn ReconcileStore>, Option<Duration>)>,
+    conditional: crate::conditional::ConditionalConfig,
 }
 
 impl EngineBuilder {
@@ -132,7 +133,14 @@ impl EngineBuilder {
             read_only: None,
             heartbeat: None,
             reconcile: None,
+            conditional: Default::default(),
         }
+    }
+
+    /// The `[conditional]` configuration (liquidations' price window).
+    pub fn with_conditional(mut self, conditional: crate::conditional::ConditionalConfig) -> Self {
+        self.conditional = conditional;
+        self
     }
 
     /// Refuses inputs the reconciliation disputed (2006, see
@@ -208,6 +216,7 @@ impl EngineBuilder {
             read_only,
             heartbeat,
             reconcile,
+            conditional,
         } = self;
         let keys = identity.keys.clone();
         let info = RelayInfo {
@@ -228,7 +237,8 @@ impl EngineBuilder {
             base,
             ports.clock.clone(),
             ceremony_config,
-        );
+        )
+        .with_conditional(conditional);
         let ramps = ramps.map(|r| {
             let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
                 &bitcoin::secp256k1::Secp256k1::signing_only(),

@@ -75,6 +75,8 @@ pub struct Config {
     pub inventory: InventoryConfig,
     /// Rotated-away relay keys and their grace periods.
     pub keys: KeysConfig,
+    /// Conditional co-signing (liquidations of perpetual positions).
+    pub conditional: ConditionalSection,
 }
 
 impl Default for Config {
@@ -96,6 +98,23 @@ impl Default for Config {
             settlement: SettlementSection::default(),
             inventory: InventoryConfig::default(),
             keys: KeysConfig::default(),
+            conditional: ConditionalSection::default(),
+        }
+    }
+}
+
+/// `[conditional]`: conditional co-signing (docs/protocol.md, "Conditional co-signing").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConditionalSection {
+    /// The oldest oracle price a liquidation may use, in seconds (8001 beyond).
+    pub max_price_age_secs: u64,
+}
+
+impl Default for ConditionalSection {
+    fn default() -> Self {
+        Self {
+            max_price_age_secs: 120,
         }
     }
 }

@@ -124,8 +124,12 @@ pub(crate) async fn engine_builder(
     // Heartbeats: a live worker keeps the job in hand; a dead one's job goes
     // to another worker `reclaim_after` after its last heartbeat.
     let heartbeat = (queue_config(config).reclaim_after / 3).max(Duration::from_millis(100));
-    let mut builder =
-        EngineBuilder::new(ports, identity, ceremony, engine).with_heartbeat(heartbeat);
+    let mut builder = EngineBuilder::new(ports, identity, ceremony, engine)
+        .with_heartbeat(heartbeat)
+        .with_conditional(ark_relay_engine::conditional::ConditionalConfig {
+            max_price_age_secs: i64::try_from(config.conditional.max_price_age_secs)
+                .unwrap_or(i64::MAX),
+        });
     // Reconciliation with the arkd indexer: disputed inputs refused (2006),
     // the periodic run on the scheduler leader.
     let every = config.run.reconcile_every_secs;
