@@ -271,19 +271,10 @@ async fn confirmation(w: &Wallet, intent: &Event) -> Confirmation {
     serde_json::from_str(&ev.content).expect("confirmation")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn open_then_liquidate_with_the_witness_while_alice_is_offline() {
-    let w = World::start(TestDb::mariadb().await.expect("MariaDB")).await;
-    let (alice_pk, dex_pk, fund_pk) = (pk(&w.alice), pk(&w.dex), pk(&w.fund));
-    let relay_pk = pk(&w.relay);
-    w.fund_gbtc(&alice_pk, 5_000_000).await;
-    w.fund_gbtc(&dex_pk, 2_000_000).await;
-    let alice = Arc::new(Wallet::connect_as(&w.nostr_url, w.alice.clone()).await);
-    let dex = Arc::new(Wallet::connect_as(&w.nostr_url, w.dex.clone()).await);
-    spawn_signer(alice.clone(), relay_pk);
-    spawn_signer(dex.clone(), relay_pk);
-
-    // Opening: Alice's open_perp + the DEX's counter-intent minting the token.
+/// Alice's `open_perp` and the DEX's counter-intent minting the token, in
+/// one batch the DEX submits; returns her `open_perp` and her position VTXO.
+async fn open_position(w: &World, alice: &Wallet, dex: &Wallet) -> (Event, VtxoId) {
+    let (alice_pk, relay_pk) = (pk(&w.alice), pk(&w.relay));
     let open = w.open_perp("perp-1");
     let mut counter = IntentContent::batch_leg(
         IntentType::AtomicSwap,
@@ -319,6 +310,22 @@ async fn open_then_liquidate_with_the_witness_while_alice_is_offline() {
         .find(|v| v.owner == alice_pk && v.asset == Some(AssetRef::Id(w.token)))
         .expect("Alice's position token")
         .vtxo;
+    (open, position)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_then_liquidate_with_the_witness_while_alice_is_offline() {
+    let w = World::start(TestDb::mariadb().await.expect("MariaDB")).await;
+    let (alice_pk, dex_pk, fund_pk) = (pk(&w.alice), pk(&w.dex), pk(&w.fund));
+    let relay_pk = pk(&w.relay);
+    w.fund_gbtc(&alice_pk, 5_000_000).await;
+    w.fund_gbtc(&dex_pk, 2_000_000).await;
+    let alice = Arc::new(Wallet::connect_as(&w.nostr_url, w.alice.clone()).await);
+    let dex = Arc::new(Wallet::connect_as(&w.nostr_url, w.dex.clone()).await);
+    spawn_signer(alice.clone(), relay_pk);
+    spawn_signer(dex.clone(), relay_pk);
+
+    let (open, position) = open_position(&w, &alice, &dex).await;
 
     // The ledger and arkd hold the position under the conditional tree.
     let expected = PositionScript {
@@ -534,4 +541,53 @@ async fn open_then_liquidate_with_the_witness_while_alice_is_offline() {
     assert_eq!(refusal(&dex, &again).await, ErrorCode::AlreadyLiquidated);
     assert_eq!(w.balance(&fund_pk, &w.gbtc).await, MARGIN);
     assert_eq!(w.balance(&dex_pk, &w.gbtc).await, 2_000_000 - 2 * FEE);
+}
+
+/// Before any liquidation Alice closes her position herself (her
+/// collaborative leaf: she returns the token to the DEX without the relay's
+/// co-signer); a liquidation afterwards finds it spent (8006). SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alice_closes_her_position_herself_before_liquidation() {
+    let w = World::start(TestDb::sqlite().await.expect("SQLite")).await;
+    let (alice_pk, dex_pk, fund_pk) = (pk(&w.alice), pk(&w.dex), pk(&w.fund));
+    let relay_pk = pk(&w.relay);
+    w.fund_gbtc(&alice_pk, 5_000_000).await;
+    w.fund_gbtc(&dex_pk, 2_000_000).await;
+    let alice = Arc::new(Wallet::connect_as(&w.nostr_url, w.alice.clone()).await);
+    let dex = Arc::new(Wallet::connect_as(&w.nostr_url, w.dex.clone()).await);
+    spawn_signer(alice.clone(), relay_pk);
+    spawn_signer(dex.clone(), relay_pk);
+    let (open, position) = open_position(&w, &alice, &dex).await;
+
+    let close = IntentContent::transfer(
+        "close-1",
+        &dex_pk,
+        AssetRef::Id(w.token),
+        1,
+        &relay_pk,
+        FEE,
+        now() + 3_600,
+    );
+    let close = builders::intent(&w.alice, &relay_pk, &close).expect("close");
+    alice.publish(&close).await;
+    let closed = confirmation(&alice, &close).await;
+    assert!(
+        closed.spent.iter().any(|v| v.vtxo == position),
+        "spent by Alice"
+    );
+    assert_eq!(w.balance(&alice_pk, &w.token).await, 0);
+    assert_eq!(w.balance(&dex_pk, &w.token).await, 1);
+
+    let low = w.price(&w.oracle, 5_800_000, 5);
+    let liq = w.liquidate(
+        &w.dex,
+        "liq-late",
+        position,
+        Witness::new(&open, &low),
+        &fund_pk,
+        MARGIN,
+    );
+    dex.publish(&liq).await;
+    assert_eq!(refusal(&dex, &liq).await, ErrorCode::AlreadyLiquidated);
+    assert_eq!(w.balance(&fund_pk, &w.gbtc).await, 0, "nothing paid");
 }
