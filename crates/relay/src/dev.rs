@@ -245,9 +245,18 @@ impl DevStack {
                 .map(|w| w.pubkey.clone())
                 .unwrap_or_default();
             let gbtc = mint_gbtc(&stack).await?;
-            let demo = seed_demo(&store, &stack.arkd, &server, &relay_key, &alice, gbtc).await?;
+            let demo = seed_demo(
+                &store,
+                &stack.arkd,
+                ark.clone(),
+                &server,
+                &relay_key,
+                &alice,
+                gbtc,
+            )
+            .await?;
             info!(gbtc = %demo, "demo funded: relay inventory and alice's gBTC");
-            let dex = dex::seed(&store, &stack, &server, &data_dir, gbtc).await?;
+            let dex = dex::seed(&store, &stack, &server, &data_dir, demo).await?;
             info!(pool = %dex.key.pubkey, gusd = %dex.usd, "DEX demo funded: gBTC and gUSD reserves");
             dex_facts = Some(dex);
             services.spawn("simulators", move |stop| async move {
@@ -502,35 +511,25 @@ pub const DEMO_GBTC: u64 = 100_000;
 pub const DEMO_INVENTORY: usize = 50;
 
 /// Funds the dev demo on the in-process arkd simulator and records it in the
-/// ledger: gBTC registered, the relay's inventory of uncoloured VTXOs, and
-/// `alice`'s gBTC. (Minting gBTC through tapd and lifting it over Lightning
-/// replace the direct colouring when the Lightning work lands.)
+/// ledger: the relay's inventory of uncoloured VTXOs, gBTC issued on Ark by
+/// the relay (its genesis: a control asset the relay holds, metadata naming
+/// its Taproot Asset `taproot`), and `alice`'s gBTC, issued to her by a
+/// reissuance under that control asset. Returns gBTC's (Arkade) asset id.
 async fn seed_demo(
     store: &SqlStore,
     sim: &ArkdSim,
+    ark: Arc<dyn ArkServer>,
     server: &ServerInfo,
     relay_key: &KeyFile,
     alice_hex: &str,
-    gbtc: AssetId,
+    taproot: AssetId,
 ) -> Result<AssetId> {
     use ark_relay_core::{
-        AssetAmount, AssetType, Colour, NewAsset, NewVtxo, Sats, UnixTime, VtxoStatus,
+        AssetAmount, AssetType, Colour, NewVtxo, Sats, SessionId, SystemClock, UnixTime, VtxoStatus,
     };
+    use ark_relay_engine::ceremony::issue::{GenesisRequest, Issuer};
     let relay: PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
     let now = UnixTime::now();
-    store
-        .register_asset(
-            &NewAsset {
-                id: gbtc,
-                name: "Relay-issued BTC".into(),
-                ticker: "gBTC".into(),
-                asset_type: AssetType::RelayIssued,
-                decimals: 0,
-            },
-            now,
-        )
-        .await
-        .context("registering gBTC")?;
     let mut vtxos = Vec::new();
     for _ in 0..DEMO_INVENTORY {
         let v = sim.fund(&relay, Sats::new(10_000));
@@ -544,26 +543,43 @@ async fn seed_demo(
             expires_at: Some(UnixTime(v.expires_at)),
         });
     }
-    if let Ok(alice) = alice_hex.parse::<PubKey>() {
-        let v = sim.fund(&alice, Sats::new(1_000));
-        vtxos.push(NewVtxo {
-            id: v.outpoint.into(),
-            owner: alice,
-            sats: Sats::new(v.amount),
-            colour: Some(Colour {
-                asset: gbtc,
-                amount: AssetAmount::new(DEMO_GBTC),
-            }),
-            status: VtxoStatus::Assigned,
-            tapscripts: server.default_vtxo(&alice).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
-        });
-    }
     store
         .insert_vtxos(&vtxos, now)
         .await
-        .context("recording the demo VTXOs")?;
-    Ok(gbtc)
+        .context("recording the relay's inventory")?;
+    let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
+        &bitcoin::secp256k1::Secp256k1::signing_only(),
+        relay_key.keys.secret_key(),
+    );
+    let issuer = Issuer::new(Arc::new(store.clone()), ark, keypair, Arc::new(SystemClock));
+    let lock = |what: &str| {
+        use bitcoin::hashes::{sha256, Hash};
+        SessionId::from_bytes(sha256::Hash::hash(what.as_bytes()).to_byte_array())
+    };
+    let genesis = issuer
+        .genesis(
+            &lock("ark-relay dev: gBTC genesis"),
+            &GenesisRequest {
+                name: "Relay-issued BTC".into(),
+                ticker: "gBTC".into(),
+                decimals: 0,
+                taproot_asset_id: Some(taproot),
+                asset_type: AssetType::RelayIssued,
+            },
+        )
+        .await
+        .context("issuing gBTC on Ark")?;
+    if let Ok(alice) = alice_hex.parse::<PubKey>() {
+        let colour = Colour {
+            asset: genesis.asset,
+            amount: AssetAmount::new(DEMO_GBTC),
+        };
+        issuer
+            .issue(&lock("ark-relay dev: alice's gBTC"), alice, colour, "lift")
+            .await
+            .context("issuing alice's demo gBTC")?;
+    }
+    Ok(genesis.asset)
 }
 
 /// `ark-relay dev`: start, print the banner, run until Ctrl-C / SIGTERM.

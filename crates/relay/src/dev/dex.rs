@@ -72,7 +72,13 @@ pub(super) async fn seed(
         .context("registering gUSD")?;
     let mut vtxos = Vec::new();
     for (asset, amount) in [(gbtc, DEX_SEED_BTC + DEX_FLOAT_BTC), (usd, DEX_SEED_USD)] {
-        let v = stack.arkd.fund(&owner, Sats::new(1_000));
+        // The VTXO holds its asset at arkd too (as if a packet had put it
+        // there), so that spending it lists what arkd's indexer reports.
+        let v = stack.arkd.fund_with_assets(
+            &owner,
+            Sats::new(1_000),
+            vec![(ark_relay_ark::asset::arkade_id(&asset), amount)],
+        );
         vtxos.push(NewVtxo {
             id: v.outpoint.into(),
             owner,
