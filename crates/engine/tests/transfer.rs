@@ -149,7 +149,9 @@ fn rand_bytes() -> [u8; 32] {
 
 /// Gives `owner` a VTXO at arkd and in the ledger, coloured with `amount` gBTC.
 async fn fund(s: &Setup, owner: &PubKey, amount: u64) -> ark_relay_core::VtxoId {
-    let v = s.sim.fund(owner, Sats::new(330));
+    // The colour is seeded at arkd too, so its indexer reports it.
+    let seeded = vec![(ark_relay_ark::asset::arkade_id(&s.gbtc), amount)];
+    let v = s.sim.fund_with_assets(owner, Sats::new(330), seeded);
     let nv = NewVtxo {
         id: v.outpoint.into(),
         owner: *owner,
@@ -257,6 +259,7 @@ async fn alice_sends_bob_1000_gbtc() {
                 == VtxoStatus::Spent
         );
     }
+    common::assert_reconciled(&s._db.store, &s.arkd_url).await;
     let _ = s.stop.send(true);
 }
 
@@ -620,6 +623,7 @@ async fn a_relay_killed_at_any_step_finishes_the_transfer_exactly_once() {
                 assert_eq!(a.amount, v.sats.get());
             }
         }
+        common::assert_reconciled(&s._db.store, &s.arkd_url).await;
         let _ = stop.send(true);
     }
 }
