@@ -303,7 +303,7 @@ async fn open_position(w: &World, alice: &Wallet, dex: &Wallet) -> (Event, VtxoI
     )
     .expect("submit");
     dex.publish(&submit).await;
-    let opened = confirmation(&alice, &open).await;
+    let opened = confirmation(alice, &open).await;
     let position = opened
         .created
         .iter()
