@@ -303,6 +303,9 @@ fn run(
         let t = step(&p, &mut scratch, input, &w.ctx(1_010));
         all.extend(t.effects);
         p = t.next;
+        let json = serde_json::to_string(&p).expect("persist");
+        let back: Participation = serde_json::from_str(&json).expect("read back");
+        assert_eq!(back, p, "the saga persists and reads back at every step");
     }
     (all, p, job)
 }
@@ -364,7 +367,7 @@ proptest! {
             .collect();
         prop_assert_eq!(ends.len(), 1, "one end");
         if let Phase::Failed { .. } = p.phase {
-            let retry = matches!(ends[0][0].1, RoundEnd::Retry { .. });
+            let retry = matches!(ends[0][0].1, RoundEnd::Retry { .. } | RoundEnd::Requeue { .. });
             prop_assert!(retry, "{:?}", ends);
             prop_assert_eq!(&p.entries[0].job, &job, "the retried job is unchanged");
         }

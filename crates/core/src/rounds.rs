@@ -127,6 +127,15 @@ pub enum RoundEnd {
         /// Jobs with this many attempts (after counting this one) fail for good.
         max_attempts: u32,
     },
+    /// No round took the job (its registration was refused for now, or the
+    /// round took other jobs): back to `pending` from `not_before`, no
+    /// attempt counted.
+    Requeue {
+        /// Why.
+        error: String,
+        /// Not before this time.
+        not_before: UnixTime,
+    },
     /// The round refused the jobs for good: jobs `failed`.
     Failed {
         /// Why.

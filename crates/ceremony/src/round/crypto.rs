@@ -54,6 +54,9 @@ pub struct RoundPolicy {
     pub intent_ttl_secs: i64,
     /// Rounds a job may take part in before it fails for good.
     pub max_attempts: u32,
+    /// A job no round took (its registration refused for now, or another
+    /// round took the others) waits this long before the next try (s).
+    pub requeue_after_secs: i64,
 }
 
 impl Default for RoundPolicy {
@@ -63,6 +66,7 @@ impl Default for RoundPolicy {
             round_timeout_secs: 180,
             intent_ttl_secs: 600,
             max_attempts: 10,
+            requeue_after_secs: 5,
         }
     }
 }

@@ -142,10 +142,12 @@ pub struct JobOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delegation {
     /// The signed intent proof.
+    #[serde(with = "super::b64::psbt")]
     pub intent_proof: Psbt,
     /// The intent message JSON, exactly as signed.
     pub intent_message: String,
     /// The partial forfeits (one input each, 0x81 signatures).
+    #[serde(with = "super::b64::psbts")]
     pub forfeit_psbts: Vec<Psbt>,
     /// The cosigner key the owner named (must be the relay's).
     pub delegate_cosigner_pk: PublicKey,

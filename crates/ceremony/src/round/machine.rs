@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use ark_core::TxGraph;
 use ark_relay_core::backends::rounds::RoundEvent;
 use ark_relay_core::rounds::RoundEnd;
+use ark_relay_core::UnixTime;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Psbt, Sequence, Txid};
@@ -142,6 +143,22 @@ pub struct Transition {
     pub effects: Vec<Effect>,
 }
 
+/// How jobs end when the saga ends now.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    max_attempts: u32,
+    requeue_at: UnixTime,
+}
+
+impl Ends {
+    fn of(ctx: &RoundCtx<'_>) -> Self {
+        Self {
+            max_attempts: ctx.policy.max_attempts,
+            requeue_at: UnixTime(ctx.now.0 + ctx.policy.requeue_after_secs),
+        }
+    }
+}
+
 fn hash_of(intent_id: &str) -> String {
     hex::encode(sha256::Hash::hash(intent_id.as_bytes()).to_byte_array())
 }
@@ -159,7 +176,7 @@ fn topics(p: &Participation, ctx: &RoundCtx<'_>) -> Vec<String> {
 
 /// Ends the saga as failed: jobs retried (refused ones failed), registered
 /// intents deleted.
-fn fail(mut p: Participation, reason: String, max_attempts: u32) -> Transition {
+fn fail(mut p: Participation, reason: String, max: Ends) -> Transition {
     let registered: Vec<String> = p
         .entries
         .iter()
@@ -167,7 +184,7 @@ fn fail(mut p: Participation, reason: String, max_attempts: u32) -> Transition {
         .map(|e| e.job.job_id.clone())
         .collect();
     p.phase = Phase::Failed { reason };
-    let ends = p.ends(max_attempts);
+    let ends = p.ends(max.max_attempts, max.requeue_at);
     let mut effects = Vec::new();
     if !registered.is_empty() {
         effects.push(Effect::DeleteIntents {
@@ -208,7 +225,7 @@ pub fn step(
     input: Input,
     ctx: &RoundCtx<'_>,
 ) -> Transition {
-    let max = ctx.policy.max_attempts;
+    let max = Ends::of(ctx);
     if p.phase.is_final() {
         return stay(p);
     }
@@ -296,12 +313,17 @@ fn start(p: &Participation, ctx: &RoundCtx<'_>) -> Transition {
         }
     }
     if effects.is_empty() {
-        return fail(
-            next,
-            "no job could be registered".into(),
-            ctx.policy.max_attempts,
-        );
+        return fail(next, "no job could be registered".into(), Ends::of(ctx));
     }
+    // Listen before registering: a round may take the intents at once.
+    let mut listen: Vec<String> = next
+        .entries
+        .iter()
+        .filter(|e| e.proof.is_some() && matches!(e.status, EntryStatus::Pending))
+        .flat_map(|e| e.job.inputs.iter().map(|i| i.outpoint().to_string()))
+        .collect();
+    listen.push(hex::encode(ctx.cosigner.public_key().serialize()));
+    effects.insert(0, Effect::Subscribe { topics: listen });
     Transition { next, effects }
 }
 
@@ -335,18 +357,13 @@ fn registration(
         };
     }
     if !next.entries.iter().any(|e| e.intent_id().is_some()) {
-        return fail(
-            next,
-            "no intent was registered".into(),
-            ctx.policy.max_attempts,
-        );
+        return fail(next, "no intent was registered".into(), Ends::of(ctx));
     }
     next.phase = Phase::Registered { since: ctx.now };
     scratch.live = true;
-    let topics = topics(&next, ctx);
     Transition {
         next,
-        effects: vec![Effect::Subscribe { topics }],
+        effects: Vec::new(),
     }
 }
 
@@ -358,7 +375,7 @@ fn resumed(p: &Participation, scratch: &mut Scratch, ctx: &RoundCtx<'_>) -> Tran
         Phase::Registering => fail(
             p.clone(),
             "restarted while registering".into(),
-            ctx.policy.max_attempts,
+            Ends::of(ctx),
         ),
         Phase::Registered { .. } => {
             scratch.live = true;
@@ -374,7 +391,7 @@ fn resumed(p: &Participation, scratch: &mut Scratch, ctx: &RoundCtx<'_>) -> Tran
         Phase::Confirmed { .. } | Phase::TreeNonces { .. } | Phase::TreeSignatures { .. } => fail(
             p.clone(),
             "restarted during the round's signing".into(),
-            ctx.policy.max_attempts,
+            Ends::of(ctx),
         ),
         Phase::ForfeitsSubmitted { .. } => check(p),
         Phase::Finalized { .. } | Phase::Failed { .. } => stay(p),
@@ -396,7 +413,7 @@ fn check(p: &Participation) -> Transition {
 }
 
 fn tick(p: &Participation, ctx: &RoundCtx<'_>) -> Transition {
-    let max = ctx.policy.max_attempts;
+    let max = Ends::of(ctx);
     match &p.phase {
         Phase::Registered { since } if ctx.now.0 - since.0 > ctx.policy.wait_for_round_secs => {
             fail(p.clone(), "no round took our intents in time".into(), max)
@@ -414,13 +431,13 @@ fn tick(p: &Participation, ctx: &RoundCtx<'_>) -> Transition {
     }
 }
 
-fn finalized(p: &Participation, round_id: String, commitment_txid: Txid, max: u32) -> Transition {
+fn finalized(p: &Participation, round_id: String, commitment_txid: Txid, max: Ends) -> Transition {
     let mut next = p.clone();
     next.phase = Phase::Finalized {
         round_id,
         commitment_txid,
     };
-    let ends = next.ends(max);
+    let ends = next.ends(max.max_attempts, max.requeue_at);
     Transition {
         next,
         effects: vec![Effect::End { ends }],
@@ -433,7 +450,7 @@ fn on_event(
     event: RoundEvent,
     ctx: &RoundCtx<'_>,
 ) -> Transition {
-    let max = ctx.policy.max_attempts;
+    let max = Ends::of(ctx);
     let ours = |id: &str| p.phase.round_id() == Some(id);
     match event {
         RoundEvent::BatchStarted {

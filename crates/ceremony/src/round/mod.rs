@@ -7,6 +7,7 @@
 //! - [`machine`]: `step(&participation, &mut scratch, input, &ctx)`;
 //! - [`crypto`]: intents, tree checks, MuSig2, forfeits on ark-core 0.12.
 
+mod b64;
 pub mod crypto;
 pub mod job;
 pub mod machine;

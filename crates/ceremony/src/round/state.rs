@@ -47,6 +47,7 @@ pub struct Entry {
     /// The job.
     pub job: RoundJob,
     /// Its intent proof (relay-signed, or the delegation's).
+    #[serde(with = "super::b64::opt_psbt", default)]
     pub proof: Option<Psbt>,
     /// The intent message, exactly as signed.
     pub message: Option<String>,
@@ -212,8 +213,10 @@ impl Participation {
     }
 
     /// How each job ends if the saga ends now: `done` only for jobs in the
-    /// finalized round, `failed` for refused ones, otherwise a retry.
-    pub fn ends(&self, max_attempts: u32) -> Vec<(String, RoundEnd)> {
+    /// finalized round, `failed` for refused ones; a job in a failed round
+    /// is retried (one attempt counted); a job no round took is requeued
+    /// from `requeue_at` (no attempt counted).
+    pub fn ends(&self, max_attempts: u32, requeue_at: UnixTime) -> Vec<(String, RoundEnd)> {
         self.entries
             .iter()
             .map(|e| {
@@ -229,17 +232,21 @@ impl Participation {
                     ) => RoundEnd::Finalized {
                         commitment_txid: commitment_txid.to_string(),
                     },
-                    (_, EntryStatus::Retry { error }) => RoundEnd::Retry {
-                        error: error.clone(),
-                        max_attempts,
-                    },
-                    (Phase::Failed { reason }, _) => RoundEnd::Retry {
+                    (Phase::Failed { reason }, EntryStatus::InRound { .. }) => RoundEnd::Retry {
                         error: reason.clone(),
                         max_attempts,
                     },
-                    _ => RoundEnd::Retry {
+                    (_, EntryStatus::Retry { error }) => RoundEnd::Requeue {
+                        error: error.clone(),
+                        not_before: requeue_at,
+                    },
+                    (Phase::Failed { reason }, _) => RoundEnd::Requeue {
+                        error: reason.clone(),
+                        not_before: requeue_at,
+                    },
+                    _ => RoundEnd::Requeue {
                         error: "not taken by the round".into(),
-                        max_attempts,
+                        not_before: requeue_at,
                     },
                 };
                 (e.job.job_id.clone(), end)

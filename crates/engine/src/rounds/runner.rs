@@ -302,7 +302,7 @@ impl RoundRunner {
                 .map_or("unknown", |e| e.job.kind.name());
             let outcome = match end {
                 RoundEnd::Finalized { .. } => "done",
-                RoundEnd::Retry { .. } => "retry",
+                RoundEnd::Retry { .. } | RoundEnd::Requeue { .. } => "retry",
                 RoundEnd::Failed { .. } => "failed",
             };
             crate::metrics::round_job(kind, outcome);
@@ -437,11 +437,23 @@ impl RoundRunner {
                 proof,
                 message,
             } => {
-                let input = match self
-                    .ark
-                    .register_intent(&IntentProof { proof, message })
-                    .await
-                {
+                let intent = IntentProof { proof, message };
+                let mut answer = self.ark.register_intent(&intent).await;
+                if matches!(
+                    answer.as_ref().err().and_then(ArkServerError::rejection),
+                    Some(ArkRejection::VtxoAlreadyRegistered)
+                ) {
+                    // An intent of ours from an abandoned participation still
+                    // holds the inputs (only the relay can have signed it):
+                    // delete it and register once more.
+                    match self.delete_intent(p, terms, &job_id).await {
+                        Ok(()) => answer = self.ark.register_intent(&intent).await,
+                        Err(e) => {
+                            tracing::debug!(job = %job_id, error = %e, "stale intent not deleted")
+                        }
+                    }
+                }
+                let input = match answer {
                     Ok(intent_id) => Input::Registered { job_id, intent_id },
                     Err(e) => Input::RegisterFailed {
                         job_id,

@@ -297,6 +297,13 @@ async fn end_job(
         .bind(i64::from(*max_attempts))
         .bind(error.as_str())
         .bind(now.0),
+        RoundEnd::Requeue { error, not_before } => sqlx::query(
+            "UPDATE round_jobs SET status = 'pending', not_before = ?, error = ?, updated_at = ? \
+             WHERE job_id = ? AND participation_id = ? AND status = 'in_round'",
+        )
+        .bind(not_before.0)
+        .bind(error.as_str())
+        .bind(now.0),
         RoundEnd::Failed { error } => sqlx::query(
             "UPDATE round_jobs SET status = 'failed', attempts = attempts + 1, error = ?, \
              updated_at = ? WHERE job_id = ? AND participation_id = ? AND status = 'in_round'",
@@ -370,7 +377,7 @@ mod tests {
             .unwrap());
         // A second participation cannot take a job already in a round.
         assert!(!s
-            .start_participation(&saga("p2"), &[a.clone()])
+            .start_participation(&saga("p2"), std::slice::from_ref(&a))
             .await
             .unwrap());
         assert!(s.participation("p2").await.unwrap().is_none());
@@ -421,7 +428,7 @@ mod tests {
 
         // The next round: a finalizes, b runs out of attempts in another.
         assert!(s
-            .start_participation(&saga("p3"), &[a.clone()])
+            .start_participation(&saga("p3"), std::slice::from_ref(&a))
             .await
             .unwrap());
         let fin = RoundEnd::Finalized {
@@ -442,7 +449,7 @@ mod tests {
         assert_eq!(ja.status, RoundJobStatus::Done);
         assert_eq!(ja.commitment_txid, Some("ab".repeat(32)));
         assert!(s
-            .start_participation(&saga("p4"), &[b.clone()])
+            .start_participation(&saga("p4"), std::slice::from_ref(&b))
             .await
             .unwrap());
         assert!(s
