@@ -166,7 +166,9 @@ async fn start_engine(
 
 /// Gives `owner` a VTXO of `amount` of `asset` at arkd and in the ledger.
 async fn fund(s: &Setup, owner: &PubKey, asset: AssetId, amount: u64) -> ark_relay_core::VtxoId {
-    let v = s.sim.fund(owner, Sats::new(330));
+    // The colour is seeded at arkd too, so its indexer reports it.
+    let seeded = vec![(ark_relay_ark::asset::arkade_id(&asset), amount)];
+    let v = s.sim.fund_with_assets(owner, Sats::new(330), seeded);
     let nv = NewVtxo {
         id: v.outpoint.into(),
         owner: *owner,
@@ -326,6 +328,7 @@ async fn swap_scenario(db: TestDb) {
     assert_eq!(err.code(), Some(ErrorCode::ReplayedAction), "{err}");
     assert_eq!(balance(&s, &alice_pk, &s.gbtc).await, 3_990);
     assert_eq!(balance(&s, &dex_pk, &s.gusd).await, 99_350);
+    common::assert_reconciled(&s._db.store, &s.arkd_url).await;
     let _ = s.stop.send(true);
 }
 
@@ -457,6 +460,7 @@ async fn scenario_4_add_then_remove_liquidity() {
         AssetAmount::ZERO,
         "supply back to zero"
     );
+    common::assert_reconciled(&s._db.store, &s.arkd_url).await;
     let _ = s.stop.send(true);
 }
 
@@ -515,6 +519,7 @@ async fn a_three_party_batch_settles_in_one_transaction() {
     assert_eq!(balance(&s, &b, &s.gusd).await, 800);
     assert_eq!(balance(&s, &c, &s.gusd).await, 200);
     assert_eq!(balance(&s, &c, &s.gbtc).await, 1_000 - 310);
+    common::assert_reconciled(&s._db.store, &s.arkd_url).await;
     let _ = s.stop.send(true);
 }
 
