@@ -305,6 +305,9 @@ impl Ingestor {
                 return self.reject(processed, r, scheme).await;
             }
             job_kind::SERVICE_REQUEST
+        } else if ark_relay_protocol::renewal::is_renewal(&plain) {
+            // A renewal answer: checked by `renewal::Renewals::on_answer`.
+            job_kind::SIGNING_RESPONSE
         } else {
             match serde_json::from_str::<SigningResponse>(&plain) {
                 Err(e) => {

@@ -73,6 +73,7 @@ pub trait Guard: Send + Sync + 'static {
 pub struct Router {
     ceremony: Arc<Ceremony>,
     ramps: Option<Arc<Ramps>>,
+    renewals: Option<Arc<crate::renewal::Renewals>>,
     guards: Vec<Arc<dyn Guard>>,
 }
 
@@ -82,6 +83,7 @@ impl Router {
         Self {
             ceremony,
             ramps: None,
+            renewals: None,
             guards: Vec::new(),
         }
     }
@@ -89,6 +91,12 @@ impl Router {
     /// Routes `lift_lightning` requests to `ramps`.
     pub fn with_ramps(mut self, ramps: Arc<Ramps>) -> Self {
         self.ramps = Some(ramps);
+        self
+    }
+
+    /// Routes answers to `sign_renewal` challenges to `renewals`.
+    pub fn with_renewals(mut self, renewals: Arc<crate::renewal::Renewals>) -> Self {
+        self.renewals = Some(renewals);
         self
     }
 
@@ -114,6 +122,17 @@ impl JobHandler for Router {
                 self.ceremony.on_liquidate(inbound).await
             }
             Route::Intent => self.ceremony.on_intent(inbound).await,
+            Route::Response
+                if inbound
+                    .plaintext
+                    .as_deref()
+                    .is_some_and(ark_relay_protocol::renewal::is_renewal) =>
+            {
+                match &self.renewals {
+                    Some(r) => r.on_answer(inbound).await,
+                    None => self.ceremony.on_response(inbound, attempts).await,
+                }
+            }
             Route::Response => self.ceremony.on_response(inbound, attempts).await,
             Route::Request(Ok(ServiceRequest::SubmitBatch { .. })) => {
                 self.ceremony.on_submit_batch(inbound).await

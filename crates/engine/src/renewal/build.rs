@@ -84,13 +84,42 @@ impl RenewalPolicy {
     }
 }
 
-/// A built delegation waiting for the owner's signatures.
+/// A built delegation waiting for the owner's signatures. Everything in it
+/// is in the challenge ([`PendingDelegation::from_challenge`]), so the store
+/// keeps only the challenge.
 #[derive(Debug, Clone)]
 pub struct PendingDelegation {
     /// What the wallet is sent.
     pub challenge: RenewalChallenge,
-    /// The unsigned delegation (proof, message, forfeits).
-    pub delegate: Delegate,
+    /// The unsigned intent proof.
+    pub proof: Psbt,
+    /// The unsigned forfeits.
+    pub forfeits: Vec<Psbt>,
+    /// The relay's cosigner key named in the message.
+    pub cosigner: PublicKey,
+}
+
+impl PendingDelegation {
+    /// The delegation a stored challenge carries.
+    pub fn from_challenge(challenge: RenewalChallenge) -> Result<Self, RenewalError> {
+        let psbt = |s: &str| {
+            s.parse::<Psbt>()
+                .map_err(|e| RenewalError::Build(format!("stored psbt: {e}")))
+        };
+        Ok(Self {
+            proof: psbt(&challenge.intent_proof)?,
+            forfeits: challenge
+                .forfeit_psbts
+                .iter()
+                .map(|f| psbt(f))
+                .collect::<Result<_, _>>()?,
+            cosigner: challenge
+                .delegate_cosigner_pk
+                .parse()
+                .map_err(|e| RenewalError::Build(format!("stored cosigner: {e}")))?,
+            challenge,
+        })
+    }
 }
 
 fn b64(p: &Psbt) -> String {
@@ -173,7 +202,7 @@ pub fn build(
         outputs.push(intent::Output::AssetPacket(packet.to_txout()));
     }
     let valid_at = policy.valid_at(spec, now);
-    let delegate = prepare_delegate_psbts_at(
+    let delegate: Delegate = prepare_delegate_psbts_at(
         vec![input],
         outputs,
         cosigner,
@@ -221,7 +250,9 @@ pub fn build(
     };
     Ok(PendingDelegation {
         challenge,
-        delegate,
+        proof: delegate.intent.proof,
+        forfeits: delegate.forfeit_psbts,
+        cosigner,
     })
 }
 
@@ -241,8 +272,8 @@ pub fn accept(
         return Err(bad("answers another renewal".into()));
     }
     let owner = *pending.challenge.owner.x_only();
-    let mut proof = pending.delegate.intent.proof.clone();
-    let mut forfeits = pending.delegate.forfeit_psbts.clone();
+    let mut proof = pending.proof.clone();
+    let mut forfeits = pending.forfeits.clone();
     for s in &answer.signatures {
         let bytes = <Vec<u8> as bitcoin::hex::FromHex>::from_hex(&s.sig)
             .map_err(|_| bad("signature is not hex".into()))?;
@@ -311,7 +342,7 @@ pub fn accept(
             intent_proof: proof,
             intent_message: ch.intent_message.clone(),
             forfeit_psbts: forfeits,
-            delegate_cosigner_pk: pending.delegate.delegate_cosigner_pk,
+            delegate_cosigner_pk: pending.cosigner,
         }),
         not_before: UnixTime(ch.valid_at),
     })

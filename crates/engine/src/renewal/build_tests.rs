@@ -115,7 +115,9 @@ fn valid_at_is_ninety_percent_of_the_lifetime_and_now_for_a_recovery() {
 #[test]
 fn the_wallet_signs_the_relays_delegation_and_the_relay_accepts_it_as_a_round_job() {
     let c = case();
-    let p = pending(&c);
+    let built = pending(&c);
+    // The store keeps only the challenge: the delegation comes back from it.
+    let p = PendingDelegation::from_challenge(built.challenge.clone()).expect("round trip");
     let resp = answer(&c, &p.challenge);
     assert_eq!(resp.reject, None, "the reference wallet signs");
     let job = accept(&p, &resp).expect("accepted");

@@ -1,0 +1,400 @@
+//! Delegated renewal of users' VTXOs over the real parts: the arkd
+//! simulator's rounds over gRPC, the ledger, `delegations` and the round saga
+//! on MariaDB and SQLite, the reference wallet's check of the challenge.
+//!
+//! - A user VTXO with an asset gets a `sign_renewal` 31511 (NIP-44, from the
+//!   outbox); the wallet checks and signs it (ark-core `sign_delegate_psbts`
+//!   semantics) and goes offline; the relay queues the delegation, the round
+//!   runner renews it with the relay as delegate cosigner, and the next pass
+//!   puts the new VTXO in the ledger (same owner, sats and colour; ledger =
+//!   arkd indexer, assets included) and queues a 31340 naming old and new.
+//! - A tampered challenge (renewal to another owner) is refused by the
+//!   wallet: the VTXO shows "no renewal" and its owner gets one 5005 notice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_relay_ark::asset::arkade_id;
+use ark_relay_ark::ServerInfo;
+use ark_relay_core::backends::ark::ArkServer;
+use ark_relay_core::reconcile::ReconcileStore;
+use ark_relay_core::renewals::{DelegationStatus, DynRenewalStore, RenewalStore};
+use ark_relay_core::rounds::DynRoundStore;
+use ark_relay_core::{
+    AssetAmount, AssetId, AssetType, Colour, DynStore, NewAsset, NewVtxo, PubKey, Sats,
+    SystemClock, UnixTime, VtxoId, VtxoStatus,
+};
+use ark_relay_engine::handlers::JobOutcome;
+use ark_relay_engine::ingest::InboundJob;
+use ark_relay_engine::renewal::{RenewalConfig, RenewalPolicy, Renewals};
+use ark_relay_engine::rounds::{RoundRunner, RoundsConfig};
+use ark_relay_grpc::arkd::ArkdClient;
+use ark_relay_protocol::content::Confirmation;
+use ark_relay_protocol::crypto::{decrypt, Scheme};
+use ark_relay_protocol::renewal::RenewalChallenge;
+use ark_relay_protocol::{builders, kinds};
+use ark_relay_sim::arkd::ArkdSimConfig;
+use ark_relay_sim::{RoundConfig, SimOptions, SimStack};
+use ark_relay_store::testing::TestDb;
+use ark_relay_wallet::verify::renewal::{answer_renewal, RenewalContext};
+use ark_relay_wallet::verify::OwnedVtxo;
+use bitcoin::key::{Keypair, Secp256k1};
+use nostr::{Event, JsonUtil, Keys};
+
+struct Setup {
+    db: TestDb,
+    store: DynStore,
+    stack: SimStack,
+    ark: Arc<dyn ArkServer>,
+    relay: Keypair,
+    runner: RoundRunner,
+    renewals: Renewals,
+    user: Keypair,
+    asset: AssetId,
+}
+
+fn nostr_keys(kp: &Keypair) -> Keys {
+    Keys::new(nostr::SecretKey::from_slice(&kp.secret_bytes()).unwrap())
+}
+
+fn pk(kp: &Keypair) -> PubKey {
+    PubKey::from_x_only(kp.x_only_public_key().0)
+}
+
+async fn setup(db: TestDb, notice_before_secs: i64) -> Setup {
+    let options = SimOptions {
+        arkd: ArkdSimConfig {
+            round: RoundConfig {
+                registration: Duration::from_millis(300),
+                phase_timeout: Duration::from_secs(5),
+                ..RoundConfig::default()
+            },
+            ..ArkdSimConfig::default()
+        },
+        ..SimOptions::default()
+    };
+    let stack = SimStack::start(options).await.expect("sims");
+    let ark: Arc<dyn ArkServer> = Arc::new(
+        ArkdClient::connect(stack.endpoints().arkd)
+            .await
+            .expect("arkd"),
+    );
+    let relay = Keypair::new(&Secp256k1::new(), &mut rand::thread_rng());
+    let user = Keypair::new(&Secp256k1::new(), &mut rand::thread_rng());
+    let store: DynStore = Arc::new(db.store.clone());
+    let rounds: DynRoundStore = Arc::new(db.store.clone());
+    let delegations: DynRenewalStore = Arc::new(db.store.clone());
+    let unspent: Arc<dyn ReconcileStore> = Arc::new(db.store.clone());
+    let server: ServerInfo = stack.arkd.server_info().clone();
+    let runner = RoundRunner::new(
+        rounds,
+        store.clone(),
+        ark.clone(),
+        Arc::new(SystemClock),
+        server.clone(),
+        relay,
+        RoundsConfig {
+            every: Duration::from_secs(1),
+            tick: Duration::from_millis(200),
+            ..RoundsConfig::default()
+        },
+    );
+    let terms = ark.round_terms().await.expect("round terms");
+    let renewals = Renewals::new(
+        delegations,
+        store.clone(),
+        unspent,
+        runner.jobs(),
+        ark.clone(),
+        Arc::new(SystemClock),
+        nostr_keys(&relay),
+        server,
+        terms.forfeit_address,
+        runner.cosigner_pk(),
+        RenewalConfig {
+            // Valid at once (the simulator's batches live 7 days; the 90 %
+            // default is checked by the unit tests).
+            policy: RenewalPolicy {
+                valid_at_percent: 0,
+                fee_sats: 0,
+                challenge_ttl_secs: 600,
+            },
+            notice_before_secs,
+            ..RenewalConfig::default()
+        },
+    );
+    let asset = AssetId::from_bytes([0xA7; 32]);
+    store
+        .register_asset(
+            &NewAsset {
+                id: asset,
+                name: "Test".into(),
+                ticker: "TST".into(),
+                asset_type: AssetType::RelayIssued,
+                decimals: 0,
+            },
+            UnixTime::now(),
+        )
+        .await
+        .unwrap();
+    Setup {
+        db,
+        store,
+        stack,
+        ark,
+        relay,
+        runner,
+        renewals,
+        user,
+        asset,
+    }
+}
+
+impl Setup {
+    /// A user VTXO carrying 400 of the asset, at arkd and in the ledger
+    /// (as a transfer through the relay leaves it).
+    async fn user_vtxo(&self, sats: u64) -> VtxoId {
+        let owner = pk(&self.user);
+        let v = self.stack.arkd.fund_with_assets(
+            &owner,
+            Sats::new(sats),
+            vec![(arkade_id(&self.asset), 400)],
+        );
+        let id = VtxoId::new(v.outpoint.txid, v.outpoint.vout);
+        self.store
+            .insert_vtxos(
+                &[NewVtxo {
+                    id,
+                    owner,
+                    sats: Sats::new(sats),
+                    colour: Some(Colour {
+                        asset: self.asset,
+                        amount: AssetAmount::new(400),
+                    }),
+                    status: VtxoStatus::Assigned,
+                    tapscripts: self
+                        .stack
+                        .arkd
+                        .server_info()
+                        .default_vtxo(&owner)
+                        .to_tapscripts(),
+                    expires_at: Some(UnixTime(v.expires_at)),
+                }],
+                UnixTime::now(),
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    /// The outbox events of `kind` for the user, decrypted where they are.
+    async fn outbox(&self, kind: u16) -> Vec<(Event, String)> {
+        let keys = nostr_keys(&self.user);
+        let relay = nostr_keys(&self.relay).public_key();
+        let mut out = Vec::new();
+        for item in self
+            .store
+            .due_outbox(UnixTime(i64::MAX / 2), 1000)
+            .await
+            .unwrap()
+        {
+            if item.kind != kind {
+                continue;
+            }
+            let ev = Event::from_json(&item.event_json).unwrap();
+            let plain = if kind == kinds::CONFIRMATION {
+                ev.content.clone()
+            } else {
+                decrypt(keys.secret_key(), &relay, &ev.content, &ev.tags)
+                    .expect("encrypted to the user")
+                    .0
+            };
+            out.push((ev, plain));
+        }
+        out
+    }
+
+    /// The reference wallet answers `ch` (its own view: its VTXO with its
+    /// colour) and the answer comes in as a 31512 job.
+    async fn wallet_answers(&self, ch: &RenewalChallenge, id: VtxoId) -> JobOutcome {
+        let owner = pk(&self.user);
+        let vtxos = vec![OwnedVtxo {
+            vtxo: id,
+            sats: ch.sats,
+            asset_id: Some(self.asset),
+            ticker: None,
+            amount: 400,
+            expires_at: Some(ch.vtxo_expires_at),
+            tapscripts: Default::default(),
+            locked: false,
+        }];
+        let server = self.stack.arkd.server_info().clone();
+        let ctx = RenewalContext {
+            owner: &owner,
+            server: &server,
+            vtxos: &vtxos,
+            max_fee: self.renewals.fee_sats(),
+            now: UnixTime::now().0,
+        };
+        let resp = answer_renewal(&ctx, &self.user, ch);
+        let relay_pk = pk(&self.relay);
+        let ev =
+            builders::renewal_response(&nostr_keys(&self.user), &relay_pk, &resp, Scheme::Nip44)
+                .unwrap();
+        let inbound = InboundJob {
+            event: ev,
+            scheme: Some("nip44_v2".into()),
+            plaintext: Some(serde_json::to_string(&resp).unwrap()),
+            received_at: Some(UnixTime::now()),
+        };
+        self.renewals.on_answer(&inbound).await.expect("handled")
+    }
+}
+
+async fn renews_an_offline_users_asset_vtxo(db: TestDb) {
+    let s = setup(db, 3600).await;
+    let old = s.user_vtxo(20_000).await;
+
+    // 1. The relay offers the renewal once.
+    let r = s.renewals.pass().await.unwrap();
+    assert_eq!(r.offered, 1);
+    assert_eq!(s.renewals.pass().await.unwrap().offered, 0, "once");
+    let challenges = s.outbox(kinds::SIGNING_CHALLENGE).await;
+    let [(_, plain)] = challenges.as_slice() else {
+        panic!("one challenge: {challenges:?}")
+    };
+    let ch: RenewalChallenge = serde_json::from_str(plain).unwrap();
+    assert_eq!(ch.vtxo, old);
+    assert_eq!(ch.assets.len(), 1, "{:?}", ch.assets);
+    assert_eq!(ch.assets[0].amount, 400);
+
+    // 2. The wallet signs and goes offline; the delegation is queued.
+    let out = s.wallet_answers(&ch, old).await;
+    assert!(out.outbox.is_empty(), "{:?}", out.outbox);
+    let d =
+        s.db.store
+            .delegation(&ch.renewal_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(d.status, DelegationStatus::Queued);
+    let scheduled = s.renewals.status_of(&pk(&s.user)).await.unwrap();
+    assert_eq!(scheduled[0].1, Some(ch.valid_at), "renewal scheduled");
+
+    // 3. The round renews it with the relay as delegate cosigner.
+    let ended = tokio::time::timeout(Duration::from_secs(60), s.runner.run_once())
+        .await
+        .expect("a round within a minute")
+        .expect("run");
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    let r = s.renewals.pass().await.unwrap();
+    assert_eq!(r.renewed, 1, "{r:?}");
+
+    // 4. Ledger = arkd indexer: old spent, new the user's with the asset.
+    let d =
+        s.db.store
+            .delegation(&ch.renewal_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(d.status, DelegationStatus::Done);
+    let new: VtxoId = d.new_vtxo.unwrap().parse().unwrap();
+    assert_eq!(
+        s.store.vtxo(&old).await.unwrap().unwrap().status,
+        VtxoStatus::Spent
+    );
+    let v = s.store.vtxo(&new).await.unwrap().unwrap();
+    assert_eq!(v.owner, pk(&s.user));
+    assert_eq!(v.sats, Sats::new(20_000));
+    assert_eq!(
+        v.colour.map(|c| (c.asset, c.amount.get())),
+        Some((s.asset, 400))
+    );
+    let at_arkd = s.stack.arkd.vtxo(&new.outpoint()).unwrap();
+    assert_eq!(at_arkd.assets, vec![(arkade_id(&s.asset), 400)]);
+    assert_eq!(
+        at_arkd.script,
+        s.stack
+            .arkd
+            .server_info()
+            .default_vtxo(&pk(&s.user))
+            .script_pubkey()
+    );
+    let unspent: Vec<VtxoId> = s
+        .store
+        .unspent_vtxos(&pk(&s.user))
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.id)
+        .collect();
+    assert_eq!(unspent, vec![new]);
+
+    // 5. A 31340 names old and new.
+    let confirmations = s.outbox(kinds::CONFIRMATION).await;
+    let [(_, plain)] = confirmations.as_slice() else {
+        panic!("one 31340: {confirmations:?}")
+    };
+    let c: Confirmation = serde_json::from_str(plain).unwrap();
+    assert_eq!(c.spent[0].vtxo, old);
+    assert_eq!(c.created[0].vtxo, new);
+    let _ = s.ark.clone();
+    s.stack.stop().await;
+    s.db.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_an_offline_users_asset_vtxo_on_sqlite() {
+    renews_an_offline_users_asset_vtxo(TestDb::sqlite().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_an_offline_users_asset_vtxo_on_mariadb() {
+    renews_an_offline_users_asset_vtxo(TestDb::mariadb().await.unwrap()).await;
+}
+
+/// A renewal to another owner is refused by the wallet: "no renewal", and
+/// one near-expiry notice (5005) once the VTXO is within the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_renewal_is_refused_and_the_owner_warned() {
+    // Notice window longer than the simulator's 7-day batches.
+    let s = setup(TestDb::sqlite().await.unwrap(), 30 * 24 * 3600).await;
+    let old = s.user_vtxo(20_000).await;
+    assert_eq!(s.renewals.pass().await.unwrap().offered, 1);
+    let (_, plain) = s.outbox(kinds::SIGNING_CHALLENGE).await.remove(0);
+    let mut ch: RenewalChallenge = serde_json::from_str(&plain).unwrap();
+    // The relay (lying) renews to someone else: rebuild the proof's output.
+    let thief = Keypair::new(&Secp256k1::new(), &mut rand::thread_rng());
+    let mut proof: bitcoin::Psbt = ch.intent_proof.parse().unwrap();
+    proof.unsigned_tx.output[0].script_pubkey = s
+        .stack
+        .arkd
+        .server_info()
+        .default_vtxo(&pk(&thief))
+        .script_pubkey();
+    ch.intent_proof = proof.to_string();
+    let out = s.wallet_answers(&ch, old).await;
+    assert!(out.outbox.is_empty());
+    let d =
+        s.db.store
+            .delegation(&ch.renewal_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(d.status, DelegationStatus::Refused);
+    assert!(d.reason.unwrap().contains("not mine"));
+    let status = s.renewals.status_of(&pk(&s.user)).await.unwrap();
+    assert_eq!(status[0].1, None, "no renewal scheduled");
+
+    let r = s.renewals.pass().await.unwrap();
+    assert_eq!(r.noticed, 1, "{r:?}");
+    assert_eq!(s.renewals.pass().await.unwrap().noticed, 0, "once");
+    let notices = s.outbox(kinds::FAILURE).await;
+    let [(_, plain)] = notices.as_slice() else {
+        panic!("one notice: {notices:?}")
+    };
+    assert!(plain.contains("5005"), "{plain}");
+    s.stack.stop().await;
+    s.db.destroy().await;
+}
