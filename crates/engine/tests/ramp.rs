@@ -328,6 +328,12 @@ impl Env {
             .unwrap();
     }
 
+    /// Ledger = arkd indexer (common::assert_reconciled).
+    async fn assert_reconciled(&self) {
+        let db = self.db.as_ref().expect("db");
+        common::assert_reconciled(&db.store, &self.sims.endpoints().arkd).await;
+    }
+
     async fn destroy(mut self) {
         self.sims.stop().await;
         if let Some(db) = self.db.take() {
@@ -533,6 +539,7 @@ async fn scenario_1_lift_and_scenario_2_land() {
         .iter()
         .all(|v| v["tapscripts"].as_array().map(|a| a.len()) == Some(2)));
 
+    e.assert_reconciled().await;
     relay.kill().await;
     e.destroy().await;
 }
@@ -856,6 +863,7 @@ async fn land_that_fails_terminally_is_refunded_with_6003() {
         e.sims.arkd.vtxo(&refund.outpoint()).is_some(),
         "refund VTXO at arkd"
     );
+    e.assert_reconciled().await;
     relay.kill().await;
     e.destroy().await;
 }
