@@ -354,17 +354,57 @@ async fn renews_an_offline_users_asset_vtxo_on_mariadb() {
     renews_an_offline_users_asset_vtxo(TestDb::mariadb().await.unwrap()).await;
 }
 
-/// A renewal to another owner is refused by the wallet: "no renewal", and
-/// one near-expiry notice (5005) once the VTXO is within the window.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tampered_renewal_is_refused_and_the_owner_warned() {
+impl Setup {
+    /// The challenge sent for `id` (the newest 31511 naming it).
+    async fn challenge_for(&self, id: VtxoId, recovery: bool) -> RenewalChallenge {
+        self.outbox(kinds::SIGNING_CHALLENGE)
+            .await
+            .into_iter()
+            .filter_map(|(_, p)| serde_json::from_str::<RenewalChallenge>(&p).ok())
+            .find(|c| c.vtxo == id && c.recovery == recovery)
+            .expect("a challenge for the VTXO")
+    }
+
+    /// Runs one round (a whole participation) and the pass after it.
+    async fn round(&self) {
+        let ended = tokio::time::timeout(Duration::from_secs(60), self.runner.run_once())
+            .await
+            .expect("a round within a minute")
+            .expect("run");
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        self.stack.chain.mine(1);
+    }
+}
+
+/// A renewal to another owner is refused by the wallet: the VTXO shows "no
+/// renewal" and its owner gets one near-expiry notice (5005); its batch is
+/// swept; when the owner comes back it signs the recovery challenge and the
+/// value (sats and asset) is reclaimed in a round.
+async fn refused_then_warned_then_recovered(db: TestDb) {
     // Notice window longer than the simulator's 7-day batches.
-    let s = setup(TestDb::sqlite().await.unwrap(), 30 * 24 * 3600).await;
-    let old = s.user_vtxo(20_000).await;
+    let s = setup(db, 30 * 24 * 3600).await;
+    // The user's VTXO inside a batch (renewed once), so that it can be swept.
+    let funded = s.user_vtxo(20_000).await;
     assert_eq!(s.renewals.pass().await.unwrap().offered, 1);
-    let (_, plain) = s.outbox(kinds::SIGNING_CHALLENGE).await.remove(0);
-    let mut ch: RenewalChallenge = serde_json::from_str(&plain).unwrap();
-    // The relay (lying) renews to someone else: rebuild the proof's output.
+    let ch = s.challenge_for(funded, false).await;
+    assert!(s.wallet_answers(&ch, funded).await.outbox.is_empty());
+    s.round().await;
+    assert_eq!(s.renewals.pass().await.unwrap().renewed, 1);
+    let old: VtxoId =
+        s.db.store
+            .delegation(&ch.renewal_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .new_vtxo
+            .unwrap()
+            .parse()
+            .unwrap();
+
+    // Its renewal is offered; the relay (lying) renews to someone else.
+    let r = s.renewals.pass().await.unwrap();
+    assert_eq!(r.offered, 1, "{r:?}");
+    let mut ch = s.challenge_for(old, false).await;
     let thief = Keypair::new(&Secp256k1::new(), &mut rand::thread_rng());
     let mut proof: bitcoin::Psbt = ch.intent_proof.parse().unwrap();
     proof.unsigned_tx.output[0].script_pubkey = s
@@ -385,7 +425,8 @@ async fn a_tampered_renewal_is_refused_and_the_owner_warned() {
     assert_eq!(d.status, DelegationStatus::Refused);
     assert!(d.reason.unwrap().contains("not mine"));
     let status = s.renewals.status_of(&pk(&s.user)).await.unwrap();
-    assert_eq!(status[0].1, None, "no renewal scheduled");
+    let mine = status.iter().find(|x| x.0 == old.to_string()).unwrap();
+    assert_eq!(mine.1, None, "no renewal scheduled");
 
     let r = s.renewals.pass().await.unwrap();
     assert_eq!(r.noticed, 1, "{r:?}");
@@ -395,6 +436,57 @@ async fn a_tampered_renewal_is_refused_and_the_owner_warned() {
         panic!("one notice: {notices:?}")
     };
     assert!(plain.contains("5005"), "{plain}");
+
+    // The batch expires and is swept.
+    s.stack.chain.advance_time(8 * 24 * 3600);
+    s.stack.chain.mine(1);
+    let swept = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if s.stack.arkd.vtxo(&old.outpoint()).is_some_and(|v| v.swept) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(swept.is_ok(), "the batch is swept");
+
+    // The owner comes back: the recovery challenge, signed, reclaims it.
+    let r = s.renewals.pass().await.unwrap();
+    assert_eq!(r.offered, 1, "{r:?}");
+    let rec = s.challenge_for(old, true).await;
+    assert!(rec.forfeit_psbts.is_empty(), "no forfeit for a swept VTXO");
+    assert!(s.wallet_answers(&rec, old).await.outbox.is_empty());
+    s.round().await;
+    let r = s.renewals.pass().await.unwrap();
+    assert_eq!(r.renewed, 1, "{r:?}");
+    let d =
+        s.db.store
+            .delegation(&rec.renewal_id)
+            .await
+            .unwrap()
+            .unwrap();
+    let new: VtxoId = d.new_vtxo.unwrap().parse().unwrap();
+    let v = s.store.vtxo(&new).await.unwrap().unwrap();
+    assert_eq!(v.owner, pk(&s.user));
+    assert_eq!(v.sats, Sats::new(20_000), "the value is back");
+    assert_eq!(
+        v.colour.map(|c| (c.asset, c.amount.get())),
+        Some((s.asset, 400))
+    );
+    let at_arkd = s.stack.arkd.vtxo(&new.outpoint()).unwrap();
+    assert!(!at_arkd.swept);
+    assert_eq!(at_arkd.assets, vec![(arkade_id(&s.asset), 400)]);
     s.stack.stop().await;
     s.db.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_then_warned_then_recovered_on_sqlite() {
+    refused_then_warned_then_recovered(TestDb::sqlite().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_then_warned_then_recovered_on_mariadb() {
+    refused_then_warned_then_recovered(TestDb::mariadb().await.unwrap()).await;
 }
