@@ -376,6 +376,57 @@ pub fn liquidation_price(side: Side, entry: u64, leverage: u32, mm_bps: u32) -> 
     u64::try_from(value).unwrap_or(u64::MAX)
 }
 
+/// The `open_perp` intent content for `terms`: pays the margin to the DEX,
+/// expects one position token from it, carries the terms (what a dApp or
+/// wallet asks the user to sign; `relay` and `fee` as for any batch leg).
+pub fn open_perp_content(
+    action_id: impl Into<String>,
+    terms: &PerpTerms,
+    relay: &PubKey,
+    fee: u64,
+    expires_at: i64,
+) -> Result<IntentContent, Rejection> {
+    let v = terms.validate()?;
+    let mut c = IntentContent::batch_leg(
+        IntentType::OpenPerp,
+        action_id,
+        &[(v.dex, v.margin_asset.clone(), v.margin)],
+        &[(v.dex, v.position_token.clone(), 1)],
+        relay,
+        fee,
+        expires_at,
+    );
+    c.perp = Some(terms.clone());
+    Ok(c)
+}
+
+/// The `liquidate` intent content a DEX publishes: names the `position`
+/// VTXO, pays exactly the margin of the witness's terms to the insurance
+/// fund (plus the relay's `fee`), carries the witness.
+pub fn liquidate_content(
+    action_id: impl Into<String>,
+    position: ark_relay_core::VtxoId,
+    witness: Witness,
+    relay: &PubKey,
+    fee: u64,
+    expires_at: i64,
+) -> Result<IntentContent, Rejection> {
+    let w = witness.verify()?;
+    let mut c = IntentContent::transfer(
+        action_id,
+        &w.terms.insurance_fund,
+        w.terms.margin_asset.clone(),
+        w.terms.margin,
+        relay,
+        fee,
+        expires_at,
+    );
+    c.intent_type = IntentType::Liquidate.as_str().to_owned();
+    c.inputs = Some(vec![position]);
+    c.witness = Some(witness);
+    Ok(c)
+}
+
 /// The receipt-time shape rules of the two perp intent types (called by
 /// [`crate::intent::validate_intent`]):
 ///

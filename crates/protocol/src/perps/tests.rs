@@ -283,3 +283,40 @@ fn open_perp_and_liquidate_shapes() {
         .expect("vtxo")]);
     assert_eq!(check(&liq), Ok(()));
 }
+
+#[test]
+fn content_constructors_pass_their_own_rules() {
+    use crate::intent::{validate_intent, IntentPolicy};
+    let (o, d, alice, relay) = (keys(1), keys(2), keys(3), keys(4));
+    let policy = IntentPolicy::new(pk(&relay));
+    let now = UnixTime(1_700_000_000);
+    let t = terms(&o, &d);
+    let c = super::open_perp_content("open-9", &t, &pk(&relay), 10, now.0 + 60).expect("content");
+    let open = crate::builders::intent(&alice, &pk(&relay), &c).expect("intent");
+    let v = validate_intent(&open, &policy, now).expect("valid open_perp");
+    assert_eq!(v.intent_type, IntentType::OpenPerp);
+    let price = price_event_builder(&price_content(5_800_000))
+        .expect("builder")
+        .sign_with_keys(&o)
+        .expect("sign");
+    let position = format!("{}:0", "cd".repeat(32)).parse().expect("vtxo");
+    let l = liquidate_content(
+        "liq-9",
+        position,
+        Witness::new(&open, &price),
+        &pk(&relay),
+        10,
+        now.0 + 60,
+    )
+    .expect("content");
+    let liq = crate::builders::intent(&d, &pk(&relay), &l).expect("intent");
+    let v = validate_intent(&liq, &policy, now).expect("valid liquidate");
+    assert_eq!(v.intent_type, IntentType::Liquidate);
+    assert_eq!(v.inputs, Some(vec![position]));
+    let pays: Vec<_> = v.outputs.iter().filter(|o| !o.fee).collect();
+    assert_eq!(pays.len(), 1);
+    assert_eq!(
+        (pays[0].recipient, pays[0].amount),
+        (t.insurance_fund, 1_000_000)
+    );
+}
