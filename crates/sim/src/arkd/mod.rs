@@ -18,6 +18,7 @@ mod events;
 pub mod indexer;
 pub mod round;
 pub mod state;
+mod unroll;
 
 use std::net::SocketAddr;
 use std::pin::Pin;

@@ -128,6 +128,9 @@ pub struct State {
     pub(crate) faults: HashMap<String, VecDeque<SimError>>,
     /// Assets issued by finalized ark txs, by 68-hex id (arkd's asset table).
     pub(crate) asset_table: BTreeMap<String, AssetRecord>,
+    /// Finalized ark txs and their checkpoint txs by txid (what a unilateral
+    /// exit broadcasts; `unroll.rs`).
+    pub(crate) virtual_txs: HashMap<Txid, bitcoin::Transaction>,
     /// The asset rules SubmitTx applies (`ArkdSimConfig::strict_assets`).
     pub(crate) asset_rules: Rules,
     funded: u64,
@@ -482,6 +485,12 @@ impl State {
             created.push(vtxo);
         }
         self.finalized.insert(ark_txid, pending.inputs.clone());
+        for c in &pending.signed_checkpoints {
+            self.virtual_txs
+                .insert(c.unsigned_tx.compute_txid(), c.unsigned_tx.clone());
+        }
+        self.virtual_txs
+            .insert(ark_txid, pending.final_ark_tx.unsigned_tx.clone());
         Ok(Some(Finalized {
             txid: ark_txid,
             ark_tx: pending.final_ark_tx,
