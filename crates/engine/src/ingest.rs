@@ -9,6 +9,7 @@
 //! ([`limit::RateLimit`]).
 
 pub mod fair;
+pub mod gate;
 pub mod limit;
 
 use std::collections::HashMap;
@@ -152,6 +153,17 @@ impl Ingestor {
         self
     }
 
+    /// As [`Ingestor::with_rate_limit`], with other event counts for some
+    /// keys (0: that key is not limited).
+    pub fn with_rate_limit_per_key(
+        mut self,
+        limit: RateLimit,
+        per_key: HashMap<PubKey, u32>,
+    ) -> Self {
+        self.limiter = Some(Arc::new(Limiter::new(limit).with_overrides(per_key)));
+        self
+    }
+
     /// Also publish every outcome on the bus channel `ingest`.
     pub fn with_bus(mut self, bus: DynBus) -> Self {
         self.bus = Some(bus);
@@ -236,7 +248,7 @@ impl Ingestor {
                     }
                 }
                 Verdict::RefuseAndAnswer => {
-                    let l = limiter.limit();
+                    let l = limiter.limit_for(&author);
                     let r = Rejection::new(
                         ErrorCode::RateLimited,
                         format!(

@@ -142,6 +142,13 @@ pub struct EngineConfig {
     pub job_pump_age: Duration,
     /// Per-author rate limit at ingest (9001 beyond it); `None`: unlimited.
     pub ingest_rate_limit: Option<crate::ingest::limit::RateLimit>,
+    /// Per-key overrides of the rate limit's event count (a busy bot's key;
+    /// 0: that key is not limited). Ignored without `ingest_rate_limit`.
+    pub ingest_rate_limit_per_key: std::collections::HashMap<ark_relay_core::PubKey, u32>,
+    /// Jobs waiting or in flight in the queue before ingest holds back and
+    /// lets its per-author fair order decide what goes next
+    /// ([`crate::ingest::gate`]); 0 turns the gate off.
+    pub queue_high_water: u64,
 }
 
 impl Default for EngineConfig {
@@ -154,6 +161,8 @@ impl Default for EngineConfig {
             job_pump_every: Duration::from_secs(10),
             job_pump_age: Duration::from_secs(30),
             ingest_rate_limit: None,
+            ingest_rate_limit_per_key: std::collections::HashMap::new(),
+            queue_high_water: crate::ingest::gate::DEFAULT_HIGH_WATER,
         }
     }
 }
@@ -325,7 +334,9 @@ impl Engine {
             self.outbox_wake.clone(),
         );
         let ing = match self.config.ingest_rate_limit {
-            Some(limit) => ing.with_rate_limit(limit),
+            Some(limit) => {
+                ing.with_rate_limit_per_key(limit, self.config.ingest_rate_limit_per_key.clone())
+            }
             None => ing,
         };
         match &p.bus {
@@ -353,11 +364,27 @@ impl Engine {
             let ingestor = self.ingestor();
             let concurrency = self.config.ingest_concurrency;
             let seen = Arc::new(SeenEvents::new(SEEN_EVENTS));
+            // Back-pressure: the next event is taken only while the job
+            // queue has room, so a backlog waits in the fair per-author
+            // queues rather than in the FIFO job queue (crate::ingest::gate).
+            let gate = (self.config.queue_high_water > 0).then(|| {
+                crate::ingest::gate::QueueGate::new(
+                    p.queue.clone(),
+                    self.config.queue_high_water,
+                    stop.clone(),
+                )
+            });
             tasks.spawn(async move {
                 // Round-robin by author: one key's backlog cannot delay
                 // another key's events (crate::ingest::fair).
                 let fair = crate::ingest::fair::FairIngest::new(rx);
-                let events = stream::unfold(fair, |mut f| async move { f.next().await.map(|e| (e, f)) });
+                let gate = &gate;
+                let events = stream::unfold(fair, |mut f| async move {
+                    if let Some(g) = gate {
+                        g.admit().await;
+                    }
+                    f.next().await.map(|e| (e, f))
+                });
                 events
                     .for_each_concurrent(concurrency, |event| {
                         let ingestor = ingestor.clone();

@@ -4,7 +4,8 @@
 //! the same window are refused without an answer, so a flood costs one
 //! notice per window, not one per event. Only authentic events count (the
 //! limiter runs after the signature check), so nobody can spend another
-//! key's allowance.
+//! key's allowance. Some keys may have their own count (a busy bot's key,
+//! `[run] rate_limit_per_key`); a count of 0 exempts the key.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -46,6 +47,8 @@ const PRUNE_ABOVE: usize = 100_000;
 #[derive(Debug)]
 pub(crate) struct Limiter {
     limit: RateLimit,
+    /// Event counts of keys with their own limit (0: not limited).
+    per_key: HashMap<PubKey, u32>,
     authors: Mutex<HashMap<PubKey, Window>>,
 }
 
@@ -53,12 +56,26 @@ impl Limiter {
     pub(crate) fn new(limit: RateLimit) -> Self {
         Self {
             limit,
+            per_key: HashMap::new(),
             authors: Mutex::new(HashMap::new()),
         }
     }
 
-    pub(crate) fn limit(&self) -> RateLimit {
-        self.limit
+    /// Gives the keys of `per_key` their own event count (0: not limited).
+    pub(crate) fn with_overrides(mut self, per_key: HashMap<PubKey, u32>) -> Self {
+        self.per_key = per_key;
+        self
+    }
+
+    /// The limit that applies to `author`.
+    pub(crate) fn limit_for(&self, author: &PubKey) -> RateLimit {
+        match self.per_key.get(author) {
+            Some(events) => RateLimit {
+                events: *events,
+                window: self.limit.window,
+            },
+            None => self.limit,
+        }
     }
 
     /// Whether `author`'s events are being refused silently at `now` (over
@@ -74,6 +91,10 @@ impl Limiter {
 
     /// Counts one event of `author` at `now`.
     pub(crate) fn check(&self, author: &PubKey, now: Instant) -> Verdict {
+        let events = self.limit_for(author).events;
+        if events == 0 {
+            return Verdict::Allow;
+        }
         let mut m = self
             .authors
             .lock()
@@ -94,7 +115,7 @@ impl Limiter {
                 answered: false,
             };
         }
-        if w.count < self.limit.events {
+        if w.count < events {
             w.count += 1;
             return Verdict::Allow;
         }
@@ -148,5 +169,33 @@ mod tests {
             Verdict::RefuseAndAnswer,
             "answered again once"
         );
+    }
+
+    #[test]
+    fn a_key_with_its_own_count_and_an_exempt_key() {
+        let (bot, exempt, other) = (key(3), key(4), key(5));
+        let l = Limiter::new(RateLimit {
+            events: 2,
+            window: Duration::from_secs(10),
+        })
+        .with_overrides(HashMap::from([(bot, 5), (exempt, 0)]));
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(l.check(&bot, t0), Verdict::Allow);
+        }
+        assert_eq!(l.check(&bot, t0), Verdict::RefuseAndAnswer);
+        assert_eq!(
+            l.limit_for(&bot).events,
+            5,
+            "the 9001 names the key's own count"
+        );
+        for _ in 0..1_000 {
+            assert_eq!(l.check(&exempt, t0), Verdict::Allow);
+        }
+        assert!(!l.refusing(&exempt, t0));
+        for _ in 0..2 {
+            assert_eq!(l.check(&other, t0), Verdict::Allow);
+        }
+        assert_eq!(l.check(&other, t0), Verdict::RefuseAndAnswer);
     }
 }
