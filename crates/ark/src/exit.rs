@@ -7,7 +7,8 @@
 //! packets. [`asset_of_exited_output`] replays a history — the transactions
 //! from the asset's genesis (the ark tx whose packet issued it) to the exited
 //! output, parents before children — and returns the asset denominations the
-//! output holds, applying arkd's rules: an ark tx's packet must list every
+//! output holds (`roots` stand for colour seeded outside any packet),
+//! applying arkd's rules: an ark tx's packet must list every
 //! asset of every input it spends with its exact amount (so a claim can only
 //! come from a traced prevout), an asset's outputs may not exceed its inputs
 //! unless the group issues it (or reissues it with the control asset its
@@ -84,17 +85,34 @@ fn sorted(mut h: Holdings) -> Holdings {
     h
 }
 
+/// What a wallet keeps to prove the asset of a VTXO it may exit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExitHistory {
+    /// Colour no packet of `txs` derives: outputs whose assets were seeded
+    /// outside Ark (today's bridged ids, test fixtures). Empty for an asset
+    /// issued on Ark, whose genesis packet is the first of `txs`; a verifier
+    /// trusts a root only as far as it trusts whoever asserted it.
+    pub roots: Vec<(OutPoint, Holdings)>,
+    /// Ark txs and checkpoint txs from the asset's genesis (or the roots) to
+    /// the exited output, parents before children.
+    pub txs: Vec<Transaction>,
+}
+
 /// The asset denominations of `output` after replaying `history` (see the
 /// module docs); empty when it holds no asset.
 pub fn asset_of_exited_output(
-    history: &[Transaction],
+    history: &ExitHistory,
     output: OutPoint,
 ) -> Result<Holdings, ExitError> {
-    let mut holdings: BTreeMap<OutPoint, Holdings> = BTreeMap::new();
+    let mut holdings: BTreeMap<OutPoint, Holdings> = history
+        .roots
+        .iter()
+        .map(|(o, h)| (*o, sorted(h.clone())))
+        .collect();
     // Asset → its control asset, as the history's issuances named them.
     let mut controls: HashMap<ArkadeAssetId, ArkadeAssetId> = HashMap::new();
     let mut created = false;
-    for tx in history {
+    for tx in &history.txs {
         let txid = tx.compute_txid();
         created |= txid == output.txid && (output.vout as usize) < tx.output.len();
         let traced: Vec<Holdings> = tx
@@ -235,6 +253,10 @@ mod tests {
         }
     }
 
+    fn txs(txs: Vec<Transaction>) -> ExitHistory {
+        ExitHistory { roots: vec![], txs }
+    }
+
     fn funding(n: u8) -> OutPoint {
         OutPoint::new(bitcoin::hashes::Hash::from_byte_array([n; 32]), 0)
     }
@@ -290,7 +312,10 @@ mod tests {
         let checkpoint = tx(&[g0], 1, None);
         let c0 = OutPoint::new(checkpoint.compute_txid(), 0);
         let send = transfer(c0, id, 1_000, &[600, 400]);
-        let history = [genesis, checkpoint, send.clone()];
+        let history = ExitHistory {
+            roots: vec![],
+            txs: vec![genesis, checkpoint, send.clone()],
+        };
         let to = OutPoint::new(send.compute_txid(), 1);
         assert_eq!(asset_of_exited_output(&history, to), Ok(vec![(id, 400)]));
         let change = OutPoint::new(send.compute_txid(), 0);
@@ -308,14 +333,14 @@ mod tests {
         let forged = transfer(funding(9), id, 1_000, &[1_000]);
         let out = OutPoint::new(forged.compute_txid(), 0);
         assert!(matches!(
-            asset_of_exited_output(&[genesis.clone(), forged], out),
+            asset_of_exited_output(&txs(vec![genesis.clone(), forged]), out),
             Err(ExitError::InputMismatch { .. })
         ));
         // Listing less than the input holds (an implicit burn) is refused too.
         let under = transfer(g0, id, 900, &[900]);
         assert!(matches!(
             asset_of_exited_output(
-                &[genesis.clone(), under.clone()],
+                &txs(vec![genesis.clone(), under.clone()]),
                 OutPoint::new(under.compute_txid(), 0)
             ),
             Err(ExitError::InputMismatch { .. })
@@ -324,16 +349,23 @@ mod tests {
         let inflate = transfer(g0, id, 1_000, &[1_001]);
         assert!(matches!(
             asset_of_exited_output(
-                &[genesis.clone(), inflate.clone()],
+                &txs(vec![genesis.clone(), inflate.clone()]),
                 OutPoint::new(inflate.compute_txid(), 0)
             ),
             Err(ExitError::Inflation { .. })
         ));
+        // A root (seeded colour) stands for a genesis the history lacks.
+        let rooted = ExitHistory {
+            roots: vec![(funding(9), vec![(id, 1_000)])],
+            txs: vec![transfer(funding(9), id, 1_000, &[700, 300])],
+        };
+        let out = OutPoint::new(rooted.txs[0].compute_txid(), 1);
+        assert_eq!(asset_of_exited_output(&rooted, out), Ok(vec![(id, 300)]));
         // An ark tx of two inputs spending the asset without a packet.
         let dropped = tx(&[g0, funding(3)], 1, None);
         assert!(matches!(
             asset_of_exited_output(
-                &[genesis, dropped.clone()],
+                &txs(vec![genesis, dropped.clone()]),
                 OutPoint::new(dropped.compute_txid(), 0)
             ),
             Err(ExitError::NoPacket { .. })
