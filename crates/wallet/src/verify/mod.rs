@@ -130,9 +130,10 @@ pub struct AuthorisedIntent {
     /// Whether the intent is executed in an atomic batch (other parties'
     /// outputs are then expected in the transaction).
     pub batch: bool,
-    /// For an `open_perp`: the signed terms (the position token must come at
-    /// the script they imply, [`perps`]).
-    pub perp: Option<ark_relay_protocol::perps::ValidTerms>,
+    /// For an `open_perp` (or the DEX's counter-intent issuing its token):
+    /// the position whose token must come at the script its terms imply
+    /// ([`perps`]).
+    pub position: Option<perps::PositionIssue>,
     /// For a DEX's `liquidate`: the position it spends ([`perps`]).
     pub liquidation: Option<perps::Liquidation>,
 }
@@ -197,7 +198,7 @@ impl AuthorisedIntent {
             receives: vec![],
             mint: vec![],
             batch: false,
-            perp: None,
+            position: None,
             liquidation: None,
         })
     }
@@ -257,8 +258,12 @@ impl AuthorisedIntent {
                 m.amount.positive("amount").map_err(|r| r.message)?,
             ));
         }
-        let perp = match (kind, &content.perp) {
-            (IntentType::OpenPerp, Some(t)) => Some(t.validate().map_err(|r| r.message)?),
+        let position = match (kind, &content.perp) {
+            (IntentType::OpenPerp, Some(t)) => Some(perps::PositionIssue {
+                user: *me,
+                open_perp: intent_id,
+                terms: t.validate().map_err(|r| r.message)?,
+            }),
             (IntentType::OpenPerp, None) => return Err("open_perp without its terms".into()),
             _ => None,
         };
@@ -268,7 +273,7 @@ impl AuthorisedIntent {
             receives,
             mint,
             batch: true,
-            perp,
+            position,
             liquidation: None,
         })
     }

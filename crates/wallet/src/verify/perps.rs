@@ -117,28 +117,67 @@ pub fn position_script(
     .map_err(|e| e.to_string())
 }
 
+/// A position whose token a batch must pay at the position's script: my own
+/// `open_perp` (`user` = me), or, for a DEX, the `open_perp` its counter-intent
+/// answers (`user` = the trader; see `Wallet::sign_position_counter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionIssue {
+    /// The position's owner (the author of the `open_perp`).
+    pub user: PubKey,
+    /// The `open_perp`'s id.
+    pub open_perp: EventId,
+    /// Its validated terms.
+    pub terms: ValidTerms,
+}
+
+impl PositionIssue {
+    /// The position of a signed `open_perp` event whose DEX is `dex`.
+    pub fn of_event(open_perp: &nostr::Event, dex: &PubKey) -> Result<Self, String> {
+        if open_perp.verify().is_err() {
+            return Err("the open_perp's signature does not verify".into());
+        }
+        let c: IntentContent =
+            serde_json::from_str(&open_perp.content).map_err(|e| format!("open_perp: {e}"))?;
+        if IntentType::parse(&c.intent_type) != Some(IntentType::OpenPerp) {
+            return Err("not an open_perp intent".into());
+        }
+        let terms = c
+            .perp
+            .ok_or("open_perp without its terms")?
+            .validate()
+            .map_err(|r| r.message)?;
+        if terms.dex != *dex {
+            return Err("the open_perp names another DEX".into());
+        }
+        Ok(Self {
+            user: ark_relay_protocol::pubkey_from_nostr(&open_perp.pubkey)
+                .ok_or("the open_perp's author is not a key")?,
+            open_perp: ark_relay_protocol::event_id_from_nostr(&open_perp.id),
+            terms,
+        })
+    }
+}
+
 /// Whether output `out`, hinted as `amount` of `asset` to `owner`, is the
-/// position token an authorised `open_perp` of mine receives, at exactly
-/// the script its terms imply.
+/// position token of `intent`'s position, at exactly the script its terms
+/// imply.
 pub(super) fn is_position_output(
     ctx: &Context<'_>,
     intent: &AuthorisedIntent,
     owner: &PubKey,
-    asset: ark_relay_core::AssetId,
+    asset: AssetId,
     amount: u64,
     out: &TxOut,
 ) -> bool {
-    let Some(terms) = &intent.perp else {
+    let Some(p) = &intent.position else {
         return false;
     };
-    if owner != ctx.me || amount != 1 || ctx.assets.resolve(&terms.position_token) != Some(asset) {
+    if *owner != p.user || amount != 1 || ctx.assets.resolve(&p.terms.position_token) != Some(asset)
+    {
         return false;
     }
-    position_script(ctx.me, terms, ctx.relay, ctx.server, intent.intent_id).is_ok_and(|s| {
-        s.output_script(
-            ark_relay_core::Sats::new(out.value.to_sat()),
-            ctx.server.dust(),
-        ) == out.script_pubkey
+    position_script(&p.user, &p.terms, ctx.relay, ctx.server, p.open_perp).is_ok_and(|s| {
+        s.output_script(Sats::new(out.value.to_sat()), ctx.server.dust()) == out.script_pubkey
     })
 }
 
@@ -240,7 +279,7 @@ impl AuthorisedIntent {
             receives: vec![],
             mint: vec![],
             batch: false,
-            perp: None,
+            position: None,
             liquidation: Some(Liquidation {
                 position: *position,
                 user: w.user,
