@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use ark_relay_core::backends::assets::DynAssets;
 use ark_relay_core::backends::lightning::DynLightning;
+use ark_relay_engine::ceremony::issue::{GenesisRequest, Issuer};
 use ark_relay_grpc::daemon::DaemonConfig;
 use ark_relay_grpc::lnd::LndClient;
 use ark_relay_grpc::resilience::{HealthRegistry, Resilience};
@@ -100,50 +101,90 @@ pub(crate) fn ramp_config(config: &Config) -> ark_relay_engine::ramp::RampConfig
 
 /// Creates gBTC on a relay's first start (PRD §7): mints it through tapd
 /// (`MintAsset`, `FinalizeBatch`) and, once tapd lists it (after the genesis
-/// transaction confirms), registers it as the relay-issued asset. A scheduler
-/// task, so only the leader mints; it does nothing once gBTC is registered.
+/// transaction confirms), issues it on Ark ([`Issuer::genesis`]: one
+/// relay-signed ark tx issuing gBTC under a control asset the relay holds,
+/// with metadata naming the Taproot Asset), which registers it as the
+/// relay-issued asset under its Arkade id. A scheduler task, so only the
+/// leader mints; resumable (the genesis runs under a fixed lock); it does
+/// nothing once the genesis completed, or when gBTC was registered before
+/// genesis on Ark existed (a bridged gBTC: its lifts stay bridged).
 pub(crate) struct GbtcGenesis {
     store: ark_relay_core::DynStore,
     tapd: DynAssets,
+    issuer: Issuer,
     minted: std::sync::atomic::AtomicBool,
+    done: std::sync::atomic::AtomicBool,
 }
 
 impl GbtcGenesis {
-    pub(crate) fn new(store: ark_relay_core::DynStore, tapd: DynAssets) -> Self {
+    pub(crate) fn new(
+        store: ark_relay_core::DynStore,
+        tapd: DynAssets,
+        ark: Arc<dyn ark_relay_core::backends::ark::ArkServer>,
+        keys: &nostr::Keys,
+    ) -> Self {
+        let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
+            &bitcoin::secp256k1::Secp256k1::signing_only(),
+            keys.secret_key(),
+        );
+        let issuer = Issuer::new(
+            store.clone(),
+            ark,
+            keypair,
+            Arc::new(ark_relay_core::SystemClock),
+        );
         Self {
             store,
             tapd,
+            issuer,
             minted: std::sync::atomic::AtomicBool::new(false),
+            done: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The lock the genesis of gBTC runs under (the same on every start).
+    fn lock() -> ark_relay_core::SessionId {
+        use bitcoin::hashes::{sha256, Hash};
+        ark_relay_core::SessionId::from_bytes(
+            sha256::Hash::hash(b"ark-relay: gBTC genesis on Ark").to_byte_array(),
+        )
     }
 
     async fn step(&self) -> Result<bool> {
         use ark_relay_core::backends::assets::MintRequest;
-        use ark_relay_core::{AssetType, NewAsset, UnixTime};
+        use ark_relay_core::AssetType;
         use std::sync::atomic::Ordering;
-        let assets = self.store.assets().await.context("reading the assets")?;
-        if assets
-            .iter()
-            .any(|a| a.asset_type == AssetType::RelayIssued)
-        {
+        if self.done.load(Ordering::SeqCst) {
             return Ok(true);
+        }
+        let assets = self.store.assets().await.context("reading the assets")?;
+        if let Some(g) = assets
+            .iter()
+            .find(|a| a.asset_type == AssetType::RelayIssued)
+        {
+            let control = ark_relay_ark::asset::control_ledger_id(&g.id);
+            if !assets.iter().any(|a| a.id == control) {
+                // Registered before genesis on Ark existed: bridged.
+                self.done.store(true, Ordering::SeqCst);
+                return Ok(true);
+            }
         }
         let listed = self.tapd.list_assets().await.context("tapd ListAssets")?;
         if let Some(g) = listed.iter().find(|a| a.name == GBTC_NAME) {
-            self.store
-                .register_asset(
-                    &NewAsset {
-                        id: g.asset_id,
-                        name: "Relay-issued BTC".into(),
-                        ticker: GBTC_NAME.into(),
-                        asset_type: AssetType::RelayIssued,
-                        decimals: 0,
-                    },
-                    UnixTime::now(),
-                )
+            let request = GenesisRequest {
+                name: "Relay-issued BTC".into(),
+                ticker: GBTC_NAME.into(),
+                decimals: 0,
+                taproot_asset_id: Some(g.asset_id),
+                asset_type: AssetType::RelayIssued,
+            };
+            let genesis = self
+                .issuer
+                .genesis(&Self::lock(), &request)
                 .await
-                .context("registering gBTC")?;
-            tracing::info!(asset = %g.asset_id, "gBTC registered");
+                .map_err(|e| anyhow::anyhow!("gBTC genesis on Ark: {e}"))?;
+            tracing::info!(asset = %genesis.asset, taproot_asset = %g.asset_id, "gBTC issued on Ark and registered");
+            self.done.store(true, Ordering::SeqCst);
             return Ok(true);
         }
         if !self.minted.swap(true, Ordering::SeqCst) {
@@ -205,7 +246,9 @@ mod tests {
     use ark_relay_sim::{SimOptions, SimStack};
 
     #[tokio::test]
-    async fn gbtc_is_minted_through_tapd_once_and_registered_after_confirmation() {
+    async fn gbtc_is_minted_through_tapd_once_then_issued_on_ark_after_confirmation() {
+        use ark_relay_core::backends::ark::ArkServer;
+        use ark_relay_core::{NewVtxo, PubKey, Sats, UnixTime, VtxoStatus};
         let db = ark_relay_store::testing::TestDb::sqlite().await.unwrap();
         let store: ark_relay_core::DynStore = Arc::new(db.store.clone());
         let stack = SimStack::start(SimOptions::default()).await.unwrap();
@@ -216,16 +259,49 @@ mod tests {
             )
             .unwrap(),
         );
-        let genesis = GbtcGenesis::new(store.clone(), tapd.clone());
+        let ark = Arc::new(
+            ark_relay_grpc::arkd::ArkdClient::connect(stack.endpoints().arkd)
+                .await
+                .unwrap(),
+        );
+        let server = crate::wiring::ark_server_info(ark.as_ref()).await.unwrap();
+        let keys = nostr::Keys::generate();
+        let relay: PubKey = keys.public_key().to_hex().parse().unwrap();
+        let v = stack.arkd.fund(&relay, Sats::new(5_000));
+        store
+            .insert_vtxos(
+                &[NewVtxo {
+                    id: v.outpoint.into(),
+                    owner: relay,
+                    sats: Sats::new(v.amount),
+                    colour: None,
+                    status: VtxoStatus::Available,
+                    tapscripts: server.default_vtxo(&relay).to_tapscripts(),
+                    expires_at: Some(UnixTime(v.expires_at)),
+                }],
+                UnixTime::now(),
+            )
+            .await
+            .unwrap();
+        let genesis = GbtcGenesis::new(store.clone(), tapd.clone(), ark.clone(), &keys);
         genesis.tick().await; // mints; not confirmed yet
         assert!(store.assets().await.unwrap().is_empty());
         genesis.tick().await; // no second mint while waiting
         stack.chain.mine(1);
-        genesis.tick().await; // listed: registered
+        genesis.tick().await; // listed: issued on Ark and registered
         let assets = store.assets().await.unwrap();
-        assert_eq!(assets.len(), 1);
-        assert_eq!(assets[0].asset_type, AssetType::RelayIssued);
-        assert_eq!(assets[0].ticker, "gBTC");
+        assert_eq!(assets.len(), 2, "gBTC and its control asset: {assets:?}");
+        let gbtc = assets
+            .iter()
+            .find(|a| a.asset_type == AssetType::RelayIssued)
+            .unwrap();
+        assert_eq!(gbtc.ticker, "gBTC");
+        let arkade = ark_relay_ark::asset::arkade_id(&gbtc.id).to_string();
+        let at_arkd = ark.get_asset(&arkade).await.unwrap();
+        assert_eq!(
+            at_arkd.control_asset,
+            Some(ark_relay_ark::asset::control_arkade_id(&gbtc.id).to_string())
+        );
         let minted: Vec<_> = tapd
             .list_assets()
             .await
@@ -234,8 +310,15 @@ mod tests {
             .filter(|a| a.name == "gBTC")
             .collect();
         assert_eq!(minted.len(), 1, "minted exactly once");
-        genesis.tick().await; // registered: nothing more
-        assert_eq!(store.assets().await.unwrap().len(), 1);
+        let metadata =
+            ark_relay_ark::asset::decode_metadata(&hex::decode(&at_arkd.metadata_hex).unwrap())
+                .unwrap();
+        assert!(metadata.contains(&(
+            ark_relay_ark::asset::meta::TAPROOT_ASSET_ID.to_owned(),
+            minted[0].asset_id.to_string()
+        )));
+        genesis.tick().await; // done: nothing more
+        assert_eq!(store.assets().await.unwrap().len(), 2);
         stack.stop().await;
         db.destroy().await;
     }

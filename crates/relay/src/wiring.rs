@@ -96,7 +96,7 @@ pub(crate) async fn engine_builder(
         queue,
         bus: Some(bus),
         transport: Arc::new(transport),
-        ark,
+        ark: ark.clone(),
         clock: Arc::new(SystemClock),
     };
     let identity = Identity {
@@ -119,6 +119,9 @@ pub(crate) async fn engine_builder(
                 window: Duration::from_secs(config.run.rate_limit_window_secs.max(1)),
             }
         }),
+        // Checked by `Config::validate` at start-up.
+        ingest_rate_limit_per_key: config.run.rate_limit_keys().unwrap_or_default(),
+        queue_high_water: config.run.queue_high_water,
         ..EngineConfig::default()
     };
     // Heartbeats: a live worker keeps the job in hand; a dead one's job goes
@@ -143,6 +146,8 @@ pub(crate) async fn engine_builder(
             builder = builder.with_periodic(Arc::new(crate::ramps::GbtcGenesis::new(
                 dyn_store.clone(),
                 tapd.clone(),
+                ark,
+                &relay_key.keys,
             )));
         }
         builder = builder.with_ramps(RampPorts {

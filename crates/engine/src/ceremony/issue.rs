@@ -50,7 +50,19 @@ impl Runner {
             .into_iter()
             .find(|v| v.colour.is_some_and(|c| c.asset == wanted))
         else {
-            return Ok(None);
+            // A registered control asset without its VTXO: the genesis has
+            // not completed yet (issuing now would be refused by arkd).
+            let registered = self
+                .store
+                .asset(&wanted)
+                .await
+                .map_err(|e| HandlerError::Transient(e.to_string()))?;
+            return match registered {
+                Some(_) => Err(HandlerError::Transient(format!(
+                    "the genesis of asset {asset} has not completed"
+                ))),
+                None => Ok(None),
+            };
         };
         if vtxo.locked_by.is_some() {
             return Err(HandlerError::Transient(format!(
