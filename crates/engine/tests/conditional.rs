@@ -58,7 +58,8 @@ struct World {
     fund: Keys,
     token: AssetId,
     nostr_url: String,
-    _db: TestDb,
+    arkd_url: String,
+    db: TestDb,
     _nostr: ark_relay_nostr::DevRelay,
     _sim_server: ark_relay_sim::arkd::SimServer,
     _engine: (
@@ -132,7 +133,8 @@ impl World {
             fund: Keys::generate(),
             token,
             nostr_url: nostr.url().to_owned(),
-            _db: db,
+            arkd_url: sim_server.url(),
+            db,
             _nostr: nostr,
             _sim_server: sim_server,
             _engine: engine,
@@ -140,7 +142,9 @@ impl World {
     }
 
     async fn fund_gbtc(&self, owner: &PubKey, amount: u64) {
-        let v = self.sim.fund(owner, Sats::new(330));
+        // The colour is seeded at arkd too, so its indexer reports it.
+        let seeded = vec![(ark_relay_ark::asset::arkade_id(&self.gbtc), amount)];
+        let v = self.sim.fund_with_assets(owner, Sats::new(330), seeded);
         self.store
             .insert_vtxos(
                 &[NewVtxo {
@@ -541,6 +545,8 @@ async fn open_then_liquidate_with_the_witness_while_alice_is_offline() {
     assert_eq!(refusal(&dex, &again).await, ErrorCode::AlreadyLiquidated);
     assert_eq!(w.balance(&fund_pk, &w.gbtc).await, MARGIN);
     assert_eq!(w.balance(&dex_pk, &w.gbtc).await, 2_000_000 - 2 * FEE);
+    // The ledger (scripts, colour, burned token) agrees with arkd's indexer.
+    common::assert_reconciled(&w.db.store, &w.arkd_url).await;
 }
 
 /// Before any liquidation Alice closes her position herself (her
@@ -590,4 +596,5 @@ async fn alice_closes_her_position_herself_before_liquidation() {
     dex.publish(&liq).await;
     assert_eq!(refusal(&dex, &liq).await, ErrorCode::AlreadyLiquidated);
     assert_eq!(w.balance(&fund_pk, &w.gbtc).await, 0, "nothing paid");
+    common::assert_reconciled(&w.db.store, &w.arkd_url).await;
 }
