@@ -9,7 +9,7 @@
 //! | `GET /info` | the relay's public facts, with the field names of the Nostr `get_info` result |
 //! | `GET /assets` | registered assets |
 //! | `GET /balances/{pubkey}` | sats and per-asset amounts of a key (hex or `npub1…`) |
-//! | `GET /vtxos/{pubkey}` | the key's unspent VTXOs |
+//! | `GET /vtxos/{pubkey}` | the key's unspent VTXOs (expiry, lock, and `renewal`: state, `scheduled_at`, `recoverable`) |
 //! | `GET /sessions/{id}` | a signing session's progress (never its raw data) |
 //! | `GET /settlements` | hourly L1 settlements, newest first (`?before=<id>&limit=<1..100>`) |
 //! | `GET /settlements/{id}` | one settlement |
@@ -158,6 +158,11 @@ pub struct ApiState {
     /// The last ledger ↔ arkd indexer reconciliation for `/health` (no
     /// `reconciliation` detail when `None`).
     pub reconciliation: Option<Arc<dyn ark_relay_core::reconcile::ReconcileStore>>,
+    /// Delegations for the `renewal` of each VTXO on `/vtxos` (`none` shown
+    /// when `None`).
+    pub renewals: Option<ark_relay_core::renewals::DynRenewalStore>,
+    /// The published renewal fee (sats) on `/info`.
+    pub renewal_fee_sats: u64,
 }
 
 impl ApiState {
@@ -171,7 +176,20 @@ impl ApiState {
             settlements: None,
             reserves: None,
             reconciliation: None,
+            renewals: None,
+            renewal_fee_sats: 0,
         }
+    }
+
+    /// Shows each VTXO's renewal from `store` and the published renewal fee.
+    pub fn with_renewals(
+        mut self,
+        store: ark_relay_core::renewals::DynRenewalStore,
+        fee_sats: u64,
+    ) -> Self {
+        self.renewals = Some(store);
+        self.renewal_fee_sats = fee_sats;
+        self
     }
 
     /// Shows the last reconciliation recorded in `store` on `/health`.
@@ -460,6 +478,7 @@ struct InfoBody<'a> {
     encryption: &'a [String],
     transfer_fee: u64,
     land_fee_ppm: u64,
+    renewal_fee_sats: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     ark: Option<&'a serde_json::Value>,
     /// `None` while the store does not answer: `/info` keeps serving.
@@ -488,6 +507,7 @@ async fn info(State(state): State<ApiState>) -> Response {
         encryption: &i.encryption,
         transfer_fee: i.transfer_fee,
         land_fee_ppm: i.land_fee_ppm,
+        renewal_fee_sats: state.renewal_fee_sats,
         ark: i.ark.as_ref(),
         assets,
     })
@@ -606,6 +626,7 @@ struct VtxoBody {
     expires_at: Option<i64>,
     locked: bool,
     tapscripts: ark_relay_core::Tapscripts,
+    renewal: ark_relay_core::renewals::RenewalView,
 }
 
 impl VtxoBody {
@@ -620,6 +641,7 @@ impl VtxoBody {
             expires_at: v.expires_at.map(|t| t.0),
             locked: v.locked_by.is_some(),
             tapscripts: v.tapscripts.clone(),
+            renewal: ark_relay_core::renewals::RenewalView::of(&[]),
         }
     }
 }
@@ -631,7 +653,16 @@ async fn vtxos(
     let owner = parse_pubkey(&key)?;
     let list = state.store.unspent_vtxos(&owner).await?;
     let index = asset_index(&state).await?;
-    let vtxos: Vec<VtxoBody> = list.iter().map(|v| VtxoBody::new(v, &index)).collect();
+    let mut vtxos: Vec<VtxoBody> = list.iter().map(|v| VtxoBody::new(v, &index)).collect();
+    if let Some(renewals) = &state.renewals {
+        let rows = renewals
+            .delegations_of_owner(&owner.to_string(), 10_000)
+            .await?;
+        for v in &mut vtxos {
+            let mine: Vec<_> = rows.iter().filter(|r| r.vtxo == v.outpoint).collect();
+            v.renewal = ark_relay_core::renewals::RenewalView::of(&mine);
+        }
+    }
     Ok(Json(serde_json::json!({
         "pubkey": owner,
         "npub": npub(&owner),

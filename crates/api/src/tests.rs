@@ -367,6 +367,7 @@ async fn vtxos_show_colour_expiry_lock_and_tapscripts() {
                 "expires_at": 1_800_000_000,
                 "locked": true,
                 "tapscripts": ["51", "ac00"],
+                "renewal": {"state": "none", "scheduled_at": null, "recoverable": false},
             },
             {
                 "outpoint": format!("{TXID}:1"),
@@ -376,9 +377,72 @@ async fn vtxos_show_colour_expiry_lock_and_tapscripts() {
                 "expires_at": 1_800_000_000,
                 "locked": false,
                 "tapscripts": ["51", "ac00"],
+                "renewal": {"state": "none", "scheduled_at": null, "recoverable": false},
             },
         ])
     );
+    db.destroy().await;
+}
+
+/// `/vtxos` shows each VTXO's renewal from its delegations: scheduled (when),
+/// refused ("no renewal"), recoverable; `/info` the published renewal fee.
+#[tokio::test]
+async fn vtxos_show_renewal_scheduled_refused_and_recoverable() {
+    use ark_relay_core::renewals::{DelegationRecord, DelegationStatus, RenewalStore};
+    let (db, store) = funded().await;
+    let row = |vtxo: String, recovery: bool, status| DelegationRecord {
+        renewal_id: format!("{}:{vtxo}", if recovery { "recover" } else { "renew" }),
+        vtxo,
+        owner: ALICE.into(),
+        recovery,
+        status,
+        challenge: "{}".into(),
+        valid_at: UnixTime(1_799_000_000),
+        vtxo_expires_at: UnixTime(1_800_000_000),
+        job_id: None,
+        new_vtxo: None,
+        reason: None,
+        notified_at: None,
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    for r in [
+        row(format!("{TXID}:0"), false, DelegationStatus::Asked),
+        row(format!("{TXID}:1"), false, DelegationStatus::Asked),
+        row(format!("{TXID}:1"), true, DelegationStatus::Asked),
+    ] {
+        db.store.insert_delegation(&r).await.unwrap();
+    }
+    db.store
+        .move_delegation(
+            &format!("renew:{TXID}:0"),
+            DelegationStatus::Asked,
+            DelegationStatus::Queued,
+            Some("job"),
+            None,
+            None,
+            NOW,
+        )
+        .await
+        .unwrap();
+    let state = ApiState::new(store, info()).with_renewals(Arc::new(db.store.clone()), 7);
+    let (status, body) = call(
+        router(state.clone()),
+        Method::GET,
+        &format!("/vtxos/{ALICE}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["vtxos"][0]["renewal"],
+        json!({"state": "scheduled", "scheduled_at": 1_799_000_000, "recoverable": false})
+    );
+    assert_eq!(
+        body["vtxos"][1]["renewal"],
+        json!({"state": "asked", "scheduled_at": null, "recoverable": true})
+    );
+    let (_, info) = call(router(state), Method::GET, "/info").await;
+    assert_eq!(info["renewal_fee_sats"], 7);
     db.destroy().await;
 }
 

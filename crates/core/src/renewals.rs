@@ -157,6 +157,46 @@ pub trait RenewalStore: Send + Sync + 'static {
 /// A shared [`RenewalStore`].
 pub type DynRenewalStore = Arc<dyn RenewalStore>;
 
+/// What an owner is shown about one VTXO's renewal (`sync_state`,
+/// `/vtxos/{pubkey}`, the wallet CLI).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RenewalView {
+    /// `none` (no delegation yet), `asked` (challenge sent), `scheduled`
+    /// (signed: renewed from `scheduled_at`), `refused` ("no renewal"),
+    /// `renewed`, `failed`, `void`.
+    pub state: String,
+    /// When the renewal may run (unix s), once scheduled.
+    pub scheduled_at: Option<i64>,
+    /// Swept by the Ark server: reclaimable in a round once the owner signs
+    /// the recovery challenge.
+    pub recoverable: bool,
+}
+
+impl RenewalView {
+    /// The view of a VTXO from its delegation rows (`renew:` and `recover:`).
+    pub fn of(rows: &[&DelegationRecord]) -> Self {
+        let recover = rows.iter().find(|r| r.recovery);
+        let renew = rows.iter().find(|r| !r.recovery);
+        let current = recover.or(renew);
+        let state = match current.map(|r| r.status) {
+            None => "none",
+            Some(DelegationStatus::Asked) => "asked",
+            Some(DelegationStatus::Queued) => "scheduled",
+            Some(DelegationStatus::Refused) => "refused",
+            Some(DelegationStatus::Done) => "renewed",
+            Some(DelegationStatus::Failed) => "failed",
+            Some(DelegationStatus::Void) => "void",
+        };
+        Self {
+            state: state.to_owned(),
+            scheduled_at: current
+                .filter(|r| r.status == DelegationStatus::Queued)
+                .map(|r| r.valid_at.0),
+            recoverable: recover.is_some_and(|r| !r.status.is_final()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
