@@ -121,6 +121,9 @@ impl Wallet {
     }
 
     async fn on_challenge(&self, ev: &Event, plain: &str, scheme: Scheme) {
+        if ark_relay_protocol::renewal::is_renewal(plain) {
+            return self.on_renewal(ev, plain, scheme).await;
+        }
         let ch: SigningChallenge = match serde_json::from_str(plain) {
             Ok(c) => c,
             Err(e) => {

@@ -36,6 +36,7 @@ use crate::verify::{AssetBook, AuthorisedIntent, OwnedVtxo};
 
 mod events;
 mod history;
+mod renewal;
 
 use history::set_outcome;
 pub use history::{HistoryEntry, Outcome};
