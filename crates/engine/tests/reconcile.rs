@@ -3,7 +3,8 @@
 //! differently is found, recorded as disputed, and an intent spending it is
 //! answered with 2006 `COLOUR_MISMATCH` as a 31341: nothing locked, nothing
 //! spent; a transfer from an undisputed VTXO still completes and the ledger
-//! then equals the indexer.
+//! then equals the indexer. And a unilateral exit on the chain simulator keeps
+//! the asset: it is re-derived from the broadcast transactions' packets.
 
 mod common;
 
@@ -11,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ark_relay_ark::asset::arkade_id;
+use ark_relay_ark::exit::{asset_of_exited_output, ExitError, ExitHistory};
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::reconcile::{Difference, DisputeReason, ReconcileStatus, ReconcileStore};
 use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
     UnixTime, VtxoId, VtxoStatus,
 };
-use ark_relay_protocol::content::{AssetRef, IntentContent};
+use ark_relay_protocol::content::{AssetRef, Confirmation, IntentContent};
 use ark_relay_protocol::{builders, kinds, pubkey_from_nostr};
 use ark_relay_queue::MemoryQueue;
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
@@ -57,8 +59,24 @@ async fn fund(
     v.outpoint.into()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_disputed_vtxo_is_refused_with_2006_and_nothing_is_locked() {
+struct Env {
+    db: TestDb,
+    store: DynStore,
+    nostr: ark_relay_nostr::DevRelay,
+    sim: ArkdSim,
+    server: ServerInfo,
+    sim_server: ark_relay_sim::arkd::SimServer,
+    relay_pk: PubKey,
+    gbtc: AssetId,
+    inventory: Vec<NewVtxo>,
+    disputes: Arc<dyn ReconcileStore>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// MariaDB, a websocket Nostr relay, the arkd simulator over gRPC, gBTC
+/// registered, four inventory VTXOs, and a relay whose plan-and-lock loop
+/// refuses disputed inputs.
+async fn env() -> Env {
     let db = TestDb::mariadb().await.expect("MariaDB");
     let store: DynStore = Arc::new(db.store.clone());
     let nostr = dev_relay().await;
@@ -112,6 +130,36 @@ async fn a_disputed_vtxo_is_refused_with_2006_and_nothing_is_locked() {
     )
     .await;
 
+    Env {
+        db,
+        store,
+        nostr,
+        sim,
+        server,
+        sim_server,
+        relay_pk,
+        gbtc,
+        inventory,
+        disputes,
+        stop,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disputed_vtxo_is_refused_with_2006_and_nothing_is_locked() {
+    let Env {
+        db,
+        store,
+        nostr,
+        sim,
+        server,
+        sim_server,
+        relay_pk,
+        gbtc,
+        inventory,
+        disputes,
+        stop,
+    } = env().await;
     let alice = Arc::new(Wallet::connect(nostr.url()).await);
     let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).expect("key");
     let bob_keys = Keys::generate();
@@ -215,4 +263,106 @@ async fn a_disputed_vtxo_is_refused_with_2006_and_nothing_is_locked() {
     assert!(others.is_empty(), "{others:#?}");
     assert_eq!(outcome.run.disputed, 1);
     let _ = stop.send(true);
+}
+
+/// Issue 20 item 6: Carol sends Bob 500 gBTC; Bob exits unilaterally (the
+/// arkd simulator broadcasts his VTXO's checkpoint and ark tx to the chain
+/// simulator); from those on-chain transactions alone, with Carol's seeded
+/// colour as the root, the exited output holds exactly 500 gBTC, and a
+/// history missing the checkpoint proves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exited_vtxo_keeps_its_asset_by_the_packet_history() {
+    let e = env().await;
+    let carol = Arc::new(Wallet::connect(e.nostr.url()).await);
+    let carol_pk = pubkey_from_nostr(&carol.keys.public_key()).expect("key");
+    spawn_signer(carol.clone(), e.relay_pk);
+    let bob_keys = Keys::generate();
+    let bob_pk = pubkey_from_nostr(&bob_keys.public_key()).expect("key");
+    let bob = Wallet::connect_as(e.nostr.url(), bob_keys).await;
+    let seeded = fund(&e.sim, &e.store, &e.server, e.gbtc, &carol_pk, 2_000, 2_000).await;
+    let content = IntentContent::transfer(
+        "exit-1",
+        &bob_pk,
+        AssetRef::gbtc(),
+        500,
+        &e.relay_pk,
+        10,
+        UnixTime::now().0 + 600,
+    );
+    let intent = builders::intent(&carol.keys, &e.relay_pk, &content).expect("intent");
+    carol.publish(&intent).await;
+    bob.wait_answer(
+        "the 31340",
+        kinds::CONFIRMATION,
+        &intent.id,
+        Duration::from_secs(60),
+    )
+    .await;
+    let conf = bob
+        .received()
+        .await
+        .into_iter()
+        .find(|ev| ev.kind.as_u16() == kinds::CONFIRMATION)
+        .expect("31340");
+    let conf: Confirmation = serde_json::from_str(&conf.content).expect("json");
+    let bobs = conf
+        .created
+        .iter()
+        .find(|c| c.owner == bob_pk)
+        .expect("Bob's VTXO")
+        .vtxo;
+    common::assert_reconciled(&e.db.store, &e.sim_server.url()).await;
+
+    // The exit: checkpoint, then ark tx, confirmed on the chain simulator.
+    let txids = e.sim.unroll(&bobs.outpoint()).expect("unroll");
+    assert!(txids.len() >= 2, "a checkpoint per input, then the ark tx");
+    assert_eq!(txids.last(), Some(&bobs.outpoint().txid));
+    let txs: Vec<_> = txids
+        .iter()
+        .map(|t| {
+            assert!(e.sim.chain().confirmations(t) >= 1, "{t} confirmed");
+            e.sim.chain().tx(t).expect("on chain")
+        })
+        .collect();
+
+    // What the chain shows is carrier sats; the asset comes from the packets.
+    let gbtc = arkade_id(&e.gbtc);
+    let history = ExitHistory {
+        roots: vec![(seeded.outpoint(), vec![(gbtc, 2_000)])],
+        txs: txs.clone(),
+    };
+    assert_eq!(
+        asset_of_exited_output(&history, bobs.outpoint()),
+        Ok(vec![(gbtc, 500)])
+    );
+    let exited = e
+        .sim
+        .chain()
+        .output(&bobs.outpoint())
+        .expect("exited output");
+    assert!(
+        exited.txout.value.to_sat() > 0,
+        "the chain sees only carrier sats"
+    );
+    // Without the checkpoint the ark tx's input claim cannot be traced.
+    let partial = ExitHistory {
+        roots: history.roots.clone(),
+        txs: txs
+            .iter()
+            .filter(|t| {
+                !t.input
+                    .iter()
+                    .any(|i| i.previous_output == seeded.outpoint())
+            })
+            .cloned()
+            .collect(),
+    };
+    assert!(matches!(
+        asset_of_exited_output(&partial, bobs.outpoint()),
+        Err(ExitError::InputMismatch { .. })
+    ));
+    // Without the root (no genesis) neither.
+    let rootless = ExitHistory { roots: vec![], txs };
+    assert!(asset_of_exited_output(&rootless, bobs.outpoint()).is_err());
+    let _ = e.stop.send(true);
 }
