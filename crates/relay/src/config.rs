@@ -154,6 +154,13 @@ pub struct RunConfig {
     pub rate_limit_events: u32,
     /// The rate-limit window (seconds).
     pub rate_limit_window_secs: u64,
+    /// Keys with their own event count per window instead of
+    /// `rate_limit_events` (hex or npub → count; 0 exempts the key): a busy
+    /// bot's key (docs/operations.md "Rate limits for busy keys").
+    pub rate_limit_per_key: std::collections::BTreeMap<String, u32>,
+    /// Jobs waiting or in flight in the queue before ingest holds back and
+    /// lets its per-author fair order pick what goes next (0 = off).
+    pub queue_high_water: u64,
     /// How often the scheduler leader reconciles the ledger with the arkd
     /// indexer (seconds; docs/operations.md "Reconciliation"). 0 turns the
     /// periodic run off (`ark-relay reconcile` still works, and disputed
@@ -176,8 +183,30 @@ impl Default for RunConfig {
             catch_up_every_ms: 15_000,
             rate_limit_events: 120,
             rate_limit_window_secs: 10,
+            rate_limit_per_key: std::collections::BTreeMap::new(),
+            queue_high_water: 64,
             reconcile_every_secs: 600,
         }
+    }
+}
+
+impl RunConfig {
+    /// `rate_limit_per_key` with its keys parsed (hex or npub).
+    pub fn rate_limit_keys(
+        &self,
+    ) -> std::result::Result<std::collections::HashMap<ark_relay_core::PubKey, u32>, String> {
+        self.rate_limit_per_key
+            .iter()
+            .map(|(k, n)| {
+                nostr::PublicKey::parse(k)
+                    .ok()
+                    .and_then(|pk| ark_relay_protocol::pubkey_from_nostr(&pk))
+                    .map(|pk| (pk, *n))
+                    .ok_or_else(|| {
+                        format!("run.rate_limit_per_key: {k:?} is not a hex or npub public key")
+                    })
+            })
+            .collect()
     }
 }
 
@@ -422,6 +451,9 @@ impl Config {
                 "run.workers must be > 0, run.leader_ttl_ms >= 100 and run.probe_every_ms > 0"
                     .into(),
             );
+        }
+        if let Err(e) = r.rate_limit_keys() {
+            problems.push(e);
         }
         problems.extend(self.inventory.problems());
         for (i, k) in self.keys.previous.iter().enumerate() {

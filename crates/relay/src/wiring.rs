@@ -119,6 +119,9 @@ pub(crate) async fn engine_builder(
                 window: Duration::from_secs(config.run.rate_limit_window_secs.max(1)),
             }
         }),
+        // Checked by `Config::validate` at start-up.
+        ingest_rate_limit_per_key: config.run.rate_limit_keys().unwrap_or_default(),
+        queue_high_water: config.run.queue_high_water,
         ..EngineConfig::default()
     };
     // Heartbeats: a live worker keeps the job in hand; a dead one's job goes

@@ -243,3 +243,19 @@ fn redacts_passwords_only() {
     assert_eq!(redact_url("no scheme"), "no scheme");
     assert_eq!(redact_url(""), "");
 }
+
+#[test]
+fn rate_limit_per_key_takes_hex_and_npub_and_refuses_other_text() {
+    let keys = nostr::Keys::generate();
+    let npub = nostr::ToBech32::to_bech32(&keys.public_key()).unwrap();
+    let mut c = Config::default();
+    c.run
+        .rate_limit_per_key
+        .insert(keys.public_key().to_hex(), 3000);
+    c.run.rate_limit_per_key.insert(npub, 0);
+    let parsed = c.run.rate_limit_keys().unwrap();
+    assert_eq!(parsed.len(), 1, "hex and npub name the same key");
+    c.run.rate_limit_per_key.insert("dexbot".into(), 1);
+    let problems = c.run.rate_limit_keys().unwrap_err();
+    assert!(problems.contains("\"dexbot\""), "{problems}");
+}
