@@ -474,6 +474,19 @@ impl IdMap {
         self
     }
 
+    /// Maps the control asset of every asset in `assets` (e.g. every
+    /// registered asset: a control id that no VTXO carries costs nothing).
+    pub fn for_assets<'a>(assets: impl IntoIterator<Item = &'a AssetId>) -> Self {
+        assets
+            .into_iter()
+            .fold(Self::bridged(), |ids, a| ids.with_control(a))
+    }
+
+    /// The Arkade id of `asset` if it is a mapped control asset.
+    pub fn control(&self, asset: &AssetId) -> Option<ArkadeAssetId> {
+        self.controls.get(asset).copied()
+    }
+
     /// The Arkade id of ledger asset `asset`.
     pub fn arkade(&self, asset: &AssetId) -> ArkadeAssetId {
         self.controls

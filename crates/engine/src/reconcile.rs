@@ -154,7 +154,21 @@ impl Reconciler {
     async fn compare_now(&self, ids: &[VtxoId]) -> Result<Comparison, ReconcileError> {
         let (unspent, other) = self.ledger_rows(ids).await?;
         let server = self.by_outpoints(ids).await?;
-        Ok(compare(&unspent, &other, &server, &*self.asset_key))
+        let key = self.key().await?;
+        Ok(compare(&unspent, &other, &server, &*key))
+    }
+
+    /// The asset key of a run: the configured one, except that the control
+    /// asset of a registered asset (issued on Ark by a genesis) travels under
+    /// its own Arkade id, group 1 of its asset's genesis
+    /// (`ark_relay_ark::asset::IdMap`).
+    async fn key(&self) -> Result<AssetKey, ReconcileError> {
+        let assets = self.store.assets().await.map_err(store)?;
+        let ids = ark_relay_ark::asset::IdMap::for_assets(assets.iter().map(|a| &a.id));
+        let base = self.asset_key.clone();
+        Ok(Arc::new(move |a: &AssetId| {
+            ids.control(a).map_or_else(|| base(a), |c| c.to_string())
+        }))
     }
 
     /// One full comparison, recording nothing. `progress` is called after
@@ -170,6 +184,7 @@ impl Reconciler {
         let mut seen: BTreeSet<VtxoId> = BTreeSet::new();
         let mut scripts: BTreeSet<ScriptBuf> = BTreeSet::new();
         let mut after: Option<VtxoId> = None;
+        let key = self.key().await?;
         loop {
             let page = self
                 .runs
@@ -182,7 +197,7 @@ impl Reconciler {
             let server = self.by_outpoints(&ids).await?;
             scripts.extend(server.iter().map(|s| s.script.clone()));
             // Only this page's outpoints: the script pass comes at the end.
-            let c = compare(&page, &[], &server, &*self.asset_key);
+            let c = compare(&page, &[], &server, &*key);
             checked += c.checked;
             in_flight += c.in_flight;
             suspects.extend(c.differences.iter().map(|d| *d.vtxo()));

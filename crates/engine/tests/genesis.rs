@@ -3,7 +3,7 @@
 //! asset rules, the genesis registers the asset under its Arkade id with a
 //! relay-held control asset and metadata, every lift spends and re-creates
 //! the control VTXO (a valid reissuance), and the ledger's colour per VTXO is
-//! what arkd's indexer reports.
+//! what arkd's indexer reports (the reconciliation run finds no difference).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,6 +19,7 @@ use ark_relay_core::{
     SystemClock, UnixTime, VtxoStatus,
 };
 use ark_relay_engine::ceremony::issue::{GenesisRequest, Issuer};
+use ark_relay_engine::reconcile::Reconciler;
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_sim::arkd::ArkdSimConfig;
 use ark_relay_sim::{SimOptions, SimStack};
@@ -170,6 +171,17 @@ async fn a_genesis_then_lifts_as_reissuances_under_arkds_rules() {
             assert_eq!(got, want, "VTXO {}", v.id);
         }
     }
+    // So does the reconciliation run (control asset under its own Arkade id).
+    let outcome = Reconciler::new(
+        store.clone(),
+        Arc::new(db.store.clone()),
+        ark.clone(),
+        Arc::new(SystemClock),
+    )
+    .run(&|_| {})
+    .await
+    .unwrap();
+    assert!(outcome.differences.is_empty(), "{:?}", outcome.differences);
     let supply = store.asset(&g.asset).await.unwrap().unwrap().total_supply;
     assert_eq!(supply.get(), 751, "the ledger's supply is arkd's");
     stack.stop().await;
