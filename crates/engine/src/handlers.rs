@@ -78,6 +78,9 @@ pub struct BaseHandler {
     store: DynStore,
     keys: Keys,
     info: Arc<RelayInfo>,
+    /// Delegations (each VTXO's `renewal` in `sync_state`) and the published
+    /// renewal fee (`renewal_fee_sats` in `get_info`).
+    renewals: Option<(ark_relay_core::renewals::DynRenewalStore, u64)>,
 }
 
 fn fatal(e: impl std::fmt::Display) -> HandlerError {
@@ -91,7 +94,19 @@ impl BaseHandler {
             store,
             keys,
             info: Arc::new(info),
+            renewals: None,
         }
+    }
+
+    /// Shows each VTXO's renewal in `sync_state` and the renewal fee in
+    /// `get_info` (docs/protocol.md "Renewal challenge").
+    pub fn with_renewals(
+        mut self,
+        store: ark_relay_core::renewals::DynRenewalStore,
+        fee_sats: u64,
+    ) -> Self {
+        self.renewals = Some((store, fee_sats));
+        self
     }
 
     fn author(job: &InboundJob) -> Result<PubKey, HandlerError> {
@@ -138,6 +153,18 @@ impl BaseHandler {
         let transient = |e: ark_relay_core::StoreError| HandlerError::Transient(e.to_string());
         let vtxos = self.store.unspent_vtxos(author).await.map_err(transient)?;
         let assets = self.store.assets().await.map_err(transient)?;
+        let delegations = match &self.renewals {
+            Some((r, _)) => r
+                .delegations_of_owner(&author.to_string(), 10_000)
+                .await
+                .map_err(transient)?,
+            None => Vec::new(),
+        };
+        let renewal = |id: &ark_relay_core::VtxoId| {
+            let id = id.to_string();
+            let rows: Vec<_> = delegations.iter().filter(|d| d.vtxo == id).collect();
+            ark_relay_core::renewals::RenewalView::of(&rows)
+        };
         let ticker = |id: &ark_relay_core::AssetId| {
             assets
                 .iter()
@@ -156,6 +183,7 @@ impl BaseHandler {
                     "expires_at": v.expires_at.map(|t| t.0),
                     "tapscripts": v.tapscripts,
                     "locked": v.locked_by.is_some(),
+                    "renewal": renewal(&v.id),
                 })
             })
             .collect();
@@ -177,10 +205,14 @@ impl BaseHandler {
             Ok(ServiceRequest::SyncState {}) => {
                 ServiceResponse::ok(request_id, self.sync_state(&Self::author(inbound)?).await?)
             }
-            Ok(ServiceRequest::GetInfo {}) => ServiceResponse::ok(
-                request_id,
-                serde_json::to_value(&*self.info).map_err(fatal)?,
-            ),
+            Ok(ServiceRequest::GetInfo {}) => {
+                let mut info = serde_json::to_value(&*self.info).map_err(fatal)?;
+                if let Some(map) = info.as_object_mut() {
+                    let fee = self.renewals.as_ref().map_or(0, |(_, f)| *f);
+                    map.insert("renewal_fee_sats".into(), fee.into());
+                }
+                ServiceResponse::ok(request_id, info)
+            }
             Ok(other) => {
                 let action = match other {
                     ServiceRequest::LiftLightning { .. } => "lift_lightning",

@@ -281,6 +281,11 @@ async fn renews_an_offline_users_asset_vtxo(db: TestDb) {
     assert_eq!(d.status, DelegationStatus::Queued);
     let scheduled = s.renewals.status_of(&pk(&s.user)).await.unwrap();
     assert_eq!(scheduled[0].1, Some(ch.valid_at), "renewal scheduled");
+    // sync_state shows it, get_info the fee.
+    let state = s.sync_state().await;
+    assert_eq!(state["vtxos"][0]["renewal"]["state"], "scheduled");
+    assert_eq!(state["vtxos"][0]["renewal"]["scheduled_at"], ch.valid_at);
+    assert_eq!(state["vtxos"][0]["expires_at"], ch.vtxo_expires_at);
 
     // 3. The round renews it with the relay as delegate cosigner.
     let ended = tokio::time::timeout(Duration::from_secs(60), s.runner.run_once())
@@ -355,6 +360,53 @@ async fn renews_an_offline_users_asset_vtxo_on_mariadb() {
 }
 
 impl Setup {
+    /// The user's `sync_state` result, from the base handler with renewals.
+    async fn sync_state(&self) -> serde_json::Value {
+        use ark_relay_protocol::request::{ServiceRequest, ServiceResponse};
+        let base = ark_relay_engine::handlers::BaseHandler::new(
+            self.store.clone(),
+            nostr_keys(&self.relay),
+            ark_relay_engine::handlers::RelayInfo {
+                pubkey: pk(&self.relay).to_string(),
+                relays: Vec::new(),
+                kinds_consumed: Vec::new(),
+                encryption: Vec::new(),
+                transfer_fee: 0,
+                land_fee_ppm: 0,
+                ark: None,
+            },
+        )
+        .with_renewals(Arc::new(self.db.store.clone()), 0);
+        let req = ServiceRequest::SyncState {};
+        let ev = builders::service_request(
+            &nostr_keys(&self.user),
+            &pk(&self.relay),
+            &req,
+            "sync",
+            Scheme::Nip44,
+        )
+        .unwrap();
+        let inbound = InboundJob {
+            event: ev,
+            scheme: Some("nip44_v2".into()),
+            plaintext: None,
+            received_at: None,
+        };
+        let out = base.request(&inbound, &Ok(req)).await.unwrap();
+        let ev = Event::from_json(&out.outbox[0].event_json).unwrap();
+        let relay = nostr_keys(&self.relay).public_key();
+        let plain = decrypt(
+            nostr_keys(&self.user).secret_key(),
+            &relay,
+            &ev.content,
+            &ev.tags,
+        )
+        .unwrap()
+        .0;
+        let resp: ServiceResponse = serde_json::from_str(&plain).unwrap();
+        resp.result.expect("a result")
+    }
+
     /// The challenge sent for `id` (the newest 31511 naming it).
     async fn challenge_for(&self, id: VtxoId, recovery: bool) -> RenewalChallenge {
         self.outbox(kinds::SIGNING_CHALLENGE)
