@@ -36,6 +36,9 @@ pub enum Purpose {
         #[serde(default)]
         nip04: bool,
     },
+    /// A `liquidate` intent (one party, the DEX): a position VTXO spent
+    /// through its conditional leaf, co-signed by the relay.
+    Liquidation,
     /// A transaction the relay makes alone (no wallet party): a lift's or a
     /// refund's VTXO with freshly issued colour.
     Issue {
@@ -51,6 +54,7 @@ impl Purpose {
             Purpose::Transfer => "p2p_transfer",
             Purpose::Land => "land",
             Purpose::Batch { .. } => "batch",
+            Purpose::Liquidation => "liquidation",
             Purpose::Issue { kind } => kind,
         }
     }
@@ -61,6 +65,7 @@ impl Purpose {
             Purpose::Transfer => "p2p_transfer",
             Purpose::Land => "land_lightning",
             Purpose::Batch { .. } => "batch",
+            Purpose::Liquidation => "liquidate",
             Purpose::Issue { .. } => "issue",
         }
     }

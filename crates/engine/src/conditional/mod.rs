@@ -282,7 +282,7 @@ impl Ceremony {
         }];
         if self
             .runner
-            .start_over(row, Purpose::Transfer, parties, plan, vec![], &|_| {
+            .start_over(row, Purpose::Liquidation, parties, plan, vec![], &|_| {
                 Ok(vec![])
             })
             .await?
