@@ -206,6 +206,7 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&vtxos)?);
             } else {
+                let renewals = wallet.renewals().await.unwrap_or_default();
                 for v in &vtxos {
                     let colour = match (&v.ticker, &v.asset_id) {
                         (Some(t), _) => format!("{} {t}", v.amount),
@@ -213,7 +214,18 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
                         _ => "uncoloured".into(),
                     };
                     let lock = if v.locked { " (locked)" } else { "" };
-                    println!("{}  {} sats  {colour}{lock}", v.vtxo, v.sats);
+                    let expiry = v
+                        .expires_at
+                        .map_or_else(|| "expiry unknown".to_owned(), |t| format!("expires {t}"));
+                    let renewal = renewals
+                        .iter()
+                        .find(|(id, _)| *id == v.vtxo)
+                        .map(|(_, r)| describe_renewal(r))
+                        .unwrap_or_else(|| "renewal unknown".into());
+                    println!(
+                        "{}  {} sats  {colour}{lock}  {expiry}  {renewal}",
+                        v.vtxo, v.sats
+                    );
                 }
                 println!("{} VTXOs", vtxos.len());
             }
@@ -340,4 +352,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One VTXO's renewal for the listing: scheduled (when), no renewal,
+/// recoverable.
+fn describe_renewal(r: &ark_relay_core::renewals::RenewalView) -> String {
+    let mut out = match (r.state.as_str(), r.scheduled_at) {
+        ("scheduled", Some(t)) => format!("renewal scheduled at {t}"),
+        ("refused", _) => "no renewal".to_owned(),
+        ("asked", _) => "renewal offered (answer pending)".to_owned(),
+        ("none", _) => "no renewal yet".to_owned(),
+        (other, _) => format!("renewal {other}"),
+    };
+    if r.recoverable {
+        out.push_str(", recoverable");
+    }
+    out
 }

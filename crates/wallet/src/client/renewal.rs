@@ -5,12 +5,36 @@
 //! with a 31512 carrying the signatures or the refusal. Once answered, the
 //! wallet may go offline: the relay renews the VTXO from the delegation.
 
+use ark_relay_core::renewals::RenewalView;
+use ark_relay_core::VtxoId;
 use ark_relay_protocol::renewal::RenewalChallenge;
 
 use super::*;
 use crate::verify::renewal::{answer_renewal, RenewalContext};
 
 impl Wallet {
+    /// Each unspent VTXO's renewal as the relay reports it in `sync_state`
+    /// (state, when it is scheduled, whether it is recoverable).
+    pub async fn renewals(&self) -> Result<Vec<(VtxoId, RenewalView)>, WalletError> {
+        let result = self.request(&ServiceRequest::SyncState {}).await?;
+        let list = result
+            .get("vtxos")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        Ok(list
+            .iter()
+            .filter_map(|v| {
+                let id: VtxoId = serde_json::from_value(v.get("vtxo")?.clone()).ok()?;
+                let view = v
+                    .get("renewal")
+                    .and_then(|r| serde_json::from_value(r.clone()).ok())
+                    .unwrap_or_else(|| RenewalView::of(&[]));
+                Some((id, view))
+            })
+            .collect())
+    }
+
     pub(super) async fn on_renewal(&self, ev: &Event, plain: &str, scheme: Scheme) {
         let ch: RenewalChallenge = match serde_json::from_str(plain) {
             Ok(c) => c,
