@@ -19,6 +19,7 @@
 //! - [`testing`]: real challenges built with `ark-relay-ark`, for tests.
 
 pub mod client;
+pub mod dex;
 pub mod keys;
 pub mod packet;
 pub mod ramp;

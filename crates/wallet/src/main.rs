@@ -20,6 +20,8 @@ use ark_relay_wallet::keys::load_keys;
 use ark_relay_wallet::{Balances, Wallet, WalletOptions};
 use clap::{Parser, Subcommand};
 
+mod perp_cmd;
+
 /// The Ark Relay reference wallet.
 #[derive(Debug, Parser)]
 #[command(name = "ark-wallet", version, about, long_about = None)]
@@ -86,6 +88,14 @@ enum Command {
     Sync,
     /// Print the wallet's public key.
     Pubkey,
+    /// Perpetual positions with a perps DEX bot: `show`, `open`, `close`.
+    Perp {
+        /// The DEX's key (hex or npub).
+        #[arg(long, env = "ARK_WALLET_PERP_DEX")]
+        dex: String,
+        #[command(subcommand)]
+        command: perp_cmd::PerpCommand,
+    },
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -185,8 +195,22 @@ async fn run(cli: Cli) -> Result<()> {
         history_file,
         ..Default::default()
     };
-    let wallet = Wallet::connect(keys, relay, relays, opts).await?;
-    let result = command(&cli, &wallet).await;
+    let wallet = Wallet::connect(keys.clone(), relay, relays.clone(), opts).await?;
+    let result = match &cli.command {
+        Command::Perp { dex, command } => {
+            perp_cmd::run(
+                command,
+                &wallet,
+                keys,
+                parse_pubkey(dex)?,
+                relays,
+                Duration::from_secs(cli.timeout),
+                cli.json,
+            )
+            .await
+        }
+        _ => command(&cli, &wallet).await,
+    };
     wallet.shutdown().await;
     result
 }
@@ -320,7 +344,7 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
                 }
             }
         }
-        Command::Pubkey => {}
+        Command::Pubkey | Command::Perp { .. } => {}
     }
     Ok(())
 }

@@ -630,12 +630,8 @@ impl Wallet {
     async fn sign_and_authorise(
         &self,
         content: &IntentContent,
-        authorise: fn(
-            EventId,
-            &IntentContent,
-            &PubKey,
-            &AssetBook,
-        ) -> Result<AuthorisedIntent, String>,
+        authorise: impl FnOnce(EventId, &IntentContent, &PubKey, &AssetBook) -> Result<AuthorisedIntent, String>
+            + Send,
     ) -> Result<(Event, EventId), WalletError> {
         self.params().await?;
         let vtxos = self.sync().await?;
@@ -662,9 +658,36 @@ impl Wallet {
     /// submitter (a DEX). The relay's challenges for it are then answered
     /// only if the batch transaction pays exactly this intent's legs.
     pub async fn sign_batch_intent(&self, content: &IntentContent) -> Result<Event, WalletError> {
-        let (ev, intent_id) = self
-            .sign_and_authorise(content, AuthorisedIntent::from_batch_intent)
-            .await?;
+        self.sign_batch_with(content, AuthorisedIntent::from_batch_intent)
+            .await
+    }
+
+    /// A DEX's [`Self::sign_batch_intent`] for the counter-intent that
+    /// issues the position token of the user's signed `open_perp`: its
+    /// challenges are answered only if the token goes to her at exactly the
+    /// position script the terms imply (with the DEX's conditional leaf).
+    pub async fn sign_position_counter(
+        &self,
+        content: &IntentContent,
+        open_perp: &Event,
+    ) -> Result<Event, WalletError> {
+        let position = crate::verify::perps::PositionIssue::of_event(open_perp, &self.inner.me)
+            .map_err(WalletError::Invalid)?;
+        self.sign_batch_with(content, move |id, c, me, book| {
+            let mut a = AuthorisedIntent::from_batch_intent(id, c, me, book)?;
+            a.position = Some(position);
+            Ok(a)
+        })
+        .await
+    }
+
+    async fn sign_batch_with(
+        &self,
+        content: &IntentContent,
+        authorise: impl FnOnce(EventId, &IntentContent, &PubKey, &AssetBook) -> Result<AuthorisedIntent, String>
+            + Send,
+    ) -> Result<Event, WalletError> {
+        let (ev, intent_id) = self.sign_and_authorise(content, authorise).await?;
         let mut st = self.lock();
         let first = content.outputs.first();
         st.history.push(HistoryEntry {
