@@ -462,6 +462,18 @@ pub async fn settle_batch(
 ) -> Result<Confirmation, ark_relay_wallet::WalletError> {
     counter.expires_at = wallet.intent_expiry();
     let mine = wallet.sign_batch_intent(&counter).await?;
+    submit_and_wait(wallet, user_intent, mine, batch, timeout).await
+}
+
+/// Submits the user's intent and the bot's signed counter-intent `mine` as
+/// one batch and waits up to `timeout` for its 31340 (or the refusal).
+pub async fn submit_and_wait(
+    wallet: &Wallet,
+    user_intent: &Event,
+    mine: Event,
+    batch: &str,
+    timeout: Duration,
+) -> Result<Confirmation, ark_relay_wallet::WalletError> {
     let mine_id = event_id_from_nostr(&mine.id);
     wallet
         .submit_batch(batch, vec![user_intent.clone(), mine])

@@ -5,42 +5,25 @@
 //! scheme, e-tagging the request. The relay never sees these events.
 //!
 //! [`serve`] is the bot's loop (one task per request, each answered through a
-//! [`Service`]); [`RpcClient`] is the user's side. Nothing here knows what a
-//! request means.
+//! [`Service`]); the user's side, [`RpcClient`], and the wire pieces live in
+//! the wallet library ([`ark_relay_wallet::dex`]) so that `ark-wallet` speaks
+//! it too. Nothing here knows what a request means.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ark_relay_core::PubKey;
-use ark_relay_nostr::{PoolOptions, PoolTransport};
-use ark_relay_protocol::crypto::{decrypt, encrypt, Scheme};
+use ark_relay_nostr::PoolTransport;
+use ark_relay_protocol::crypto::decrypt;
+use ark_relay_protocol::pubkey_from_nostr;
 use ark_relay_protocol::transport::{NostrTransport, TransportError};
-use ark_relay_protocol::{pubkey_from_nostr, pubkey_to_nostr};
+pub use ark_relay_wallet::dex::{
+    message, reader, DexResponse, RpcClient, DEX_REQUEST, DEX_RESPONSE,
+};
 use async_trait::async_trait;
-use nostr::{Event, EventBuilder, Keys, Kind, Tag};
+use nostr::{Event, Keys};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch, Mutex};
-
-/// Kind of an encrypted request to a DEX bot (this example's own protocol;
-/// the relay never sees it).
-pub const DEX_REQUEST: u16 = 31530;
-/// Kind of the bot's encrypted answer.
-pub const DEX_RESPONSE: u16 = 31531;
-
-/// The bot's answer (content of a [`DEX_RESPONSE`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DexResponse {
-    /// The request's event id (hex).
-    pub request_id: String,
-    /// On success.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
-    /// On failure: why (the relay's code when it refused the batch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
+use tokio::sync::watch;
 
 /// What a bot does with one decrypted request.
 #[async_trait]
@@ -50,55 +33,6 @@ pub trait Service: Send + Sync + 'static {
 
     /// Answers `req` from `user`: a JSON result, or why it is refused.
     async fn handle(&self, user: &PubKey, req: Self::Request) -> Result<serde_json::Value, String>;
-}
-
-/// An encrypted DEX message of `kind` from `keys` to `to`.
-pub fn message<T: Serialize>(
-    keys: &Keys,
-    to: &PubKey,
-    kind: u16,
-    body: &T,
-    answers: Option<&nostr::EventId>,
-    scheme: Scheme,
-) -> Result<Event, String> {
-    let json = serde_json::to_string(body).map_err(|e| e.to_string())?;
-    let content = encrypt(keys.secret_key(), &pubkey_to_nostr(to), &json, scheme)
-        .map_err(|e| e.to_string())?;
-    let mut tags = vec![
-        Tag::public_key(pubkey_to_nostr(to)),
-        Tag::identifier(uuid::Uuid::new_v4().simple().to_string()),
-        scheme.tag(),
-    ];
-    if let Some(id) = answers {
-        tags.push(Tag::event(*id));
-    }
-    EventBuilder::new(Kind::from(kind), content)
-        .tags(tags)
-        .sign_with_keys(keys)
-        .map_err(|e| e.to_string())
-}
-
-/// Reads `kinds` p-tagged to `keys` from `relays` into a channel until `stop`.
-async fn reader(
-    keys: &Keys,
-    relays: Vec<String>,
-    kinds: Vec<u16>,
-    stop: watch::Receiver<bool>,
-) -> Result<(PoolTransport, mpsc::Receiver<Event>), TransportError> {
-    let mut opts = PoolOptions::new(relays);
-    opts.kinds = kinds;
-    opts.catch_up_every = Duration::from_secs(3);
-    let transport = PoolTransport::connect(keys.public_key(), opts).await?;
-    let (tx, rx) = mpsc::channel::<Event>(256);
-    let (cursor_tx, cursor) = watch::channel(None);
-    let t = transport.clone();
-    tokio::spawn(async move {
-        let _keep = cursor_tx;
-        if let Err(e) = t.pump(tx, cursor, stop).await {
-            tracing::warn!(error = %e, "dex reader stopped");
-        }
-    });
-    Ok((transport, rx))
 }
 
 /// Serves [`DEX_REQUEST`]s addressed to `keys` with `service` until `stop`
@@ -156,89 +90,5 @@ async fn answer<S: Service>(service: &S, keys: &Keys, transport: &PoolTransport,
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot build a DEX response"),
-    }
-}
-
-/// A user's side of a DEX bot: sends requests, waits for answers.
-pub struct RpcClient {
-    keys: Keys,
-    server: PubKey,
-    transport: PoolTransport,
-    answers: Arc<Mutex<HashMap<String, DexResponse>>>,
-    stop: watch::Sender<bool>,
-}
-
-impl RpcClient {
-    /// Connects `keys` to the bot `server` over `relays`.
-    pub async fn connect(keys: Keys, server: PubKey, relays: Vec<String>) -> Result<Self, String> {
-        let (stop, stop_rx) = watch::channel(false);
-        let (transport, mut rx) = reader(&keys, relays, vec![DEX_RESPONSE], stop_rx)
-            .await
-            .map_err(|e| e.to_string())?;
-        let answers: Arc<Mutex<HashMap<String, DexResponse>>> = Arc::default();
-        let (sink, secret, server_nostr) = (
-            answers.clone(),
-            keys.secret_key().clone(),
-            pubkey_to_nostr(&server),
-        );
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                if ev.pubkey != server_nostr || ev.verify().is_err() {
-                    continue;
-                }
-                if let Ok((plain, _)) = decrypt(&secret, &ev.pubkey, &ev.content, &ev.tags) {
-                    if let Ok(r) = serde_json::from_str::<DexResponse>(&plain) {
-                        sink.lock().await.insert(r.request_id.clone(), r);
-                    }
-                }
-            }
-        });
-        Ok(Self {
-            keys,
-            server,
-            transport,
-            answers,
-            stop,
-        })
-    }
-
-    /// Sends `req` and waits up to `timeout` for the answer.
-    pub async fn request<T: Serialize>(
-        &self,
-        req: &T,
-        timeout: Duration,
-    ) -> Result<serde_json::Value, String> {
-        let ev = message(
-            &self.keys,
-            &self.server,
-            DEX_REQUEST,
-            req,
-            None,
-            Scheme::Nip44,
-        )?;
-        let id = ev.id.to_hex();
-        self.transport
-            .publish(&ev)
-            .await
-            .map_err(|e| e.to_string())?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(r) = self.answers.lock().await.remove(&id) {
-                return match (r.result, r.error) {
-                    (Some(v), _) => Ok(v),
-                    (None, e) => Err(e.unwrap_or_else(|| "empty answer".into())),
-                };
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err("no answer from the DEX".into());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// Stops the reader.
-    pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        self.transport.shutdown().await;
     }
 }

@@ -30,6 +30,8 @@ pub enum Status {
     },
     /// Liquidated in this Ark transaction.
     Liquidated {
+        /// The `liquidate` intent.
+        intent: EventId,
         /// The settling ark txid.
         ark_txid: String,
     },
@@ -89,6 +91,8 @@ pub struct Position {
     pub user: PubKey,
     /// The signed terms.
     pub terms: ValidTerms,
+    /// The position token's ticker (its id is `l2_asset_id(dex, ticker)`).
+    pub ticker: String,
     /// The signed `open_perp` event itself (the witness needs it).
     pub open_perp: nostr::Event,
     /// The VTXO holding the position token, once known.
@@ -135,6 +139,8 @@ pub enum Input {
     Liquidated {
         /// The position.
         id: EventId,
+        /// The `liquidate` intent.
+        intent: EventId,
         /// The ark txid.
         ark_txid: String,
     },
@@ -235,8 +241,12 @@ impl Book {
                 effects
             }
             Input::Price { price, event, now } => self.on_price(price, event, now),
-            Input::Liquidated { id, ark_txid } => {
-                self.set(&id, Status::Liquidated { ark_txid });
+            Input::Liquidated {
+                id,
+                intent,
+                ark_txid,
+            } => {
+                self.set(&id, Status::Liquidated { intent, ark_txid });
                 vec![]
             }
             Input::LiquidationRefused { id, code } => {

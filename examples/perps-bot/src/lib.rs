@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ark_relay_core::{AssetId, EventId, PubKey, UnixTime, VtxoId};
-use ark_relay_dex_bot::{rpc, settle_batch, signed_intent};
+use ark_relay_dex_bot::{rpc, settle_batch, signed_intent, submit_and_wait};
 use ark_relay_nostr::{PoolOptions, PoolTransport};
 use ark_relay_protocol::content::{
     l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
@@ -358,10 +358,14 @@ impl Perps {
             ticker: quote.ticker.clone(),
             amount: WireAmount::new(1),
         }]);
-        let conf = settle_batch(
+        counter.expires_at = self.wallet.intent_expiry();
+        // The DEX's wallet signs only if the token goes to her at the
+        // position script (with the DEX's conditional leaf).
+        let mine = self.wallet.sign_position_counter(&counter, &intent).await?;
+        let conf = submit_and_wait(
             &self.wallet,
             &intent,
-            counter,
+            mine,
             "open_perp",
             self.config.settle_timeout,
         )
@@ -373,6 +377,7 @@ impl Perps {
             id,
             user: *user,
             terms: valid,
+            ticker: quote.ticker.clone(),
             open_perp: intent,
             token_vtxo: vtxo,
             status: Status::Open,
@@ -394,7 +399,7 @@ impl Perps {
     ) -> Result<serde_json::Value, PerpsError> {
         let c =
             signed_intent(&intent, user, IntentType::AtomicSwap).map_err(PerpsError::Rejected)?;
-        let (terms, equity) = {
+        let (terms, ticker, equity) = {
             let book = self.book.lock().await;
             let p = book
                 .position(&position)
@@ -407,7 +412,7 @@ impl Perps {
                 .mark_price(&p.terms.pair)
                 .ok_or_else(|| reject("no price to close at"))?;
             let m = book::mark(&p.terms, price.price);
-            (p.terms.clone(), m.equity)
+            (p.terms.clone(), p.ticker.clone(), m.equity)
         };
         let AssetRef::Id(token) = terms.position_token else {
             return Err(reject("position_token must be an asset id"));
@@ -452,7 +457,7 @@ impl Perps {
         );
         counter.burn = Some(vec![SupplyChange {
             asset: AssetRef::Id(token),
-            ticker: String::new(),
+            ticker,
             amount: WireAmount::new(1),
         }]);
         let settled = settle_batch(
@@ -473,18 +478,20 @@ impl Perps {
     }
 
     /// The `liquidate` intent of `position` with `price_event` as witness
-    /// (see `docs/protocol.md`, "The liquidation intent").
+    /// (see `docs/protocol.md`, "The liquidation intent"): it names the
+    /// position VTXO and pays the margin to the insurance fund.
     pub fn liquidation_intent(
         &self,
         position: &Position,
         price_event: &Event,
+        action_id: &str,
     ) -> Result<IntentContent, PerpsError> {
         let vtxo = position
             .token_vtxo
             .ok_or_else(|| reject("the position's token VTXO is not known"))?;
         let mut c = IntentContent::batch_leg(
             IntentType::Liquidate,
-            format!("liq-{}", &position.id.to_string()[..16]),
+            action_id,
             &[(
                 position.terms.insurance_fund,
                 position.terms.margin_asset.clone(),
@@ -501,6 +508,31 @@ impl Perps {
         Ok(c)
     }
 
+    /// Publishes a liquidation of position `id` with `price_event` and waits
+    /// for its outcome: the intent's id and the ark txid, or the relay's
+    /// refusal. The book is not changed (the runner does that).
+    pub async fn liquidate_with(
+        &self,
+        id: &EventId,
+        price_event: &Event,
+        action_id: &str,
+    ) -> Result<(EventId, String), PerpsError> {
+        let position = self
+            .book
+            .lock()
+            .await
+            .position(id)
+            .cloned()
+            .ok_or_else(|| reject("unknown position"))?;
+        let content = self.liquidation_intent(&position, price_event, action_id)?;
+        let intent = self.wallet.publish_intent(&content).await?;
+        let conf = self
+            .wallet
+            .outcome(intent, self.config.settle_timeout)
+            .await?;
+        Ok((intent, conf.ark_txid))
+    }
+
     /// Publishes the liquidation and feeds its outcome back to the book
     /// (boxed: the book's effects spawn it, and it steps the book).
     fn liquidate(
@@ -508,43 +540,28 @@ impl Perps {
         id: EventId,
         price_event: Event,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(async move { self.liquidate_now(id, price_event).await })
-    }
-
-    async fn liquidate_now(self: Arc<Self>, id: EventId, price_event: Event) {
-        let position = self.book.lock().await.position(&id).cloned();
-        let outcome = match position {
-            None => Err(reject("unknown position")),
-            Some(p) => self.publish_liquidation(&p, &price_event).await,
-        };
-        match outcome {
-            Ok(ark_txid) => {
-                tracing::info!(position = %id, %ark_txid, "liquidated");
-                self.step(Input::Liquidated { id, ark_txid }).await;
+        Box::pin(async move {
+            let action = format!("liq-{}", uuid::Uuid::new_v4().simple());
+            match self.liquidate_with(&id, &price_event, &action).await {
+                Ok((intent, ark_txid)) => {
+                    tracing::info!(position = %id, %ark_txid, "liquidated");
+                    self.step(Input::Liquidated {
+                        id,
+                        intent,
+                        ark_txid,
+                    })
+                    .await;
+                }
+                Err(e) => {
+                    let code = match &e {
+                        PerpsError::Relay(w) => w.code().map(|c| c.code()),
+                        _ => None,
+                    };
+                    tracing::warn!(position = %id, error = %e, "liquidation not settled");
+                    self.step(Input::LiquidationRefused { id, code }).await;
+                }
             }
-            Err(e) => {
-                let code = match &e {
-                    PerpsError::Relay(w) => w.code().map(|c| c.code()),
-                    _ => None,
-                };
-                tracing::warn!(position = %id, error = %e, "liquidation not settled");
-                self.step(Input::LiquidationRefused { id, code }).await;
-            }
-        }
-    }
-
-    async fn publish_liquidation(
-        &self,
-        position: &Position,
-        price_event: &Event,
-    ) -> Result<String, PerpsError> {
-        let content = self.liquidation_intent(position, price_event)?;
-        let intent = self.wallet.publish_intent(&content).await?;
-        let conf = self
-            .wallet
-            .outcome(intent, self.config.settle_timeout)
-            .await?;
-        Ok(conf.ark_txid)
+        })
     }
 
     /// Serves requests until `stop` (see [`rpc::serve`]).
@@ -601,6 +618,8 @@ impl Perps {
                                 "price": m.price, "pnl": m.pnl.to_string(), "equity": m.equity.to_string(),
                             })),
                             "position_vtxo": p.token_vtxo,
+                            "position_token": p.terms.position_token,
+                            "margin_asset": p.terms.margin_asset,
                         })
                     })
                     .collect();

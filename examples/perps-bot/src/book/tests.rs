@@ -50,6 +50,7 @@ fn position(n: u8, terms: ValidTerms) -> Box<Position> {
         id: EventId::from_bytes([n; 32]),
         user: pk(&user),
         terms,
+        ticker: "P1".into(),
         open_perp: nostr::EventBuilder::text_note("open")
             .sign_with_keys(&user)
             .expect("sign"),
@@ -174,6 +175,7 @@ fn a_price_beyond_the_threshold_liquidates_once_and_a_refusal_reopens() {
     assert!(fx.iter().any(|e| matches!(e, Effect::Liquidate { .. })));
     book.step(Input::Liquidated {
         id,
+        intent: EventId::from_bytes([0; 32]),
         ark_txid: "tx".into(),
     });
     assert!(feed(&mut book, price(&oracle, "BTC/USD", 1, 14), 14).is_empty());
