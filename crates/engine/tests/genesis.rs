@@ -187,3 +187,88 @@ async fn a_genesis_then_lifts_as_reissuances_under_arkds_rules() {
     stack.stop().await;
     db.destroy().await;
 }
+
+#[tokio::test]
+async fn a_genesis_interrupted_before_or_after_submit_resumes_to_one_asset() {
+    use ark_relay_engine::ceremony::issue::IssueStage;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for stage in [IssueStage::Prepared, IssueStage::Submitted] {
+        let db = TestDb::sqlite().await.unwrap();
+        let store: DynStore = Arc::new(db.store.clone());
+        let stack = SimStack::start(SimOptions {
+            arkd: ArkdSimConfig {
+                strict_assets: true,
+                ..ArkdSimConfig::default()
+            },
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let ark = Arc::new(ArkdClient::connect(stack.endpoints().arkd).await.unwrap());
+        let server = stack.arkd.server_info().clone();
+        let secp = Secp256k1::new();
+        let relay_kp = Keypair::from_secret_key(&secp, &SecretKey::from_slice(&[7; 32]).unwrap());
+        let relay = PubKey::from_x_only(relay_kp.x_only_public_key().0);
+        let v = stack.arkd.fund(&relay, Sats::new(5_000));
+        store
+            .insert_vtxos(
+                &[NewVtxo {
+                    id: v.outpoint.into(),
+                    owner: relay,
+                    sats: Sats::new(v.amount),
+                    colour: None,
+                    status: VtxoStatus::Available,
+                    tapscripts: server.default_vtxo(&relay).to_tapscripts(),
+                    expires_at: Some(UnixTime(v.expires_at)),
+                }],
+                UnixTime::now(),
+            )
+            .await
+            .unwrap();
+        let request = GenesisRequest {
+            name: "Relay-issued BTC".into(),
+            ticker: "gBTC".into(),
+            decimals: 0,
+            taproot_asset_id: None,
+            asset_type: AssetType::RelayIssued,
+        };
+        let crashed = Arc::new(AtomicBool::new(false));
+        let once = crashed.clone();
+        let crashing = Issuer::new(store.clone(), ark.clone(), relay_kp, Arc::new(SystemClock))
+            .with_crash_hook(Arc::new(move |kind, at| {
+                kind == "genesis" && at == stage && !once.swap(true, Ordering::SeqCst)
+            }));
+        assert!(
+            crashing.genesis(&lock(1), &request).await.is_err(),
+            "{stage:?}: the crash"
+        );
+        assert!(crashed.load(Ordering::SeqCst));
+        // A new process resumes the same transaction.
+        let issuer = Issuer::new(store.clone(), ark.clone(), relay_kp, Arc::new(SystemClock));
+        let g = issuer.genesis(&lock(1), &request).await.unwrap();
+        let assets = store.assets().await.unwrap();
+        assert_eq!(
+            assets.len(),
+            2,
+            "{stage:?}: the asset and its control, once"
+        );
+        let at_arkd = ark
+            .get_asset(&arkade_id(&g.asset).to_string())
+            .await
+            .unwrap();
+        assert_eq!(at_arkd.supply, 1, "{stage:?}");
+        // And it can be issued more of at once.
+        let bob = PubKey::from_x_only(
+            Keypair::from_secret_key(&secp, &SecretKey::from_slice(&[8; 32]).unwrap())
+                .x_only_public_key()
+                .0,
+        );
+        let colour = Colour {
+            asset: g.asset,
+            amount: AssetAmount::new(42),
+        };
+        issuer.issue(&lock(2), bob, colour, "lift").await.unwrap();
+        stack.stop().await;
+        db.destroy().await;
+    }
+}
