@@ -112,6 +112,7 @@ pub struct EngineBuilder {
     heartbeat: Option<Duration>,
     reconcile: Option<(Arc<dyn ReconcileStore>, Option<Duration>)>,
     conditional: crate::conditional::ConditionalConfig,
+    ark_url: Option<String>,
 }
 
 impl EngineBuilder {
@@ -134,7 +135,15 @@ impl EngineBuilder {
             heartbeat: None,
             reconcile: None,
             conditional: Default::default(),
+            ark_url: None,
         }
+    }
+
+    /// Advertises `url` as the Ark server's endpoint in `get_info`'s `ark`
+    /// object (`ark.url`), so wallets can check their inputs at its indexer.
+    pub fn with_ark_url(mut self, url: impl Into<String>) -> Self {
+        self.ark_url = Some(url.into());
+        self
     }
 
     /// The `[conditional]` configuration (liquidations' price window).
@@ -216,6 +225,7 @@ impl EngineBuilder {
             read_only,
             heartbeat,
             reconcile,
+            ark_url,
             conditional,
         } = self;
         let keys = identity.keys.clone();
@@ -226,7 +236,10 @@ impl EngineBuilder {
             encryption: vec!["nip44_v2", "nip04"],
             transfer_fee: policy.transfer_fee,
             land_fee_ppm: policy.land_fee_ppm,
-            ark: Some(ceremony::server_info_json(&identity.server)),
+            ark: Some(ceremony::server_info_json_with_url(
+                &identity.server,
+                ark_url.as_deref(),
+            )),
         };
         let base = BaseHandler::new(ports.store.clone(), keys.clone(), info);
         let mut ceremony = Ceremony::new(

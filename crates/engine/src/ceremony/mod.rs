@@ -188,6 +188,16 @@ impl Ceremony {
     }
 }
 
+/// [`server_info_json`] plus the server's endpoint as `url`, when known
+/// (wallets query its indexer for their inputs' assets).
+pub fn server_info_json_with_url(server: &ServerInfo, url: Option<&str>) -> serde_json::Value {
+    let mut v = server_info_json(server);
+    if let (Some(url), Some(map)) = (url, v.as_object_mut()) {
+        map.insert("url".to_owned(), serde_json::Value::String(url.to_owned()));
+    }
+    v
+}
+
 /// The Ark server's parameters as `get_info` publishes them for wallets.
 pub fn server_info_json(server: &ServerInfo) -> serde_json::Value {
     serde_json::json!({
