@@ -54,7 +54,7 @@ struct Cli {
         long = "source",
         env = "ORACLE_SOURCES",
         value_delimiter = ',',
-        required = true
+        required_unless_present = "print_pubkey"
     )]
     sources: Vec<String>,
     /// Decimals of every published price.
@@ -69,6 +69,10 @@ struct Cli {
     /// Publish one round and exit.
     #[arg(long)]
     once: bool,
+    /// Print the oracle's public key (hex; the key file is created if
+    /// missing) and exit: what users name as `liquidation_oracle`.
+    #[arg(long)]
+    print_pubkey: bool,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -153,6 +157,14 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if cli.print_pubkey {
+        let keys = load_or_create_key(cli.key_file.as_deref())?;
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{}", keys.public_key().to_hex());
+        }
+        return Ok(());
+    }
     let relays = if cli.nostr_relays.is_empty() {
         match &cli.dev_json {
             Some(p) => read_dev_json(p)?.nostr_relays,
