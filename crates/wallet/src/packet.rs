@@ -3,16 +3,19 @@
 //! the wallet signs, not from the relay's `colour` hints, and the two must agree.
 //!
 //! Pure: given the PSBT, the hints and the colour of the wallet's own inputs
-//! (as its own state knows them), it returns every reason to refuse.
+//! (as its own state knows them, and as the Ark server's indexer lists them),
+//! it returns every reason to refuse.
 
 use std::collections::BTreeMap;
 
-use ark_relay_ark::asset::{arkade_id, input_assets, ledger_id, output_assets, tx_packet};
-use ark_relay_core::AssetId;
+use ark_relay_ark::asset::{
+    arkade_id, input_assets, ledger_id, output_assets, tx_packet, ArkadeAssetId,
+};
+use ark_relay_core::{AssetId, VtxoId};
 use ark_relay_protocol::content::ColourHint;
 use bitcoin::Psbt;
 
-use crate::verify::AssetBook;
+use crate::verify::{AssetBook, IndexerView};
 
 /// Checks the packet of `psbt` against the hints and my inputs:
 ///
@@ -105,6 +108,55 @@ pub fn check_packet(
         if !by_out.contains_key(o) && *amount > 0 {
             why.push(format!(
                 "output {o}: the colour hint says {amount}, the asset packet gives nothing"
+            ));
+        }
+    }
+    why
+}
+
+/// Checks the inputs I sign against the Ark server's indexer: each one
+/// (`mine`: input index and VTXO) must be listed there as unspent, and the
+/// packet must list it with exactly the assets the indexer says it holds.
+/// This catches a relay that misstates my inputs' colour consistently in
+/// `sync_state` and in the packet, which my own history cannot (a wallet
+/// restored from its key has none).
+pub fn check_inputs_at_indexer(
+    psbt: &Psbt,
+    mine: &[(usize, VtxoId)],
+    view: &IndexerView,
+    book: &AssetBook,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    // A packet that does not decode is reported by `check_packet`.
+    let by_in = match tx_packet(&psbt.unsigned_tx) {
+        Ok(Some((_, p))) => input_assets(&p),
+        _ => BTreeMap::new(),
+    };
+    let key = |l: &[(ArkadeAssetId, u64)]| {
+        let mut l: Vec<_> = l
+            .iter()
+            .map(|(id, n)| (id.txid, id.group_index, *n))
+            .collect();
+        l.sort();
+        l
+    };
+    for (i, vtxo) in mine {
+        let Some(held) = view.get(vtxo) else {
+            why.push(format!(
+                "the Ark server's indexer does not list my input {i} ({vtxo}) as unspent"
+            ));
+            continue;
+        };
+        let listed = u32::try_from(*i)
+            .ok()
+            .and_then(|i| by_in.get(&i))
+            .cloned()
+            .unwrap_or_default();
+        if key(&listed) != key(held) {
+            why.push(format!(
+                "the Ark server's indexer says my input {i} ({vtxo}) holds {}, the asset packet lists {}",
+                show(held, book),
+                show(&listed, book)
             ));
         }
     }

@@ -15,7 +15,7 @@ use bitcoin::Psbt;
 
 use crate::verify::{
     decode_psbt, verify_ark_tx_challenge, verify_checkpoint_challenge, AssetBook, AuthorisedIntent,
-    Context, OwnedVtxo, Refusal, VerifiedArkTx,
+    Context, IndexerView, OwnedVtxo, Refusal, VerifiedArkTx,
 };
 
 /// How the signer answers (tests simulate unresponsive or unwilling wallets).
@@ -140,9 +140,28 @@ impl Signer {
             .map(|v| &v.ark_tx)
     }
 
+    /// The VTXOs `session` was authorised with (what an indexer check looks up).
+    pub fn session_vtxos(&self, session: &SessionId) -> Vec<ark_relay_core::VtxoId> {
+        self.sessions
+            .get(session)
+            .map(|s| s.vtxos.iter().map(|v| v.vtxo).collect())
+            .unwrap_or_default()
+    }
+
     /// Decides about one challenge; `now` is unix seconds (expired challenges
-    /// are refused).
+    /// are refused). My inputs are checked against my own history only.
     pub fn answer(&mut self, ch: &SigningChallenge, now: i64) -> Answer {
+        self.answer_with(ch, now, None)
+    }
+
+    /// [`Self::answer`], with my inputs also checked against what the Ark
+    /// server's `indexer` lists (`None`: not looked up).
+    pub fn answer_with(
+        &mut self,
+        ch: &SigningChallenge,
+        now: i64,
+        indexer: Option<&IndexerView>,
+    ) -> Answer {
         let refuse = |refusal: Refusal| {
             Answer::Refused(
                 SigningResponse {
@@ -175,6 +194,7 @@ impl Signer {
             vtxos: &session.vtxos,
             assets: &session.assets,
             relay: &self.relay,
+            indexer,
         };
         let (requests, psbts) = match ch.step {
             1 => match verify_ark_tx_challenge(&ctx, &session.intent, ch) {

@@ -348,7 +348,15 @@ pub struct Context<'a> {
     pub assets: &'a AssetBook,
     /// The relay's key (its fee and its uncoloured change go there).
     pub relay: &'a PubKey,
+    /// What the Ark server's indexer said my VTXOs hold, looked up just
+    /// before this challenge; `None` when not checked (no indexer configured
+    /// or unreachable: my own history is then all I check against).
+    pub indexer: Option<&'a IndexerView>,
 }
+
+/// The Ark server's indexer's answer for my VTXOs: each one it lists as
+/// unspent, with the asset denominations it holds (arkd `Vtxo.assets`).
+pub type IndexerView = HashMap<VtxoId, Vec<(ark_relay_ark::asset::ArkadeAssetId, u64)>>;
 
 /// A verified step 1: what was signed, kept to check step 2 against.
 #[derive(Debug, Clone, PartialEq)]
@@ -549,6 +557,7 @@ pub fn verify_ark_tx_challenge(
     let mut in_sats: u64 = 0;
     let mut spent = Vec::new();
     let mut own_inputs = Vec::new();
+    let mut own_ids: Vec<(usize, VtxoId)> = Vec::new();
     for r in &requests {
         let i = r.input_index;
         let Some(txin) = psbt.unsigned_tx.input.get(i) else {
@@ -591,6 +600,7 @@ pub fn verify_ark_tx_challenge(
             add(&mut in_colour, asset, own.vtxo.amount);
         }
         own_inputs.push((i, own.vtxo.asset_id.map(|a| (a, own.vtxo.amount))));
+        own_ids.push((i, own.vtxo.vtxo));
         spent.push(own.vtxo.vtxo);
     }
     // Colour is read from the transaction: the packet must say what the hints say.
@@ -600,6 +610,12 @@ pub fn verify_ark_tx_challenge(
         ctx.assets,
         &own_inputs,
     ));
+    // ... and what the Ark server holds: my inputs as its indexer lists them.
+    if let Some(view) = ctx.indexer {
+        why.extend(crate::packet::check_inputs_at_indexer(
+            &psbt, &own_ids, view, ctx.assets,
+        ));
+    }
 
     if intent.batch {
         why.extend(check_batch_outputs(
