@@ -39,6 +39,7 @@ use ark_relay_sim::{RoundConfig, SimOptions, SimStack};
 use ark_relay_store::testing::TestDb;
 use ark_relay_wallet::verify::renewal::{answer_renewal, RenewalContext};
 use ark_relay_wallet::verify::OwnedVtxo;
+use bitcoin::hashes::Hash;
 use bitcoin::key::{Keypair, Secp256k1};
 use nostr::{Event, JsonUtil, Keys};
 
@@ -541,4 +542,62 @@ async fn refused_then_warned_then_recovered_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_then_warned_then_recovered_on_mariadb() {
     refused_then_warned_then_recovered(TestDb::mariadb().await.unwrap()).await;
+}
+
+/// A delegation is void once its VTXO is spent otherwise (here: a transfer
+/// recorded in the ledger before the renewal's `valid_at`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegation_is_void_once_its_vtxo_is_spent() {
+    let s = setup(TestDb::sqlite().await.unwrap(), 3600).await;
+    let old = s.user_vtxo(20_000).await;
+    assert_eq!(s.renewals.pass().await.unwrap().offered, 1);
+    let ch = s.challenge_for(old, false).await;
+    assert!(s.wallet_answers(&ch, old).await.outbox.is_empty());
+    let queued =
+        s.db.store
+            .delegation(&ch.renewal_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(queued.status, DelegationStatus::Queued);
+    s.store
+        .commit_transaction(&ark_relay_core::L2Transaction {
+            ark_txid: bitcoin::Txid::from_byte_array([0x5a; 32]),
+            kind: "transfer".into(),
+            session: None,
+            inputs: vec![old],
+            outputs: vec![NewVtxo {
+                id: VtxoId::new(bitcoin::Txid::from_byte_array([0x5a; 32]), 0),
+                owner: pk(&s.relay),
+                sats: Sats::new(20_000),
+                colour: Some(Colour {
+                    asset: s.asset,
+                    amount: AssetAmount::new(400),
+                }),
+                status: VtxoStatus::Assigned,
+                tapscripts: ark_relay_core::Tapscripts(vec![vec![0x51]]),
+                expires_at: None,
+            }],
+            issued: Vec::new(),
+            burned: Vec::new(),
+            finalized_at: UnixTime::now(),
+        })
+        .await
+        .unwrap();
+    let r = s.renewals.pass().await.unwrap();
+    assert_eq!(r.voided, 1, "{r:?}");
+    let d =
+        s.db.store
+            .delegation(&ch.renewal_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(d.status, DelegationStatus::Void);
+    assert_eq!(
+        s.renewals.pass().await.unwrap(),
+        Default::default(),
+        "nothing more"
+    );
+    s.stack.stop().await;
+    s.db.destroy().await;
 }
