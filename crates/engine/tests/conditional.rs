@@ -17,6 +17,7 @@ use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
     UnixTime, VtxoId, VtxoStatus,
 };
+use ark_relay_engine::ceremony::{CrashHook, CrashPoint};
 use ark_relay_protocol::content::{
     l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SigningChallenge, SupplyChange,
     WireAmount,
@@ -62,7 +63,7 @@ struct World {
     db: TestDb,
     _nostr: ark_relay_nostr::DevRelay,
     _sim_server: ark_relay_sim::arkd::SimServer,
-    _engine: (
+    engine: (
         tokio::sync::watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ),
@@ -70,6 +71,50 @@ struct World {
 
 impl World {
     async fn start(db: TestDb) -> World {
+        Self::start_with(db, None).await
+    }
+
+    /// A relay process on the shared store, Nostr relay and arkd.
+    async fn relay_process(
+        store: &DynStore,
+        relay: &Keys,
+        server: &ServerInfo,
+        nostr_url: &str,
+        arkd_url: &str,
+        crash: Option<CrashHook>,
+    ) -> (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        common::start_ceremony(
+            store,
+            relay,
+            server,
+            nostr_url,
+            arkd_url,
+            None,
+            crash,
+            Arc::new(ark_relay_queue::MemoryQueue::new(Default::default())),
+        )
+        .await
+    }
+
+    /// Kills the relay process and starts a fresh one (no crash hook).
+    async fn restart(&mut self) {
+        let _ = self.engine.0.send(true);
+        let _ = (&mut self.engine.1).await;
+        self.engine = Self::relay_process(
+            &self.store,
+            &self.relay,
+            &self.server,
+            &self.nostr_url,
+            &self.arkd_url,
+            None,
+        )
+        .await;
+    }
+
+    async fn start_with(db: TestDb, crash: Option<CrashHook>) -> World {
         let store: DynStore = Arc::new(db.store.clone());
         let nostr = dev_relay().await;
         let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
@@ -108,15 +153,13 @@ impl World {
             .insert_vtxos(&inventory, UnixTime::now())
             .await
             .expect("inventory");
-        let engine = common::start_ceremony(
+        let engine = Self::relay_process(
             &store,
             &relay,
             &server,
             nostr.url(),
             &sim_server.url(),
-            None,
-            None,
-            Arc::new(ark_relay_queue::MemoryQueue::new(Default::default())),
+            crash,
         )
         .await;
         let dex = Keys::generate();
@@ -137,7 +180,7 @@ impl World {
             db,
             _nostr: nostr,
             _sim_server: sim_server,
-            _engine: engine,
+            engine,
         }
     }
 
@@ -597,4 +640,86 @@ async fn alice_closes_her_position_herself_before_liquidation() {
     assert_eq!(refusal(&dex, &liq).await, ErrorCode::AlreadyLiquidated);
     assert_eq!(w.balance(&fund_pk, &w.gbtc).await, 0, "nothing paid");
     common::assert_reconciled(&w.db.store, &w.arkd_url).await;
+}
+
+/// A relay killed at any step of a liquidation (after locking, after the
+/// challenge, after `SubmitTx`, after `FinalizeTx`, before the 31340) and
+/// restarted completes it exactly once: margin paid once, token burned once,
+/// ledger = arkd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_at_any_step_of_a_liquidation_completes_it_once() {
+    for point in [
+        CrashPoint::AfterLock,
+        CrashPoint::AfterChallenge,
+        CrashPoint::AfterSubmit,
+        CrashPoint::AfterFinalize,
+        CrashPoint::BeforeConfirmation,
+    ] {
+        liquidation_killed_at(point).await;
+    }
+}
+
+async fn liquidation_killed_at(point: CrashPoint) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Armed only once the position is open: the crash hits the liquidation.
+    let armed = Arc::new(AtomicBool::new(false));
+    let crashed = Arc::new(AtomicBool::new(false));
+    let (a, c) = (armed.clone(), crashed.clone());
+    let hook: CrashHook = Arc::new(move |p| {
+        p == point && a.load(Ordering::SeqCst) && !c.swap(true, Ordering::SeqCst)
+    });
+    let mut w = World::start_with(TestDb::mariadb().await.expect("MariaDB"), Some(hook)).await;
+    let (alice_pk, dex_pk, fund_pk) = (pk(&w.alice), pk(&w.dex), pk(&w.fund));
+    let relay_pk = pk(&w.relay);
+    w.fund_gbtc(&alice_pk, 5_000_000).await;
+    w.fund_gbtc(&dex_pk, 2_000_000).await;
+    let alice = Arc::new(Wallet::connect_as(&w.nostr_url, w.alice.clone()).await);
+    let dex = Arc::new(Wallet::connect_as(&w.nostr_url, w.dex.clone()).await);
+    spawn_signer(alice.clone(), relay_pk);
+    spawn_signer(dex.clone(), relay_pk);
+    let (open, position) = open_position(&w, &alice, &dex).await;
+    alice.stop();
+    armed.store(true, Ordering::SeqCst);
+
+    let low = w.price(&w.oracle, 5_800_000, 5);
+    let liq = w.liquidate(
+        &w.dex,
+        "liq-crash",
+        position,
+        Witness::new(&open, &low),
+        &fund_pk,
+        MARGIN,
+    );
+    dex.publish(&liq).await;
+    let deadline = tokio::time::Instant::now() + OUTCOME;
+    while !crashed.load(Ordering::SeqCst) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{point:?}: never crashed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.restart().await;
+    let done = confirmation(&dex, &liq).await;
+    assert!(done.spent.iter().any(|v| v.vtxo == position), "{point:?}");
+    assert_eq!(
+        w.balance(&fund_pk, &w.gbtc).await,
+        MARGIN,
+        "{point:?}: paid once"
+    );
+    assert_eq!(w.balance(&alice_pk, &w.token).await, 0, "{point:?}: burned");
+    assert_eq!(
+        w.balance(&dex_pk, &w.gbtc).await,
+        2_000_000 - 2 * FEE,
+        "{point:?}"
+    );
+    let confs = dex
+        .received()
+        .await
+        .into_iter()
+        .filter(|e| answers(e, kinds::CONFIRMATION, &liq.id))
+        .count();
+    assert_eq!(confs, 1, "{point:?}: one 31340");
+    common::assert_reconciled(&w.db.store, &w.arkd_url).await;
+    let _ = w.engine.0.send(true);
 }
