@@ -4,7 +4,8 @@
 //! answered with 2006 `COLOUR_MISMATCH` as a 31341: nothing locked, nothing
 //! spent; a transfer from an undisputed VTXO still completes and the ledger
 //! then equals the indexer. And a unilateral exit on the chain simulator keeps
-//! the asset: it is re-derived from the broadcast transactions' packets.
+//! the asset: it is re-derived from the broadcast transactions' packets. The
+//! reference wallet checks its inputs at the arkd indexer before signing.
 
 mod common;
 
@@ -19,11 +20,13 @@ use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
     UnixTime, VtxoId, VtxoStatus,
 };
+use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_protocol::content::{AssetRef, Confirmation, IntentContent};
 use ark_relay_protocol::{builders, kinds, pubkey_from_nostr};
 use ark_relay_queue::MemoryQueue;
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
 use ark_relay_store::testing::TestDb;
+use ark_relay_wallet::{IndexerCheck, WalletOptions};
 use nostr::Keys;
 
 use common::{dev_relay, spawn_signer, Wallet};
@@ -364,5 +367,84 @@ async fn an_exited_vtxo_keeps_its_asset_by_the_packet_history() {
     // Without the root (no genesis) neither.
     let rootless = ExitHistory { roots: vec![], txs };
     assert!(asset_of_exited_output(&rootless, bobs.outpoint()).is_err());
+    let _ = e.stop.send(true);
+}
+
+async fn reference_wallet(e: &Env, keys: Keys, indexer: IndexerCheck) -> ark_relay_wallet::Wallet {
+    let opts = WalletOptions {
+        indexer,
+        send_timeout: Duration::from_secs(60),
+        ..WalletOptions::default()
+    };
+    ark_relay_wallet::Wallet::connect(keys, e.relay_pk, vec![e.nostr.url().to_owned()], opts)
+        .await
+        .expect("wallet")
+}
+
+/// Issue 20 item 4: the relay misstates the colour of Alice's VTXO (its
+/// ledger, hence `sync_state` and the packet, say 5 000 gBTC; arkd holds
+/// 4 000) and Alice's wallet is freshly restored (no history to contradict
+/// it). Checking her inputs at the arkd indexer, the wallet refuses to sign;
+/// nothing is spent. An honest VTXO is signed for, and without a reachable
+/// indexer the wallet falls back to its own history (a WARN) and signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_wallet_checks_its_inputs_at_the_arkd_indexer() {
+    let e = env().await;
+    let indexer = || {
+        let url = e.sim_server.url();
+        async move {
+            let client = ArkdClient::connect(url).await.expect("arkd client");
+            IndexerCheck::Server(Arc::new(client))
+        }
+    };
+    let bob_pk = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+
+    // The lie: refused at step 1, with the indexer named in the reason.
+    let alice_keys = Keys::generate();
+    let alice_pk = pubkey_from_nostr(&alice_keys.public_key()).expect("key");
+    let lying = fund(&e.sim, &e.store, &e.server, e.gbtc, &alice_pk, 5_000, 4_000).await;
+    let alice = reference_wallet(&e, alice_keys, indexer().await).await;
+    let err = alice
+        .send(bob_pk, 1_000, AssetRef::gbtc())
+        .await
+        .expect_err("a misstated input is refused");
+    assert_eq!(err.code(), Some(ErrorCode::SigningRefused), "{err}");
+    let notes: Vec<String> = alice
+        .history()
+        .into_iter()
+        .flat_map(|h| h.challenges)
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("refused") && n.contains("indexer") && n.contains("4000")),
+        "{notes:?}"
+    );
+    let v = e.store.vtxo(&lying).await.expect("vtxo").expect("exists");
+    assert_eq!((v.status, v.locked_by), (VtxoStatus::Assigned, None));
+    assert_eq!(
+        e.sim.vtxo(&lying.outpoint()).expect("at arkd").state,
+        ark_relay_sim::arkd::VtxoState::Spendable
+    );
+
+    // Honest colour: the indexer agrees, the wallet signs.
+    let carol_keys = Keys::generate();
+    let carol_pk = pubkey_from_nostr(&carol_keys.public_key()).expect("key");
+    fund(&e.sim, &e.store, &e.server, e.gbtc, &carol_pk, 2_000, 2_000).await;
+    let carol = reference_wallet(&e, carol_keys, indexer().await).await;
+    carol
+        .send(bob_pk, 500, AssetRef::gbtc())
+        .await
+        .expect("honest send");
+
+    // No indexer advertised (this relay's get_info has no ark.url): the
+    // wallet falls back to its own history and signs.
+    let dave_keys = Keys::generate();
+    let dave_pk = pubkey_from_nostr(&dave_keys.public_key()).expect("key");
+    fund(&e.sim, &e.store, &e.server, e.gbtc, &dave_pk, 2_000, 2_000).await;
+    let dave = reference_wallet(&e, dave_keys, IndexerCheck::Relay).await;
+    dave.send(bob_pk, 500, AssetRef::gbtc())
+        .await
+        .expect("send without an indexer");
     let _ = e.stop.send(true);
 }

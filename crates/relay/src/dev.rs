@@ -285,6 +285,12 @@ impl DevStack {
             lightning,
         )
         .await?;
+        // The embedded arkd simulator's endpoint (a configured [ark] is
+        // advertised by engine_builder).
+        let builder = match &sim_endpoints {
+            Some(e) if self.config.ark.is_none() => builder.with_ark_url(e.arkd.clone()),
+            _ => builder,
+        };
         let engine = crate::rotation::address_current(builder, &relay_key, &previous)?.build()?;
         let relay_pk: PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
         let engine = crate::ops::with_ops(

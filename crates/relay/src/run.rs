@@ -349,7 +349,10 @@ pub async fn run(
             encryption: vec!["nip44_v2".to_owned(), "nip04".to_owned()],
             transfer_fee: config.fees.transfer_fee_sats,
             land_fee_ppm: u64::from(config.fees.land_fee_ppm),
-            ark: Some(ceremony::server_info_json(&server)),
+            ark: Some(ceremony::server_info_json_with_url(
+                &server,
+                Some(&ark_config.url),
+            )),
             database: store.backend_name().to_owned(),
         };
         let source = availability.clone();

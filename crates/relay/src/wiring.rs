@@ -135,6 +135,9 @@ pub(crate) async fn engine_builder(
         });
     // Reconciliation with the arkd indexer: disputed inputs refused (2006),
     // the periodic run on the scheduler leader.
+    if let Some(ark) = &config.ark {
+        builder = builder.with_ark_url(ark.url.clone());
+    }
     let every = config.run.reconcile_every_secs;
     builder = builder.with_reconciliation(
         Arc::new(store.clone()),

@@ -27,7 +27,9 @@ pub mod signer;
 pub mod testing;
 pub mod verify;
 
-pub use client::{Balances, HistoryEntry, Outcome, Wallet, WalletError, WalletOptions};
+pub use client::{
+    Balances, HistoryEntry, IndexerCheck, Outcome, Wallet, WalletError, WalletOptions,
+};
 pub use ramp::LiftTicket;
 pub use signer::{Answer, SignPolicy, Signer};
 pub use verify::{AssetBook, AuthorisedIntent, OwnedVtxo, Payment, Received, Refusal};

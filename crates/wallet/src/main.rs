@@ -50,6 +50,11 @@ struct Cli {
     /// Encrypt DMs with NIP-04 instead of NIP-44 v2.
     #[arg(long, global = true)]
     nip04: bool,
+    /// Do not look my inputs up at the Ark server's indexer (the one the
+    /// relay's get_info advertises) before signing; check them against my
+    /// own history only.
+    #[arg(long, global = true)]
+    no_indexer_check: bool,
     /// Print JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -193,6 +198,11 @@ async fn run(cli: Cli) -> Result<()> {
         },
         send_timeout: Duration::from_secs(cli.timeout),
         history_file,
+        indexer: if cli.no_indexer_check {
+            ark_relay_wallet::IndexerCheck::Off
+        } else {
+            ark_relay_wallet::IndexerCheck::Relay
+        },
         ..Default::default()
     };
     let wallet = Wallet::connect(keys.clone(), relay, relays.clone(), opts).await?;

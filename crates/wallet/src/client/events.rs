@@ -132,6 +132,17 @@ impl Wallet {
             }
         };
         let created = i64::try_from(ev.created_at.as_secs()).unwrap_or(0);
+        // Step 1: look my inputs up at the Ark server's indexer first.
+        let vtxos = if ch.step == 1 {
+            let st = self.lock();
+            st.signer
+                .as_ref()
+                .map(|s| s.session_vtxos(&ch.session_id))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let view = self.indexer_view(&vtxos).await;
         let answer = {
             let mut st = self.lock();
             let Some(signer) = st.signer.as_mut() else {
@@ -147,7 +158,7 @@ impl Wallet {
             if !signer.knows(&ch.session_id) && created < self.inner.started_at {
                 return; // an old challenge of another process or run
             }
-            let answer = signer.answer(&ch, now());
+            let answer = signer.answer_with(&ch, now(), view.as_ref());
             let note = match &answer {
                 Answer::Signed(_) => format!("step {} signed", ch.step),
                 Answer::Refused(_, why) => format!("step {} refused: {why}", ch.step),

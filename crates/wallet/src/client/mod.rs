@@ -36,10 +36,12 @@ use crate::verify::{AssetBook, AuthorisedIntent, OwnedVtxo};
 
 mod events;
 mod history;
+mod indexer;
 mod renewal;
 
 use history::set_outcome;
 pub use history::{HistoryEntry, Outcome};
+pub use indexer::IndexerCheck;
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,9 @@ pub struct WalletOptions {
     pub catch_up_every: Duration,
     /// Where history is persisted (JSON); `None` keeps it in memory.
     pub history_file: Option<PathBuf>,
+    /// Whether my inputs are also checked at the Ark server's indexer before
+    /// I sign (default: off, my own history only; `ark-wallet` turns it on).
+    pub indexer: IndexerCheck,
 }
 
 impl Default for WalletOptions {
@@ -114,6 +119,7 @@ impl Default for WalletOptions {
             server: None,
             catch_up_every: Duration::from_secs(3),
             history_file: None,
+            indexer: IndexerCheck::Off,
         }
     }
 }
@@ -258,6 +264,8 @@ struct State {
     failures: HashMap<EventId, FailureNotice>,
     confirmations: HashMap<EventId, Confirmation>,
     history: Vec<HistoryEntry>,
+    /// The connected Ark server of [`IndexerCheck::Relay`].
+    indexer: Option<std::sync::Arc<dyn ark_relay_core::backends::ark::ArkServer>>,
 }
 
 struct Inner {
