@@ -247,6 +247,65 @@ async function loadPool(): Promise<PoolInfo> {
   return p;
 }
 
+let perps: DexClient | undefined;
+
+/** One position as the perps DEX lists it (`positions`). */
+interface PositionRow {
+  position: string;
+  pair: string;
+  side: string;
+  leverage: number;
+  margin: number;
+  entry_price: number;
+  liquidation_price: number;
+  status: string;
+  mark?: { price: number; pnl: string; equity: string } | null;
+}
+
+/** Read-only: my positions at the perps DEX whose key is typed in. */
+async function loadPositions(): Promise<void> {
+  if (!client || !info) throw new Error('connect first');
+  const key = parseKey(($('perps-key') as HTMLInputElement).value);
+  if (perps?.dex !== key) {
+    perps?.stop();
+    perps = new DexClient(info.relays, client.signer, client.me, key);
+    perps.start();
+  }
+  const answer = await perps.request({ action: 'positions' }, 60_000);
+  const rows = (answer.positions ?? []) as PositionRow[];
+  const table = $('perps-list');
+  table.replaceChildren();
+  const head = ['position', 'pair', 'side', 'leverage', 'margin', 'entry', 'liquidation', 'mark', 'pnl', 'status'];
+  const tr = (cells: string[], tag: 'th' | 'td') => {
+    const row = document.createElement('tr');
+    for (const c of cells) {
+      const cell = document.createElement(tag);
+      cell.textContent = c;
+      row.append(cell);
+    }
+    table.append(row);
+  };
+  tr(head, 'th');
+  for (const p of rows) {
+    tr(
+      [
+        `${p.position.slice(0, 12)}…`,
+        p.pair,
+        p.side,
+        `${p.leverage}×`,
+        String(p.margin),
+        String(p.entry_price),
+        String(p.liquidation_price),
+        p.mark ? String(p.mark.price) : '-',
+        p.mark ? p.mark.pnl : '-',
+        p.status,
+      ],
+      'td',
+    );
+  }
+  if (rows.length === 0) tr(['no positions'], 'td');
+}
+
 /** Shows a batch's outcome: its one 31340 names the user's intent and the DEX's. */
 function settledText(id: string, ev: string, what: string, c: Confirmation): void {
   const el = $(id);
@@ -346,6 +405,7 @@ async function main(): Promise<void> {
   on('send', send);
   on('withdraw', withdraw);
   on('dex-load', async () => void (await loadPool().catch((e) => setText('dex-pool', errorText(e), 'err'))));
+  on('perps-load', async () => void (await loadPositions().catch((e) => setText('who', errorText(e), 'err'))));
   on('swap', swap);
   on('add-liquidity', addLiquidity);
   $('withdraw-invoice').addEventListener('input', () => void withdrawSummary());

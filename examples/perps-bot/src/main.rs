@@ -59,9 +59,10 @@ struct Cli {
     /// Oldest usable price, seconds (keep it below the relay's `max_price_age_secs`).
     #[arg(long, env = "PERPS_MAX_PRICE_AGE", default_value_t = 60)]
     max_price_age: i64,
-    /// Where liquidations send the margin (default: the DEX's own key).
+    /// Where liquidations send the margin (hex or npub): another key than
+    /// the DEX's (a liquidation pays it from the DEX's coins).
     #[arg(long, env = "PERPS_INSURANCE_FUND")]
-    insurance_fund: Option<String>,
+    insurance_fund: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -143,10 +144,10 @@ async fn main() -> Result<()> {
             .ok_or_else(|| anyhow!("pass --margin-asset: the DEX holds no gBTC to learn its id"))?,
     };
     let oracle = parse_pubkey(&cli.oracle)?;
-    let insurance_fund = match &cli.insurance_fund {
-        Some(k) => parse_pubkey(k)?,
-        None => wallet.pubkey(),
-    };
+    let insurance_fund = parse_pubkey(&cli.insurance_fund)?;
+    if insurance_fund == wallet.pubkey() {
+        bail!("--insurance-fund must be another key than the DEX's");
+    }
     let perps = Arc::new(Perps::new(
         wallet,
         keys.clone(),
