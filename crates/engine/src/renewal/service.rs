@@ -2,7 +2,8 @@
 //! [`Periodic`](crate::Periodic) of the scheduler leader plus the handler of
 //! wallets' renewal answers.
 //!
-//! Each pass (idempotent, so a crash or a second leader repeats nothing):
+//! Each pass (idempotent, so a crash or a second leader repeats nothing;
+//! arkd is asked only about VTXOs without a scheduled or finished renewal):
 //! 1. **Offer**: every unspent user VTXO of the ledger without a delegation
 //!    gets a `sign_renewal` challenge (a VTXO arkd reports swept gets one
 //!    with `recovery: true`, and so does a swept VTXO whose renewal was
@@ -125,6 +126,27 @@ fn page_after(v: &[Vtxo]) -> Option<VtxoId> {
     v.last().map(|v| v.id)
 }
 
+/// Whether a renewal is scheduled, done or void (no recovery to offer for
+/// it; a refused, unanswered or failed one may need one once swept).
+fn scheduled_or_final(s: DelegationStatus) -> bool {
+    matches!(
+        s,
+        DelegationStatus::Queued | DelegationStatus::Done | DelegationStatus::Void
+    )
+}
+
+/// Whether a VTXO's next step needs arkd's view of it: no delegation yet, or
+/// a renewal neither scheduled nor over without a recovery (swept?).
+fn needs_ark(rows: &[DelegationRecord]) -> bool {
+    let renew = rows.iter().find(|r| !r.recovery);
+    let recover = rows.iter().find(|r| r.recovery);
+    match (renew, recover) {
+        (None, None) => true,
+        (Some(r), None) => !scheduled_or_final(r.status),
+        _ => false,
+    }
+}
+
 impl Renewals {
     /// The flow for the relay key `keys` (whose VTXOs are the inventory's,
     /// never offered), its round cosigner `cosigner`
@@ -185,35 +207,38 @@ impl Renewals {
             if users.is_empty() {
                 continue;
             }
-            let at_ark = self
-                .ark
-                .get_vtxos(&VtxoQuery::Outpoints(users.iter().map(|v| v.id).collect()))
-                .await
-                .map_err(|e| RenewalServiceError::Ark(e.to_string()))?;
-            for v in users {
-                let Some(server) = at_ark.iter().find(|s| s.id == v.id) else {
-                    continue;
-                };
-                let rows = self.renewals.delegations_of_vtxo(&v.id.to_string()).await?;
+            // Only VTXOs whose next step depends on arkd (no delegation yet:
+            // its times and assets; a renewal not scheduled: swept or not)
+            // are looked up there; scheduled and done ones are not.
+            let mut rows_of = Vec::with_capacity(users.len());
+            for v in &users {
+                rows_of.push(self.renewals.delegations_of_vtxo(&v.id.to_string()).await?);
+            }
+            let ask: Vec<VtxoId> = users
+                .iter()
+                .zip(&rows_of)
+                .filter(|(_, rows)| needs_ark(rows))
+                .map(|(v, _)| v.id)
+                .collect();
+            let at_ark = if ask.is_empty() {
+                Vec::new()
+            } else {
+                self.ark
+                    .get_vtxos(&VtxoQuery::Outpoints(ask))
+                    .await
+                    .map_err(|e| RenewalServiceError::Ark(e.to_string()))?
+            };
+            for (v, rows) in users.into_iter().zip(&rows_of) {
+                let server = at_ark.iter().find(|s| s.id == v.id);
                 let renew = rows.iter().find(|r| !r.recovery);
                 let recover = rows.iter().find(|r| r.recovery);
-                let swept = server.is_swept;
+                let swept = server.is_some_and(|s| s.is_swept);
                 let wanted = match (renew, recover) {
                     (None, None) => Some(swept),
-                    (Some(r), None)
-                        if swept
-                            && matches!(
-                                r.status,
-                                DelegationStatus::Refused
-                                    | DelegationStatus::Failed
-                                    | DelegationStatus::Asked
-                            ) =>
-                    {
-                        Some(true)
-                    }
+                    (Some(r), None) if swept && !scheduled_or_final(r.status) => Some(true),
                     _ => None,
                 };
-                if let Some(recovery) = wanted {
+                if let (Some(recovery), Some(server)) = (wanted, server) {
                     if self.offer(v, server, recovery, now).await? {
                         report.offered += 1;
                     }
@@ -221,11 +246,12 @@ impl Renewals {
                 let scheduled = rows
                     .iter()
                     .any(|r| matches!(r.status, DelegationStatus::Queued | DelegationStatus::Done));
-                let near = server.expires_at - now.0 <= self.config.notice_before_secs;
+                let expires_at = v.expires_at.map(|t| t.0).or(server.map(|s| s.expires_at));
+                let near = expires_at.is_some_and(|e| e - now.0 <= self.config.notice_before_secs);
                 if !scheduled && !swept && near {
                     near_expiry += 1;
-                    if let Some(r) = renew {
-                        if self.notice(v, server, r, now).await? {
+                    if let (Some(r), Some(e)) = (renew, expires_at) {
+                        if self.notice(v, e, r, now).await? {
                             report.noticed += 1;
                         }
                     }
@@ -370,7 +396,7 @@ impl Renewals {
     async fn notice(
         &self,
         v: &Vtxo,
-        server: &ServerVtxo,
+        expires_at: i64,
         d: &DelegationRecord,
         now: UnixTime,
     ) -> Result<bool, RenewalServiceError> {
@@ -381,7 +407,7 @@ impl Renewals {
             ErrorCode::VtxoNearExpiry,
             format!(
                 "VTXO {} expires at {} without a renewal: answer the sign_renewal challenge or spend it",
-                v.id, server.expires_at
+                v.id, expires_at
             ),
         );
         let about = notice_id(&d.renewal_id);
