@@ -184,7 +184,7 @@ impl Default for RunConfig {
             rate_limit_events: 120,
             rate_limit_window_secs: 10,
             rate_limit_per_key: std::collections::BTreeMap::new(),
-            queue_high_water: 64,
+            queue_high_water: 128,
             reconcile_every_secs: 600,
         }
     }

@@ -9,14 +9,17 @@
 //!
 //! The depth is asked of the queue (Redis `XLEN` in scale-out, so workers in
 //! other processes count) only when an estimate — the last depth read plus
-//! the events admitted since — passes half the mark; below it an event is
-//! admitted without a round trip. While the queue is at the mark, the gate
-//! re-reads the depth every [`POLL`] (only then: nothing polls on the idle
-//! hot path). A queue error admits the event (ingest's own push then fails
-//! or succeeds as before; the gate never stalls ingest on its own).
+//! the events admitted since — passes half the mark, and then at most once
+//! per [`FRESH`] while it stays below the mark; otherwise an event is
+//! admitted without a round trip (a read per event cost the transfer bench
+//! 19 Redis commands per transfer and slowed ingest). While the queue is at
+//! the mark, the gate re-reads the depth every [`POLL`] (only then: nothing
+//! polls on the idle hot path). A queue error admits the event (ingest's own
+//! push then fails or succeeds as before; the gate never stalls ingest on
+//! its own).
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ark_relay_core::DynQueue;
 use tokio::sync::watch;
@@ -24,16 +27,27 @@ use tokio::sync::watch;
 /// How often a saturated gate re-reads the queue depth.
 pub const POLL: Duration = Duration::from_millis(5);
 
+/// How long a depth read below the mark is trusted.
+pub const FRESH: Duration = Duration::from_millis(5);
+
 /// Default mark: jobs waiting or in flight before ingest holds back.
-pub const DEFAULT_HIGH_WATER: u64 = 64;
+pub const DEFAULT_HIGH_WATER: u64 = 128;
+
+/// The gate's view of the queue.
+#[derive(Debug, Default)]
+struct View {
+    /// Last depth read plus the events admitted since (an over-estimate:
+    /// finished jobs are not subtracted until the next read).
+    estimate: u64,
+    /// When the depth was last read.
+    read_at: Option<Instant>,
+}
 
 /// See the module docs.
 pub struct QueueGate {
     queue: DynQueue,
     high_water: u64,
-    /// Last depth read plus the events admitted since (an over-estimate:
-    /// finished jobs are not subtracted until the next read).
-    estimate: Mutex<u64>,
+    view: Mutex<View>,
     stop: watch::Receiver<bool>,
 }
 
@@ -44,13 +58,13 @@ impl QueueGate {
         Self {
             queue,
             high_water: high_water.max(1),
-            estimate: Mutex::new(0),
+            view: Mutex::new(View::default()),
             stop,
         }
     }
 
-    fn estimate(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.estimate
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -60,9 +74,10 @@ impl QueueGate {
         let mut stop = self.stop.clone();
         loop {
             {
-                let mut est = self.estimate();
-                if *est < self.high_water / 2 {
-                    *est += 1;
+                let mut v = self.view();
+                let fresh = v.read_at.is_some_and(|t| t.elapsed() < FRESH);
+                if v.estimate < self.high_water / 2 || (fresh && v.estimate < self.high_water) {
+                    v.estimate += 1;
                     return;
                 }
             }
@@ -71,10 +86,11 @@ impl QueueGate {
             }
             match self.queue.depth().await {
                 Ok(depth) => {
-                    let mut est = self.estimate();
-                    *est = depth;
+                    let mut v = self.view();
+                    v.estimate = depth;
+                    v.read_at = Some(Instant::now());
                     if depth < self.high_water {
-                        *est += 1;
+                        v.estimate += 1;
                         return;
                     }
                 }
