@@ -138,6 +138,15 @@ async fn a_genesis_then_lifts_as_reissuances_under_arkds_rules() {
     }
     let at_arkd = ark.get_asset(&arkade.to_string()).await.unwrap();
     assert_eq!(at_arkd.supply, 751);
+    // The control asset itself is never issued to anyone.
+    let more_control = Colour {
+        asset: g.control,
+        amount: AssetAmount::new(1),
+    };
+    assert!(matches!(
+        issuer.issue(&lock(4), bob, more_control, "lift").await,
+        Err(ark_relay_engine::ceremony::issue::IssueError::Rejected(_))
+    ));
     let control = ark
         .get_asset(&control_arkade_id(&g.asset).to_string())
         .await

@@ -10,12 +10,12 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ark_relay_ark::asset::{asset_metadata, control_ledger_id};
+use ark_relay_ark::asset::{asset_metadata, control_ledger_id, IdMap};
 use ark_relay_ceremony::{confirmation, genesis_colours, Control, Input, Payment, Phase, Purpose};
 use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Clock, Colour, DynStore, EventId, NewAsset, PubKey, SessionId,
-    VtxoId,
+    AssetAmount, AssetId, AssetType, Clock, Colour, DynStore, ErrorCode, EventId, NewAsset, PubKey,
+    SessionId, VtxoId,
 };
 use ark_relay_protocol::content::Confirmation;
 use ark_relay_protocol::Rejection;
@@ -71,6 +71,18 @@ impl Runner {
         }
         Ok(Some(Control { asset, vtxo }))
     }
+}
+
+/// Whether `asset` is the control asset of a registered asset (issued on
+/// Ark by a genesis): such an asset is only ever held by the relay.
+pub async fn is_control_asset(
+    store: &DynStore,
+    asset: &AssetId,
+) -> Result<bool, ark_relay_core::StoreError> {
+    let all = store.assets().await?;
+    Ok(IdMap::for_assets(all.iter().map(|a| &a.id))
+        .control(asset)
+        .is_some())
 }
 
 /// Why an issuing transaction did not finish.
@@ -357,6 +369,18 @@ impl Issuer {
         colour: Colour,
         kind: &str,
     ) -> Result<(), IssueError> {
+        if is_control_asset(&self.runner.store, &colour.asset)
+            .await
+            .map_err(transient)?
+        {
+            return Err(IssueError::Rejected(Rejection::new(
+                ErrorCode::UnknownVtxoOrAsset,
+                format!(
+                    "asset {} is a control asset; it is never issued",
+                    colour.asset
+                ),
+            )));
+        }
         let pays = [Payment::to(to, colour)];
         let plan = match self
             .runner

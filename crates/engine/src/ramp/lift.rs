@@ -16,6 +16,7 @@ use super::{
     fatal, hex_bytes, lift_lock, ln_transient, transient, IssueError, LiftData, RampCrashPoint,
     Ramps, LND_RETRY,
 };
+use crate::ceremony::issue::is_control_asset;
 use crate::handlers::{HandlerError, JobOutcome};
 use crate::ingest::InboundJob;
 
@@ -73,7 +74,19 @@ impl Ramps {
             gbtc
         } else {
             match self.lift_asset(asset, proof).await? {
-                Ok(id) => id,
+                Ok(id) => {
+                    // A relay asset's control asset is never issued to anyone.
+                    if is_control_asset(&self.store, &id)
+                        .await
+                        .map_err(transient)?
+                    {
+                        return refuse(Rejection::new(
+                            ErrorCode::UnknownVtxoOrAsset,
+                            format!("asset {id} is a control asset; it cannot be lifted"),
+                        ));
+                    }
+                    id
+                }
                 Err(r) => return refuse(r),
             }
         };
