@@ -45,6 +45,11 @@ pub async fn run(config: &Config, args: ReconcileArgs) -> Result<ExitCode> {
         .ark
         .as_ref()
         .context("reconcile needs an Ark server: set [ark] url in the configuration")?;
+    config.database_kind()?;
+    if config.uses_default_database() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    }
     let store = SqlStore::connect(&url)
         .await
         .with_context(|| format!("connecting to the database {shown}"))?;
