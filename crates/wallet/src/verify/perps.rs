@@ -437,4 +437,72 @@ mod tests {
         let wrong_dex = position_script(&me, &t2, &relay, &server, id).expect("script");
         assert!(check_position_vtxo(&vtxo(&wrong_dex), &me, &t, &relay, &server, id).is_err());
     }
+
+    #[test]
+    fn a_dex_authorises_only_its_own_positions_liquidation() {
+        use ark_relay_protocol::builders;
+        use ark_relay_protocol::perps::{price_event_builder, OraclePriceContent, Witness};
+        let (alice, dex, oracle) = (Keys::generate(), Keys::generate(), Keys::generate());
+        let of = |k: &Keys| pubkey_from_nostr(&k.public_key()).expect("pk");
+        let relay = pk();
+        let token = AssetId::from_bytes([5; 32]);
+        let mut t = terms(of(&dex), token);
+        t.liquidation_oracle.pubkey = of(&oracle);
+        let mut open = IntentContent::batch_leg(
+            IntentType::OpenPerp,
+            "open-1",
+            &[(of(&dex), AssetRef::gbtc(), 1_000_000)],
+            &[(of(&dex), AssetRef::Id(token), 1)],
+            &relay,
+            10,
+            2_000_000_000,
+        );
+        open.perp = Some(t.clone());
+        let open = builders::intent(&alice, &relay, &open).expect("open_perp");
+        let price = price_event_builder(&OraclePriceContent {
+            v: 1,
+            pair: "BTC/USD".into(),
+            price: WireAmount::new(5_800_000),
+            decimals: 2,
+            timestamp: 1_900_000_000,
+            sources: vec!["a".into()],
+        })
+        .expect("price")
+        .sign_with_keys(&oracle)
+        .expect("sign");
+        let position: VtxoId = format!("{}:0", "22".repeat(32)).parse().expect("id");
+        let mut liq = IntentContent::batch_leg(
+            IntentType::Liquidate,
+            "liq-1",
+            &[(pk(), AssetRef::gbtc(), 1_000_000)],
+            &[],
+            &relay,
+            10,
+            2_000_000_000,
+        );
+        liq.my_leg = None;
+        liq.inputs = Some(vec![position]);
+        liq.witness = Some(Witness::new(&open, &price));
+        let mut book = AssetBook::default();
+        book.insert("gBTC", AssetId::from_bytes([6; 32]));
+        let id = EventId::from_bytes([1; 32]);
+        let ok = AuthorisedIntent::from_intent(id, &liq, &of(&dex), &book).expect("the DEX's");
+        let l = ok.liquidation.expect("liquidation");
+        assert_eq!((l.position, l.user, l.token), (position, of(&alice), token));
+        assert_eq!(
+            l.open_perp,
+            ark_relay_protocol::event_id_from_nostr(&open.id)
+        );
+        // Another DEX's wallet does not sign it.
+        assert!(AuthorisedIntent::from_intent(id, &liq, &pk(), &book).is_err());
+        // Two inputs: not a liquidation of one position.
+        let mut two = liq.clone();
+        two.inputs = Some(vec![position, position]);
+        assert!(AuthorisedIntent::from_intent(id, &two, &of(&dex), &book).is_err());
+        // The DEX's counter-intent knows the position it issues, for this DEX only.
+        let issue = PositionIssue::of_event(&open, &of(&dex)).expect("issue");
+        assert_eq!((issue.user, issue.terms.margin), (of(&alice), 1_000_000));
+        assert!(PositionIssue::of_event(&open, &pk()).is_err());
+        assert!(PositionIssue::of_event(&price, &of(&dex)).is_err());
+    }
 }
