@@ -101,7 +101,6 @@ async fn setup(db: TestDb, notice_before_secs: i64) -> Setup {
             ..RoundsConfig::default()
         },
     );
-    let terms = ark.round_terms().await.expect("round terms");
     let renewals = Renewals::new(
         delegations,
         store.clone(),
@@ -111,7 +110,6 @@ async fn setup(db: TestDb, notice_before_secs: i64) -> Setup {
         Arc::new(SystemClock),
         nostr_keys(&relay),
         server,
-        terms.forfeit_address,
         runner.cosigner_pk(),
         RenewalConfig {
             // Valid at once (the simulator's batches live 7 days; the 90 %

@@ -117,7 +117,8 @@ pub struct Renewals {
     keys: Keys,
     relay: Option<PubKey>,
     server: ServerInfo,
-    forfeit_address: Address,
+    /// arkd's forfeit address (`GetInfo`), fetched on first use.
+    forfeit_address: tokio::sync::OnceCell<Address>,
     cosigner: PublicKey,
     config: RenewalConfig,
 }
@@ -149,8 +150,9 @@ fn needs_ark(rows: &[DelegationRecord]) -> bool {
 
 impl Renewals {
     /// The flow for the relay key `keys` (whose VTXOs are the inventory's,
-    /// never offered), its round cosigner `cosigner`
-    /// (`rounds::RoundRunner::cosigner_pk`) and arkd's forfeit address.
+    /// never offered) and its round cosigner `cosigner`
+    /// (`rounds::RoundRunner::cosigner_pk`). arkd's forfeit address is read
+    /// from its `GetInfo` on the first offer.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         renewals: DynRenewalStore,
@@ -161,7 +163,6 @@ impl Renewals {
         clock: Arc<dyn Clock>,
         keys: Keys,
         server: ServerInfo,
-        forfeit_address: Address,
         cosigner: PublicKey,
         config: RenewalConfig,
     ) -> Self {
@@ -176,7 +177,7 @@ impl Renewals {
             keys,
             relay,
             server,
-            forfeit_address,
+            forfeit_address: tokio::sync::OnceCell::new(),
             cosigner,
             config,
         }
@@ -341,9 +342,19 @@ impl Renewals {
         if recovery {
             policy.challenge_ttl_secs = self.config.recovery_ttl_secs;
         }
+        let forfeit_address = self
+            .forfeit_address
+            .get_or_try_init(|| async {
+                self.ark
+                    .round_terms()
+                    .await
+                    .map(|t| t.forfeit_address)
+                    .map_err(|e| RenewalServiceError::Ark(e.to_string()))
+            })
+            .await?;
         let pending = match build(
             &self.server,
-            &self.forfeit_address,
+            forfeit_address,
             self.cosigner,
             &policy,
             &spec,
