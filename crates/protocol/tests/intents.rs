@@ -151,7 +151,7 @@ fn content_rules() {
     assert_eq!(c.check_raw("not json", vec![]), Err(ErrorCode::Malformed));
     assert_eq!(c.check_raw(r#"{"v":1}"#, vec![]), Err(ErrorCode::Malformed));
     assert_eq!(
-        c.check_raw(r#"{"type":"open_perp","v":1}"#, vec![]),
+        c.check_raw(r#"{"type":"teleport","v":1}"#, vec![]),
         Err(ErrorCode::UnsupportedAction)
     );
     let mut t = c.transfer();
