@@ -448,3 +448,55 @@ async fn the_wallet_checks_its_inputs_at_the_arkd_indexer() {
         .expect("send without an indexer");
     let _ = e.stop.send(true);
 }
+
+/// The scheduler's periodic task records each run (what `/health` shows)
+/// with the disputed set it finds (a clean run clearing it is covered by the
+/// store's conformance test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_periodic_task_records_its_runs() {
+    use ark_relay_engine::reconcile::{ReconcileTask, Reconciler};
+    use ark_relay_engine::Periodic;
+    let e = env().await;
+    let ark = ArkdClient::connect(e.sim_server.url()).await.expect("arkd");
+    let reconciler = Reconciler::new(
+        e.store.clone(),
+        e.disputes.clone(),
+        Arc::new(ark),
+        Arc::new(ark_relay_core::SystemClock),
+    );
+    let task = ReconcileTask::new(reconciler, Duration::from_secs(600));
+    assert_eq!(task.name(), "reconcile");
+    task.tick().await;
+    let first = e
+        .disputes
+        .last_reconciliation()
+        .await
+        .expect("last")
+        .expect("a run");
+    assert_eq!((first.status, first.checked), (ReconcileStatus::Ok, 4));
+
+    // A lie appears and is disputed at the next run.
+    let owner = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+    let lying = fund(&e.sim, &e.store, &e.server, e.gbtc, &owner, 70, 7).await;
+    task.tick().await;
+    let second = e
+        .disputes
+        .last_reconciliation()
+        .await
+        .expect("last")
+        .expect("a run");
+    assert_eq!(
+        (second.status, second.disputed),
+        (ReconcileStatus::Degraded, 1)
+    );
+    assert!(
+        second.detail.contains("colour_differs"),
+        "{}",
+        second.detail
+    );
+    assert_eq!(
+        e.disputes.disputes_among(&[lying]).await.expect("d").len(),
+        1
+    );
+    let _ = e.stop.send(true);
+}
