@@ -154,12 +154,21 @@ impl Setup {
     /// A user VTXO carrying 400 of the asset, at arkd and in the ledger
     /// (as a transfer through the relay leaves it).
     async fn user_vtxo(&self, sats: u64) -> VtxoId {
-        let owner = pk(&self.user);
-        let v = self.stack.arkd.fund_with_assets(
-            &owner,
-            Sats::new(sats),
-            vec![(arkade_id(&self.asset), 400)],
-        );
+        self.vtxo_of(&self.user, sats, 400).await
+    }
+
+    /// A VTXO of `user` carrying `colour` units of the asset (0: none).
+    async fn vtxo_of(&self, user: &Keypair, sats: u64, colour: u64) -> VtxoId {
+        let owner = pk(user);
+        let assets = if colour > 0 {
+            vec![(arkade_id(&self.asset), colour)]
+        } else {
+            Vec::new()
+        };
+        let v = self
+            .stack
+            .arkd
+            .fund_with_assets(&owner, Sats::new(sats), assets);
         let id = VtxoId::new(v.outpoint.txid, v.outpoint.vout);
         self.store
             .insert_vtxos(
@@ -167,9 +176,9 @@ impl Setup {
                     id,
                     owner,
                     sats: Sats::new(sats),
-                    colour: Some(Colour {
+                    colour: (colour > 0).then(|| Colour {
                         asset: self.asset,
-                        amount: AssetAmount::new(400),
+                        amount: AssetAmount::new(colour),
                     }),
                     status: VtxoStatus::Assigned,
                     tapscripts: self
@@ -189,7 +198,12 @@ impl Setup {
 
     /// The outbox events of `kind` for the user, decrypted where they are.
     async fn outbox(&self, kind: u16) -> Vec<(Event, String)> {
-        let keys = nostr_keys(&self.user);
+        self.outbox_of(&self.user, kind).await
+    }
+
+    /// The outbox events of `kind` for `user` (those it can decrypt).
+    async fn outbox_of(&self, user: &Keypair, kind: u16) -> Vec<(Event, String)> {
+        let keys = nostr_keys(user);
         let relay = nostr_keys(&self.relay).public_key();
         let mut out = Vec::new();
         for item in self
@@ -205,9 +219,10 @@ impl Setup {
             let plain = if kind == kinds::CONFIRMATION {
                 ev.content.clone()
             } else {
-                decrypt(keys.secret_key(), &relay, &ev.content, &ev.tags)
-                    .expect("encrypted to the user")
-                    .0
+                match decrypt(keys.secret_key(), &relay, &ev.content, &ev.tags) {
+                    Ok((p, _)) => p,
+                    Err(_) => continue, // another user's
+                }
             };
             out.push((ev, plain));
         }
@@ -217,13 +232,25 @@ impl Setup {
     /// The reference wallet answers `ch` (its own view: its VTXO with its
     /// colour) and the answer comes in as a 31512 job.
     async fn wallet_answers(&self, ch: &RenewalChallenge, id: VtxoId) -> JobOutcome {
-        let owner = pk(&self.user);
+        self.answer_as(&self.user, ch, id, 400).await
+    }
+
+    /// `user`'s reference wallet answers `ch` knowing its VTXO `id` holds
+    /// `colour` units of the asset.
+    async fn answer_as(
+        &self,
+        user: &Keypair,
+        ch: &RenewalChallenge,
+        id: VtxoId,
+        colour: u64,
+    ) -> JobOutcome {
+        let owner = pk(user);
         let vtxos = vec![OwnedVtxo {
             vtxo: id,
             sats: ch.sats,
-            asset_id: Some(self.asset),
+            asset_id: (colour > 0).then_some(self.asset),
             ticker: None,
-            amount: 400,
+            amount: colour,
             expires_at: Some(ch.vtxo_expires_at),
             tapscripts: Default::default(),
             locked: false,
@@ -236,11 +263,10 @@ impl Setup {
             max_fee: self.renewals.fee_sats(),
             now: UnixTime::now().0,
         };
-        let resp = answer_renewal(&ctx, &self.user, ch);
+        let resp = answer_renewal(&ctx, user, ch);
         let relay_pk = pk(&self.relay);
         let ev =
-            builders::renewal_response(&nostr_keys(&self.user), &relay_pk, &resp, Scheme::Nip44)
-                .unwrap();
+            builders::renewal_response(&nostr_keys(user), &relay_pk, &resp, Scheme::Nip44).unwrap();
         let inbound = InboundJob {
             event: ev,
             scheme: Some("nip44_v2".into()),
@@ -596,6 +622,103 @@ async fn a_delegation_is_void_once_its_vtxo_is_spent() {
         Default::default(),
         "nothing more"
     );
+    s.stack.stop().await;
+    s.db.destroy().await;
+}
+
+/// Over two VTXO lifetimes of simulated chain time, three users (two with the
+/// asset) whose wallets answer once per lifetime and are offline otherwise:
+/// every VTXO is renewed in a shared round before its batch expires, owners,
+/// sats and assets unchanged, ledger = arkd indexer after each round, none
+/// swept. (One signature renews one VTXO once: a renewed VTXO is a new
+/// outpoint, so its owner signs again in its next lifetime.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_two_lifetimes_every_user_vtxo_is_renewed_and_none_swept() {
+    let s = setup(TestDb::sqlite().await.unwrap(), 3600).await;
+    let users: Vec<(Keypair, u64)> = vec![
+        (
+            Keypair::new(&Secp256k1::new(), &mut rand::thread_rng()),
+            400,
+        ),
+        (Keypair::new(&Secp256k1::new(), &mut rand::thread_rng()), 0),
+        (
+            Keypair::new(&Secp256k1::new(), &mut rand::thread_rng()),
+            250,
+        ),
+    ];
+    let mut current = Vec::new();
+    for (u, colour) in &users {
+        current.push(s.vtxo_of(u, 15_000, *colour).await);
+    }
+    let lifetime = 7 * 24 * 3600 + 512; // the simulator's batch expiry (605 184 s)
+    for round in 0..2 {
+        // Each owner comes online once, answers its challenge, leaves.
+        let r = s.renewals.pass().await.unwrap();
+        assert_eq!(r.offered, 3, "round {round}: {r:?}");
+        for ((u, colour), id) in users.iter().zip(&current) {
+            let ch = s
+                .outbox_of(u, kinds::SIGNING_CHALLENGE)
+                .await
+                .into_iter()
+                .filter_map(|(_, p)| serde_json::from_str::<RenewalChallenge>(&p).ok())
+                .find(|c| c.vtxo == *id)
+                .expect("a challenge per VTXO");
+            assert!(s.answer_as(u, &ch, *id, *colour).await.outbox.is_empty());
+        }
+        // One round renews all three (three delegated intents).
+        s.round().await;
+        let r = s.renewals.pass().await.unwrap();
+        assert_eq!(r.renewed, 3, "round {round}: {r:?}");
+        let mut next = Vec::new();
+        for ((u, colour), old) in users.iter().zip(&current) {
+            let owner = pk(u);
+            let unspent = s.store.unspent_vtxos(&owner).await.unwrap();
+            let [v] = unspent.as_slice() else {
+                panic!("one VTXO per owner: {unspent:?}")
+            };
+            assert_ne!(v.id, *old, "renewed");
+            assert_eq!(v.sats, Sats::new(15_000));
+            assert_eq!(v.colour.map(|c| c.amount.get()).unwrap_or(0), *colour);
+            // Ledger = arkd indexer: the owner's spendable VTXOs at arkd.
+            let script = s
+                .stack
+                .arkd
+                .server_info()
+                .default_vtxo(&owner)
+                .script_pubkey();
+            let at_arkd: Vec<_> = s
+                .stack
+                .arkd
+                .vtxos()
+                .into_iter()
+                .filter(|x| {
+                    x.script == script
+                        && matches!(x.state, ark_relay_sim::arkd::VtxoState::Spendable)
+                })
+                .collect();
+            assert_eq!(at_arkd.len(), 1);
+            assert_eq!(at_arkd[0].outpoint, v.id.outpoint());
+            assert!(!at_arkd[0].swept);
+            let expected: Vec<_> = if *colour > 0 {
+                vec![(arkade_id(&s.asset), *colour)]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(at_arkd[0].assets, expected);
+            next.push(v.id);
+        }
+        current = next;
+        // 90 % of a lifetime passes; the old batches expire and are swept,
+        // the renewed VTXOs are not.
+        s.stack.chain.advance_time(lifetime * 9 / 10);
+        s.stack.chain.mine(1);
+        for id in &current {
+            assert!(
+                !s.stack.arkd.vtxo(&id.outpoint()).unwrap().swept,
+                "round {round}: renewed VTXO not swept"
+            );
+        }
+    }
     s.stack.stop().await;
     s.db.destroy().await;
 }
