@@ -622,6 +622,7 @@ async fn lift_underpaid_expired_or_too_close_is_cancelled_and_refunded() {
     );
     assert_eq!(e.gbtc_balance(&alice_pk).await, 0);
     assert_eq!(e.circulating().await, 0);
+    e.assert_reconciled().await;
     relay.kill().await;
     e.destroy().await;
 }
