@@ -71,12 +71,16 @@ pub enum InventoryError {
     /// Replenishment is needed but no provisioner is configured.
     #[error("the inventory needs replenishing but no VTXO provisioner is configured")]
     NoProvisioner,
+    /// Boarding (or queuing renewals) failed (the batch is marked failed).
+    #[error(transparent)]
+    Boarding(#[from] crate::rounds::InventoryRoundsError),
 }
 
 /// What one run saw and did; also the JSON published on [`CHANNEL`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InventoryReport {
-    /// `level` (a change seen) or `replenished`.
+    /// `level` (a change seen), `replenished`, or `boarding` (batches paid
+    /// on chain and queued for a round).
     pub event: &'static str,
     /// The level now.
     pub level: u64,
@@ -113,6 +117,7 @@ pub struct InventoryMonitor {
     config: InventoryConfig,
     last_published: Mutex<Option<u64>>,
     recovery: Option<(Arc<dyn ArkServer>, ServerInfo)>,
+    rounds: Option<Arc<crate::rounds::InventoryRounds>>,
 }
 
 impl InventoryMonitor {
@@ -139,7 +144,69 @@ impl InventoryMonitor {
             config,
             last_published: Mutex::new(None),
             recovery: None,
+            rounds: None,
         }
+    }
+
+    /// Replenishes by boarding through Ark rounds (the L1 wallet pays the
+    /// relay's boarding address; a round job creates the batch's VTXOs) and
+    /// renews inventory VTXOs inside the renewal window — instead of a
+    /// [`VtxoProvisioner`]. Batches stay `requested` until their round job
+    /// ends (`confirmed` with the commitment txid, or `failed`); VTXOs of
+    /// batches in flight count towards the level the decision sees.
+    pub fn with_rounds(mut self, rounds: Arc<crate::rounds::InventoryRounds>) -> Self {
+        self.rounds = Some(rounds);
+        self
+    }
+
+    /// Closes boarded batches whose round job ended; returns the VTXOs still
+    /// in flight and those that arrived.
+    async fn settle_boarded(
+        &self,
+        rounds: &crate::rounds::InventoryRounds,
+    ) -> Result<(u64, u64), InventoryError> {
+        use ark_relay_core::rounds::RoundJobStatus;
+        let mut in_flight = 0;
+        let mut arrived = 0;
+        let now = self.clock.now();
+        for b in self.batches.recent_batches(100).await? {
+            if b.status != BatchStatus::Requested {
+                continue;
+            }
+            match rounds.batch_job(&b.batch_id).await? {
+                Some((RoundJobStatus::Done, commitment)) => {
+                    self.batches
+                        .finish_batch(
+                            &b.batch_id,
+                            BatchStatus::Confirmed,
+                            b.requested,
+                            commitment.as_deref(),
+                            now,
+                        )
+                        .await?;
+                    crate::metrics::inventory_replenished(b.requested);
+                    arrived += b.requested;
+                    tracing::info!(batch = %b.batch_id, added = b.requested, "inventory replenished by boarding");
+                }
+                Some((RoundJobStatus::Failed, _)) => {
+                    self.batches
+                        .finish_batch(&b.batch_id, BatchStatus::Failed, 0, None, now)
+                        .await?;
+                    tracing::warn!(batch = %b.batch_id, "boarded batch failed in its rounds");
+                }
+                Some(_) => in_flight += b.requested,
+                // No job: the process died between paying and queuing; the
+                // payment sits at the boarding address (docs/operations.md).
+                None if now.0 - b.created_at.0 > 3_600 => {
+                    self.batches
+                        .finish_batch(&b.batch_id, BatchStatus::Failed, 0, None, now)
+                        .await?;
+                    tracing::warn!(batch = %b.batch_id, "boarded batch has no round job; marked failed");
+                }
+                None => in_flight += b.requested,
+            }
+        }
+        Ok((in_flight, arrived))
     }
 
     /// Recovers interrupted batches: when a run finds a batch still
@@ -229,7 +296,16 @@ impl InventoryMonitor {
     /// One run: measure, decide, maybe replenish, publish.
     pub async fn run_once(&self) -> Result<InventoryReport, InventoryError> {
         let policy = self.config.policy;
-        let recovered = self.recover_stranded().await?;
+        let (recovered, in_flight, arrived) = match &self.rounds {
+            Some(rounds) => {
+                if let Err(e) = rounds.renew_due().await {
+                    tracing::warn!(error = %e, "inventory renewals not queued");
+                }
+                let (in_flight, arrived) = self.settle_boarded(rounds).await?;
+                (0, in_flight, arrived)
+            }
+            None => (self.recover_stranded().await?, 0, 0),
+        };
         let level = self.level().await?;
         crate::metrics::inventory_level(level);
         let survey = max_fee_rate(&self.fees).await;
@@ -241,7 +317,8 @@ impl InventoryMonitor {
         if let Some(fee) = survey.max_sat_vb {
             crate::metrics::fee_rate(fee);
         }
-        let decision = decide(&policy, level, survey.max_sat_vb);
+        // VTXOs of boarded batches still in their rounds count as present.
+        let decision = decide(&policy, level + in_flight, survey.max_sat_vb);
         tracing::info!(
             level,
             state = policy.state(level).as_str(),
@@ -255,13 +332,48 @@ impl InventoryMonitor {
             previous: None,
             state: policy.state(level),
             fee_rate_sat_vb: survey.max_sat_vb,
-            added: 0,
+            added: arrived,
             recovered,
             batches: vec![],
             critical: policy.critical,
             warning: policy.warning,
             target: policy.target,
         };
+        if let (Decision::Replenish { reason, batches }, Some(rounds)) = (decision, &self.rounds) {
+            if rounds.can_board() {
+                for _ in 0..batches {
+                    let id = format!("inv-{}", uuid_like());
+                    self.batches
+                        .begin_batch(&InventoryBatch {
+                            batch_id: id.clone(),
+                            requested: policy.batch_size,
+                            created: 0,
+                            reason: reason.as_str().to_owned(),
+                            fee_rate_sat_vb: survey.max_sat_vb,
+                            status: BatchStatus::Requested,
+                            l1_txid: None,
+                            created_at: self.clock.now(),
+                            completed_at: None,
+                        })
+                        .await?;
+                    report.batches.push(id.clone());
+                    let fee = survey.max_sat_vb.unwrap_or(policy.low_fee_sat_vb);
+                    if let Err(e) = rounds
+                        .board(&id, policy.batch_size, self.config.vtxo_sats, fee)
+                        .await
+                    {
+                        tracing::warn!(batch = %id, error = %e, "boarding failed");
+                        self.batches
+                            .finish_batch(&id, BatchStatus::Failed, 0, None, self.clock.now())
+                            .await?;
+                        return Err(e.into());
+                    }
+                }
+                report.event = "boarding";
+                self.publish(&report).await;
+                return Ok(report);
+            }
+        }
         if let Decision::Replenish { reason, batches } = decision {
             let provisioner = self
                 .provisioner

@@ -3,7 +3,11 @@
 //! SQLite. The relay renews its own inventory VTXO through a round (ledger =
 //! arkd indexer after it), survives a kill after every persisted step (the
 //! round completes or fails cleanly and the next one renews; nothing is
-//! forfeited without its replacement).
+//! forfeited without its replacement); the inventory monitor refills a
+//! critical inventory by boarding (the lnd simulator's wallet pays the
+//! boarding address on the chain simulator, a round turns it into VTXOs),
+//! and renews inventory VTXOs before expiry over two lifetimes of simulated
+//! chain time with none swept.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -321,4 +325,247 @@ async fn survives_a_kill_at_every_step_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_a_kill_at_every_step_on_mariadb() {
     survives_a_kill_at_every_step(TestDb::mariadb().await.unwrap()).await;
+}
+
+/// The chain simulator's clock (VTXO expiry is chain time in the simulator).
+struct ChainClock(ark_relay_sim::Chain);
+
+impl ark_relay_core::Clock for ChainClock {
+    fn now(&self) -> UnixTime {
+        UnixTime(self.0.now())
+    }
+}
+
+fn lnd_wallet(stack: &SimStack) -> Arc<dyn ark_relay_core::backends::chain::L1Chain> {
+    let lnd = stack.endpoints().lnd;
+    let cfg = ark_relay_grpc::daemon::DaemonConfig::new(
+        lnd.url.clone(),
+        lnd.tls_cert_pem.clone().map(String::into_bytes),
+        Some(hex::decode(&lnd.macaroon_hex).unwrap()),
+    );
+    Arc::new(
+        ark_relay_grpc::lnd::LndClient::new(
+            &cfg,
+            &ark_relay_grpc::resilience::HealthRegistry::new(),
+        )
+        .unwrap(),
+    )
+}
+
+impl Setup {
+    fn inventory_rounds(
+        &self,
+        clock: Arc<dyn ark_relay_core::Clock>,
+        lifetime: i64,
+    ) -> ark_relay_engine::rounds::InventoryRounds {
+        ark_relay_engine::rounds::InventoryRounds::new(
+            self.runner().jobs(),
+            self.ark.clone(),
+            Some(lnd_wallet(&self.stack)),
+            self.store.clone(),
+            self.stack.arkd.server_info().clone(),
+            self.relay,
+            clock,
+            ark_relay_engine::rounds::InventoryRoundsConfig {
+                vtxo_lifetime_secs: lifetime,
+                renew_at_pct: 90,
+                confirm_timeout: Duration::from_secs(30),
+                confirm_poll: Duration::from_millis(100),
+            },
+        )
+    }
+}
+
+async fn boarding_refills_a_critical_inventory(db: TestDb) {
+    use ark_relay_core::inventory::{BatchStatus, InventoryPolicy, InventoryStore};
+    use ark_relay_engine::inventory::{InventoryConfig, InventoryMonitor};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let s = setup(db).await;
+    let relay = s.relay_pk();
+    // Blocks keep coming (the boarding payment confirms), rounds keep running.
+    let chain = s.stack.chain.clone();
+    let miner = tokio::spawn(async move {
+        loop {
+            chain.mine(1);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let runner = Arc::new(s.runner());
+    let rounds_task = {
+        let runner = runner.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = runner.run_once().await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    // One VTXO under a critical threshold of 3 (as if load used the rest).
+    s.inventory_vtxo(5_000).await;
+    let monitor = InventoryMonitor::new(
+        s.store.clone(),
+        Arc::new(s.db.store.clone()) as Arc<dyn InventoryStore>,
+        None,
+        vec![],
+        None,
+        relay,
+        Arc::new(SystemClock),
+        InventoryConfig {
+            policy: InventoryPolicy {
+                critical: 3,
+                warning: 4,
+                target: 5,
+                batch_size: 4,
+                max_batches_per_run: 1,
+                low_fee_sat_vb: 10,
+            },
+            every: Duration::from_secs(1),
+            vtxo_sats: Sats::new(5_000),
+        },
+    )
+    .with_rounds(Arc::new(s.inventory_rounds(Arc::new(SystemClock), 605_184)));
+    let report = monitor.run_once().await.expect("boarding run");
+    assert_eq!(report.event, "boarding", "{report:?}");
+    let batch = report.batches[0].clone();
+    // While the round runs, the batch counts as in flight: no second batch.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = monitor.run_once().await.expect("run");
+        assert!(
+            r.batches.is_empty() || r.added > 0,
+            "no second batch: {r:?}"
+        );
+        let b = InventoryStore::recent_batches(&s.db.store, 10)
+            .await
+            .unwrap();
+        let ours = b.iter().find(|b| b.batch_id == batch).unwrap();
+        if ours.status == BatchStatus::Confirmed {
+            assert_eq!(ours.created, 4);
+            assert!(ours.l1_txid.is_some(), "the commitment txid is recorded");
+            break;
+        }
+        assert_ne!(ours.status, BatchStatus::Failed, "{ours:?}");
+        if tokio::time::Instant::now() > deadline {
+            let job = runner.jobs().get(&batch).await.unwrap();
+            let open = s.rounds.open_participations().await.unwrap();
+            panic!(
+                "boarding did not complete: job {job:?}, open {:?}, failed rounds {:?}, batches {:?}",
+                open.iter().map(|p| p.state.split("\"phase\":{").nth(1).unwrap_or("").to_owned()).collect::<Vec<_>>(),
+                s.stack.arkd.failed_rounds(),
+                s.stack.arkd.batches()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(monitor.level().await.unwrap(), 5, "1 + a batch of 4");
+    rounds_task.abort();
+    miner.abort();
+    s.assert_ledger_is_indexer().await;
+    s.stack.stop().await;
+    s.db.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boarding_refills_a_critical_inventory_on_sqlite() {
+    boarding_refills_a_critical_inventory(TestDb::sqlite().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boarding_refills_a_critical_inventory_on_mariadb() {
+    boarding_refills_a_critical_inventory(TestDb::mariadb().await.unwrap()).await;
+}
+
+/// Two VTXO lifetimes of chain time in steps of 5 % of a lifetime: every
+/// inventory VTXO is renewed inside its window, none is ever swept, and the
+/// ledger follows arkd's indexer.
+async fn renews_inventory_for_two_lifetimes(db: TestDb, lifetime: i64) {
+    let s = setup_with_expiry(db, lifetime).await;
+    let runner = s.runner();
+    let chain = s.stack.chain.clone();
+    let rounds = s.inventory_rounds(Arc::new(ChainClock(chain.clone())), lifetime);
+    // The first inventory VTXO comes from a round too (a renewal of a
+    // funded one), so that it belongs to a batch that can be swept.
+    let seed = s.inventory_vtxo(8_000).await;
+    runner
+        .jobs()
+        .enqueue(&s.renewal(seed, 8_000, "seed"))
+        .await
+        .unwrap();
+    run(&runner).await;
+    chain.mine(1);
+    let script = s
+        .stack
+        .arkd
+        .server_info()
+        .default_vtxo(&s.relay_pk())
+        .script_pubkey();
+    let step = lifetime / 20;
+    let mut renewed = 0;
+    for _ in 0..40 {
+        chain.advance_time(step);
+        renewed += rounds.renew_due().await.unwrap();
+        run(&runner).await;
+        chain.mine(1);
+        let swept: Vec<_> = s
+            .stack
+            .arkd
+            .vtxos()
+            .into_iter()
+            .filter(|v| v.script == script && v.swept)
+            .collect();
+        assert!(swept.is_empty(), "inventory VTXO swept: {swept:?}");
+        s.assert_ledger_is_indexer().await;
+    }
+    assert!(renewed >= 2, "renewed {renewed} times in two lifetimes");
+    let unspent = s.store.unspent_vtxos(&s.relay_pk()).await.unwrap();
+    assert_eq!(unspent.len(), 1);
+    assert_eq!(unspent[0].sats, Sats::new(8_000), "same sats");
+    s.stack.stop().await;
+    s.db.destroy().await;
+}
+
+async fn setup_with_expiry(db: TestDb, lifetime: i64) -> Setup {
+    let options = SimOptions {
+        arkd: ArkdSimConfig {
+            round: RoundConfig {
+                registration: Duration::from_millis(300),
+                phase_timeout: Duration::from_secs(5),
+                vtxo_tree_expiry: ark_relay_ark::RelativeLocktime::seconds(
+                    u32::try_from(lifetime).unwrap(),
+                )
+                .unwrap(),
+                ..RoundConfig::default()
+            },
+            ..ArkdSimConfig::default()
+        },
+        ..SimOptions::default()
+    };
+    let stack = SimStack::start(options).await.expect("sims");
+    let ark: Arc<dyn ArkServer> = Arc::new(
+        ArkdClient::connect(stack.endpoints().arkd)
+            .await
+            .expect("arkd"),
+    );
+    let relay = Keypair::new(&Secp256k1::new(), &mut rand::thread_rng());
+    Setup {
+        store: Arc::new(db.store.clone()),
+        rounds: Arc::new(db.store.clone()),
+        db,
+        stack,
+        ark,
+        relay,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_inventory_for_two_lifetimes_on_sqlite() {
+    renews_inventory_for_two_lifetimes(TestDb::sqlite().await.unwrap(), 10_240).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_inventory_for_two_lifetimes_on_mariadb() {
+    renews_inventory_for_two_lifetimes(TestDb::mariadb().await.unwrap(), 10_240).await;
 }

@@ -91,6 +91,24 @@ pub trait L1Chain: Send + Sync {
 
     /// Where `txid` is; `None` when the wallet does not know it (dropped).
     async fn tx_status(&self, txid: &Txid) -> Result<Option<TxStatus>, ChainError>;
+
+    /// Pays `sats` to `script` from the wallet (one output plus change, from
+    /// confirmed coins) and returns the broadcast transaction. Not
+    /// idempotent: callers record the payment's purpose first. Used to fund
+    /// the relay's boarding address (inventory by boarding).
+    async fn send_to(
+        &self,
+        script: &ScriptBuf,
+        sats: Sats,
+        fee_rate_sat_vb: u64,
+        label: &str,
+    ) -> Result<Transaction, ChainError> {
+        let _ = (script, sats, fee_rate_sat_vb, label);
+        Err(ChainError::new(
+            BackendErrorKind::FailedPrecondition,
+            "this wallet cannot pay to an address",
+        ))
+    }
 }
 
 /// `OP_RETURN <payload>` (a 34-byte script).

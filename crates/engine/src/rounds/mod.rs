@@ -5,8 +5,10 @@
 //! per round and drives the pure saga `ark_relay_ceremony::round` over the
 //! `ArkServer` port, persisting every step (`round_participations`).
 
+mod inventory;
 mod jobs;
 mod runner;
 
+pub use inventory::{InventoryRounds, InventoryRoundsConfig, InventoryRoundsError};
 pub use jobs::{RoundJobs, RoundJobsError};
 pub use runner::{cosigner_key, RoundCrashHook, RoundRunner, RoundsConfig, RoundsError};

@@ -332,6 +332,7 @@ impl RoundRunner {
         let vtxo = self.server.default_vtxo(&relay);
         let mut inputs = Vec::new();
         let mut outputs = Vec::new();
+        let mut boarded = Vec::new();
         let created_ids: Vec<_> = p.created.iter().map(|c| c.vtxo).collect();
         let at_server = if created_ids.is_empty() {
             Vec::new()
@@ -346,6 +347,12 @@ impl RoundRunner {
             .iter()
             .filter(|e| e.in_round() && e.job.relay_signed())
         {
+            // Boarding makes VTXOs from on-chain coins: no ledger input.
+            let boarding = e
+                .job
+                .inputs
+                .iter()
+                .all(|i| matches!(i, JobInput::Boarding { .. }));
             for i in &e.job.inputs {
                 if let JobInput::RelayVtxo { vtxo: id, .. } = i {
                     if self.ledger.vtxo(id).await?.is_some() {
@@ -364,7 +371,7 @@ impl RoundRunner {
                     .iter()
                     .find(|v| v.id == c.vtxo)
                     .map(|v| UnixTime(v.expires_at));
-                outputs.push(NewVtxo {
+                let row = NewVtxo {
                     id: c.vtxo,
                     owner: relay,
                     sats: out.sats,
@@ -372,10 +379,25 @@ impl RoundRunner {
                     status: VtxoStatus::Available,
                     tapscripts: vtxo.to_tapscripts(),
                     expires_at,
-                });
+                };
+                if boarding {
+                    boarded.push(row);
+                } else {
+                    outputs.push(row);
+                }
             }
         }
-        if inputs.is_empty() && outputs.is_empty() {
+        let mut fresh = Vec::new();
+        for row in boarded {
+            if self.ledger.vtxo(&row.id).await?.is_none() {
+                fresh.push(row);
+            }
+        }
+        if !fresh.is_empty() {
+            self.ledger.insert_vtxos(&fresh, self.clock.now()).await?;
+            tracing::info!(%commitment, vtxos = fresh.len(), "boarded VTXOs recorded in the ledger");
+        }
+        if inputs.is_empty() {
             return Ok(());
         }
         let outcome = self

@@ -8,6 +8,8 @@
 //! - `estimate_fee_rate` = `WalletKit.EstimateFee`.
 //! - `tip_height` = `Lightning.GetInfo`.
 //! - `tx_status` = `WalletKit.GetTransaction` (lnd ≥ 0.18); NotFound = unknown.
+//! - `send_to` = `WalletKit.SendOutputs` with one output to the address
+//!   (the relay's boarding address), confirmed coins only, called once.
 //! - `find_commitment` = `Lightning.GetTransactions`, scanning the raw
 //!   transactions for the `OP_RETURN <root>` output.
 
@@ -123,6 +125,50 @@ impl L1Chain for LndClient {
             }
         }
         Ok(None)
+    }
+
+    async fn send_to(
+        &self,
+        script: &bitcoin::ScriptBuf,
+        sats: Sats,
+        fee_rate_sat_vb: u64,
+        label: &str,
+    ) -> Result<Transaction, ChainError> {
+        let sat_per_kw = i64::try_from(fee_rate_sat_vb.saturating_mul(250))
+            .map_err(|_| ChainError::new(BackendErrorKind::InvalidArgument, "fee rate too high"))?;
+        let value = i64::try_from(sats.get())
+            .map_err(|_| ChainError::new(BackendErrorKind::InvalidArgument, "amount too large"))?;
+        let msg = walletrpc::SendOutputsRequest {
+            sat_per_kw,
+            outputs: vec![walletrpc::TxOut {
+                value,
+                pk_script: script.to_bytes(),
+            }],
+            label: label.to_owned(),
+            min_confs: 1,
+            spend_unconfirmed: false,
+        };
+        // Called once: a retry after a lost answer would pay twice.
+        let r = self
+            .resilience
+            .call(RetryPolicy::ONCE, || {
+                let mut c = self.wallet.clone();
+                let msg = msg.clone();
+                async move { c.send_outputs(msg).await.map_err(err) }
+            })
+            .await
+            .map_err(chain_err)?
+            .into_inner();
+        let tx: Transaction =
+            consensus::deserialize(&r.raw_tx).map_err(|_| bad("raw transaction"))?;
+        if !tx
+            .output
+            .iter()
+            .any(|o| o.script_pubkey == *script && o.value.to_sat() == sats.get())
+        {
+            return Err(bad("payment (no output to the address)"));
+        }
+        Ok(tx)
     }
 
     async fn tx_status(&self, txid: &Txid) -> Result<Option<TxStatus>, ChainError> {

@@ -1,0 +1,273 @@
+//! The relay's own inventory in rounds (issue 15 items 1 and 4), used by the
+//! inventory monitor:
+//! - [`InventoryRounds::board`]: a replenishment batch funded on chain — the
+//!   L1 wallet pays the relay's boarding address, the payment confirms, and
+//!   a round job turns the boarding output into the batch's VTXOs;
+//! - [`InventoryRounds::renew_due`]: inventory VTXOs inside the renewal
+//!   window (by default the last 10 % of their lifetime) get a renewal job
+//!   each, to the same key and sats.
+//!
+//! The jobs' outcomes reach the ledger through the round runner (one
+//! `L2Transaction` per finalized round).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_relay_ark::ServerInfo;
+use ark_relay_ceremony::round::{
+    crypto, JobInput, JobKind, JobOutput, RoundCtx, RoundJob, RoundPolicy,
+};
+use ark_relay_core::backends::ark::ArkServer;
+use ark_relay_core::backends::chain::L1Chain;
+use ark_relay_core::rounds::RoundJobStatus;
+use ark_relay_core::{Clock, DynStore, PubKey, Sats, UnixTime, VtxoStatus};
+use bitcoin::key::Keypair;
+use bitcoin::{OutPoint, ScriptBuf};
+
+use super::{cosigner_key, RoundJobs, RoundJobsError};
+
+/// When inventory VTXOs are renewed and how boarding waits.
+#[derive(Debug, Clone, Copy)]
+pub struct InventoryRoundsConfig {
+    /// A VTXO's lifetime at this server (seconds; arkd `vtxo_tree_expiry`).
+    pub vtxo_lifetime_secs: i64,
+    /// Renew once this share of the lifetime has passed (percent, PRD
+    /// default 90).
+    pub renew_at_pct: u8,
+    /// How long a boarding payment may take to confirm.
+    pub confirm_timeout: Duration,
+    /// How often its confirmation is checked.
+    pub confirm_poll: Duration,
+}
+
+impl Default for InventoryRoundsConfig {
+    fn default() -> Self {
+        Self {
+            vtxo_lifetime_secs: 605_184,
+            renew_at_pct: 90,
+            confirm_timeout: Duration::from_secs(3_600),
+            confirm_poll: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why boarding or renewal scheduling failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryRoundsError {
+    /// The L1 wallet failed.
+    #[error("L1 wallet: {0}")]
+    Chain(#[from] ark_relay_core::backends::chain::ChainError),
+    /// The Ark server failed.
+    #[error(transparent)]
+    Ark(#[from] ark_relay_core::backends::ark::ArkServerError),
+    /// The job queue failed.
+    #[error(transparent)]
+    Jobs(#[from] RoundJobsError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] ark_relay_core::StoreError),
+    /// The boarding address could not be derived.
+    #[error("boarding address: {0}")]
+    Address(String),
+    /// The payment did not confirm in time.
+    #[error("boarding payment {0} not confirmed in time")]
+    Unconfirmed(bitcoin::Txid),
+}
+
+/// See the module docs.
+pub struct InventoryRounds {
+    jobs: RoundJobs,
+    ark: Arc<dyn ArkServer>,
+    chain: Option<Arc<dyn L1Chain>>,
+    ledger: DynStore,
+    server: ServerInfo,
+    relay: Keypair,
+    clock: Arc<dyn Clock>,
+    config: InventoryRoundsConfig,
+}
+
+impl InventoryRounds {
+    /// Inventory rounds for `relay`; boarding needs an L1 wallet (`chain`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        jobs: RoundJobs,
+        ark: Arc<dyn ArkServer>,
+        chain: Option<Arc<dyn L1Chain>>,
+        ledger: DynStore,
+        server: ServerInfo,
+        relay: Keypair,
+        clock: Arc<dyn Clock>,
+        config: InventoryRoundsConfig,
+    ) -> Self {
+        Self {
+            jobs,
+            ark,
+            chain,
+            ledger,
+            server,
+            relay,
+            clock,
+            config,
+        }
+    }
+
+    fn relay_pk(&self) -> PubKey {
+        PubKey::from_x_only(self.relay.x_only_public_key().0)
+    }
+
+    /// Whether boarding is possible (an L1 wallet is configured).
+    pub fn can_board(&self) -> bool {
+        self.chain.is_some()
+    }
+
+    /// The relay's boarding address script at this server.
+    pub async fn boarding_script(&self) -> Result<ScriptBuf, InventoryRoundsError> {
+        let terms = self.ark.round_terms().await?;
+        let cosigner = cosigner_key(&self.relay);
+        let ctx = RoundCtx {
+            server: &self.server,
+            terms: &terms,
+            relay: &self.relay,
+            cosigner: &cosigner,
+            now: self.clock.now(),
+            policy: RoundPolicy::default(),
+        };
+        crypto::boarding_output(&ctx)
+            .map(|b| b.script_pubkey())
+            .map_err(InventoryRoundsError::Address)
+    }
+
+    /// Funds replenishment batch `batch_id` (`count` VTXOs of `sats`) by
+    /// boarding: pays the boarding address, waits for one confirmation, and
+    /// queues the round job (job id = `batch_id`). Returns the funding tx.
+    pub async fn board(
+        &self,
+        batch_id: &str,
+        count: u64,
+        sats: Sats,
+        fee_rate_sat_vb: u64,
+    ) -> Result<bitcoin::Txid, InventoryRoundsError> {
+        let chain = self.chain.as_ref().ok_or_else(|| {
+            InventoryRoundsError::Address("no L1 wallet configured for boarding".into())
+        })?;
+        let script = self.boarding_script().await?;
+        let total = Sats::new(sats.get().saturating_mul(count));
+        let tx = chain
+            .send_to(
+                &script,
+                total,
+                fee_rate_sat_vb.max(1),
+                &format!("ark-relay inventory {batch_id}"),
+            )
+            .await?;
+        let txid = tx.compute_txid();
+        let vout = tx
+            .output
+            .iter()
+            .position(|o| o.script_pubkey == script && o.value.to_sat() == total.get())
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| {
+                InventoryRoundsError::Address("payment has no boarding output".into())
+            })?;
+        tracing::info!(batch = %batch_id, %txid, sats = total.get(), "boarding payment sent");
+        let deadline = tokio::time::Instant::now() + self.config.confirm_timeout;
+        loop {
+            let confirmed = chain
+                .tx_status(&txid)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.confirmations > 0);
+            if confirmed {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(InventoryRoundsError::Unconfirmed(txid));
+            }
+            tokio::time::sleep(self.config.confirm_poll).await;
+        }
+        let relay = self.relay_pk();
+        let job = RoundJob {
+            job_id: batch_id.to_owned(),
+            kind: JobKind::InventoryBoard {
+                batch_id: batch_id.to_owned(),
+            },
+            inputs: vec![JobInput::Boarding {
+                outpoint: OutPoint::new(txid, vout),
+                sats: total,
+            }],
+            outputs: (0..count)
+                .map(|_| JobOutput {
+                    owner: relay,
+                    sats,
+                    assets: vec![],
+                })
+                .collect(),
+            delegation: None,
+            not_before: UnixTime(0),
+        };
+        self.jobs.enqueue(&job).await?;
+        Ok(txid)
+    }
+
+    /// Where batch `batch_id`'s round job stands (`None`: no job).
+    pub async fn batch_job(
+        &self,
+        batch_id: &str,
+    ) -> Result<Option<(RoundJobStatus, Option<String>)>, InventoryRoundsError> {
+        Ok(self
+            .jobs
+            .get(batch_id)
+            .await?
+            .map(|r| (r.status, r.commitment_txid)))
+    }
+
+    /// Queues a renewal for every available inventory VTXO inside the
+    /// renewal window (idempotent: one job per VTXO, `renew:<outpoint>`).
+    /// Returns how many were queued now.
+    pub async fn renew_due(&self) -> Result<u64, InventoryRoundsError> {
+        let relay = self.relay_pk();
+        let now = self.clock.now();
+        let window = self.config.vtxo_lifetime_secs
+            * i64::from(100u8.saturating_sub(self.config.renew_at_pct.min(100)))
+            / 100;
+        let mut queued = 0;
+        for v in self.ledger.unspent_vtxos(&relay).await? {
+            let Some(expires_at) = v.expires_at else {
+                continue;
+            };
+            if v.status != VtxoStatus::Available
+                || v.colour.is_some()
+                || v.locked_by.is_some()
+                || now.0 < expires_at.0 - window
+            {
+                continue;
+            }
+            let job = RoundJob {
+                job_id: format!("renew:{}", v.id),
+                kind: JobKind::InventoryRenew,
+                inputs: vec![JobInput::RelayVtxo {
+                    vtxo: v.id,
+                    sats: v.sats,
+                    tapscripts: v.tapscripts.clone(),
+                    swept: false,
+                    assets: vec![],
+                }],
+                outputs: vec![JobOutput {
+                    owner: relay,
+                    sats: v.sats,
+                    assets: vec![],
+                }],
+                delegation: None,
+                not_before: UnixTime(0),
+            };
+            if self.jobs.enqueue(&job).await? {
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            tracing::info!(queued, "inventory VTXOs queued for renewal");
+        }
+        Ok(queued)
+    }
+}
