@@ -392,13 +392,14 @@ impl Renewals {
             recipient: Some(v.owner),
             event_json: event.as_json(),
         };
-        // The row first: a crash before the outbox write leaves an `asked`
-        // row whose challenge a later pass does not resend; the owner gets
-        // it again through the notice and recovery paths.
+        // The challenge first (deduped by renewal id), then the row: a crash
+        // between the two makes the next pass build the same delegation
+        // again (same PSBTs: the message and outputs do not depend on the
+        // time of the pass), whose 31511 the outbox dedupes, and store it.
+        self.ledger.push_outbox(&[out], now).await?;
         if !self.renewals.insert_delegation(&record).await? {
             return Ok(false);
         }
-        self.ledger.push_outbox(&[out], now).await?;
         tracing::info!(vtxo = %v.id, recovery, valid_at = ch.valid_at, "renewal offered");
         Ok(true)
     }
@@ -498,10 +499,15 @@ impl Renewals {
             .map(|a| (a.asset_id.clone(), a.amount))
             .collect();
         wanted.sort();
+        // A batch leaf (never preconfirmed) created since the delegation.
+        // One the ledger already has is ours only when resuming after a
+        // crash between the ledger commit and the status change below (the
+        // old VTXO is then spent and the new one the owner's).
         let mut new = None;
         for c in candidates.iter().filter(|c| {
             c.id != old_id
                 && !c.is_spent
+                && !c.is_preconfirmed
                 && c.amount.get() == ch.sats - ch.fee
                 && c.created_at >= d.created_at.0
         }) {
@@ -511,7 +517,14 @@ impl Renewals {
                 .map(|a| (a.asset_id.clone(), a.amount))
                 .collect();
             has.sort();
-            if has == wanted && self.ledger.vtxo(&c.id).await?.is_none() {
+            if has != wanted {
+                continue;
+            }
+            let ours = match self.ledger.vtxo(&c.id).await? {
+                None => true,
+                Some(known) => old.status == VtxoStatus::Spent && known.owner == ch.owner,
+            };
+            if ours {
                 new = Some(c.clone());
                 break;
             }
