@@ -258,7 +258,7 @@ interface PositionRow {
   margin: number;
   entry_price: number;
   liquidation_price: number;
-  status: string;
+  status: { state: string; ark_txid?: string };
   mark?: { price: number; pnl: string; equity: string } | null;
 }
 
@@ -298,7 +298,7 @@ async function loadPositions(): Promise<void> {
         String(p.liquidation_price),
         p.mark ? String(p.mark.price) : '-',
         p.mark ? p.mark.pnl : '-',
-        p.status,
+        p.status.ark_txid ? `${p.status.state} (ark tx ${p.status.ark_txid.slice(0, 12)}…)` : p.status.state,
       ],
       'td',
     );

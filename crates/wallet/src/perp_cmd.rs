@@ -24,8 +24,18 @@ pub enum PerpCommand {
     /// Without a position: list my positions at the DEX; with `--pair`: ask
     /// for a quote and show its terms (nothing is signed).
     Show {
-        #[command(flatten)]
-        position: Option<PositionArgs>,
+        /// The pair to quote (with `--side`, `--leverage`, `--margin`).
+        #[arg(long, requires_all = ["side", "leverage", "margin"])]
+        pair: Option<String>,
+        /// `long` or `short`.
+        #[arg(long, value_parser = parse_side)]
+        side: Option<Side>,
+        /// Leverage (integer).
+        #[arg(long)]
+        leverage: Option<u32>,
+        /// Margin in gBTC base units.
+        #[arg(long)]
+        margin: Option<u64>,
     },
     /// Ask for a quote, show the terms, and (after `y` or with `--yes`) sign
     /// the `open_perp` and have the DEX settle it.
@@ -133,19 +143,28 @@ async fn perp(
     json: bool,
 ) -> Result<()> {
     match cmd {
-        PerpCommand::Show { position: None } => {
-            let p = ask(client, serde_json::json!({"action": "positions"}), t).await?;
-            println!("{}", serde_json::to_string_pretty(&p["positions"])?);
-        }
         PerpCommand::Show {
-            position: Some(args),
+            pair: Some(pair),
+            side: Some(side),
+            leverage: Some(leverage),
+            margin: Some(margin),
         } => {
-            let (terms, view) = quote(client, args, t).await?;
+            let args = PositionArgs {
+                pair: pair.clone(),
+                side: *side,
+                leverage: *leverage,
+                margin: *margin,
+            };
+            let (terms, view) = quote(client, &args, t).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&terms)?);
             } else {
                 view.lines().iter().for_each(|l| println!("{l}"));
             }
+        }
+        PerpCommand::Show { .. } => {
+            let p = ask(client, serde_json::json!({"action": "positions"}), t).await?;
+            println!("{}", serde_json::to_string_pretty(&p["positions"])?);
         }
         PerpCommand::Open { position, yes } => {
             let (terms, view) = quote(client, position, t).await?;

@@ -613,7 +613,7 @@ impl Perps {
                             "leverage": p.terms.leverage, "margin": p.terms.margin,
                             "entry_price": p.terms.entry_price,
                             "liquidation_price": p.terms.liquidation_price(),
-                            "status": format!("{:?}", p.status),
+                            "status": status_json(&p.status),
                             "mark": p.last_mark.map(|m| serde_json::json!({
                                 "price": m.price, "pnl": m.pnl.to_string(), "equity": m.equity.to_string(),
                             })),
@@ -626,6 +626,21 @@ impl Perps {
                 Ok(serde_json::json!({ "positions": mine }))
             }
         }
+    }
+}
+
+/// A position's status on the wire (`{"state": "open"}`, …).
+fn status_json(s: &Status) -> serde_json::Value {
+    match s {
+        Status::Open => serde_json::json!({"state": "open"}),
+        Status::Liquidating { price_event } => {
+            serde_json::json!({"state": "liquidating", "price_event": price_event})
+        }
+        Status::Liquidated { intent, ark_txid } => {
+            serde_json::json!({"state": "liquidated", "intent": intent, "ark_txid": ark_txid})
+        }
+        Status::Closing => serde_json::json!({"state": "closing"}),
+        Status::Closed => serde_json::json!({"state": "closed"}),
     }
 }
 
