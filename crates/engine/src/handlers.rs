@@ -226,8 +226,22 @@ impl BaseHandler {
                 ServiceResponse::err(request_id, &r)
             }
         };
-        Ok(JobOutcome {
-            outbox: vec![self.response(inbound, &response)?],
-        })
+        let mut outbox = vec![self.response(inbound, &response)?];
+        if let (Ok(ServiceRequest::SyncState {}), Some((store, _))) = (request, &self.renewals) {
+            // The owner is here: its renewals still waiting for an answer.
+            let waiting = crate::renewal::waiting_challenges(
+                store,
+                &self.keys,
+                &Self::author(inbound)?,
+                &event_id_from_nostr(&inbound.event.id),
+                inbound.answer_scheme(),
+                ark_relay_core::UnixTime::now(),
+                600,
+            )
+            .await
+            .map_err(|e| HandlerError::Transient(e.to_string()))?;
+            outbox.extend(waiting);
+        }
+        Ok(JobOutcome { outbox })
     }
 }

@@ -387,6 +387,12 @@ async fn renews_an_offline_users_asset_vtxo_on_mariadb() {
 impl Setup {
     /// The user's `sync_state` result, from the base handler with renewals.
     async fn sync_state(&self) -> serde_json::Value {
+        self.contact().await.0
+    }
+
+    /// The user's `sync_state`: its result, and the renewal challenges still
+    /// waiting for its answer, sent again with it.
+    async fn contact(&self) -> (serde_json::Value, Vec<RenewalChallenge>) {
         use ark_relay_protocol::request::{ServiceRequest, ServiceResponse};
         let base = ark_relay_engine::handlers::BaseHandler::new(
             self.store.clone(),
@@ -418,18 +424,27 @@ impl Setup {
             received_at: None,
         };
         let out = base.request(&inbound, &Ok(req)).await.unwrap();
-        let ev = Event::from_json(&out.outbox[0].event_json).unwrap();
         let relay = nostr_keys(&self.relay).public_key();
-        let plain = decrypt(
-            nostr_keys(&self.user).secret_key(),
-            &relay,
-            &ev.content,
-            &ev.tags,
-        )
-        .unwrap()
-        .0;
-        let resp: ServiceResponse = serde_json::from_str(&plain).unwrap();
-        resp.result.expect("a result")
+        let open = |json: &str| {
+            let ev = Event::from_json(json).unwrap();
+            decrypt(
+                nostr_keys(&self.user).secret_key(),
+                &relay,
+                &ev.content,
+                &ev.tags,
+            )
+            .unwrap()
+            .0
+        };
+        let resp: ServiceResponse = serde_json::from_str(&open(&out.outbox[0].event_json)).unwrap();
+        let waiting = out.outbox[1..]
+            .iter()
+            .map(|o| {
+                assert_eq!(o.kind, kinds::SIGNING_CHALLENGE);
+                serde_json::from_str(&open(&o.event_json)).unwrap()
+            })
+            .collect();
+        (resp.result.expect("a result"), waiting)
     }
 
     /// The challenge sent for `id` (the newest 31511 naming it).
@@ -531,8 +546,21 @@ async fn refused_then_warned_then_recovered(db: TestDb) {
     // The owner comes back: the recovery challenge, signed, reclaims it.
     let r = s.renewals.pass().await.unwrap();
     assert_eq!(r.offered, 1, "{r:?}");
-    let rec = s.challenge_for(old, true).await;
+    let (state, waiting) = s.contact().await;
+    let shown = state["vtxos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["vtxo"] == old.to_string())
+        .unwrap()
+        .clone();
+    assert_eq!(shown["renewal"]["recoverable"], true, "{shown}");
+    let [rec] = waiting.as_slice() else {
+        panic!("the recovery challenge comes again on contact: {waiting:?}")
+    };
+    assert!(rec.recovery && rec.vtxo == old);
     assert!(rec.forfeit_psbts.is_empty(), "no forfeit for a swept VTXO");
+    let rec = rec.clone();
     assert!(s.wallet_answers(&rec, old).await.outbox.is_empty());
     s.round().await;
     let r = s.renewals.pass().await.unwrap();

@@ -16,7 +16,7 @@ pub mod build;
 pub mod service;
 
 pub use build::{accept, build, PendingDelegation, RenewalError, RenewalPolicy, RenewalSpec};
-pub use service::{PassReport, RenewalConfig, RenewalServiceError, Renewals};
+pub use service::{waiting_challenges, PassReport, RenewalConfig, RenewalServiceError, Renewals};
 
 /// The renewal metrics (docs/operations.md "Renewals").
 ///
