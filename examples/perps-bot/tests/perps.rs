@@ -143,14 +143,24 @@ impl Market {
         .await;
     }
 
-    /// Quote, check the terms in the wallet's view, sign and open.
+    /// A 10× BTC/USD long of [`MARGIN`].
     async fn open_long(&self, action: &str) -> (EventId, PerpTerms, serde_json::Value) {
+        self.open_position(action, "BTC/USD", Side::Long).await
+    }
+
+    /// Quote, check the terms in the wallet's view, sign and open (10×, [`MARGIN`]).
+    async fn open_position(
+        &self,
+        action: &str,
+        pair: &str,
+        side: Side,
+    ) -> (EventId, PerpTerms, serde_json::Value) {
         let quote = self
             .client
             .request(
                 &PerpsRequest::Quote {
-                    pair: "BTC/USD".into(),
-                    side: Side::Long,
+                    pair: pair.into(),
+                    side,
                     leverage: 10,
                     margin: MARGIN,
                 },
@@ -331,6 +341,22 @@ async fn scenarios_6_and_7_oracle_marks_then_alice_is_liquidated_without_signing
     assert_eq!(p.status, Status::Open);
     assert!(p.last_mark.is_some_and(|mk| mk.pnl < 0));
 
+    // An ETH/USD short is marked on ETH/USD prices (the BTC long is not).
+    let (eth_short, _, _) = m.open_position("perp-eth", "ETH/USD", Side::Short).await;
+    m.publish("ETH/USD", 340_000).await;
+    let book = m.perps.book().await;
+    let short = book.position(&eth_short).cloned().expect("short");
+    assert_eq!(short.status, Status::Open);
+    assert!(short
+        .last_mark
+        .is_some_and(|mk| mk.price == 340_000 && mk.pnl > 0));
+    assert_eq!(
+        book.position(&position)
+            .and_then(|p| p.last_mark)
+            .map(|mk| mk.price),
+        Some(6_000_000)
+    );
+
     // Refusals through the bot's own liquidation path, each with its code,
     // nothing moved: a stale price, a price by another oracle key.
     let stale = {
@@ -404,8 +430,8 @@ async fn scenarios_6_and_7_oracle_marks_then_alice_is_liquidated_without_signing
     assert_eq!(m.w.balance(&alice_pk, &token).await, 0, "token burned");
     assert_eq!(
         m.w.balance(&alice_pk, &m.w.gbtc).await,
-        5_000_000 - MARGIN - FEE,
-        "her gBTC untouched"
+        5_000_000 - 2 * (MARGIN + FEE),
+        "her gBTC untouched (two margins paid)"
     );
     assert_eq!(
         m.w.balance(&fund_pk, &m.w.gbtc).await,
@@ -420,14 +446,23 @@ async fn scenarios_6_and_7_oracle_marks_then_alice_is_liquidated_without_signing
             .amount(&token.to_string())
             == 0
     );
-    // She never signed it: every challenge she got was for her open_perp.
+    // She never signed it: every challenge she got was for her open_perps.
     for ch in alice_challenges.lock().await.iter() {
-        assert_eq!(
-            ch.session_id.to_string(),
-            position.to_string(),
-            "Alice is only asked about her own open_perp"
+        let session = ch.session_id.to_string();
+        assert!(
+            session == position.to_string() || session == eth_short.to_string(),
+            "Alice is only asked about her own open_perps"
         );
     }
+    assert_eq!(
+        m.perps
+            .book()
+            .await
+            .position(&eth_short)
+            .map(|p| p.status.clone()),
+        Some(Status::Open),
+        "the ETH short stays open"
+    );
     assert!(
         !alice_challenges.lock().await.is_empty(),
         "she signed the opening"
