@@ -158,16 +158,22 @@ impl GbtcGenesis {
             return Ok(true);
         }
         let assets = self.store.assets().await.context("reading the assets")?;
-        if let Some(g) = assets
+        if assets
             .iter()
-            .find(|a| a.asset_type == AssetType::RelayIssued)
+            .any(|a| a.asset_type == AssetType::RelayIssued)
         {
-            let control = ark_relay_ark::asset::control_ledger_id(&g.id);
-            if !assets.iter().any(|a| a.id == control) {
-                // Registered before genesis on Ark existed: bridged.
+            let ours = self
+                .issuer
+                .started(&Self::lock())
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the gBTC genesis: {e}"))?;
+            if !ours {
+                // Registered otherwise (by `dev`, or before genesis on Ark
+                // existed: a bridged gBTC): nothing to do.
                 self.done.store(true, Ordering::SeqCst);
                 return Ok(true);
             }
+            // Our genesis started: resume it to its end below.
         }
         let listed = self.tapd.list_assets().await.context("tapd ListAssets")?;
         if let Some(g) = listed.iter().find(|a| a.name == GBTC_NAME) {
