@@ -21,6 +21,11 @@
 //! transfers — with the honest wallets' p50/p99 (p99 < 1 s). The engine runs
 //! with the default per-author rate limit (120 events per 10 s).
 //!
+//! Where an idle transfer's time goes (`transfer/timeline.rs`): observers on
+//! the Nostr relay timestamp each event of the idle transfers, splitting each
+//! into the relay's three turns and the wallet's two, printed with the idle
+//! per-step table.
+//!
 //! Everything listens on 127.0.0.1. The MariaDB database (at
 //! `ARK_RELAY_TEST_MYSQL_URL`) is a throw-away one dropped at the end; the
 //! Redis keys (at `ARK_RELAY_TEST_REDIS_URL`) use a unique prefix and are
