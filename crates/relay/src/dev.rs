@@ -359,7 +359,15 @@ impl DevStack {
             encryption: vec!["nip44_v2".to_owned(), "nip04".to_owned()],
             transfer_fee: self.config.fees.transfer_fee_sats,
             land_fee_ppm: u64::from(self.config.fees.land_fee_ppm),
-            ark: Some(ceremony::server_info_json(&server)),
+            ark: Some(ceremony::server_info_json_with_url(
+                &server,
+                self.config
+                    .ark
+                    .as_ref()
+                    .map(|a| a.url.clone())
+                    .or_else(|| sim_endpoints.as_ref().map(|e| e.arkd.clone()))
+                    .as_deref(),
+            )),
             database: backend.to_owned(),
         };
         let (listener, http_addr) = http::bind(self.http_addr).await?;
