@@ -190,9 +190,11 @@ impl Cluster {
             .expect("inventory");
     }
 
-    /// Gives `owner` a VTXO at arkd and in the ledger, coloured with `amount` gBTC.
+    /// Gives `owner` a VTXO at arkd and in the ledger, coloured with `amount` gBTC
+    /// (at arkd too, so the scheduler's reconciliation finds them equal).
     pub async fn fund(&self, owner: &PubKey, amount: u64) {
-        let v = self.sim.fund(owner, Sats::new(1_000));
+        let seeded = vec![(ark_relay_ark::asset::arkade_id(&self.gbtc), amount)];
+        let v = self.sim.fund_with_assets(owner, Sats::new(1_000), seeded);
         let nv = NewVtxo {
             id: v.outpoint.into(),
             owner: *owner,
