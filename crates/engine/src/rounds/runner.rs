@@ -48,6 +48,9 @@ pub struct RoundsConfig {
     pub policy: RoundPolicy,
     /// Jobs per participation (one round).
     pub max_jobs: u32,
+    /// How long to keep trying to delete a stale intent of ours that holds
+    /// a job's inputs (about one round period).
+    pub stale_intent_wait: Duration,
 }
 
 impl Default for RoundsConfig {
@@ -57,6 +60,7 @@ impl Default for RoundsConfig {
             tick: Duration::from_secs(1),
             policy: RoundPolicy::default(),
             max_jobs: 64,
+            stale_intent_wait: Duration::from_secs(30),
         }
     }
 }
@@ -466,13 +470,26 @@ impl RoundRunner {
                     Some(ArkRejection::VtxoAlreadyRegistered)
                 ) {
                     // An intent of ours from an abandoned participation still
-                    // holds the inputs (only the relay can have signed it):
-                    // delete it and register once more.
-                    match self.delete_intent(p, terms, &job_id).await {
-                        Ok(()) => answer = self.ark.register_intent(&intent).await,
-                        Err(e) => {
-                            tracing::debug!(job = %job_id, error = %e, "stale intent not deleted")
+                    // holds the inputs (only the relay can have signed it).
+                    // While a round holds it, it cannot be deleted: an
+                    // unconfirmed one goes back to the queue when that round
+                    // gives up on it (deletable until the next round takes
+                    // it), a confirmed one is dropped when the round fails.
+                    // Delete and register again until one works, for a while.
+                    let deadline = tokio::time::Instant::now() + self.config.stale_intent_wait;
+                    loop {
+                        if let Err(e) = self.delete_intent(p, terms, &job_id).await {
+                            tracing::debug!(job = %job_id, error = %e, "stale intent not deleted");
                         }
+                        answer = self.ark.register_intent(&intent).await;
+                        let held = matches!(
+                            answer.as_ref().err().and_then(ArkServerError::rejection),
+                            Some(ArkRejection::VtxoAlreadyRegistered)
+                        );
+                        if !held || tokio::time::Instant::now() >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
                 let input = match answer {
