@@ -233,3 +233,72 @@ impl RoundJob {
         self.delegation.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    fn key() -> PubKey {
+        "cd3f1744093700028f56e179906aa84245dd3ffbfea176180f60896936958d8e"
+            .parse()
+            .expect("key")
+    }
+
+    fn vtxo(n: u8, sats: u64) -> JobInput {
+        JobInput::RelayVtxo {
+            vtxo: VtxoId::new(bitcoin::Txid::from_byte_array([n; 32]), 0),
+            sats: Sats::new(sats),
+            tapscripts: Tapscripts(vec![]),
+            swept: false,
+            assets: vec![],
+        }
+    }
+
+    fn job(inputs: Vec<JobInput>, out: u64) -> RoundJob {
+        RoundJob {
+            job_id: "j".into(),
+            kind: JobKind::InventoryRenew,
+            inputs,
+            outputs: vec![JobOutput {
+                owner: key(),
+                sats: Sats::new(out),
+                assets: vec![],
+            }],
+            delegation: None,
+            not_before: UnixTime(0),
+        }
+    }
+
+    #[test]
+    fn jobs_are_checked() {
+        assert_eq!(job(vec![vtxo(1, 500)], 500).validate(), Ok(()));
+        assert_eq!(job(vec![], 500).validate(), Err(JobError::Empty));
+        assert_eq!(
+            job(vec![vtxo(1, 500)], 501).validate(),
+            Err(JobError::Unbalanced {
+                inputs: 500,
+                outputs: 501
+            })
+        );
+        assert!(matches!(
+            job(vec![vtxo(1, 500), vtxo(1, 500)], 500).validate(),
+            Err(JobError::DuplicateInput(_))
+        ));
+        let delegated = JobInput::Delegated {
+            vtxo: VtxoId::new(bitcoin::Txid::from_byte_array([2; 32]), 0),
+            owner: key(),
+            sats: Sats::new(500),
+            assets: vec![],
+        };
+        assert_eq!(
+            job(vec![delegated], 500).validate(),
+            Err(JobError::Delegation),
+            "delegated inputs need their delegation"
+        );
+        let json = serde_json::to_string(&job(vec![vtxo(1, 500)], 500)).expect("json");
+        let back: RoundJob = serde_json::from_str(&json).expect("back");
+        assert_eq!(back, job(vec![vtxo(1, 500)], 500));
+        assert_eq!(JobKind::InventoryRenew.name(), "inventory_renew");
+    }
+}
