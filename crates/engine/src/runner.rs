@@ -368,28 +368,32 @@ impl Engine {
             // queue has room, so a backlog waits in the fair per-author
             // queues rather than in the FIFO job queue (crate::ingest::gate).
             let gate = (self.config.queue_high_water > 0).then(|| {
-                crate::ingest::gate::QueueGate::new(
+                Arc::new(crate::ingest::gate::QueueGate::new(
                     p.queue.clone(),
                     self.config.queue_high_water,
                     stop.clone(),
-                )
+                ))
             });
             tasks.spawn(async move {
                 // Round-robin by author: one key's backlog cannot delay
                 // another key's events (crate::ingest::fair).
                 let fair = crate::ingest::fair::FairIngest::new(rx);
-                let gate = &gate;
-                let events = stream::unfold(fair, |mut f| async move {
-                    if let Some(g) = gate {
-                        g.admit().await;
+                let admit = gate.clone();
+                let events = stream::unfold(fair, move |mut f| {
+                    let admit = admit.clone();
+                    async move {
+                        if let Some(g) = &admit {
+                            g.admit().await;
+                        }
+                        f.next().await.map(|e| (e, f))
                     }
-                    f.next().await.map(|e| (e, f))
                 });
                 events
                     .for_each_concurrent(concurrency, |event| {
                         let ingestor = ingestor.clone();
                         let cursor_tx = cursor_tx.clone();
                         let seen = seen.clone();
+                        let gate = gate.clone();
                         async move {
                             // A catch-up re-query hands back every event of
                             // its window; the ones handled here already are
@@ -401,7 +405,10 @@ impl Engine {
                             let created = i64::try_from(event.created_at.as_secs()).unwrap_or(0);
                             match ingestor.handle(event).await {
                                 Ok(IngestOutcome::Ignored(_)) => seen.insert(id),
-                                Ok(_) => {
+                                Ok(outcome) => {
+                                    if let (IngestOutcome::Accepted(_), Some(g)) = (&outcome, &gate) {
+                                        g.queued();
+                                    }
                                     seen.insert(id);
                                     advance(&cursor_tx, UnixTime(created.min(UnixTime::now().0)));
                                 }

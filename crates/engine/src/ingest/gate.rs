@@ -9,7 +9,9 @@
 //!
 //! The depth is asked of the queue (Redis `XLEN` in scale-out, so workers in
 //! other processes count) only when an estimate — the last depth read plus
-//! the events admitted since — passes half the mark, and then at most once
+//! the jobs ingest queued since ([`QueueGate::queued`]; refused events,
+//! such as a junk flood's, queue nothing and cost no read) — passes half the
+//! mark, and then at most once
 //! per [`FRESH`] while it stays below the mark; otherwise an event is
 //! admitted without a round trip (a read per event cost the transfer bench
 //! 19 Redis commands per transfer and slowed ingest). While the queue is at
@@ -36,7 +38,7 @@ pub const DEFAULT_HIGH_WATER: u64 = 128;
 /// The gate's view of the queue.
 #[derive(Debug, Default)]
 struct View {
-    /// Last depth read plus the events admitted since (an over-estimate:
+    /// Last depth read plus the jobs queued since (an over-estimate:
     /// finished jobs are not subtracted until the next read).
     estimate: u64,
     /// When the depth was last read.
@@ -69,15 +71,19 @@ impl QueueGate {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Counts one job ingest has queued since the last depth read.
+    pub fn queued(&self) {
+        self.view().estimate += 1;
+    }
+
     /// Waits until the queue has room for one more job (see the module docs).
     pub async fn admit(&self) {
         let mut stop = self.stop.clone();
         loop {
             {
-                let mut v = self.view();
+                let v = self.view();
                 let fresh = v.read_at.is_some_and(|t| t.elapsed() < FRESH);
                 if v.estimate < self.high_water / 2 || (fresh && v.estimate < self.high_water) {
-                    v.estimate += 1;
                     return;
                 }
             }
@@ -90,7 +96,6 @@ impl QueueGate {
                     v.estimate = depth;
                     v.read_at = Some(Instant::now());
                     if depth < self.high_water {
-                        v.estimate += 1;
                         return;
                     }
                 }
@@ -133,6 +138,7 @@ mod tests {
         for n in 0..4 {
             gate.admit().await;
             queue.push(&job(n)).await.expect("push");
+            gate.queued();
         }
         let blocked = tokio::time::timeout(Duration::from_millis(50), gate.admit()).await;
         assert!(blocked.is_err(), "a fifth job waits while 4 are queued");
@@ -155,6 +161,7 @@ mod tests {
         for n in 0..2 {
             gate.admit().await;
             queue.push(&job(n)).await.expect("push");
+            gate.queued();
         }
         let waiting = gate.admit();
         tokio::pin!(waiting);
