@@ -750,3 +750,37 @@ async fn over_two_lifetimes_every_user_vtxo_is_renewed_and_none_swept() {
     s.stack.stop().await;
     s.db.destroy().await;
 }
+
+/// A VTXO with other leaves than its owner's default script (a position
+/// token's conditional leaf) is not offered: a delegation would renew it to
+/// the default script and drop the leaf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vtxo_with_other_leaves_is_not_offered() {
+    let s = setup(TestDb::sqlite().await.unwrap(), 3600).await;
+    let owner = pk(&s.user);
+    let v = s.stack.arkd.fund(&owner, Sats::new(5_000));
+    s.store
+        .insert_vtxos(
+            &[NewVtxo {
+                id: VtxoId::new(v.outpoint.txid, v.outpoint.vout),
+                owner,
+                sats: Sats::new(5_000),
+                colour: None,
+                status: VtxoStatus::Assigned,
+                tapscripts: ark_relay_core::Tapscripts(vec![vec![0x51], vec![0xac]]),
+                expires_at: Some(UnixTime(v.expires_at)),
+            }],
+            UnixTime::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.renewals.pass().await.unwrap().offered, 0);
+    s.user_vtxo(20_000).await;
+    assert_eq!(
+        s.renewals.pass().await.unwrap().offered,
+        1,
+        "the default one is"
+    );
+    s.stack.stop().await;
+    s.db.destroy().await;
+}

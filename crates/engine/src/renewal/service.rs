@@ -201,9 +201,14 @@ impl Renewals {
                 break;
             }
             after = page_after(&page);
+            // Users' VTXOs at their default script: a delegation renews to
+            // that script, so a VTXO with other leaves (a position token's
+            // conditional leaf) is not offered (docs/protocol.md, known
+            // deviations).
             let users: Vec<&Vtxo> = page
                 .iter()
                 .filter(|v| Some(v.owner) != self.relay)
+                .filter(|v| v.tapscripts == self.server.default_vtxo(&v.owner).to_tapscripts())
                 .collect();
             if users.is_empty() {
                 continue;
