@@ -90,6 +90,27 @@ pub struct Identity {
     pub server: ServerInfo,
 }
 
+/// Ark batch rounds: the round runner (scheduler leader) and, with
+/// `renewal`, users' delegated renewals (challenges, answers, `sync_state`).
+pub struct RoundPorts {
+    /// Round jobs and participations.
+    pub rounds: ark_relay_core::rounds::DynRoundStore,
+    /// The runner's settings.
+    pub config: crate::rounds::RoundsConfig,
+    /// Delegated renewals, when offered.
+    pub renewal: Option<RenewalPorts>,
+}
+
+/// What the delegated renewals run on.
+pub struct RenewalPorts {
+    /// Delegations.
+    pub store: ark_relay_core::renewals::DynRenewalStore,
+    /// Pages of the ledger's unspent VTXOs.
+    pub unspent: Arc<dyn ReconcileStore>,
+    /// Policy and timing.
+    pub config: crate::renewal::RenewalConfig,
+}
+
 /// Read-only mode: intents arriving while `availability` reports a back end
 /// down are kept and retried every `retry_after` ([`Degrade`]).
 pub struct ReadOnly {
@@ -113,6 +134,7 @@ pub struct EngineBuilder {
     reconcile: Option<(Arc<dyn ReconcileStore>, Option<Duration>)>,
     conditional: crate::conditional::ConditionalConfig,
     ark_url: Option<String>,
+    rounds: Option<RoundPorts>,
 }
 
 impl EngineBuilder {
@@ -136,7 +158,16 @@ impl EngineBuilder {
             reconcile: None,
             conditional: Default::default(),
             ark_url: None,
+            rounds: None,
         }
+    }
+
+    /// Runs the relay in Ark batch rounds ([`RoundPorts`]): the round runner
+    /// first among the extra periodic tasks, then the renewal passes; the
+    /// router takes the wallets' renewal answers.
+    pub fn with_rounds(mut self, rounds: RoundPorts) -> Self {
+        self.rounds = Some(rounds);
+        self
     }
 
     /// Advertises `url` as the Ark server's endpoint in `get_info`'s `ark`
@@ -227,6 +258,7 @@ impl EngineBuilder {
             reconcile,
             ark_url,
             conditional,
+            rounds,
         } = self;
         let keys = identity.keys.clone();
         let info = RelayInfo {
@@ -241,7 +273,44 @@ impl EngineBuilder {
                 ark_url.as_deref(),
             )),
         };
-        let base = BaseHandler::new(ports.store.clone(), keys.clone(), info);
+        let mut base = BaseHandler::new(ports.store.clone(), keys.clone(), info);
+        let mut round_tasks: Vec<Arc<dyn Periodic>> = Vec::new();
+        let mut renewals = None;
+        if let Some(r) = rounds {
+            let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
+                &bitcoin::secp256k1::Secp256k1::signing_only(),
+                keys.secret_key(),
+            );
+            let runner = crate::rounds::RoundRunner::new(
+                r.rounds,
+                ports.store.clone(),
+                ports.ark.clone(),
+                ports.clock.clone(),
+                identity.server.clone(),
+                keypair,
+                r.config,
+            );
+            if let Some(p) = r.renewal {
+                base = base.with_renewals(p.store.clone(), p.config.policy.fee_sats);
+                let flow = Arc::new(crate::renewal::Renewals::new(
+                    p.store,
+                    ports.store.clone(),
+                    p.unspent,
+                    runner.jobs(),
+                    ports.ark.clone(),
+                    ports.clock.clone(),
+                    keys.clone(),
+                    identity.server.clone(),
+                    runner.cosigner_pk(),
+                    p.config,
+                ));
+                renewals = Some(flow.clone());
+                round_tasks.push(Arc::new(runner));
+                round_tasks.push(flow);
+            } else {
+                round_tasks.push(Arc::new(runner));
+            }
+        }
         let mut ceremony = Ceremony::new(
             ports.store.clone(),
             ports.ark.clone(),
@@ -296,8 +365,12 @@ impl EngineBuilder {
         let ceremony = Arc::new(ceremony);
         let mut periodic: Vec<Arc<dyn Periodic>> = vec![ceremony.clone()];
         periodic.extend(reconcile_task);
+        periodic.extend(round_tasks);
         periodic.extend(extra_periodic);
         let mut router = crate::router::Router::new(ceremony.clone());
+        if let Some(r) = renewals {
+            router = router.with_renewals(r);
+        }
         if let Some((r, reserve_every)) = ramps {
             periodic.push(Arc::new(RampDriver(r.clone())));
             periodic.push(Arc::new(ReserveMonitor::new(r.clone(), reserve_every)));

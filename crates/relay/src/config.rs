@@ -29,8 +29,10 @@ pub use settlement::SettlementSection;
 
 mod lightning;
 mod ops;
+mod rounds;
 pub use lightning::LightningConfig;
 pub use ops::{InventoryConfig, KeysConfig};
+pub use rounds::{RenewalSection, RoundsSection};
 
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "ARK_RELAY_";
@@ -73,6 +75,10 @@ pub struct Config {
     pub settlement: SettlementSection,
     /// The hot VTXO inventory monitor.
     pub inventory: InventoryConfig,
+    /// Ark batch rounds (boarding, inventory renewal).
+    pub rounds: RoundsSection,
+    /// Delegated renewals of users' VTXOs.
+    pub renewal: RenewalSection,
     /// Rotated-away relay keys and their grace periods.
     pub keys: KeysConfig,
     /// Conditional co-signing (liquidations of perpetual positions).
@@ -97,6 +103,8 @@ impl Default for Config {
             run: RunConfig::default(),
             settlement: SettlementSection::default(),
             inventory: InventoryConfig::default(),
+            rounds: RoundsSection::default(),
+            renewal: RenewalSection::default(),
             keys: KeysConfig::default(),
             conditional: ConditionalSection::default(),
         }

@@ -391,7 +391,11 @@ impl DevStack {
                 .with_metrics(metrics)
                 .with_reserves(Arc::new(store.clone()))
                 .with_settlements(Arc::new(store.clone()))
-                .with_reconciliation(Arc::new(store.clone())),
+                .with_reconciliation(Arc::new(store.clone()))
+                .with_renewals(
+                    Arc::new(store.clone()),
+                    crate::wiring::renewal_fee(&self.config),
+                ),
         );
         // The browser dApp (web/), once built with npm.
         let web_built = ark_relay_api::web::is_built(Path::new(WEB_DIST));

@@ -1,6 +1,15 @@
 //! Operations wiring shared by `dev` and `run`: the Prometheus recorder and
 //! its `/metrics` source, the metrics sampler, and the VTXO inventory
-//! monitor with its fee estimators and provisioner.
+//! monitor with its fee estimators, provisioner and (with `[rounds]`) its
+//! boarding and renewal rounds.
+//!
+//! Inventory replenishment: with an L1 wallet (a configured `[lnd]`) and
+//! rounds enabled, the monitor boards (lnd `SendOutputs` pays the relay's
+//! boarding address, a round turns it into VTXOs). The arkd simulator's
+//! `FundVtxo` provisioner is kept only where no L1 wallet can board: `dev`,
+//! whose embedded chain simulator mines no blocks on its own (a boarding
+//! payment would never confirm), and `ark-relay sim` without `[lnd]`. A real
+//! `[ark]` never gets the provisioner.
 //!
 //! This module only wires; the logic lives in `ark_relay_engine::{metrics,
 //! inventory}` and the ports in `ark_relay_core`.
@@ -11,11 +20,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::backends::ark::ArkServer;
+use ark_relay_core::backends::chain::L1Chain;
 use ark_relay_core::backends::fees::{FeeEstimator, LightningFees, DEFAULT_CONF_TARGET};
 use ark_relay_core::inventory::{InventoryStore, VtxoProvisioner};
 use ark_relay_core::{DynBus, DynStore, PubKey, Sats, SystemClock};
 use ark_relay_engine::inventory::{InventoryConfig, InventoryMonitor};
 use ark_relay_engine::metrics::{self, Sampler};
+use ark_relay_engine::rounds::{InventoryRounds, RoundJobs};
 use ark_relay_engine::Engine;
 use ark_relay_grpc::daemon::DaemonConfig;
 use ark_relay_grpc::inventory::{ArkdSimProvisioner, ChainSimFees};
@@ -23,6 +34,7 @@ use ark_relay_grpc::lnd::LndClient;
 use ark_relay_grpc::resilience::HealthRegistry;
 use ark_relay_queue::{MemoryBus, RedisBus};
 use ark_relay_store::SqlStore;
+use bitcoin::key::{Keypair, Secp256k1};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::{redact_url, Config, QueueKind};
@@ -89,6 +101,8 @@ pub(crate) async fn with_ops(
     }
     let mut fees: Vec<Arc<dyn FeeEstimator>> = Vec::new();
     let mut provisioner: Option<Arc<dyn VtxoProvisioner>> = None;
+    // The L1 wallet that pays boarding addresses (lnd `SendOutputs`).
+    let mut l1: Option<Arc<dyn L1Chain>> = None;
     match &sims {
         Some(sim) => {
             let cfg = DaemonConfig::new(
@@ -116,11 +130,12 @@ pub(crate) async fn with_ops(
                     Some(lnd.tls_cert.resolve_bytes()?.expose().clone()),
                     Some(lnd.macaroon.resolve_bytes()?.expose().clone()),
                 );
-                let client = LndClient::new(&cfg, health).context("lnd client")?;
+                let client = Arc::new(LndClient::new(&cfg, health).context("lnd client")?);
                 fees.push(Arc::new(LightningFees::new(
-                    Arc::new(client),
+                    client.clone(),
                     DEFAULT_CONF_TARGET,
                 )));
+                l1 = Some(client);
                 if ark_sim.is_some() {
                     // `ark-relay sim` serves the chain simulator beside lnd.
                     fees.push(Arc::new(
@@ -128,13 +143,10 @@ pub(crate) async fn with_ops(
                     ));
                 }
             }
-            // `ark-relay sim`: the same provisioner as `dev`'s. (Production
-            // arkd creates VTXOs only through a batch (round) registration
-            // funded by the relay's boarding outputs, which is not
-            // implemented yet (docs/backends.md): without a provisioner the
-            // monitor measures, publishes and alerts, and reports that it
-            // cannot replenish.)
-            if let Some(ark) = ark_sim {
+            // `ark-relay sim` without an L1 wallet to board with: the same
+            // provisioner as `dev`'s. Production arkd creates VTXOs only
+            // through a round, funded by the relay's boarding outputs.
+            if let (Some(ark), None) = (ark_sim, &l1) {
                 provisioner = Some(Arc::new(
                     ArkdSimProvisioner::new(&ark.url).context("arkd simulator admin client")?,
                 ));
@@ -188,5 +200,30 @@ pub(crate) async fn with_ops(
             vtxo_sats: Sats::new(inv.vtxo_sats),
         },
     );
-    Ok(engine.with_periodic(Arc::new(monitor.with_recovery(ark, server.clone()))))
+    let mut monitor = monitor.with_recovery(ark.clone(), server.clone());
+    if config.rounds.enabled {
+        let keys = &engine.parts().keys;
+        let keypair = Keypair::from_secret_key(&Secp256k1::signing_only(), keys.secret_key());
+        let rounds = InventoryRounds::new(
+            RoundJobs::new(Arc::new(store.clone()), Arc::new(SystemClock)),
+            ark,
+            l1,
+            Arc::new(store.clone()),
+            server.clone(),
+            keypair,
+            Arc::new(SystemClock),
+            config.rounds.inventory(),
+        );
+        tracing::info!(
+            boarding = rounds.can_board(),
+            "inventory: renewals through rounds; replenishment by {}",
+            if rounds.can_board() {
+                "boarding"
+            } else {
+                "the simulator's provisioner"
+            }
+        );
+        monitor = monitor.with_rounds(Arc::new(rounds));
+    }
+    Ok(engine.with_periodic(Arc::new(monitor)))
 }

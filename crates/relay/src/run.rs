@@ -370,7 +370,8 @@ pub async fn run(
                 ))
                 .with_reserves(Arc::new(store.clone()))
                 .with_settlements(Arc::new(store.clone()))
-                .with_reconciliation(Arc::new(store.clone())),
+                .with_reconciliation(Arc::new(store.clone()))
+                .with_renewals(Arc::new(store.clone()), crate::wiring::renewal_fee(&config)),
         );
         let (listener, bound) = http::bind(addr).await?;
         let url = format!("http://{bound}");

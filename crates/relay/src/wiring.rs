@@ -2,7 +2,8 @@
 //! roles, the previous keys' engines): connects the ports the configuration
 //! names — the Nostr relay pool, the in-process or Redis queue and bus, the
 //! ramps' lnd/tapd — and hands them to the engine crate's
-//! [`EngineBuilder`], which assembles the handlers. Wiring only: no protocol
+//! [`EngineBuilder`], which assembles the handlers (and, with `[rounds]`,
+//! the round runner and the delegated renewals). Wiring only: no protocol
 //! logic, and nothing here knows which command is running.
 
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use anyhow::{Context, Result};
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{DynBus, DynQueue, DynStore, QueueConfig, SystemClock};
-use ark_relay_engine::builder::{EngineBuilder, EnginePorts, Identity, RampPorts};
+use ark_relay_engine::builder::{
+    EngineBuilder, EnginePorts, Identity, RampPorts, RenewalPorts, RoundPorts,
+};
 use ark_relay_engine::ceremony::CeremonyConfig;
 use ark_relay_engine::EngineConfig;
 use ark_relay_nostr::{PoolOptions, PoolTransport};
@@ -27,6 +30,15 @@ pub(crate) fn queue_config(config: &Config) -> QueueConfig {
     QueueConfig {
         reclaim_after: Duration::from_secs(config.run.reclaim_after_secs.max(1)),
         max_attempts: config.run.max_attempts,
+    }
+}
+
+/// The renewal fee `/info` publishes (0 when renewals are off).
+pub(crate) fn renewal_fee(config: &Config) -> u64 {
+    if config.rounds.enabled && config.renewal.enabled {
+        config.renewal.fee_sats
+    } else {
+        0
     }
 }
 
@@ -143,6 +155,20 @@ pub(crate) async fn engine_builder(
         Arc::new(store.clone()),
         (every > 0).then(|| Duration::from_secs(every)),
     );
+    // Ark batch rounds (scheduler leader) and delegated renewals
+    // (`[rounds]`, `[renewal]`; the inventory's boarding is wired by
+    // crate::ops).
+    if config.rounds.enabled {
+        builder = builder.with_rounds(RoundPorts {
+            rounds: Arc::new(store.clone()),
+            config: config.rounds.runner(),
+            renewal: config.renewal.enabled.then(|| RenewalPorts {
+                store: Arc::new(store.clone()),
+                unspent: Arc::new(store.clone()),
+                config: config.renewal.service(),
+            }),
+        });
+    }
     // Lifts and lands, when there is an lnd (crate::ramps).
     if let Some(b) = ramp_backends {
         if let Some(tapd) = &b.assets {
