@@ -56,13 +56,13 @@ impl Confirmations {
     }
 
     /// The 31340 that spends `old` and creates something else.
-    async fn renewal_of(&mut self, old: VtxoId) -> Confirmation {
+    async fn renewal_of(&mut self, old: VtxoId, dev: &DevProcess) -> Confirmation {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let ev = tokio::time::timeout_at(deadline, self.rx.recv())
-                .await
-                .expect("a 31340 renewing the VTXO in time")
-                .expect("observer open");
+            let Ok(ev) = tokio::time::timeout_at(deadline, self.rx.recv()).await else {
+                panic!("no 31340 renewing {old} in time\n{}", tail(dev));
+            };
+            let ev = ev.expect("observer open");
             if ev.kind.as_u16() != kinds::CONFIRMATION {
                 continue;
             }
@@ -76,8 +76,15 @@ impl Confirmations {
     }
 }
 
+/// The end of dev's log, for failure messages.
+fn tail(dev: &DevProcess) -> String {
+    let log = dev.stderr();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(80)..].join("\n")
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, failing after `WAIT`.
-async fn until<T, F, Fut>(what: &str, mut check: F) -> T
+async fn until<T, F, Fut>(what: &str, dev: &DevProcess, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -89,7 +96,8 @@ where
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
+            "timed out waiting for {what}\n{}",
+            tail(dev)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -160,7 +168,7 @@ async fn an_offline_wallets_vtxo_is_renewed_in_a_round() {
 
     // The relay offers a renewal; carol's client signs it (the relay sends
     // a waiting challenge again on her sync_state).
-    until("carol's renewal to be scheduled", || {
+    until("carol's renewal to be scheduled", &dev, || {
         let carol = carol.clone();
         async move {
             let views = carol.renewals().await.ok()?;
@@ -173,13 +181,23 @@ async fn an_offline_wallets_vtxo_is_renewed_in_a_round() {
     // Carol goes offline; only an observer listens for her 31340s.
     carol.shutdown().await;
     let mut confirmations = Confirmations::start(&relays[0], &carol_keys).await;
-    let c = confirmations.renewal_of(old).await;
+    let c = confirmations.renewal_of(old, &dev).await;
     let [new] = c.created.as_slice() else {
         panic!("one new VTXO: {c:?}")
     };
     assert_eq!(new.owner, carol.pubkey());
     assert_eq!(new.amount, 2_000, "same gBTC, renewal fee 0");
     assert_ne!(new.vtxo, old);
+    // Through a round: the runner logged its finalization with that
+    // commitment.
+    let log = dev.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("round finalized") && l.contains(&c.ark_txid)),
+        "no finalized round with commitment {}\n{}",
+        c.ark_txid,
+        tail(&dev)
+    );
 
     // GET /vtxos/{pubkey}: the new VTXO, not the old one.
     let path = format!("/vtxos/{}", carol.pubkey());
