@@ -281,3 +281,416 @@ async fn a_genesis_interrupted_before_or_after_submit_resumes_to_one_asset() {
         db.destroy().await;
     }
 }
+
+// ---- The control VTXO and the genesis unit renewed through rounds --------
+
+mod common;
+
+use ark_relay_ceremony::round::{JobInput, JobKind, JobOutput, RoundJob};
+use ark_relay_core::rounds::{DynRoundStore, RoundJobStatus};
+use ark_relay_core::VtxoId;
+use ark_relay_engine::ceremony::issue::IssueError;
+use ark_relay_engine::rounds::{
+    InventoryRounds, InventoryRoundsConfig, RoundCrashHook, RoundRunner, RoundsConfig,
+};
+use ark_relay_sim::RoundConfig;
+use std::time::Duration;
+
+/// The chain simulator's clock (VTXO expiry is chain time in the simulator).
+struct ChainClock(ark_relay_sim::Chain);
+
+impl ark_relay_core::Clock for ChainClock {
+    fn now(&self) -> UnixTime {
+        UnixTime(self.0.now())
+    }
+}
+
+/// A relay that issued gBTC on Ark (strict asset rules) from inventory that
+/// came out of rounds, so every VTXO of it — the control VTXO and the
+/// genesis unit included — expires with a batch of `lifetime` seconds.
+struct Issued {
+    db: TestDb,
+    store: DynStore,
+    rounds: DynRoundStore,
+    stack: SimStack,
+    ark: Arc<dyn ArkServer>,
+    relay_kp: Keypair,
+    relay: PubKey,
+    /// Chain time: when VTXOs fall due for renewal.
+    clock: Arc<dyn ark_relay_core::Clock>,
+    issuer: Issuer,
+    asset: AssetId,
+    control: AssetId,
+    lifetime: i64,
+}
+
+async fn issued(db: TestDb, lifetime: i64) -> Issued {
+    let stack = SimStack::start(SimOptions {
+        arkd: ArkdSimConfig {
+            strict_assets: true,
+            round: RoundConfig {
+                registration: Duration::from_millis(300),
+                phase_timeout: Duration::from_secs(5),
+                vtxo_tree_expiry: RelativeLocktime::seconds(u32::try_from(lifetime).unwrap())
+                    .unwrap(),
+                ..RoundConfig::default()
+            },
+            ..ArkdSimConfig::default()
+        },
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let ark: Arc<dyn ArkServer> =
+        Arc::new(ArkdClient::connect(stack.endpoints().arkd).await.unwrap());
+    let server = stack.arkd.server_info().clone();
+    let relay_kp = Keypair::new(&Secp256k1::new(), &mut rand::thread_rng());
+    let relay = PubKey::from_x_only(relay_kp.x_only_public_key().0);
+    let store: DynStore = Arc::new(db.store.clone());
+    let rounds: DynRoundStore = Arc::new(db.store.clone());
+    let clock: Arc<dyn ark_relay_core::Clock> = Arc::new(ChainClock(stack.chain.clone()));
+    let mut s = Issued {
+        issuer: Issuer::new(store.clone(), ark.clone(), relay_kp, Arc::new(SystemClock)),
+        db,
+        store,
+        rounds,
+        stack,
+        ark,
+        relay_kp,
+        relay,
+        clock,
+        asset: AssetId::from_bytes([0; 32]),
+        control: AssetId::from_bytes([0; 32]),
+        lifetime,
+    };
+    // Funded VTXOs, renewed once through a round: inventory of a batch.
+    let runner = s.runner(None);
+    for n in 0..3u64 {
+        let v = s.stack.arkd.fund(&relay, Sats::new(20_000));
+        let id: VtxoId = v.outpoint.into();
+        s.store
+            .insert_vtxos(
+                &[NewVtxo {
+                    id,
+                    owner: relay,
+                    sats: Sats::new(20_000),
+                    colour: None,
+                    status: VtxoStatus::Available,
+                    tapscripts: server.default_vtxo(&relay).to_tapscripts(),
+                    expires_at: Some(UnixTime(v.expires_at)),
+                }],
+                UnixTime::now(),
+            )
+            .await
+            .unwrap();
+        let job = RoundJob {
+            job_id: format!("seed-{n}"),
+            kind: JobKind::InventoryRenew,
+            inputs: vec![JobInput::RelayVtxo {
+                vtxo: id,
+                sats: Sats::new(20_000),
+                tapscripts: server.default_vtxo(&relay).to_tapscripts(),
+                swept: false,
+                assets: vec![],
+            }],
+            outputs: vec![JobOutput {
+                owner: relay,
+                sats: Sats::new(20_000),
+                assets: vec![],
+            }],
+            delegation: None,
+            not_before: UnixTime(0),
+        };
+        runner.jobs().enqueue(&job).await.unwrap();
+    }
+    run(&runner).await;
+    s.stack.chain.mine(1);
+    let g = s
+        .issuer
+        .genesis(
+            &lock(1),
+            &GenesisRequest {
+                name: "Relay-issued BTC".into(),
+                ticker: "gBTC".into(),
+                decimals: 0,
+                taproot_asset_id: None,
+                asset_type: AssetType::RelayIssued,
+            },
+        )
+        .await
+        .unwrap();
+    s.asset = g.asset;
+    s.control = g.control;
+    assert!(s.held(s.control).await.expires_at.is_some());
+    s
+}
+
+impl Issued {
+    fn runner(&self, crash: Option<RoundCrashHook>) -> RoundRunner {
+        let r = RoundRunner::new(
+            self.rounds.clone(),
+            self.store.clone(),
+            self.ark.clone(),
+            // arkd checks intents' validity against its own (wall) clock.
+            Arc::new(SystemClock),
+            self.stack.arkd.server_info().clone(),
+            self.relay_kp,
+            RoundsConfig {
+                every: Duration::from_secs(1),
+                tick: Duration::from_millis(200),
+                ..RoundsConfig::default()
+            },
+        );
+        match crash {
+            Some(hook) => r.with_crash_hook(hook),
+            None => r,
+        }
+    }
+
+    fn inventory_rounds(&self) -> InventoryRounds {
+        InventoryRounds::new(
+            self.runner(None).jobs(),
+            self.ark.clone(),
+            None,
+            self.store.clone(),
+            self.stack.arkd.server_info().clone(),
+            self.relay_kp,
+            self.clock.clone(),
+            InventoryRoundsConfig {
+                vtxo_lifetime_secs: self.lifetime,
+                renew_at_pct: 90,
+                confirm_timeout: Duration::from_secs(30),
+                confirm_poll: Duration::from_millis(100),
+            },
+        )
+    }
+
+    /// The relay's one unspent VTXO coloured `asset`.
+    async fn held(&self, asset: AssetId) -> ark_relay_core::Vtxo {
+        let held: Vec<_> = self
+            .store
+            .unspent_vtxos(&self.relay)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.colour.is_some_and(|c| c.asset == asset))
+            .collect();
+        assert_eq!(held.len(), 1, "one VTXO of {asset}: {held:?}");
+        held[0].clone()
+    }
+
+    /// A lift of `amount` gBTC to a fresh key: a reissuance arkd accepts
+    /// under its strict rules, spending the current control VTXO.
+    async fn lift(&self, n: u8, amount: u64) -> Result<(), IssueError> {
+        let bob = PubKey::from_x_only(
+            Keypair::new(&Secp256k1::new(), &mut rand::thread_rng())
+                .x_only_public_key()
+                .0,
+        );
+        let colour = Colour {
+            asset: self.asset,
+            amount: AssetAmount::new(amount),
+        };
+        let control = self.held(self.control).await.id;
+        self.issuer
+            .issue(&lock(n), bob, colour, "lift")
+            .await
+            .map(|_| ())?;
+        let spent = self.store.vtxo(&control).await.unwrap().unwrap();
+        assert_eq!(
+            spent.status,
+            VtxoStatus::Spent,
+            "the lift spent the control VTXO"
+        );
+        Ok(())
+    }
+
+    /// The ledger = arkd's indexer, and the relay's coloured VTXOs are
+    /// those arkd shows with the same Arkade ids and amounts.
+    async fn assert_assets_at_arkd(&self) {
+        for (asset, arkade) in [
+            (self.asset, arkade_id(&self.asset)),
+            (self.control, control_arkade_id(&self.asset)),
+        ] {
+            let v = self.held(asset).await;
+            let at = self
+                .ark
+                .get_vtxos(&VtxoQuery::Outpoints(vec![v.id]))
+                .await
+                .unwrap();
+            assert_eq!(at.len(), 1, "{} at arkd", v.id);
+            assert!(!at[0].is_spent, "{} unspent at arkd", v.id);
+            let got: Vec<(String, u64)> = at[0]
+                .assets
+                .iter()
+                .map(|a| (a.asset_id.clone(), a.amount))
+                .collect();
+            assert_eq!(got, vec![(arkade.to_string(), 1)], "{}", v.id);
+        }
+        common::assert_reconciled(&self.db.store, &self.stack.endpoints().arkd).await;
+    }
+}
+
+async fn run(runner: &RoundRunner) -> Vec<ark_relay_ceremony::round::Participation> {
+    tokio::time::timeout(Duration::from_secs(60), runner.run_once())
+        .await
+        .expect("a participation ends within a minute")
+        .expect("run")
+}
+
+/// Two VTXO lifetimes of chain time in steps of 5 %: the control VTXO and
+/// the genesis unit are renewed through rounds with their assets (never
+/// swept), the ledger follows arkd, and a lift after every renewal is a
+/// valid reissuance under arkd's strict rules.
+async fn control_and_genesis_unit_renewed_for_two_lifetimes(db: TestDb) {
+    let lifetime = 10_240;
+    let s = issued(db, lifetime).await;
+    let runner = s.runner(None);
+    let rounds = s.inventory_rounds();
+    let mut renewals = 0;
+    let mut lifts = 0u8;
+    let script = s
+        .stack
+        .arkd
+        .server_info()
+        .default_vtxo(&s.relay)
+        .script_pubkey();
+    for _ in 0..40 {
+        s.stack.chain.advance_time(lifetime / 20);
+        let control = s.held(s.control).await.id;
+        let unit = s.held(s.asset).await.id;
+        rounds.renew_due().await.unwrap();
+        run(&runner).await;
+        s.stack.chain.mine(1);
+        let swept: Vec<_> = s
+            .stack
+            .arkd
+            .vtxos()
+            .into_iter()
+            .filter(|v| v.swept && !v.assets.is_empty() && v.script == script)
+            .collect();
+        assert!(swept.is_empty(), "a coloured VTXO was swept: {swept:?}");
+        let (c, u) = (s.held(s.control).await.id, s.held(s.asset).await.id);
+        if c != control {
+            assert_ne!(u, unit, "the genesis unit renewed with the control VTXO");
+            renewals += 1;
+            s.assert_assets_at_arkd().await;
+            lifts += 1;
+            s.lift(10 + lifts, 100).await.unwrap();
+            s.assert_assets_at_arkd().await;
+        }
+    }
+    assert!(renewals >= 2, "renewed {renewals} times in two lifetimes");
+    let supply = s
+        .ark
+        .get_asset(&arkade_id(&s.asset).to_string())
+        .await
+        .unwrap();
+    assert_eq!(supply.supply, 1 + 100 * u64::from(lifts));
+    s.stack.stop().await;
+    s.db.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_and_genesis_unit_renewed_for_two_lifetimes_on_sqlite() {
+    control_and_genesis_unit_renewed_for_two_lifetimes(TestDb::sqlite().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_and_genesis_unit_renewed_for_two_lifetimes_on_mariadb() {
+    control_and_genesis_unit_renewed_for_two_lifetimes(TestDb::mariadb().await.unwrap()).await;
+}
+
+/// The relay dies after a persisted step of the round renewing the control
+/// VTXO: meanwhile a lift finds the control VTXO locked by the round (it
+/// waits); the next process resumes the round, the control VTXO and the
+/// genesis unit are renewed with their assets, and the lift then completes,
+/// spending the new control VTXO.
+async fn a_lift_waits_for_the_control_vtxos_renewal(db: TestDb) {
+    let lifetime = 10_240;
+    let s = issued(db, lifetime).await;
+    let rounds = s.inventory_rounds();
+    let mut n = 20u8;
+    // Two cycles (a third would let the first lift's VTXO, which its owner
+    // does not renew, expire and be swept).
+    for phase in ["registered", "forfeits_submitted"] {
+        let control = s.held(s.control).await.id;
+        let unit = s.held(s.asset).await.id;
+        // Into the renewal window of every VTXO of the relay.
+        s.stack.chain.advance_time(lifetime * 95 / 100);
+        assert!(rounds.renew_due().await.unwrap() >= 2, "{phase}");
+        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hook: RoundCrashHook = {
+            let fired = fired.clone();
+            Arc::new(move |at: &str| {
+                at == phase && !fired.swap(true, std::sync::atomic::Ordering::SeqCst)
+            })
+        };
+        let err = tokio::time::timeout(Duration::from_secs(60), s.runner(Some(hook)).run_once())
+            .await
+            .expect("crash within a minute")
+            .expect_err("the hook kills the run");
+        assert!(err.to_string().contains(phase), "{err}");
+        // The round holds the control VTXO: a lift now waits.
+        n += 1;
+        let during = s.lift(n, 7).await;
+        assert!(
+            matches!(during, Err(IssueError::Transient(_))),
+            "{phase}: a lift during the renewal waits: {during:?} {:?}",
+            s.held(s.control).await
+        );
+        // A new process resumes the round to its end.
+        let runner = s.runner(None);
+        let job = format!("renew:{control}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            run(&runner).await;
+            let rec = runner.jobs().get(&job).await.unwrap().unwrap();
+            match rec.status {
+                RoundJobStatus::Done => break,
+                RoundJobStatus::Pending | RoundJobStatus::InRound => {}
+                other => panic!("{phase}: job {other:?}: {:?}", rec.error),
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{phase}: renewed in time"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        s.stack.chain.mine(1);
+        assert!(s.rounds.open_participations().await.unwrap().is_empty());
+        let renewed = s.held(s.control).await;
+        assert_ne!(renewed.id, control, "{phase}: the control VTXO renewed");
+        assert_ne!(
+            s.held(s.asset).await.id,
+            unit,
+            "{phase}: the genesis unit renewed"
+        );
+        assert_eq!(renewed.locked_by, None, "{phase}: the round released it");
+        assert_eq!(
+            s.store.vtxo(&control).await.unwrap().unwrap().status,
+            VtxoStatus::Spent
+        );
+        s.assert_assets_at_arkd().await;
+        // The waiting lift completes now, spending the renewed control VTXO.
+        s.lift(n, 7).await.unwrap();
+        assert_eq!(
+            s.store.vtxo(&renewed.id).await.unwrap().unwrap().status,
+            VtxoStatus::Spent,
+            "{phase}"
+        );
+        s.assert_assets_at_arkd().await;
+    }
+    s.stack.stop().await;
+    s.db.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lift_waits_for_the_control_vtxos_renewal_on_sqlite() {
+    a_lift_waits_for_the_control_vtxos_renewal(TestDb::sqlite().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lift_waits_for_the_control_vtxos_renewal_on_mariadb() {
+    a_lift_waits_for_the_control_vtxos_renewal(TestDb::mariadb().await.unwrap()).await;
+}

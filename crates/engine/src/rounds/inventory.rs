@@ -5,7 +5,8 @@
 //!   a round job turns the boarding output into the batch's VTXOs;
 //! - [`InventoryRounds::renew_due`]: inventory VTXOs inside the renewal
 //!   window (by default the last 10 % of their lifetime) get a renewal job
-//!   each, to the same key and sats.
+//!   each, to the same key, sats and assets (the control VTXO of a
+//!   relay-issued asset and its genesis unit included).
 //!
 //! The jobs' outcomes reach the ledger through the round runner (one
 //! `L2Transaction` per finalized round).
@@ -13,9 +14,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ark_relay_ark::asset::IdMap;
 use ark_relay_ark::ServerInfo;
 use ark_relay_ceremony::round::{
-    crypto, JobInput, JobKind, JobOutput, RoundCtx, RoundJob, RoundPolicy,
+    crypto, JobAsset, JobInput, JobKind, JobOutput, RoundCtx, RoundJob, RoundPolicy,
 };
 use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::backends::chain::L1Chain;
@@ -222,27 +224,48 @@ impl InventoryRounds {
             .map(|r| (r.status, r.commitment_txid)))
     }
 
-    /// Queues a renewal for every available inventory VTXO inside the
-    /// renewal window (idempotent: one job per VTXO, `renew:<outpoint>`).
-    /// Returns how many were queued now.
+    /// Queues a renewal for every available VTXO of the relay inside the
+    /// renewal window (idempotent: one job per VTXO, `renew:<outpoint>`),
+    /// coloured ones included — the control VTXO of a relay-issued asset,
+    /// its genesis unit, any coloured inventory — with their assets under
+    /// their Arkade ids ([`IdMap::for_assets`]), so the relay's intent
+    /// carries the asset preservation packet and the new VTXO keeps them. A
+    /// VTXO locked by a signing session is left for a later pass. Returns
+    /// how many were queued now.
     pub async fn renew_due(&self) -> Result<u64, InventoryRoundsError> {
         let relay = self.relay_pk();
         let now = self.clock.now();
         let window = self.config.vtxo_lifetime_secs
             * i64::from(100u8.saturating_sub(self.config.renew_at_pct.min(100)))
             / 100;
+        let mut ids: Option<IdMap> = None;
         let mut queued = 0;
         for v in self.ledger.unspent_vtxos(&relay).await? {
             let Some(expires_at) = v.expires_at else {
                 continue;
             };
-            if v.status != VtxoStatus::Available
-                || v.colour.is_some()
+            // Available inventory, or the relay's own assigned VTXOs (the
+            // colour a genesis or a fee gave it).
+            if !matches!(v.status, VtxoStatus::Available | VtxoStatus::Assigned)
                 || v.locked_by.is_some()
                 || now.0 < expires_at.0 - window
             {
                 continue;
             }
+            let assets = match v.colour {
+                None => vec![],
+                Some(c) => {
+                    if ids.is_none() {
+                        let all = self.ledger.assets().await?;
+                        ids = Some(IdMap::for_assets(all.iter().map(|a| &a.id)));
+                    }
+                    let id = ids.get_or_insert_with(IdMap::bridged).arkade(&c.asset);
+                    vec![JobAsset {
+                        asset_id: id.to_string(),
+                        amount: c.amount.get(),
+                    }]
+                }
+            };
             let job = RoundJob {
                 job_id: format!("renew:{}", v.id),
                 kind: JobKind::InventoryRenew,
@@ -251,12 +274,12 @@ impl InventoryRounds {
                     sats: v.sats,
                     tapscripts: v.tapscripts.clone(),
                     swept: false,
-                    assets: vec![],
+                    assets: assets.clone(),
                 }],
                 outputs: vec![JobOutput {
                     owner: relay,
                     sats: v.sats,
-                    assets: vec![],
+                    assets,
                 }],
                 delegation: None,
                 not_before: UnixTime(0),

@@ -11,4 +11,6 @@ mod runner;
 
 pub use inventory::{InventoryRounds, InventoryRoundsConfig, InventoryRoundsError};
 pub use jobs::{RoundJobs, RoundJobsError};
-pub use runner::{cosigner_key, RoundCrashHook, RoundRunner, RoundsConfig, RoundsError};
+pub use runner::{
+    cosigner_key, participation_lock, RoundCrashHook, RoundRunner, RoundsConfig, RoundsError,
+};

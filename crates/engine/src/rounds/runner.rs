@@ -10,11 +10,21 @@
 //! new VTXOs of relay-signed jobs are committed to the ledger first (one
 //! `L2Transaction` keyed by the commitment txid: idempotent), so a crash
 //! between the two repeats a harmless commit.
+//!
+//! While a relay-signed job is in a participation, its VTXO inputs are
+//! locked in the ledger under the participation's lock session
+//! ([`participation_lock`]), taken just before its intent is registered: a
+//! ceremony (a lift spending the control VTXO of a relay-issued asset) finds
+//! them locked and waits (transient), and a job whose input a ceremony holds
+//! is not registered now but retried in a later round. The ledger commit of
+//! a finalized round spends them under that session; the participation's end
+//! releases the rest.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ark_relay_ark::asset::IdMap;
 use ark_relay_ark::ServerInfo;
 use ark_relay_ceremony::round::{
     crypto, step, Effect, EntryStatus, Input, JobInput, Participation, Phase, RoundCtx,
@@ -26,8 +36,8 @@ use ark_relay_core::backends::ark::{
 use ark_relay_core::backends::rounds::{RoundEvent, RoundEventStream, RoundTerms};
 use ark_relay_core::rounds::{DynRoundStore, ParticipationRecord, RoundEnd};
 use ark_relay_core::{
-    Clock, CommitOutcome, DynStore, L2Transaction, NewVtxo, PubKey, StoreError, UnixTime,
-    VtxoStatus,
+    Clock, Colour, CommitOutcome, DynStore, L2Transaction, LedgerError, NewVtxo, PubKey, SessionId,
+    StoreError, UnixTime, VtxoId, VtxoStatus,
 };
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::key::{Keypair, Secp256k1};
@@ -87,6 +97,17 @@ pub enum RoundsError {
     /// A test crash hook fired.
     #[error("simulated crash after {0}")]
     Crashed(String),
+    /// A finalized job's output carries an asset none of its inputs had.
+    #[error("round output colour: {0}")]
+    Colour(String),
+}
+
+/// The ledger lock session under which participation `id` holds the VTXO
+/// inputs of its relay-signed jobs (derived, so a resumed run holds the same).
+pub fn participation_lock(id: &str) -> SessionId {
+    let mut data = b"ark-relay/round-participation/v1/".to_vec();
+    data.extend_from_slice(id.as_bytes());
+    SessionId::from_bytes(sha256::Hash::hash(&data).to_byte_array())
 }
 
 /// The relay's tree cosigner key: derived from the relay key, so it is the
@@ -272,6 +293,9 @@ impl RoundRunner {
                 {
                     self.commit_ledger(next, *commitment_txid).await?;
                 }
+                self.ledger
+                    .release_locks(&participation_lock(&next.id))
+                    .await?;
                 let ok = self
                     .rounds
                     .finish_participation(&next.id, version, next.phase.name(), &state, ends, now)
@@ -325,8 +349,10 @@ impl RoundRunner {
     }
 
     /// Puts the new VTXOs of the finalized relay-signed jobs that pay the
-    /// relay in the ledger and spends their VTXO inputs, in one
-    /// `L2Transaction` keyed by the commitment txid.
+    /// relay in the ledger — with their colour: the asset of the job's input
+    /// whose Arkade id the output carries — and spends their VTXO inputs
+    /// (locked by the participation), in one `L2Transaction` keyed by the
+    /// commitment txid.
     async fn commit_ledger(
         &self,
         p: &Participation,
@@ -346,6 +372,7 @@ impl RoundRunner {
                 .await
                 .unwrap_or_default()
         };
+        let colours = self.input_colours(p).await?;
         for e in p
             .entries
             .iter()
@@ -357,30 +384,63 @@ impl RoundRunner {
                 .inputs
                 .iter()
                 .all(|i| matches!(i, JobInput::Boarding { .. }));
+            // A renewal keeps its input's status (inventory stays available).
+            let mut status = None;
             for i in &e.job.inputs {
                 if let JobInput::RelayVtxo { vtxo: id, .. } = i {
-                    if self.ledger.vtxo(id).await?.is_some() {
+                    if let Some(v) = self.ledger.vtxo(id).await? {
                         inputs.push(*id);
+                        status.get_or_insert(v.status);
                     }
                 }
             }
+            let status = match status {
+                Some(VtxoStatus::Assigned) => VtxoStatus::Assigned,
+                _ => VtxoStatus::Available,
+            };
             for c in p.created.iter().filter(|c| c.job_id == e.job.job_id) {
                 let Some(out) = e.job.outputs.get(c.output) else {
                     continue;
                 };
-                if out.owner != relay || !out.assets.is_empty() {
+                if out.owner != relay {
                     continue;
                 }
-                let expires_at = at_server
-                    .iter()
-                    .find(|v| v.id == c.vtxo)
-                    .map(|v| UnixTime(v.expires_at));
+                let at = at_server.iter().find(|v| v.id == c.vtxo);
+                let colour = if out.assets.is_empty() {
+                    None
+                } else {
+                    // The indexer's assets of the outpoint: outputs alike but
+                    // for their assets (a control VTXO and its asset's genesis
+                    // unit) may pay each other's job in the tree.
+                    let carried = at.map(|v| v.assets.as_slice()).ok_or_else(|| {
+                        RoundsError::Colour(format!("{} not at the indexer yet", c.vtxo))
+                    })?;
+                    match carried {
+                        [a] => Some(Colour {
+                            asset: colours.get(&a.asset_id).copied().ok_or_else(|| {
+                                RoundsError::Colour(format!(
+                                    "{}: no input carries asset {}",
+                                    c.vtxo, a.asset_id
+                                ))
+                            })?,
+                            amount: ark_relay_core::AssetAmount::new(a.amount),
+                        }),
+                        other => {
+                            return Err(RoundsError::Colour(format!(
+                                "{} carries {} assets",
+                                c.vtxo,
+                                other.len()
+                            )))
+                        }
+                    }
+                };
+                let expires_at = at.map(|v| UnixTime(v.expires_at));
                 let row = NewVtxo {
                     id: c.vtxo,
                     owner: relay,
                     sats: out.sats,
-                    colour: None,
-                    status: VtxoStatus::Available,
+                    colour,
+                    status,
                     tapscripts: vtxo.to_tapscripts(),
                     expires_at,
                 };
@@ -409,7 +469,7 @@ impl RoundRunner {
             .commit_transaction(&L2Transaction {
                 ark_txid: commitment,
                 kind: "round".into(),
-                session: None,
+                session: Some(participation_lock(&p.id)),
                 inputs,
                 outputs,
                 issued: Vec::new(),
@@ -421,6 +481,33 @@ impl RoundRunner {
             tracing::info!(%commitment, "round outputs recorded in the ledger");
         }
         Ok(())
+    }
+
+    /// The ledger colours of the participation's relay VTXO inputs, by the
+    /// Arkade id they travel under ([`IdMap::for_assets`]).
+    async fn input_colours(
+        &self,
+        p: &Participation,
+    ) -> Result<std::collections::BTreeMap<String, ark_relay_core::AssetId>, RoundsError> {
+        let mut colours = std::collections::BTreeMap::new();
+        let mut ids: Option<IdMap> = None;
+        for e in p.entries.iter().filter(|e| e.in_round()) {
+            for i in &e.job.inputs {
+                let JobInput::RelayVtxo { vtxo, .. } = i else {
+                    continue;
+                };
+                let Some(c) = self.ledger.vtxo(vtxo).await?.and_then(|v| v.colour) else {
+                    continue;
+                };
+                if ids.is_none() {
+                    let all = self.ledger.assets().await?;
+                    ids = Some(IdMap::for_assets(all.iter().map(|a| &a.id)));
+                }
+                let id = ids.get_or_insert_with(IdMap::bridged).arkade(&c.asset);
+                colours.insert(id.to_string(), c.asset);
+            }
+        }
+        Ok(colours)
     }
 
     async fn next_input(&self, stream: &mut Option<RoundEventStream>) -> Input {
@@ -463,6 +550,10 @@ impl RoundRunner {
                 proof,
                 message,
             } => {
+                if let Some(refused) = self.lock_inputs(p, &job_id).await {
+                    queue.push_back(refused);
+                    return Ok(());
+                }
                 let intent = IntentProof { proof, message };
                 let mut answer = self.ark.register_intent(&intent).await;
                 if matches!(
@@ -580,6 +671,40 @@ impl RoundRunner {
         Ok(())
     }
 
+    /// Locks the ledger VTXO inputs of relay-signed job `job_id` under the
+    /// participation's lock session (idempotent). `Some(refusal)` when it
+    /// must not be registered now: a ceremony holds an input (retried in a
+    /// later round) or spent it (the job fails).
+    async fn lock_inputs(&self, p: &Participation, job_id: &str) -> Option<Input> {
+        let e = p.entries.iter().find(|e| e.job.job_id == job_id)?;
+        if !e.job.relay_signed() {
+            return None;
+        }
+        let mut ids: Vec<VtxoId> = Vec::new();
+        for i in &e.job.inputs {
+            if let JobInput::RelayVtxo { vtxo, .. } = i {
+                match self.ledger.vtxo(vtxo).await {
+                    Ok(Some(_)) => ids.push(*vtxo),
+                    Ok(None) => {}
+                    Err(err) => return Some(refused(job_id, true, &err)),
+                }
+            }
+        }
+        if ids.is_empty() {
+            return None;
+        }
+        let lock = participation_lock(&p.id);
+        match self.ledger.lock_vtxos(&ids, &lock, self.clock.now()).await {
+            Ok(()) => None,
+            Err(err @ StoreError::Ledger(LedgerError::Locked { .. })) => {
+                tracing::info!(job = %job_id, error = %err, "round job waits: a signing session holds its input");
+                Some(refused(job_id, true, &err))
+            }
+            Err(err @ StoreError::Ledger(_)) => Some(refused(job_id, false, &err)),
+            Err(err) => Some(refused(job_id, true, &err)),
+        }
+    }
+
     /// Whether the participation's new VTXOs exist (`Some(true)`), or
     /// surely will not (`Some(false)`: none exists and our forfeited inputs
     /// are unspent), or it is too early to say (`None`).
@@ -649,6 +774,14 @@ fn retryable(e: &ArkServerError) -> bool {
         Some(ArkRejection::VtxoAlreadyRegistered) => true,
         Some(ArkRejection::Other(name)) => name.contains("TIMERANGE"),
         _ => false,
+    }
+}
+
+fn refused(job_id: &str, transient: bool, error: &StoreError) -> Input {
+    Input::RegisterFailed {
+        job_id: job_id.to_owned(),
+        transient,
+        error: format!("ledger lock: {error}"),
     }
 }
 
