@@ -3,13 +3,15 @@
 //! monitor with its fee estimators, provisioner and (with `[rounds]`) its
 //! boarding and renewal rounds.
 //!
-//! Inventory replenishment: with an L1 wallet (a configured `[lnd]`) and
-//! rounds enabled, the monitor boards (lnd `SendOutputs` pays the relay's
-//! boarding address, a round turns it into VTXOs). The arkd simulator's
-//! `FundVtxo` provisioner is kept only where no L1 wallet can board: `dev`,
-//! whose embedded chain simulator mines no blocks on its own (a boarding
-//! payment would never confirm), and `ark-relay sim` without `[lnd]`. A real
-//! `[ark]` never gets the provisioner.
+//! Inventory replenishment: with an L1 wallet (a configured `[lnd]`, or
+//! `dev`'s lnd simulator while `dev` mines blocks) and rounds enabled, the
+//! monitor boards (lnd `SendOutputs` pays the relay's boarding address, a
+//! round turns it into VTXOs). The arkd simulator's `FundVtxo` provisioner is
+//! kept only where no L1 wallet can board: `dev` with `[settlement]` off or
+//! `dev_block_secs = 0` (no blocks: a boarding payment would never confirm),
+//! and `ark-relay sim` without `[lnd]`. A real `[ark]` never gets the
+//! provisioner. `dev`'s demo seed (its first 50 inventory VTXOs) still uses
+//! `FundVtxo`, so start-up does not wait for blocks and rounds.
 //!
 //! This module only wires; the logic lives in `ark_relay_engine::{metrics,
 //! inventory}` and the ports in `ark_relay_core`.
@@ -80,6 +82,12 @@ pub(crate) struct SimBackends {
     pub lnd: ark_relay_sim::DaemonEndpoint,
 }
 
+/// Whether `dev` mines simulator blocks on its own (its settlement task's
+/// `dev_block_secs`), so boarding payments confirm.
+fn dev_mines_blocks(config: &Config) -> bool {
+    config.settlement.enabled && config.settlement.dev_block_secs > 0
+}
+
 /// Adds the metrics sampler and (when enabled) the inventory monitor to the
 /// engine's periodic tasks. `ark` lists the relay's VTXOs when an
 /// interrupted replenishment is recovered.
@@ -110,17 +118,23 @@ pub(crate) async fn with_ops(
                 sim.lnd.tls_cert_pem.clone().map(String::into_bytes),
                 Some(hex::decode(&sim.lnd.macaroon_hex).context("lnd sim macaroon")?),
             );
-            let lnd = LndClient::new(&cfg, health).context("lnd simulator client")?;
+            let lnd = Arc::new(LndClient::new(&cfg, health).context("lnd simulator client")?);
             fees.push(Arc::new(LightningFees::new(
-                Arc::new(lnd),
+                lnd.clone(),
                 DEFAULT_CONF_TARGET,
             )));
             fees.push(Arc::new(
                 ChainSimFees::new(&cfg).context("chain simulator client")?,
             ));
-            provisioner = Some(Arc::new(
-                ArkdSimProvisioner::new(&sim.arkd).context("arkd simulator admin client")?,
-            ));
+            if dev_mines_blocks(config) {
+                // Boarding payments confirm: dev mines a block every
+                // `dev_block_secs` while transactions wait (crate::settle).
+                l1 = Some(lnd);
+            } else {
+                provisioner = Some(Arc::new(
+                    ArkdSimProvisioner::new(&sim.arkd).context("arkd simulator admin client")?,
+                ));
+            }
         }
         None => {
             let ark_sim = config.ark.as_ref().filter(|a| a.simulator);
