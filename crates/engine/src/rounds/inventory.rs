@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ark_relay_ark::asset::IdMap;
-use ark_relay_ark::ServerInfo;
+use ark_relay_ark::{ServerInfo, VtxoScript};
 use ark_relay_ceremony::round::{
     crypto, JobAsset, JobInput, JobKind, JobOutput, RoundCtx, RoundJob, RoundPolicy,
 };
@@ -230,7 +230,8 @@ impl InventoryRounds {
     /// its genesis unit, any coloured inventory — with their assets under
     /// their Arkade ids ([`IdMap::for_assets`]), so the relay's intent
     /// carries the asset preservation packet and the new VTXO keeps them. A
-    /// VTXO locked by a signing session is left for a later pass. Returns
+    /// VTXO locked by a signing session is left for a later pass, and one not
+    /// at the relay's default script is not renewed. Returns
     /// how many were queued now.
     pub async fn renew_due(&self) -> Result<u64, InventoryRoundsError> {
         let relay = self.relay_pk();
@@ -238,6 +239,7 @@ impl InventoryRounds {
         let window = self.config.vtxo_lifetime_secs
             * i64::from(100u8.saturating_sub(self.config.renew_at_pct.min(100)))
             / 100;
+        let default = self.server.default_vtxo(&relay).script_pubkey();
         let mut ids: Option<IdMap> = None;
         let mut queued = 0;
         for v in self.ledger.unspent_vtxos(&relay).await? {
@@ -250,6 +252,14 @@ impl InventoryRounds {
                 || v.locked_by.is_some()
                 || now.0 < expires_at.0 - window
             {
+                continue;
+            }
+            // A renewal pays the relay's default script: a VTXO under other
+            // conditions (a position) is not renewed here.
+            let at_default = VtxoScript::from_tapscripts(&v.tapscripts)
+                .is_ok_and(|script| script.script_pubkey() == default);
+            if !at_default {
+                tracing::debug!(vtxo = %v.id, "not at the relay's default script; not renewed");
                 continue;
             }
             let assets = match v.colour {
