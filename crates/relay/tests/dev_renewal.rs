@@ -5,7 +5,8 @@
 //! the embedded arkd simulator's next round and publishes a 31340 naming
 //! the old and the new VTXO; `GET /vtxos/{pubkey}` shows the new one, the
 //! wallet sees it in `sync_state` when it comes back, and `ark-relay
-//! reconcile` finds the ledger equal to arkd's indexer.
+//! reconcile` finds the ledger equal to arkd's indexer. A second test has
+//! `dev` replenish a critical inventory by boarding through a round.
 //!
 //! `[renewal] valid_at_percent = 0`: the simulator's VTXOs live 7 days and
 //! `dev` has no chain time travel, so the renewal is made valid at once (the
@@ -225,6 +226,83 @@ async fn an_offline_wallets_vtxo_is_renewed_in_a_round() {
     carol.shutdown().await;
 
     // The ledger agrees with arkd's indexer.
+    let mut reconcile = command(tmp.path());
+    reconcile
+        .arg("reconcile")
+        .env(
+            "ARK_RELAY_DATABASE_URL",
+            facts["database"]["url"].as_str().unwrap(),
+        )
+        .env(
+            "ARK_RELAY_ARK__URL",
+            facts["simulators"]["arkd"].as_str().unwrap(),
+        );
+    let out = run(reconcile);
+    assert!(
+        out.status.success(),
+        "reconcile: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(dev.terminate().success());
+}
+
+/// The value of the Prometheus series `name{labels…}` whose labels include
+/// every `want` pair, if exposed.
+fn metric(text: &str, name: &str, want: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| want.iter().all(|w| l.contains(w)))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// `dev` replenishes a critical inventory by boarding, not `FundVtxo`: its
+/// lnd simulator's wallet pays the relay's boarding address, dev's block
+/// miner confirms it, a round turns it into VTXOs; the ledger agrees with
+/// arkd afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_boards_a_critical_inventory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // The demo seed's 50 VTXOs are below `critical`: one batch of 5.
+    let mut dev = DevProcess::spawn(
+        &data,
+        tmp.path(),
+        &[
+            ("ARK_RELAY_INVENTORY__CRITICAL", "100"),
+            ("ARK_RELAY_INVENTORY__WARNING", "100"),
+            ("ARK_RELAY_INVENTORY__TARGET", "105"),
+            ("ARK_RELAY_INVENTORY__BATCH_SIZE", "5"),
+            ("ARK_RELAY_INVENTORY__MAX_BATCHES_PER_RUN", "1"),
+            ("ARK_RELAY_INVENTORY__EVERY_SECS", "2"),
+            ("ARK_RELAY_ROUNDS__EVERY_SECS", "1"),
+            ("ARK_RELAY_SETTLEMENT__DEV_BLOCK_SECS", "1"),
+        ],
+    );
+    let facts = dev.wait_ready();
+    let http = facts["http_url"].as_str().unwrap().to_owned();
+    let boarded = until("a boarding round job done", &dev, || {
+        let (status, body) = http_get(&http, "/metrics");
+        async move {
+            (status == 200).then_some(())?;
+            metric(
+                &body,
+                "ark_relay_round_jobs_total",
+                &["kind=\"inventory_board\"", "outcome=\"done\""],
+            )
+            .filter(|n| *n >= 1.0)
+        }
+    })
+    .await;
+    assert!(boarded >= 1.0);
+    let log = dev.stderr();
+    assert!(log.contains("replenishment by boarding"), "{}", tail(&dev));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("boarded VTXOs recorded in the ledger")),
+        "{}",
+        tail(&dev)
+    );
     let mut reconcile = command(tmp.path());
     reconcile
         .arg("reconcile")
