@@ -737,7 +737,11 @@ pub async fn waiting_challenges(
             continue;
         };
         out.push(NewOutboxEvent {
-            dedupe_key: format!("31511:{}:{contact}", ch.renewal_id),
+            // Hashed: renewal id + contact id exceed the 128-char column.
+            dedupe_key: format!(
+                "31511:{}",
+                sha256::Hash::hash(format!("{}:{contact}", ch.renewal_id).as_bytes())
+            ),
             kind: kinds::SIGNING_CHALLENGE,
             recipient: Some(*owner),
             event_json: event.as_json(),
