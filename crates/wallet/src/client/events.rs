@@ -146,13 +146,13 @@ impl Wallet {
         let answer = {
             let mut st = self.lock();
             let Some(signer) = st.signer.as_mut() else {
-                // Challenges from before this wallet started are history
-                // replayed by the Nostr relay; a new one this early is odd.
-                if created < self.inner.started_at {
-                    tracing::debug!(id = %ev.id, "old challenge before the server parameters are known; ignored");
-                } else {
-                    tracing::warn!(id = %ev.id, "challenge before the server parameters are known; ignored");
-                }
+                // This process publishes intents only after it knows the
+                // server's parameters (that is when its signer exists), so a
+                // challenge arriving earlier is not for one of its intents:
+                // history replayed by the Nostr relay, or a session of another
+                // process using the same key (a bot while `ark-wallet pubkey`
+                // runs). Normal; nothing to answer.
+                tracing::debug!(id = %ev.id, replayed = created < self.inner.started_at, "challenge for another process or run; ignored");
                 return;
             };
             if !signer.knows(&ch.session_id) && created < self.inner.started_at {
