@@ -68,6 +68,24 @@ pub struct DatabaseFacts {
     pub url: String,
 }
 
+/// Rounds as `dev.json` and the banner show them.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundFacts {
+    /// The round runner runs (every `every_secs`).
+    pub enabled: bool,
+    /// How often it looks for due round jobs (seconds).
+    pub every_secs: u64,
+    /// The inventory is replenished by boarding (else by the simulator's
+    /// `FundVtxo`).
+    pub boarding: bool,
+    /// Users' VTXOs get `sign_renewal` challenges.
+    pub renewal: bool,
+    /// Renewals are valid from this share of the lifetime (percent).
+    pub renewal_valid_at_percent: u8,
+    /// The published renewal fee (sats).
+    pub renewal_fee_sats: u64,
+}
+
 /// What a running `dev` offers, written to `<data-dir>/dev.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DevFacts {
@@ -102,6 +120,8 @@ pub struct DevFacts {
     pub wallets: Vec<PublicKeyInfo>,
     /// The DEX demo (pool key, gUSD, seed reserves) when the simulators run.
     pub dex: Option<DexFacts>,
+    /// Ark batch rounds and delegated renewals (`[rounds]`, `[renewal]`).
+    pub rounds: RoundFacts,
     /// Process id of this `dev` process.
     pub pid: u32,
 }
@@ -427,6 +447,14 @@ impl DevStack {
             simulators,
             wallets,
             dex: dex_facts,
+            rounds: RoundFacts {
+                enabled: self.config.rounds.enabled,
+                every_secs: self.config.rounds.every_secs,
+                boarding: crate::ops::boards(&self.config, embedded_sims),
+                renewal: self.config.rounds.enabled && self.config.renewal.enabled,
+                renewal_valid_at_percent: self.config.renewal.valid_at_percent,
+                renewal_fee_sats: crate::wiring::renewal_fee(&self.config),
+            },
             pid: std::process::id(),
         };
         write_json_atomically(&dev_json, &facts)?;
@@ -700,6 +728,24 @@ fn print_banner(facts: &DevFacts) {
     }
     for (name, url) in &facts.simulators {
         println!("  sim {name:<9} {url}");
+    }
+    let r = &facts.rounds;
+    if r.enabled {
+        let renewal = if r.renewal {
+            format!(
+                "renewals at {} % of a VTXO's life, fee {} sats",
+                r.renewal_valid_at_percent, r.renewal_fee_sats
+            )
+        } else {
+            "renewals off".to_owned()
+        };
+        let inventory = if r.boarding { "boarding" } else { "FundVtxo" };
+        println!(
+            "  rounds        every {} s; {renewal}; inventory by {inventory}",
+            r.every_secs
+        );
+    } else {
+        println!("  rounds        off ([rounds] enabled = false)");
     }
     match &facts.web_url {
         Some(url) => {

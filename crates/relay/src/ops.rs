@@ -88,6 +88,18 @@ fn dev_mines_blocks(config: &Config) -> bool {
     config.settlement.enabled && config.settlement.dev_block_secs > 0
 }
 
+/// Whether the inventory monitor replenishes by boarding (as [`with_ops`]
+/// wires it): rounds on and an L1 wallet whose payments confirm.
+pub(crate) fn boards(config: &Config, embedded_sims: bool) -> bool {
+    config.inventory.enabled
+        && config.rounds.enabled
+        && if embedded_sims {
+            dev_mines_blocks(config)
+        } else {
+            config.lnd.is_some()
+        }
+}
+
 /// Adds the metrics sampler and (when enabled) the inventory monitor to the
 /// engine's periodic tasks. `ark` lists the relay's VTXOs when an
 /// interrupted replenishment is recovered.

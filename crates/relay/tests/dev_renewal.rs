@@ -126,6 +126,8 @@ async fn an_offline_wallets_vtxo_is_renewed_in_a_round() {
         .map(|r| r.as_str().unwrap().to_owned())
         .collect();
     let http = facts["http_url"].as_str().unwrap().to_owned();
+    assert_eq!(facts["rounds"]["renewal"], true, "dev.json: {facts}");
+    assert_eq!(facts["rounds"]["renewal_valid_at_percent"], 0);
     let alice_key = facts["wallets"]
         .as_array()
         .unwrap()
@@ -281,6 +283,7 @@ async fn dev_boards_a_critical_inventory() {
     );
     let facts = dev.wait_ready();
     let http = facts["http_url"].as_str().unwrap().to_owned();
+    assert_eq!(facts["rounds"]["boarding"], true, "dev.json: {facts}");
     let boarded = until("a boarding round job done", &dev, || {
         let (status, body) = http_get(&http, "/metrics");
         async move {
