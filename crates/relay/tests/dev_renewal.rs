@@ -43,6 +43,7 @@ impl Confirmations {
         let mut opts = PoolOptions::new(vec![url.to_owned()]);
         opts.kinds = vec![kinds::CONFIRMATION];
         opts.catch_up_every = Duration::from_secs(1);
+        opts.safety_window = Duration::from_secs(600);
         let transport = PoolTransport::connect(who.public_key(), opts)
             .await
             .unwrap();
@@ -169,6 +170,7 @@ async fn an_offline_wallets_vtxo_is_renewed_in_a_round() {
     assert_eq!(received.amount, 2_000);
     let old = received.vtxo;
 
+    let mut confirmations = Confirmations::start(&relays[0], &carol_keys).await;
     // The relay offers a renewal; carol's client signs it (the relay sends
     // a waiting challenge again on her sync_state).
     until("carol's renewal to be scheduled", &dev, || {
@@ -181,9 +183,9 @@ async fn an_offline_wallets_vtxo_is_renewed_in_a_round() {
     })
     .await;
 
-    // Carol goes offline; only an observer listens for her 31340s.
+    // Carol goes offline; only an observer (listening since before she
+    // signed) watches for her 31340s.
     carol.shutdown().await;
-    let mut confirmations = Confirmations::start(&relays[0], &carol_keys).await;
     let c = confirmations.renewal_of(old, &dev).await;
     let [new] = c.created.as_slice() else {
         panic!("one new VTXO: {c:?}")
