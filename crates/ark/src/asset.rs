@@ -181,7 +181,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_group(r: &mut Reader<'_>, groups: usize) -> Result<AssetGroup, PacketError> {
+/// Decodes one group. `leaf`: a batch leaf tx's packet, whose inputs are
+/// intent-type (`{0x02, intent proof txid, vin, amount}`, arkd
+/// `LeafTxPacket`): they are read and checked, not returned (ark-core 0.12's
+/// `AssetInput` has no intent type, and a leaf's colour is in its outputs).
+fn decode_group(r: &mut Reader<'_>, groups: usize, leaf: bool) -> Result<AssetGroup, PacketError> {
     let presence = r.byte("presence")?;
     let asset_id = if presence & PRESENCE_ASSET_ID != 0 {
         Some(r.asset_id()?)
@@ -219,7 +223,16 @@ fn decode_group(r: &mut Reader<'_>, groups: usize) -> Result<AssetGroup, PacketE
     let mut vins = BTreeSet::new();
     for _ in 0..n_in {
         match r.byte("asset input type")? {
-            0x01 => {}
+            0x01 if !leaf => {}
+            0x02 if leaf => {
+                let txid = r.take(32, "intent input txid")?;
+                if txid.iter().all(|b| *b == 0) {
+                    return Err(bad("intent input txid is all zero"));
+                }
+                r.u16le("intent input vin")?;
+                r.uvarint("intent input amount")?;
+                continue;
+            }
             0x02 => return Err(PacketError::IntentInput),
             t => return Err(bad(format!("unknown asset input type {t}"))),
         }
@@ -276,6 +289,22 @@ fn decode_group(r: &mut Reader<'_>, groups: usize) -> Result<AssetGroup, PacketE
 /// Decodes an asset packet (the payload of a type-0 extension record) as arkd
 /// does, and requires it to be the canonical encoding of what it decodes to.
 pub fn decode_packet(bytes: &[u8]) -> Result<Packet, PacketError> {
+    let packet = decode_groups(bytes, false)?;
+    if packet.encode() != bytes {
+        return Err(PacketError::NotCanonical);
+    }
+    Ok(packet)
+}
+
+/// Decodes a batch leaf tx's asset packet (arkd `LeafTxPacket`: the intent's
+/// preservation packet with each group's inputs replaced by one intent-type
+/// input). The groups come back without inputs; the canonical re-encoding
+/// check does not apply (ark-core cannot encode intent inputs).
+pub fn decode_leaf_packet(bytes: &[u8]) -> Result<Packet, PacketError> {
+    decode_groups(bytes, true)
+}
+
+fn decode_groups(bytes: &[u8], leaf: bool) -> Result<Packet, PacketError> {
     let mut r = Reader { bytes, at: 0 };
     let n = r.count("asset groups")?;
     if n == 0 {
@@ -284,7 +313,10 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, PacketError> {
     let mut groups = Vec::with_capacity(n);
     let mut ids = BTreeSet::new();
     for _ in 0..n {
-        let g = decode_group(&mut r, n)?;
+        let g = decode_group(&mut r, n, leaf)?;
+        if leaf && g.asset_id.is_none() {
+            return Err(bad("a leaf packet cannot issue an asset"));
+        }
         if let Some(id) = &g.asset_id {
             if !ids.insert(id.to_string()) {
                 return Err(bad(format!("duplicate asset group {id}")));
@@ -295,11 +327,7 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, PacketError> {
     if r.at != bytes.len() {
         return Err(bad(format!("left {} unknown bytes", bytes.len() - r.at)));
     }
-    let packet = Packet { groups };
-    if packet.encode() != bytes {
-        return Err(PacketError::NotCanonical);
-    }
-    Ok(packet)
+    Ok(Packet { groups })
 }
 
 /// Whether an output script is an `ARK` extension (arkd `IsExtension`:
@@ -375,6 +403,19 @@ pub fn asset_metadata(
 /// record (arkd `NewExtensionFromBytes` and `validateOffchainTxOutputs`).
 /// Returns the extension's output index with the packet.
 pub fn tx_packet(tx: &Transaction) -> Result<Option<(usize, Packet)>, PacketError> {
+    extension_packet(tx, decode_packet)
+}
+
+/// [`tx_packet`] for a batch leaf tx: its packet decoded with
+/// [`decode_leaf_packet`].
+pub fn tx_leaf_packet(tx: &Transaction) -> Result<Option<(usize, Packet)>, PacketError> {
+    extension_packet(tx, decode_leaf_packet)
+}
+
+fn extension_packet(
+    tx: &Transaction,
+    decode: fn(&[u8]) -> Result<Packet, PacketError>,
+) -> Result<Option<(usize, Packet)>, PacketError> {
     let mut found = None;
     for (vout, out) in tx.output.iter().enumerate() {
         let Some(payload) = ark_core::extension::extension_payload(&out.script_pubkey) else {
@@ -410,7 +451,7 @@ pub fn tx_packet(tx: &Transaction) -> Result<Option<(usize, Packet)>, PacketErro
         }
     }
     match asset {
-        Some(body) => Ok(Some((vout, decode_packet(body)?))),
+        Some(body) => Ok(Some((vout, decode(body)?))),
         None => Ok(None),
     }
 }

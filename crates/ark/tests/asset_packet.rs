@@ -5,8 +5,9 @@
 #![allow(clippy::unwrap_used)] // test harness: a failed step should panic
 
 use ark_relay_ark::asset::{
-    arkade_id, decode_packet, input_assets, ledger_id, output_assets, packet_for_colours,
-    tx_packet, ArkadeAssetId, AssetGroup, AssetInput, AssetOutput, AssetRef, Packet, PacketError,
+    arkade_id, decode_leaf_packet, decode_packet, input_assets, ledger_id, output_assets,
+    packet_for_colours, tx_packet, ArkadeAssetId, AssetGroup, AssetInput, AssetOutput, AssetRef,
+    Packet, PacketError,
 };
 use ark_relay_core::{AssetAmount, AssetId, Colour};
 use bitcoin::absolute::LockTime;
@@ -354,4 +355,43 @@ fn metadata_and_genesis_packets_round_trip_canonically() {
     );
     assert_eq!(control_arkade_id(&asset).group_index, 1);
     assert_ne!(control_ledger_id(&asset), asset);
+}
+
+/// A batch leaf's packet (arkd `LeafTxPacket`): each group's inputs are one
+/// intent-type input naming the intent proof; the outputs keep the colour.
+fn leaf_bytes(input_type: u8) -> Vec<u8> {
+    use bitcoin::hashes::Hash;
+    let mut b = vec![0x01, 0x01]; // one group; presence: asset id
+    let mut display = x().txid.to_byte_array();
+    display.reverse();
+    b.extend_from_slice(&display);
+    b.extend_from_slice(&x().group_index.to_le_bytes());
+    b.extend_from_slice(&[0x01, input_type]); // one input
+    b.extend_from_slice(&[0xab; 32]); // the intent proof's txid
+    b.extend_from_slice(&[0x00, 0x00, 0x00]); // vin 0, amount 0
+    b.extend_from_slice(&[0x01, 0x01, 0x00, 0x00, 0xdc, 0x0b]); // vout 0: 1500
+    b
+}
+
+#[test]
+fn a_leaf_packet_decodes_to_its_outputs_colour() {
+    use bitcoin::hashes::Hash;
+    let packet = decode_leaf_packet(&leaf_bytes(0x02)).unwrap();
+    assert_eq!(packet.groups.len(), 1);
+    assert_eq!(packet.groups[0].asset_id, Some(x()));
+    assert!(packet.groups[0].inputs.is_empty());
+    let colours = output_assets(Txid::all_zeros(), &packet);
+    assert_eq!(colours.get(&0), Some(&vec![(x(), 1500)]));
+    // An ark tx's packet may not carry intent inputs; a leaf's may not carry
+    // local ones.
+    assert!(matches!(
+        decode_packet(&leaf_bytes(0x02)),
+        Err(PacketError::IntentInput)
+    ));
+    assert!(decode_leaf_packet(&leaf_bytes(0x01)).is_err());
+    // Truncated anywhere: an error, never a panic.
+    let full = leaf_bytes(0x02);
+    for n in 0..full.len() {
+        assert!(decode_leaf_packet(&full[..n]).is_err(), "prefix {n}");
+    }
 }

@@ -373,3 +373,73 @@ proptest! {
         }
     }
 }
+
+/// A one-node tree whose leaf pays `pays` sats to the relay, with `packet`
+/// (a leaf packet's bytes) as its extension output when given.
+fn coloured_tree(
+    w: &World,
+    pays: u64,
+    packet: Option<&[u8]>,
+) -> (bitcoin::Txid, ark_core::TxGraph) {
+    let (commitment, _, _) = round_txs(w, pays, 9);
+    let ctxid = commitment.unsigned_tx.compute_txid();
+    let mut outputs = vec![TxOut {
+        value: Amount::from_sat(pays),
+        script_pubkey: w.relay_script(),
+    }];
+    if let Some(p) = packet {
+        outputs.push(ark_core::extension::packet_txout(0, p));
+    }
+    outputs.push(anchor());
+    let leaf = Psbt::from_unsigned_tx(tx(vec![OutPoint::new(ctxid, 0)], outputs, 3)).expect("psbt");
+    let graph = ark_core::TxGraph::new(vec![ark_core::TxGraphChunk {
+        txid: Some(leaf.unsigned_tx.compute_txid()),
+        tx: leaf,
+        children: std::collections::HashMap::new(),
+    }])
+    .expect("graph");
+    (ctxid, graph)
+}
+
+/// A leaf packet giving output 0 `amount` units of asset `[0x11; 32]:1`.
+fn leaf_packet(amount: u8) -> (String, Vec<u8>) {
+    let mut b = vec![0x01, 0x01];
+    b.extend_from_slice(&[0x11; 32]);
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&[0x01, 0x02]);
+    b.extend_from_slice(&[0xab; 32]);
+    b.extend_from_slice(&[0x00, 0x00, 0x00]);
+    b.extend_from_slice(&[0x01, 0x01, 0x00, 0x00, amount]);
+    let id = ark_relay_ark::asset::ArkadeAssetId {
+        txid: bitcoin::Txid::from_byte_array([0x11; 32]),
+        group_index: 1,
+    };
+    (id.to_string(), b)
+}
+
+#[test]
+fn the_tree_must_give_a_coloured_output_its_assets() {
+    use ark_relay_ceremony::round::crypto::{tree_pays, Required};
+    let w = world();
+    let (id, packet) = leaf_packet(5);
+    let want = |assets: Vec<(String, u64)>| {
+        vec![Required {
+            txout: TxOut {
+                value: Amount::from_sat(1_000),
+                script_pubkey: w.relay_script(),
+            },
+            assets,
+        }]
+    };
+    let (c, coloured) = coloured_tree(&w, 1_000, Some(&packet));
+    assert!(tree_pays(&coloured, c, &want(vec![(id.clone(), 5)])).is_ok());
+    // Same sats and script, but the replacement would lose or change the asset.
+    let (c, bare) = coloured_tree(&w, 1_000, None);
+    assert!(tree_pays(&bare, c, &want(vec![(id.clone(), 5)])).is_err());
+    let (_, fewer) = leaf_packet(4);
+    let (c, short) = coloured_tree(&w, 1_000, Some(&fewer));
+    assert!(tree_pays(&short, c, &want(vec![(id, 5)])).is_err());
+    // And an uncoloured output is not paid by a coloured one.
+    let (c, coloured) = coloured_tree(&w, 1_000, Some(&packet));
+    assert!(tree_pays(&coloured, c, &want(vec![])).is_err());
+}

@@ -225,14 +225,67 @@ pub fn relay_intent(job: &RoundJob, ctx: &RoundCtx<'_>) -> Result<(Psbt, String)
     Ok((intent.proof, message))
 }
 
+/// An output a round must create: its amount and script, and the assets its
+/// leaf packet must give it (`(Arkade asset id, amount)`, sorted; empty for
+/// an uncoloured VTXO).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Required {
+    /// Amount and script.
+    pub txout: TxOut,
+    /// Assets, sorted by id.
+    pub assets: Vec<(String, u64)>,
+}
+
+/// What every job's outputs require of the tree, in job order.
+pub fn job_required(job: &RoundJob, server: &ServerInfo) -> Vec<Required> {
+    job_outputs(job, server)
+        .into_iter()
+        .zip(&job.outputs)
+        .map(|(txout, o)| {
+            let mut assets: Vec<(String, u64)> = o
+                .assets
+                .iter()
+                .map(|a| (a.asset_id.to_ascii_lowercase(), a.amount))
+                .collect();
+            assets.sort();
+            Required { txout, assets }
+        })
+        .collect()
+}
+
+/// The assets a leaf's packet gives each of its outputs (sorted per output);
+/// `None` when its packet does not decode (such outputs match nothing).
+fn leaf_colours(tx: &bitcoin::Transaction) -> Option<BTreeMap<u32, Vec<(String, u64)>>> {
+    let txid = tx.compute_txid();
+    match ark_relay_ark::asset::tx_leaf_packet(tx) {
+        Ok(None) => Some(BTreeMap::new()),
+        Ok(Some((_, packet))) => Some(
+            ark_relay_ark::asset::output_assets(txid, &packet)
+                .into_iter()
+                .map(|(vout, list)| {
+                    let mut list: Vec<(String, u64)> = list
+                        .into_iter()
+                        .map(|(id, n)| (id.to_string(), n))
+                        .collect();
+                    list.sort();
+                    (vout, list)
+                })
+                .collect(),
+        ),
+        Err(_) => None,
+    }
+}
+
 /// Checks that the VTXO tree hangs off `commitment` (root spends its output
-/// 0) and that its leaves pay every `required` output (amount and script,
-/// counted with multiplicity); returns the outpoint paying each, in order.
-/// The relay signs nothing and forfeits nothing for a tree that fails this.
+/// 0) and that its leaves pay every `required` output (amount, script and
+/// the assets the leaf's packet gives it, counted with multiplicity);
+/// returns the outpoint paying each, in order. The relay signs nothing and
+/// forfeits nothing for a tree that fails this — in particular not a
+/// coloured VTXO whose replacement would come without its assets.
 pub fn tree_pays(
     graph: &TxGraph,
     commitment: Txid,
-    required: &[TxOut],
+    required: &[Required],
 ) -> Result<Vec<OutPoint>, String> {
     let root = &graph.root().unsigned_tx;
     let spends = root.input.first().map(|i| i.previous_output);
@@ -241,33 +294,45 @@ pub fn tree_pays(
             "the tree's root does not spend {commitment}:0 (it spends {spends:?})"
         ));
     }
-    let mut available: HashMap<(u64, Vec<u8>), Vec<OutPoint>> = HashMap::new();
+    // (sats, script) → the outputs paying them, with their leaf colours.
+    type Paying = Vec<(OutPoint, Option<Vec<(String, u64)>>)>;
+    let mut available: HashMap<(u64, Vec<u8>), Paying> = HashMap::new();
     for leaf in graph.leaves() {
         let txid = leaf.unsigned_tx.compute_txid();
+        let colours = leaf_colours(&leaf.unsigned_tx);
         for (vout, o) in leaf.unsigned_tx.output.iter().enumerate() {
             if o.value > Amount::ZERO && !is_anchor(&o.script_pubkey) {
                 let vout = u32::try_from(vout).map_err(err)?;
+                let assets = colours
+                    .as_ref()
+                    .map(|c| c.get(&vout).cloned().unwrap_or_default());
                 available
                     .entry((o.value.to_sat(), o.script_pubkey.to_bytes()))
                     .or_default()
-                    .push(OutPoint::new(txid, vout));
+                    .push((OutPoint::new(txid, vout), assets));
             }
         }
     }
     for outpoints in available.values_mut() {
-        outpoints.sort();
-        outpoints.reverse();
+        outpoints.sort_by_key(|(o, _)| *o);
     }
     let mut paid = Vec::with_capacity(required.len());
     for r in required {
-        let key = (r.value.to_sat(), r.script_pubkey.to_bytes());
-        match available.get_mut(&key).and_then(Vec::pop) {
+        let key = (r.txout.value.to_sat(), r.txout.script_pubkey.to_bytes());
+        let found = available.get_mut(&key).and_then(|list| {
+            let at = list
+                .iter()
+                .position(|(_, assets)| assets.as_ref() == Some(&r.assets))?;
+            Some(list.remove(at).0)
+        });
+        match found {
             Some(o) => paid.push(o),
             None => {
                 return Err(format!(
-                    "the tree does not pay {} sats to {}",
-                    r.value.to_sat(),
-                    r.script_pubkey
+                    "the tree does not pay {} sats with assets {:?} to {}",
+                    r.txout.value.to_sat(),
+                    r.assets,
+                    r.txout.script_pubkey
                 ))
             }
         }

@@ -207,10 +207,10 @@ fn in_round(p: &Participation) -> Vec<&Entry> {
 }
 
 /// Every in-round job's outputs.
-fn required(p: &Participation, ctx: &RoundCtx<'_>) -> Vec<bitcoin::TxOut> {
+fn required(p: &Participation, ctx: &RoundCtx<'_>) -> Vec<crypto::Required> {
     in_round(p)
         .iter()
-        .flat_map(|e| crypto::job_outputs(&e.job, ctx.server))
+        .flat_map(|e| crypto::job_required(&e.job, ctx.server))
         .collect()
 }
 
