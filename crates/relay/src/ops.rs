@@ -28,7 +28,7 @@ use ark_relay_core::inventory::{InventoryStore, VtxoProvisioner};
 use ark_relay_core::{DynBus, DynStore, PubKey, Sats, SystemClock};
 use ark_relay_engine::inventory::{InventoryConfig, InventoryMonitor};
 use ark_relay_engine::metrics::{self, Sampler};
-use ark_relay_engine::rounds::{InventoryRounds, RoundJobs};
+use ark_relay_engine::rounds::{InventoryRounds, InventoryRoundsConfig, RoundJobs};
 use ark_relay_engine::Engine;
 use ark_relay_grpc::daemon::DaemonConfig;
 use ark_relay_grpc::inventory::{ArkdSimProvisioner, ChainSimFees};
@@ -86,6 +86,17 @@ pub(crate) struct SimBackends {
 /// `dev_block_secs`), so boarding payments confirm.
 fn dev_mines_blocks(config: &Config) -> bool {
     config.settlement.enabled && config.settlement.dev_block_secs > 0
+}
+
+/// Boarding and renewal settings; on simulators a boarding payment's
+/// confirmation is checked every second (their blocks come every second or
+/// few), not every 10 s.
+fn inventory_rounds_config(config: &Config, simulated: bool) -> InventoryRoundsConfig {
+    let mut c = config.rounds.inventory();
+    if simulated {
+        c.confirm_poll = Duration::from_secs(1);
+    }
+    c
 }
 
 /// Whether the inventory monitor replenishes by boarding (as [`with_ops`]
@@ -238,7 +249,7 @@ pub(crate) async fn with_ops(
             server.clone(),
             keypair,
             Arc::new(SystemClock),
-            config.rounds.inventory(),
+            inventory_rounds_config(config, simulated),
         );
         tracing::info!(
             boarding = rounds.can_board(),
