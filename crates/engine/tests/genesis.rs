@@ -635,7 +635,7 @@ async fn a_lift_waits_for_the_control_vtxos_renewal(db: TestDb) {
         n += 1;
         let during = s.lift(n, 7).await;
         assert!(
-            matches!(during, Err(IssueError::Transient(_))),
+            matches!(during, Err(IssueError::Busy(_))),
             "{phase}: a lift during the renewal waits: {during:?} {:?}",
             s.held(s.control).await
         );

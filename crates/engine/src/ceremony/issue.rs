@@ -65,9 +65,15 @@ impl Runner {
             };
         };
         if vtxo.locked_by.is_some() {
-            return Err(HandlerError::Transient(format!(
-                "the control VTXO of asset {asset} is in use by another issue"
-            )));
+            // Held by another issue or by its renewal round: a normal wait,
+            // not a failure (see `IssueError::Busy`).
+            return Err(HandlerError::Deferred {
+                reason: format!(
+                    "the control VTXO of asset {asset} is held by another issue or its renewal round"
+                ),
+                retry_after: BUSY_RETRY,
+                outbox: Vec::new(),
+            });
         }
         Ok(Some(Control { asset, vtxo }))
     }
@@ -99,12 +105,20 @@ pub enum IssueError {
     /// A bug or corrupt stored state.
     #[error("fatal: {0}")]
     Fatal(String),
+    /// Not now: the control VTXO is held by another issue or by its renewal
+    /// round. Nothing moved; try again shortly (normal, not a failure).
+    #[error("busy: {0}")]
+    Busy(String),
 }
+
+/// When to try an issue again while its control VTXO is held.
+pub(crate) const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl From<HandlerError> for IssueError {
     fn from(e: HandlerError) -> Self {
         match e {
             HandlerError::Fatal(m) => IssueError::Fatal(m),
+            HandlerError::Deferred { reason, .. } => IssueError::Busy(reason),
             other => IssueError::Transient(other.to_string()),
         }
     }

@@ -167,6 +167,11 @@ impl From<IssueError> for HandlerError {
             IssueError::Transient(m) => HandlerError::Transient(m),
             IssueError::Fatal(m) => HandlerError::Fatal(m),
             IssueError::Rejected(r) => HandlerError::Fatal(r.message),
+            IssueError::Busy(reason) => HandlerError::Deferred {
+                reason,
+                retry_after: crate::ceremony::issue::BUSY_RETRY,
+                outbox: Vec::new(),
+            },
         }
     }
 }
@@ -407,14 +412,22 @@ impl Ramps {
     pub async fn drive_all(self: &Arc<Self>) -> Result<(), HandlerError> {
         for lift in self.ramp.active_lifts(200).await.map_err(transient)? {
             let id = lift.lift_id.clone();
-            if let Err(e) = self.drive_lift(lift).await {
-                tracing::warn!(lift = %id, error = %e, "lift step failed; will retry");
+            match self.drive_lift(lift).await {
+                Ok(()) => {}
+                Err(HandlerError::Deferred { reason, .. }) => {
+                    tracing::debug!(lift = %id, %reason, "lift waits");
+                }
+                Err(e) => tracing::warn!(lift = %id, error = %e, "lift step failed; will retry"),
             }
         }
         for land in self.ramp.active_lands(200).await.map_err(transient)? {
             let id = land.intent;
-            if let Err(e) = self.drive_land(land).await {
-                tracing::warn!(intent = %id, error = %e, "land step failed; will retry");
+            match self.drive_land(land).await {
+                Ok(()) => {}
+                Err(HandlerError::Deferred { reason, .. }) => {
+                    tracing::debug!(intent = %id, %reason, "land waits");
+                }
+                Err(e) => tracing::warn!(intent = %id, error = %e, "land step failed; will retry"),
             }
         }
         Ok(())
