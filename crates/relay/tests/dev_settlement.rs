@@ -33,7 +33,7 @@ async fn dev_commits_a_period_and_serves_proofs() {
     let http = facts["http_url"].as_str().unwrap().to_owned();
     let db_url = facts["database"]["url"].as_str().unwrap().to_owned();
 
-    // Three ark transactions finalized now.
+    // Three ark transactions finalized now (each must get an inclusion proof).
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -66,7 +66,13 @@ async fn dev_commits_a_period_and_serves_proofs() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|s| s["status"] == "published" && s["l2_tx_count"] == 3)
+            // dev's own start-up (gBTC's genesis on Ark, alice's demo lift,
+            // inventory rounds) may land in the same minute: at least ours.
+            .find(|s| {
+                s["status"] == "published"
+                    && s["period"][0].as_i64() == Some(now / 60 * 60)
+                    && s["l2_tx_count"].as_u64().is_some_and(|n| n >= 3)
+            })
         {
             break s.clone();
         }
