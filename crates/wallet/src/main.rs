@@ -20,7 +20,31 @@ use ark_relay_wallet::keys::load_keys;
 use ark_relay_wallet::{Balances, Wallet, WalletOptions};
 use clap::{Parser, Subcommand};
 
+/// `println!` that ends the process quietly when stdout is a closed pipe
+/// (`ark-wallet pubkey | head -1`) instead of panicking.
+macro_rules! out {
+    () => {
+        $crate::emit(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!($($arg)*))
+    };
+}
+
 mod perp_cmd;
+
+/// Writes one line to stdout; a reader that went away (broken pipe) ends the
+/// process with success, as `cat`/`head` pipelines expect.
+fn emit(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// The Ark Relay reference wallet.
 #[derive(Debug, Parser)]
@@ -130,16 +154,16 @@ fn read_dev_json(path: &Path) -> Result<DevJson> {
 }
 
 fn print_balances(b: &Balances) {
-    println!("sats      {}", b.sats);
+    out!("sats      {}", b.sats);
     for a in &b.assets {
         let name = a.ticker.clone().unwrap_or_else(|| a.asset_id.clone());
         if a.locked > 0 {
-            println!("{name:<9} {} ({} locked)", a.amount, a.locked);
+            out!("{name:<9} {} ({} locked)", a.amount, a.locked);
         } else {
-            println!("{name:<9} {}", a.amount);
+            out!("{name:<9} {}", a.amount);
         }
     }
-    println!("vtxos     {}", b.vtxos);
+    out!("vtxos     {}", b.vtxos);
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -163,8 +187,8 @@ async fn run(cli: Cli) -> Result<()> {
     let me = pubkey_from_nostr(&keys.public_key()).ok_or_else(|| anyhow!("invalid key"))?;
     if let Command::Pubkey = cli.command {
         use nostr::ToBech32;
-        println!("{me}");
-        println!("{}", keys.public_key().to_bech32()?);
+        out!("{me}");
+        out!("{}", keys.public_key().to_bech32()?);
         return Ok(());
     }
     let relay = match (&cli.relay_pubkey, &dev) {
@@ -230,7 +254,7 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
         Command::Balance => {
             let b = wallet.balance().await?;
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&b)?);
+                out!("{}", serde_json::to_string_pretty(&b)?);
             } else {
                 print_balances(&b);
             }
@@ -238,7 +262,7 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
         Command::Sync => {
             let vtxos = wallet.sync().await?;
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&vtxos)?);
+                out!("{}", serde_json::to_string_pretty(&vtxos)?);
             } else {
                 let renewals = wallet.renewals().await.unwrap_or_default();
                 for v in &vtxos {
@@ -256,12 +280,13 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
                         .find(|(id, _)| *id == v.vtxo)
                         .map(|(_, r)| describe_renewal(r))
                         .unwrap_or_else(|| "renewal unknown".into());
-                    println!(
+                    out!(
                         "{}  {} sats  {colour}{lock}  {expiry}  {renewal}",
-                        v.vtxo, v.sats
+                        v.vtxo,
+                        v.sats
                     );
                 }
-                println!("{} VTXOs", vtxos.len());
+                out!("{} VTXOs", vtxos.len());
             }
         }
         Command::Send {
@@ -274,14 +299,17 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
             eprintln!("sending {amount} {asset} to {to} …");
             let conf = wallet.send(to, *amount, asset).await?;
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&conf)?);
+                out!("{}", serde_json::to_string_pretty(&conf)?);
             } else {
-                println!("completed: ark txid {}", conf.ark_txid);
+                out!("completed: ark txid {}", conf.ark_txid);
                 for c in &conf.created {
                     let asset = c.asset.as_ref().map_or("sats".into(), ToString::to_string);
-                    println!(
+                    out!(
                         "  created {} → {}: {} {asset} ({} sats)",
-                        c.vtxo, c.owner, c.amount, c.sats
+                        c.vtxo,
+                        c.owner,
+                        c.amount,
+                        c.sats
                     );
                 }
             }
@@ -289,7 +317,7 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
         Command::Lift { amount } => {
             let ticket = wallet.lift(*amount).await?;
             if cli.json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({
                         "request": ticket.request,
@@ -299,10 +327,10 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
                     })
                 );
             } else {
-                println!("pay this invoice to lift {amount} sats into gBTC:");
-                println!();
-                println!("{}", ticket.invoice);
-                println!();
+                out!("pay this invoice to lift {amount} sats into gBTC:");
+                out!();
+                out!("{}", ticket.invoice);
+                out!();
                 eprintln!(
                     "(with `ark-relay dev`, play the payer: ark-relay sim-pay {})",
                     ticket.invoice
@@ -313,11 +341,11 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
                 .lift_outcome(&ticket, Duration::from_secs(cli.timeout))
                 .await?;
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&conf)?);
+                out!("{}", serde_json::to_string_pretty(&conf)?);
             } else {
-                println!("lifted: ark txid {}", conf.ark_txid);
+                out!("lifted: ark txid {}", conf.ark_txid);
                 if let Some(v) = conf.created.first() {
-                    println!("  new VTXO {}: {} gBTC ({} sats)", v.vtxo, v.amount, v.sats);
+                    out!("  new VTXO {}: {} gBTC ({} sats)", v.vtxo, v.amount, v.sats);
                 }
             }
         }
@@ -327,29 +355,33 @@ async fn command(cli: &Cli, wallet: &Wallet) -> Result<()> {
                 .land(invoice, Duration::from_secs(cli.timeout))
                 .await?;
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&conf)?);
+                out!("{}", serde_json::to_string_pretty(&conf)?);
             } else {
-                println!("paid: ark txid {}", conf.ark_txid);
+                out!("paid: ark txid {}", conf.ark_txid);
                 if let Some(p) = &conf.preimage {
-                    println!("  preimage {p}");
+                    out!("  preimage {p}");
                 }
             }
         }
         Command::History => {
             let h = wallet.history();
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&h)?);
+                out!("{}", serde_json::to_string_pretty(&h)?);
             } else if h.is_empty() {
-                println!("no history yet");
+                out!("no history yet");
             } else {
                 for e in &h {
                     let to = e.counterparty.as_deref().unwrap_or("-");
-                    println!(
+                    out!(
                         "{} {} {} {} {to}  {:?}",
-                        e.at, e.direction, e.amount, e.asset, e.outcome
+                        e.at,
+                        e.direction,
+                        e.amount,
+                        e.asset,
+                        e.outcome
                     );
                     for c in &e.challenges {
-                        println!("    {c}");
+                        out!("    {c}");
                     }
                 }
             }

@@ -157,18 +157,18 @@ async fn perp(
             };
             let (terms, view) = quote(client, &args, t).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&terms)?);
+                out!("{}", serde_json::to_string_pretty(&terms)?);
             } else {
-                view.lines().iter().for_each(|l| println!("{l}"));
+                view.lines().iter().for_each(|l| out!("{l}"));
             }
         }
         PerpCommand::Show { .. } => {
             let p = ask(client, serde_json::json!({"action": "positions"}), t).await?;
-            println!("{}", serde_json::to_string_pretty(&p["positions"])?);
+            out!("{}", serde_json::to_string_pretty(&p["positions"])?);
         }
         PerpCommand::Open { position, yes } => {
             let (terms, view) = quote(client, position, t).await?;
-            view.lines().iter().for_each(|l| println!("{l}"));
+            view.lines().iter().for_each(|l| out!("{l}"));
             if !yes {
                 eprint!("sign this open_perp? [y/N] ");
                 let mut line = String::new();
@@ -214,8 +214,8 @@ async fn perp(
                 id,
             )
             .map_err(|e| anyhow!(e))?;
-            println!("opened position {id}: {done}");
-            println!("position token VTXO {} checked: default leaves + the conditional leaf of these terms", held.vtxo);
+            out!("opened position {id}: {done}");
+            out!("position token VTXO {} checked: default leaves + the conditional leaf of these terms", held.vtxo);
         }
         PerpCommand::Close { position, payout } => {
             let list = ask(client, serde_json::json!({"action": "positions"}), t).await?;
@@ -259,7 +259,7 @@ async fn perp(
                 t,
             )
             .await?;
-            println!("closed position {position} for {payout}: {done}");
+            out!("closed position {position} for {payout}: {done}");
         }
     }
     Ok(())
