@@ -6,7 +6,7 @@
 
 use ark_core::batch::{prepare_delegate_psbts_at, Delegate};
 use ark_core::intent;
-use ark_relay_ark::asset::{ArkadeAssetId, AssetGroup, AssetInput, AssetOutput, Packet};
+use ark_relay_ark::asset::ArkadeAssetId;
 use ark_relay_ark::ServerInfo;
 use ark_relay_ceremony::round::{Delegation, JobAsset, JobInput, JobKind, JobOutput, RoundJob};
 use ark_relay_core::{PubKey, Sats, UnixTime, VtxoId};
@@ -179,26 +179,13 @@ pub fn build(
         value: Amount::from_sat(out_sats),
         script_pubkey: prevout.script_pubkey.clone(),
     })];
-    if !spec.assets.is_empty() {
-        let packet = Packet {
-            groups: spec
-                .assets
-                .iter()
-                .map(|(id, amount)| AssetGroup {
-                    asset_id: Some(*id),
-                    control_asset: None,
-                    metadata: None,
-                    inputs: vec![AssetInput {
-                        input_index: 1,
-                        amount: *amount,
-                    }],
-                    outputs: vec![AssetOutput {
-                        output_index: 0,
-                        amount: *amount,
-                    }],
-                })
-                .collect(),
-        };
+    // The preservation packet, as the relay's own round jobs build it
+    // (ark-core's `create_asset_preservation_packet`: every input asset to the
+    // first offchain output; none for an uncoloured VTXO).
+    if let Some(packet) =
+        ark_core::batch::create_asset_preservation_packet(std::slice::from_ref(&input), &outputs)
+            .map_err(|e| RenewalError::ArkCore(e.to_string()))?
+    {
         outputs.push(intent::Output::AssetPacket(packet.to_txout()));
     }
     let valid_at = policy.valid_at(spec, now);
