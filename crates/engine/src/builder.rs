@@ -132,7 +132,7 @@ pub struct EngineBuilder {
     read_only: Option<ReadOnly>,
     heartbeat: Option<Duration>,
     reconcile: Option<(Arc<dyn ReconcileStore>, Option<Duration>)>,
-    conditional: crate::conditional::ConditionalConfig,
+    conditional: crate::conditional::check::ConditionalConfig,
     ark_url: Option<String>,
     rounds: Option<RoundPorts>,
 }
@@ -178,7 +178,10 @@ impl EngineBuilder {
     }
 
     /// The `[conditional]` configuration (liquidations' price window).
-    pub fn with_conditional(mut self, conditional: crate::conditional::ConditionalConfig) -> Self {
+    pub fn with_conditional(
+        mut self,
+        conditional: crate::conditional::check::ConditionalConfig,
+    ) -> Self {
         self.conditional = conditional;
         self
     }

@@ -17,12 +17,13 @@ use prost::Message;
 
 use ark_core::server::{GetVtxosRequest, GetVtxosRequestFilter, StreamTransactionData};
 use ark_relay_ark::RelativeLocktime;
+use ark_relay_core::backends::ark::RoundEventStream;
 use ark_relay_core::backends::ark::{
     ArkInfo, ArkServer, ArkServerError, ArkTxEvent, ArkTxStream, IntentProof, ScriptEvent,
     ScriptEventStream, ServerAsset, ServerAssetInfo, ServerVtxo, SubmittedTx, VtxoFilter,
     VtxoQuery,
 };
-use ark_relay_core::backends::rounds::{RoundEventStream, RoundTerms};
+use ark_relay_core::backends::rounds::RoundTerms;
 use ark_relay_core::{Sats, VtxoId};
 use ark_relay_proto::ark::v1::ErrorDetails;
 use bitcoin::secp256k1::PublicKey;

@@ -11,8 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use ark_core::server::{BatchTreeEventType, NoncePks, PartialSigTree, StreamEvent};
+use ark_relay_core::backends::ark::RoundEventStream;
 use ark_relay_core::backends::ark::{ArkServerError, IntentProof};
-use ark_relay_core::backends::rounds::{RoundEvent, RoundEventStream, RoundTerms, TreeChunk};
+use ark_relay_core::backends::rounds::{RoundEvent, RoundTerms, TreeChunk};
 use ark_relay_core::Sats;
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Psbt, Txid};

@@ -24,8 +24,14 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Network, Psbt, ScriptBuf, Txid};
 use futures::Stream;
 
-use super::rounds::{RoundEventStream, RoundTerms};
+use super::rounds::{RoundEvent, RoundTerms};
 use crate::{ErrorCode, Sats, VtxoId};
+
+/// The round event stream; it ends (or yields a transient error) when the
+/// connection drops. Events are not replayed after a reconnection. (Here,
+/// beside [`ArkServerError`], so that `rounds.rs` holds plain data only.)
+pub type RoundEventStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<RoundEvent, ArkServerError>> + Send>>;
 
 /// What `GetInfo` tells the relay (research/ark.md §1.2, §8.1).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,13 +4,10 @@
 //! `ark_relay_ceremony::round`.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 
 use bitcoin::secp256k1::{PublicKey, XOnlyPublicKey};
 use bitcoin::{Address, Psbt, Sequence, Txid};
-use futures::Stream;
 
-use super::ark::ArkServerError;
 use crate::Sats;
 
 /// One node of a VTXO or connector tree as the stream sends it.
@@ -94,10 +91,6 @@ pub enum RoundEvent {
     /// Keep-alive (also the stream's first event).
     Heartbeat,
 }
-
-/// The round event stream; it ends (or yields a transient error) when the
-/// connection drops. Events are not replayed after a reconnection.
-pub type RoundEventStream = Pin<Box<dyn Stream<Item = Result<RoundEvent, ArkServerError>> + Send>>;
 
 /// What joining a round needs from `GetInfo` besides [`super::ark::ArkInfo`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -123,7 +123,7 @@ pub struct Ceremony {
     pub(crate) policy: IntentPolicy,
     pub(crate) base: BaseHandler,
     pub(crate) config: CeremonyConfig,
-    pub(crate) conditional: crate::conditional::ConditionalConfig,
+    pub(crate) conditional: crate::conditional::check::ConditionalConfig,
 }
 
 impl Ceremony {
@@ -148,7 +148,10 @@ impl Ceremony {
     }
 
     /// Sets the `[conditional]` configuration (liquidations' price window).
-    pub fn with_conditional(mut self, conditional: crate::conditional::ConditionalConfig) -> Self {
+    pub fn with_conditional(
+        mut self,
+        conditional: crate::conditional::check::ConditionalConfig,
+    ) -> Self {
         self.conditional = conditional;
         self
     }

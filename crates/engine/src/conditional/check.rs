@@ -24,6 +24,23 @@ use ark_relay_protocol::intent::ValidIntent;
 use ark_relay_protocol::perps::ValidWitness;
 use ark_relay_protocol::Rejection;
 
+/// `[conditional]` configuration (here, beside the checklist that reads it,
+/// so that the ceremony can hold it without importing the conditional
+/// handler that drives the ceremony).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConditionalConfig {
+    /// The oldest oracle price a liquidation may use, in seconds (default 120).
+    pub max_price_age_secs: i64,
+}
+
+impl Default for ConditionalConfig {
+    fn default() -> Self {
+        Self {
+            max_price_age_secs: 120,
+        }
+    }
+}
+
 /// How far in the future a price's timestamp may be (clock skew).
 pub const MAX_PRICE_SKEW_SECS: i64 = 60;
 

@@ -31,22 +31,7 @@ use crate::ceremony::{Ceremony, CrashPoint};
 use crate::handlers::{HandlerError, JobOutcome};
 use crate::ingest::InboundJob;
 
-pub use check::{Approved, Case};
-
-/// `[conditional]` configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConditionalConfig {
-    /// The oldest oracle price a liquidation may use, in seconds (default 120).
-    pub max_price_age_secs: i64,
-}
-
-impl Default for ConditionalConfig {
-    fn default() -> Self {
-        Self {
-            max_price_age_secs: 120,
-        }
-    }
-}
+pub use check::{Approved, Case, ConditionalConfig};
 
 /// Whether a 31510 event is a `liquidate` intent (a cheap look at its
 /// `type`; the full validation follows in [`Ceremony::on_liquidate`]).

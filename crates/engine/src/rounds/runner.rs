@@ -30,10 +30,11 @@ use ark_relay_ceremony::round::{
     crypto, step, Effect, EntryStatus, Input, JobInput, Participation, Phase, RoundCtx,
     RoundPolicy, Scratch, Transition,
 };
+use ark_relay_core::backends::ark::RoundEventStream;
 use ark_relay_core::backends::ark::{
     ArkRejection, ArkServer, ArkServerError, IntentProof, VtxoQuery,
 };
-use ark_relay_core::backends::rounds::{RoundEvent, RoundEventStream, RoundTerms};
+use ark_relay_core::backends::rounds::{RoundEvent, RoundTerms};
 use ark_relay_core::rounds::{DynRoundStore, ParticipationRecord, RoundEnd};
 use ark_relay_core::{
     Clock, Colour, CommitOutcome, DynStore, L2Transaction, LedgerError, NewVtxo, PubKey, SessionId,
