@@ -100,6 +100,7 @@ impl WebSocketTransport for ExpiredTap {
                 }
                 std::future::ready(!reset)
             });
+            let sink: WebSocketSink = Box::new(crate::quiet::QuietClose(sink));
             Ok((sink, Box::pin(stream) as WebSocketStream))
         })
     }
