@@ -55,7 +55,7 @@ pub(super) async fn seed(
     let key = keys::load_or_generate(&key_file)?;
     let info = PublicKeyInfo::new("dex", &key)?;
     let owner: PubKey = info.pubkey.parse().context("dex key")?;
-    let usd = super::mint_asset(stack, "gUSD", 1_000_000_000_000).await?;
+    let usd = super::seed::mint_asset(stack, "gUSD", 1_000_000_000_000).await?;
     let now = UnixTime::now();
     store
         .register_asset(
