@@ -240,6 +240,16 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The outcome of an insert that may meet its row already there: `true` if
+/// it inserted, `false` on a unique-key violation (idempotent inserts).
+pub(crate) fn inserted<T>(res: Result<T, sqlx::Error>) -> Result<bool, StoreError> {
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(map_err(e)),
+    }
+}
+
 /// `?, ?, …` with `n` placeholders.
 pub(crate) fn placeholders(n: usize) -> String {
     let mut s = String::with_capacity(n.saturating_mul(3));

@@ -14,7 +14,7 @@ use bitcoin::Txid;
 use sqlx::any::AnyRow;
 
 use super::rows;
-use super::{is_unique_violation, map_err, SqlStore};
+use super::{inserted, map_err, SqlStore};
 
 const LIFT_COLUMNS: &str = "lift_id, user_pubkey, request_event_id, asset_id, amount, \
      payment_hash, preimage, invoice, status, vtxo_id, ark_txid, created_at, updated_at, \
@@ -144,11 +144,7 @@ impl RampStore for SqlStore {
             .bind(l.data.clone())
             .execute(&self.pool)
             .await;
-            match res {
-                Ok(_) => Ok(true),
-                Err(e) if is_unique_violation(&e) => Ok(false),
-                Err(e) => Err(map_err(e)),
-            }
+            inserted(res)
         })
         .await
     }
@@ -236,11 +232,7 @@ impl RampStore for SqlStore {
                 .bind(l.data.clone())
                 .execute(&self.pool)
                 .await;
-                match res {
-                    Ok(_) => Ok(true),
-                    Err(e) if is_unique_violation(&e) => Ok(false),
-                    Err(e) => Err(map_err(e)),
-                }
+                inserted(res)
             })
             .await?;
         if inserted {

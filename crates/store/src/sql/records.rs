@@ -7,7 +7,7 @@ use ark_relay_core::{
 use sqlx::AnyConnection;
 
 use super::rows::{self, EVENT_COLUMNS, INTENT_COLUMNS};
-use super::{is_unique_violation, map_err, SqlStore};
+use super::{inserted, is_unique_violation, map_err, SqlStore};
 
 /// Inserts a processed-event row; `Ok(false)` if the id exists.
 pub(super) async fn insert_event(
@@ -27,11 +27,7 @@ pub(super) async fn insert_event(
     .bind(outcome.map(|c| i64::from(c.code())))
     .execute(&mut *conn)
     .await;
-    match res {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(map_err(e)),
-    }
+    inserted(res)
 }
 
 /// The intent kind number (31510), recorded with the processed event.

@@ -6,7 +6,7 @@ use ark_relay_core::{StoreError, UnixTime};
 use sqlx::any::AnyRow;
 
 use super::rows;
-use super::{is_unique_violation, map_err, SqlStore};
+use super::{inserted, map_err, SqlStore};
 
 const COLUMNS: &str = "renewal_id, vtxo, owner, recovery, status, challenge, valid_at, \
      vtxo_expires_at, job_id, new_vtxo, reason, notified_at, created_at, updated_at";
@@ -51,11 +51,7 @@ impl RenewalStore for SqlStore {
             .bind(d.created_at.0)
             .execute(&self.pool)
             .await;
-            match done {
-                Ok(_) => Ok(true),
-                Err(e) if is_unique_violation(&e) => Ok(false),
-                Err(e) => Err(map_err(e)),
-            }
+            inserted(done)
         })
         .await
     }

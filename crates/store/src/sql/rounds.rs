@@ -9,7 +9,7 @@ use ark_relay_core::{StoreError, UnixTime};
 use sqlx::any::AnyRow;
 
 use super::rows;
-use super::{is_unique_violation, map_err, placeholders, SqlStore};
+use super::{inserted, is_unique_violation, map_err, placeholders, SqlStore};
 
 const JOB_COLUMNS: &str = "job_id, kind, status, job_data, attempts, participation_id, \
      not_before, commitment_txid, error, created_at, updated_at";
@@ -64,11 +64,7 @@ impl RoundStore for SqlStore {
             .bind(j.created_at.0)
             .execute(&self.pool)
             .await;
-            match done {
-                Ok(_) => Ok(true),
-                Err(e) if is_unique_violation(&e) => Ok(false),
-                Err(e) => Err(map_err(e)),
-            }
+            inserted(done)
         })
         .await
     }
