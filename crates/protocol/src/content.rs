@@ -288,6 +288,15 @@ pub struct IntentContent {
     pub witness: Option<crate::perps::Witness>,
     /// Unix time after which the relay must not execute the intent.
     pub expires_at: i64,
+    /// The author asks for one-step signing: its step-1 challenge carries the
+    /// checkpoint txs too (`psbts[1..]`) and no step 2 follows (docs/protocol.md,
+    /// "Checkpoint signatures in step 1"). Omitted when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub one_step: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A change of supply of an L2 asset (an LP token): `amount` of the asset
@@ -364,7 +373,8 @@ fn is_zero(n: &u64) -> bool {
 /// What a challenge asks the wallet to sign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayloadToSign {
-    /// Base64 PSBTs (the ark tx, or the checkpoint txs).
+    /// Base64 PSBTs: the ark tx (step 1; for a one-step intent followed by
+    /// the author's checkpoint txs, unsigned), or the checkpoint txs (step 2).
     pub psbts: Vec<String>,
     /// The signatures wanted.
     pub sign: Vec<SignRequest>,
@@ -504,6 +514,12 @@ pub struct L1Commitment {
 }
 
 impl IntentContent {
+    /// The same intent, asking for one-step signing (`one_step: true`).
+    pub fn with_one_step(mut self, one_step: bool) -> Self {
+        self.one_step = one_step;
+        self
+    }
+
     /// A `p2p_transfer` of `amount` of `asset` to `recipient`, with the relay's
     /// `fee` in gBTC (what a wallet publishes for a plain send).
     pub fn transfer(
@@ -542,6 +558,7 @@ impl IntentContent {
             perp: None,
             witness: None,
             expires_at,
+            one_step: false,
         }
     }
 
@@ -598,6 +615,7 @@ impl IntentContent {
             perp: None,
             witness: None,
             expires_at,
+            one_step: false,
         }
     }
 }
@@ -670,5 +688,22 @@ mod tests {
             json,
             serde_json::json!({"status":"failure","code":4001,"name":"FEE_OUTPUT","message":"fee output missing"})
         );
+    }
+
+    #[test]
+    fn one_step_is_optional_and_omitted_when_false() {
+        let k: PubKey = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+            .parse()
+            .expect("key");
+        let two = IntentContent::transfer("a", &k, AssetRef::gbtc(), 5, &k, 1, 9);
+        let json = serde_json::to_string(&two).expect("json");
+        assert!(!json.contains("one_step"), "{json}");
+        let back: IntentContent = serde_json::from_str(&json).expect("old form parses");
+        assert!(!back.one_step);
+        let one = two.with_one_step(true);
+        let json = serde_json::to_value(&one).expect("json");
+        assert_eq!(json["one_step"], serde_json::json!(true));
+        let back: IntentContent = serde_json::from_value(json).expect("new form parses");
+        assert!(back.one_step);
     }
 }

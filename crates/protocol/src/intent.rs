@@ -188,6 +188,8 @@ pub struct ValidIntent {
     pub burn: Vec<ValidSupply>,
     /// Expiry.
     pub expires_at: UnixTime,
+    /// The author asked for one-step signing (checkpoints in step 1).
+    pub one_step: bool,
     /// The content as signed.
     pub content: String,
 }
@@ -461,6 +463,7 @@ pub fn validate_intent(
         mint,
         burn,
         expires_at: UnixTime(c.expires_at),
+        one_step: c.one_step,
         content: event.content.clone(),
     })
 }
