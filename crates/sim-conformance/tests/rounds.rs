@@ -16,6 +16,7 @@ use ark_core::server::{BatchTreeEventType, PartialSigTree, StreamEvent};
 use ark_core::TxGraph;
 use ark_relay_ark::VtxoScript;
 use ark_relay_core::{PubKey, Sats};
+use ark_relay_sim::arkd::round::fees::FeePrograms;
 use ark_relay_sim::arkd::SimVtxo;
 use ark_relay_sim::{ArkdSim, ArkdSimConfig, Chain, RoundConfig, SimServer};
 use bitcoin::hashes::{sha256, Hash};
@@ -35,11 +36,19 @@ struct Sim {
 /// A simulator whose rounds start only on `start_round` (registration window
 /// of an hour), with short phase timeouts.
 async fn start(phase_timeout: Duration) -> anyhow::Result<Sim> {
+    start_with(RoundConfig {
+        phase_timeout,
+        ..RoundConfig::default()
+    })
+    .await
+}
+
+/// Like [`start`], with `round`'s other settings (fee programs).
+async fn start_with(round: RoundConfig) -> anyhow::Result<Sim> {
     let config = ArkdSimConfig {
         round: RoundConfig {
             registration: Duration::from_secs(3600),
-            phase_timeout,
-            ..RoundConfig::default()
+            ..round
         },
         ..ArkdSimConfig::default()
     };
@@ -121,8 +130,19 @@ impl Owner {
         signer: &Keypair,
         expire_at: u64,
     ) -> anyhow::Result<intent::Intent> {
+        self.intent_paying(server_signer, signer, expire_at, 0)
+    }
+
+    /// Like [`Self::intent`], leaving `fee` sats to the server.
+    fn intent_paying(
+        &self,
+        server_signer: &XOnlyPublicKey,
+        signer: &Keypair,
+        expire_at: u64,
+        fee: u64,
+    ) -> anyhow::Result<intent::Intent> {
         let out = intent::Output::Offchain(TxOut {
-            value: bitcoin::Amount::from_sat(self.vtxo.amount),
+            value: bitcoin::Amount::from_sat(self.vtxo.amount - fee),
             script_pubkey: self.vtxo.script.clone(),
         });
         let message = IntentMessage::Register {
@@ -386,6 +406,47 @@ async fn refusals_carry_arkds_error_names() -> anyhow::Result<()> {
         .err()
         .context("swept vtxo spent")?;
     assert!(err.to_string().contains("VTXO_RECOVERABLE"), "{err}");
+    s.server.stop().await;
+    Ok(())
+}
+
+/// With fee programs (250 sats per offchain input, 50 per offchain output):
+/// `GetInfo` publishes them, `EstimateIntentFee` answers their sum, and an
+/// intent that leaves less is refused with `INTENT_INSUFFICIENT_FEE`, one
+/// that leaves it is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intent_fees_are_published_estimated_and_charged() -> anyhow::Result<()> {
+    let s = start_with(RoundConfig {
+        phase_timeout: Duration::from_secs(5),
+        fees: FeePrograms::flat(250, 0, 50, 0),
+        ..RoundConfig::default()
+    })
+    .await?;
+    let fees = s.info.fees.clone().context("fees published")?;
+    assert_eq!(fees.intent_fee.offchain_input.as_deref(), Some("250.0"));
+    assert_eq!(fees.intent_fee.offchain_output.as_deref(), Some("50.0"));
+    let alice = owner(&s, 0x41, 50_000)?;
+    let free = alice.intent(&signer(&s), &alice.kp, now() + 120)?;
+    let estimate = s.client.estimate_fees(free.clone()).await?;
+    assert_eq!(estimate.to_sat(), 300);
+    let err = s
+        .client
+        .register_intent(free)
+        .await
+        .err()
+        .context("an intent without its fee accepted")?;
+    assert!(err.to_string().contains("INTENT_INSUFFICIENT_FEE"), "{err}");
+    let short = alice.intent_paying(&signer(&s), &alice.kp, now() + 120, 299)?;
+    let err = s
+        .client
+        .register_intent(short)
+        .await
+        .err()
+        .context("an intent one sat short accepted")?;
+    assert!(err.to_string().contains("INTENT_INSUFFICIENT_FEE"), "{err}");
+    let paid = alice.intent_paying(&signer(&s), &alice.kp, now() + 120, 300)?;
+    s.client.register_intent(paid).await?;
+    assert_eq!(s.sim.queued_intents().len(), 1);
     s.server.stop().await;
     Ok(())
 }

@@ -14,6 +14,7 @@ use ark_relay_proto::ark::v1 as pb;
 
 use super::events::EventStream;
 use super::round::assets::{self as round_assets, IntentAssets};
+use super::round::fees::{self, FeeInput};
 use super::round::intent::{self, Known, Message};
 use super::round::{Phase, QueuedIntent};
 use super::state::{code, SimError};
@@ -79,6 +80,58 @@ impl ArkdSim {
         }
     }
 
+    /// arkd's time-range check on the simulator's clocks: `valid_at`
+    /// against the chain clock (the one that stamps VTXOs and that time
+    /// travel moves), `expire_at` against the host clock too, since clients
+    /// that cannot see the chain clock (ark-client) stamp their messages
+    /// with the host's: an intent is in range if it is at some instant
+    /// between the two.
+    fn check_time_range(&self, message: &Message) -> Result<(), Status> {
+        intent::check_time_range(
+            message,
+            now(),
+            self.inner.chain.now(),
+            self.inner.round_config.clock_skew_secs,
+        )
+        .map_err(|e| status(&e))
+    }
+
+    /// The least fee arkd's programs ask of an intent with these inputs and
+    /// outputs ([`fees::intent_fee`]; a VTXO's `birth`/`expiry` are its
+    /// `created_at`/`expires_at`).
+    fn required_fee(
+        &self,
+        inputs: &[(OutPoint, Known)],
+        offchain: &[TxOut],
+        onchain: &[TxOut],
+    ) -> Result<u64, Status> {
+        let programs = &self.inner.round_config.fees;
+        if programs.is_free() {
+            return Ok(0);
+        }
+        let fee_inputs: Vec<FeeInput> = {
+            let state = self.state();
+            inputs
+                .iter()
+                .map(|(outpoint, known)| match known {
+                    Known::Boarding(o) => FeeInput::Onchain {
+                        amount: o.value.to_sat(),
+                    },
+                    Known::Vtxo(o) | Known::Recoverable(o) => {
+                        let v = state.vtxos.get(outpoint);
+                        FeeInput::Offchain {
+                            amount: o.value.to_sat(),
+                            birth: v.map_or(0, |v| v.created_at),
+                            expiry: v.map_or(0, |v| v.expires_at),
+                            recoverable: matches!(known, Known::Recoverable(_)),
+                        }
+                    }
+                })
+                .collect()
+        };
+        fees::intent_fee(programs, &fee_inputs, offchain, onchain).map_err(|e| status(&e))
+    }
+
     fn rounds_holds(&self, outpoint: &OutPoint) -> bool {
         self.with_rounds(|r| r.holds(outpoint))
     }
@@ -98,8 +151,7 @@ impl ArkdSim {
                 format!("unexpected intent message type {}", message.kind),
             ));
         }
-        intent::check_time_range(&message, now(), self.inner.round_config.clock_skew_secs)
-            .map_err(|e| status(&e))?;
+        self.check_time_range(&message)?;
         let proof = decode_psbt(&intent.proof)
             .map_err(|_| invalid("INVALID_INTENT_PSBT", "proof is not a base64 PSBT"))?;
         let proven = intent::verify_proof(
@@ -169,6 +221,13 @@ impl ArkdSim {
                 "the operator's key cannot be a cosigner",
             ));
         }
+        let known: Vec<(OutPoint, Known)> = proven
+            .inputs
+            .iter()
+            .map(|i| (i.outpoint, i.known.clone()))
+            .collect();
+        let required = self.required_fee(&known, &proven.offchain, &proven.onchain)?;
+        fees::check_fee(proven.fee, required).map_err(|e| status(&e))?;
         let assets = self.check_intent_assets(&proof, &proven)?;
         let id = uuid::Uuid::new_v4().to_string();
         let queued = QueuedIntent {
@@ -203,7 +262,6 @@ impl ArkdSim {
         req: pb::EstimateIntentFeeRequest,
     ) -> Result<Response<pb::EstimateIntentFeeResponse>, Status> {
         self.fault("EstimateIntentFee")?;
-        // The simulator's fee programs are empty: every intent costs 0.
         let intent = req
             .intent
             .ok_or_else(|| invalid("INVALID_INTENT_PROOF", "missing intent"))?;
@@ -214,11 +272,32 @@ impl ArkdSim {
                 format!("unexpected intent message type {}", message.kind),
             ));
         }
-        intent::check_time_range(&message, now(), self.inner.round_config.clock_skew_secs)
-            .map_err(|e| status(&e))?;
-        decode_psbt(&intent.proof)
+        self.check_time_range(&message)?;
+        let proof = decode_psbt(&intent.proof)
             .map_err(|_| invalid("INVALID_INTENT_PSBT", "proof is not a base64 PSBT"))?;
-        Ok(Response::new(pb::EstimateIntentFeeResponse { fee: 0 }))
+        // No signature check; inputs classified as RegisterIntent does; every
+        // output not listed as onchain counts as offchain (an OP_RETURN
+        // extension output included, as arkd's EstimateIntentFee counts it).
+        let tx = &proof.unsigned_tx;
+        let mut inputs = Vec::new();
+        for txin in tx.input.iter().skip(1) {
+            let known = self
+                .classify(&txin.previous_output, false)
+                .map_err(|e| status(&e))?;
+            inputs.push((txin.previous_output, known));
+        }
+        let (mut offchain, mut onchain) = (Vec::new(), Vec::new());
+        for (i, out) in tx.output.iter().enumerate() {
+            if message.onchain_output_indexes.contains(&i) {
+                onchain.push(out.clone());
+            } else {
+                offchain.push(out.clone());
+            }
+        }
+        let fee = self.required_fee(&inputs, &offchain, &onchain)?;
+        Ok(Response::new(pb::EstimateIntentFeeResponse {
+            fee: i64::try_from(fee).unwrap_or(i64::MAX),
+        }))
     }
 
     pub(crate) async fn rpc_delete_intent(

@@ -7,6 +7,7 @@ pub(crate) mod code {
     pub const INVALID_ARGUMENT: i32 = 3;
     pub const NOT_FOUND: i32 = 5;
     pub const ALREADY_EXISTS: i32 = 6;
+    pub const INTERNAL: i32 = 13;
 }
 
 /// A rejection, as arkd sends it: gRPC code + `ErrorDetails.name` + message.

@@ -62,10 +62,14 @@ pub struct ArkdSimConfig {
     /// Batch rounds: timing and batch expiry.
     pub round: RoundConfig,
     /// SubmitTx applies arkd's asset supply rules to every asset
-    /// ([`assets::Rules::Full`]). Off (the default), they apply to issuances
-    /// and to every asset issued on Ark, and an asset id the simulator never
-    /// saw issued (colour seeded outside Ark) may be minted and listed on
-    /// inputs that do not hold it ([`assets::Rules::Bridged`]).
+    /// ([`assets::Rules::Full`], the default: arkd's behaviour). Off, they
+    /// apply to issuances and to every asset issued on Ark, and an asset id
+    /// the simulator never saw issued (a *bridged* id: LP tokens and lifted
+    /// permissionless Taproot Assets until they have an Arkade genesis) may be
+    /// minted and listed on inputs that do not hold it
+    /// ([`assets::Rules::Bridged`]). Colour seeded with
+    /// [`ArkdSim::fund_with_assets`] is held at arkd, so strict rules accept
+    /// spending it.
     pub strict_assets: bool,
 }
 
@@ -79,7 +83,7 @@ impl Default for ArkdSimConfig {
             checkpoint_exit_delay: RelativeLocktime::blocks(10),
             dust: Sats::new(330),
             round: RoundConfig::default(),
-            strict_assets: false,
+            strict_assets: true,
         }
     }
 }
@@ -142,6 +146,11 @@ impl ArkdSim {
         let sk =
             SecretKey::from_slice(&config.signer_secret).map_err(|e| ConfigError(e.to_string()))?;
         let signer = Keypair::from_secret_key(&secp, &sk);
+        config
+            .round
+            .fees
+            .estimator()
+            .map_err(|e| ConfigError(format!("intent fee programs: {e}")))?;
         let x = signer.x_only_public_key().0;
         let server = ServerInfo::new(
             x,
@@ -419,7 +428,15 @@ impl ArkService for ArkdSim {
             vtxo_min_amount: -1,
             vtxo_max_amount: -1,
             dust: i64::try_from(s.dust().get()).unwrap_or(i64::MAX),
-            fees: None,
+            fees: Some(pb::FeeInfo {
+                intent_fee: Some(pb::IntentFeeInfo {
+                    offchain_input: self.inner.round_config.fees.offchain_input.clone(),
+                    offchain_output: self.inner.round_config.fees.offchain_output.clone(),
+                    onchain_input: self.inner.round_config.fees.onchain_input.clone(),
+                    onchain_output: self.inner.round_config.fees.onchain_output.clone(),
+                }),
+                tx_fee_rate: String::new(),
+            }),
             scheduled_session: None,
             deprecated_signers: Vec::new(),
             service_status: Default::default(),

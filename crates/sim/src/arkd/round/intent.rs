@@ -79,23 +79,33 @@ pub fn parse_message(message: &str) -> Result<Message, SimError> {
     })
 }
 
-/// arkd's time-range check (`INVALID_INTENT_TIMERANGE`), against the host clock
-/// clients stamp their messages with, allowing `skew` seconds.
-pub fn check_time_range(m: &Message, now: i64, skew: i64) -> Result<(), SimError> {
-    if m.valid_at > 0 && now.saturating_add(skew) < m.valid_at {
+/// arkd's time-range check (`INVALID_INTENT_TIMERANGE`) on the simulator's
+/// two clocks (`host_now <= chain_now`; they differ after time travel): not
+/// yet valid when `valid_at` is past the chain clock (plus `skew`, how far a
+/// client's clock may run ahead), expired when `expire_at` is before the
+/// host clock. An intent is in range if it is at some instant between them.
+pub fn check_time_range(
+    m: &Message,
+    host_now: i64,
+    chain_now: i64,
+    skew: i64,
+) -> Result<(), SimError> {
+    let latest = chain_now.max(host_now);
+    let earliest = chain_now.min(host_now);
+    if m.valid_at > 0 && latest.saturating_add(skew) < m.valid_at {
         return Err(invalid(
             "INVALID_INTENT_TIMERANGE",
             format!(
-                "proof of ownership not yet valid (valid_at {} > now {now})",
+                "proof of ownership not yet valid (valid_at {} > now {latest})",
                 m.valid_at
             ),
         ));
     }
-    if m.expire_at > 0 && now > m.expire_at {
+    if m.expire_at > 0 && earliest > m.expire_at {
         return Err(invalid(
             "INVALID_INTENT_TIMERANGE",
             format!(
-                "proof of ownership expired (expire_at {} < now {now})",
+                "proof of ownership expired (expire_at {} < now {earliest})",
                 m.expire_at
             ),
         ));
@@ -390,11 +400,34 @@ mod tests {
             expire_at: 200,
             cosigners: Vec::new(),
         };
-        assert!(check_time_range(&m, 100, 5).is_ok());
-        assert!(check_time_range(&m, 99, 5).is_err(), "not yet valid");
-        assert!(check_time_range(&m, 200, 5).is_ok());
-        let late = check_time_range(&m, 201, 5).err().map(|e| e.name);
+        assert!(check_time_range(&m, 100, 100, 5).is_ok());
+        assert!(check_time_range(&m, 99, 99, 5).is_err(), "not yet valid");
+        assert!(check_time_range(&m, 200, 200, 5).is_ok());
+        let late = check_time_range(&m, 201, 201, 5).err().map(|e| e.name);
         assert_eq!(late.as_deref(), Some("INVALID_INTENT_TIMERANGE"));
+    }
+
+    #[test]
+    fn valid_at_follows_the_chain_clock_and_expiry_the_host_clock() {
+        let m = Message {
+            kind: "register".into(),
+            onchain_output_indexes: Vec::new(),
+            valid_at: 10_000,
+            expire_at: 0,
+            cosigners: Vec::new(),
+        };
+        // Host clock at 100: only time travel on the chain makes it valid.
+        assert!(check_time_range(&m, 100, 100, 5).is_err());
+        assert!(check_time_range(&m, 100, 9_999, 5).is_ok());
+        // A host-stamped message (expires at host + 120) stays good after
+        // the chain clock travelled past it.
+        let host_stamped = Message {
+            valid_at: 100,
+            expire_at: 220,
+            ..m
+        };
+        assert!(check_time_range(&host_stamped, 110, 50_000, 5).is_ok());
+        assert!(check_time_range(&host_stamped, 221, 50_000, 5).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod assets;
 pub mod driver;
+pub mod fees;
 pub mod forfeit;
 pub mod intent;
 pub mod session;
@@ -37,11 +38,13 @@ pub struct RoundConfig {
     pub vtxo_tree_expiry: RelativeLocktime,
     /// At most this many intents per round (arkd `round_max_participants_count`).
     pub max_intents: usize,
-    /// Seconds a client's clock may run ahead of the simulator's when it
-    /// stamps `valid_at`.
+    /// Seconds a client's clock may run ahead of the simulator's chain clock
+    /// when it stamps `valid_at`.
     pub clock_skew_secs: i64,
     /// Heartbeat period of event streams (below ark-client's 30 s timeout).
     pub heartbeat: Duration,
+    /// The intent fee programs (`GetInfo.fees`; empty = every intent is free).
+    pub fees: fees::FeePrograms,
 }
 
 impl Default for RoundConfig {
@@ -55,6 +58,7 @@ impl Default for RoundConfig {
             max_intents: 128,
             clock_skew_secs: 5,
             heartbeat: Duration::from_secs(5),
+            fees: fees::FeePrograms::default(),
         }
     }
 }
