@@ -248,6 +248,24 @@ pub trait RampStore: Send + Sync + 'static {
     async fn record_reserve(&self, reserve: &ReserveRecord) -> Result<(), StoreError>;
     /// The last recorded reserve of every asset that has one.
     async fn reserves(&self) -> Result<Vec<ReserveRecord>, StoreError>;
+
+    /// Links a lifted Taproot Asset issued on Ark by its own genesis: the
+    /// ledger id `asset` (the genesis txid) and the Taproot Asset id tapd
+    /// knows it by. `false` if `asset` was linked already (the first link
+    /// stays).
+    async fn link_taproot_asset(
+        &self,
+        asset: &AssetId,
+        taproot_asset_id: &AssetId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// The ledger id of the Taproot Asset `taproot_asset_id`, if linked.
+    async fn asset_of_taproot(
+        &self,
+        taproot_asset_id: &AssetId,
+    ) -> Result<Option<AssetId>, StoreError>;
+    /// The Taproot Asset id of ledger asset `asset`, if linked.
+    async fn taproot_of_asset(&self, asset: &AssetId) -> Result<Option<AssetId>, StoreError>;
 }
 
 /// The BTC reserve behind a relay-issued asset, as last read from lnd.

@@ -22,6 +22,7 @@
 //! | `vtxo_inventory` | inventory replenishment batches (PRD §10.3) | unique `batch_id` |
 //! | `vtxo_disputes` | VTXOs whose colour or sats the last reconciliation found different at the arkd indexer (refused with 2006) | primary key `vtxo_id` |
 //! | `reconciliation_runs` | one summary per ledger ↔ arkd indexer reconciliation (`/health`) | newest by `id` |
+//! | `taproot_links` | the Taproot Asset id (tapd) of each lifted permissionless asset issued on Ark by its own genesis (ledger id = genesis txid) | primary key `asset_id`; unique `taproot_asset_id` |
 //! | `round_jobs` | what the relay registers in its next Ark batch round (boarding, renewals, delegated renewals, recoveries) | unique `job_id` |
 //! | `round_participations` | the round-participation saga (phase, typed state, `version`) | unique `participation_id` |
 //! | `delegations` | users' VTXOs renewed or recovered from a pre-signed `sign_renewal` delegation (challenge, status, round job, new VTXO, near-expiry notice) | unique `renewal_id`; by `vtxo`, by `owner` |

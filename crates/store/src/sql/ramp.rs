@@ -348,6 +348,48 @@ impl RampStore for SqlStore {
         .collect()
     }
 
+    async fn link_taproot_asset(
+        &self,
+        asset: &AssetId,
+        taproot_asset_id: &AssetId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        inserted(
+            sqlx::query(
+                "INSERT INTO taproot_links (asset_id, taproot_asset_id, created_at) \
+                 VALUES (?, ?, ?)",
+            )
+            .bind(asset.to_string())
+            .bind(taproot_asset_id.to_string())
+            .bind(now.0)
+            .execute(&self.pool)
+            .await,
+        )
+    }
+
+    async fn asset_of_taproot(
+        &self,
+        taproot_asset_id: &AssetId,
+    ) -> Result<Option<AssetId>, StoreError> {
+        sqlx::query("SELECT asset_id FROM taproot_links WHERE taproot_asset_id = ?")
+            .bind(taproot_asset_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|row| rows::parse::<AssetId>(&row, "asset_id"))
+            .transpose()
+    }
+
+    async fn taproot_of_asset(&self, asset: &AssetId) -> Result<Option<AssetId>, StoreError> {
+        sqlx::query("SELECT taproot_asset_id FROM taproot_links WHERE asset_id = ?")
+            .bind(asset.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|row| rows::parse::<AssetId>(&row, "taproot_asset_id"))
+            .transpose()
+    }
+
     async fn active_lands(&self, limit: u32) -> Result<Vec<LandRecord>, StoreError> {
         let sql = format!(
             "SELECT {LAND_COLUMNS} FROM lands WHERE status NOT IN ('succeeded', 'refunded') \
