@@ -97,14 +97,21 @@ pub fn arkade_id(asset: &AssetId) -> ArkadeAssetId {
     }
 }
 
-/// The ledger asset id an Arkade id stands for, if it is one [`arkade_id`] gives.
+/// The ledger asset id an Arkade id stands for: group 0 of a transaction is
+/// the ledger id equal to its txid ([`arkade_id`]); group 1 is the control
+/// asset of group 0 in the relay's genesis layout ([`genesis_packet`]), whose
+/// ledger id is [`control_ledger_id`] of the txid. Other groups have none.
+/// The mapping is forward only, so a holder of a control asset (a DEX
+/// minting its LP token) checks a packet without knowing the genesis.
 pub fn ledger_id(id: &ArkadeAssetId) -> Option<AssetId> {
-    if id.group_index != 0 {
-        return None;
-    }
     let mut display = id.txid.to_byte_array();
     display.reverse();
-    Some(AssetId::from_bytes(display))
+    let asset = AssetId::from_bytes(display);
+    match id.group_index {
+        0 => Some(asset),
+        1 => Some(control_ledger_id(&asset)),
+        _ => None,
+    }
 }
 
 /// A byte reader with arkd's primitive decoders.
@@ -660,4 +667,24 @@ fn entry<'a>(
         inputs: vec![],
         outputs: vec![],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_genesis_pair_maps_both_ways() {
+        let asset = AssetId::from_bytes([0x5a; 32]);
+        let ids = IdMap::bridged().with_control(&asset);
+        let control = control_ledger_id(&asset);
+        assert_eq!(ledger_id(&ids.arkade(&asset)), Some(asset));
+        assert_eq!(ledger_id(&ids.arkade(&control)), Some(control));
+        assert_eq!(ids.arkade(&control), control_arkade_id(&asset));
+        let third = ArkadeAssetId {
+            group_index: 2,
+            ..arkade_id(&asset)
+        };
+        assert_eq!(ledger_id(&third), None);
+    }
 }

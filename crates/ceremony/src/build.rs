@@ -112,10 +112,13 @@ pub fn prepare(plan: &Plan, ctx: &Ctx<'_>) -> Result<Prepared, StepError> {
                 .map_err(ark_relay_ark::ArkError::from)?
         }
         None => {
-            let ids = match &plan.control {
-                Some(asset) => IdMap::bridged().with_control(asset),
-                None => IdMap::bridged(),
-            };
+            // Every asset's control asset travels under its own Arkade id
+            // (group 1 of the asset's genesis): the relay's in a lift or a
+            // refund (`plan.control`), a party's in its mint (an LP token
+            // minted by the DEX holding its control VTXO). Mapping the
+            // control of an asset no control VTXO moves with costs nothing.
+            let colours = input_colours.iter().chain(&output_colours).flatten();
+            let ids = IdMap::for_assets(colours.map(|c| &c.asset).chain(&plan.control));
             packet_for_colours_with(&input_colours, &output_colours, &ids)
                 .map_err(ark_relay_ark::ArkError::from)?
         }
@@ -220,6 +223,7 @@ pub fn start(s: Start, ctx: &Ctx<'_>) -> Result<Transition, StepError> {
         resent: 0,
         locks: s.plan.locks,
         cosign: s.plan.cosign,
+        kept: vec![],
     };
     if s.plan.genesis.is_some() {
         // The new asset's id is this txid: its colour is known only now.
@@ -289,9 +293,9 @@ pub(crate) fn challenge(
     let (kind, psbts, colour, context) = if step == 1 {
         (
             ChallengeType::SignArkTx,
-            vec![c.ark_tx.clone()],
+            crate::one_step::step1_psbts(c, i),
             c.hints.clone(),
-            format!("Step 1/2: {}", p.summary),
+            format!("Step 1/{}: {}", if p.one_step { 1 } else { 2 }, p.summary),
         )
     } else {
         let what = match &c.purpose {

@@ -63,7 +63,17 @@ pub fn check_packet(
             .and_then(|i| by_in.get(&i))
             .cloned()
             .unwrap_or_default();
-        if got != want {
+        // Compared in ledger form: a control asset I hold (an LP token's,
+        // group 1 of its genesis) has a derived ledger id (`ledger_id`).
+        let ledger = |l: &[(ArkadeAssetId, u64)]| -> Vec<_> {
+            l.iter().map(|(id, n)| (ledger_id(id), *n)).collect()
+        };
+        if ledger(&got)
+            != colour
+                .map(|(a, n)| (Some(a), n))
+                .into_iter()
+                .collect::<Vec<_>>()
+        {
             why.push(format!(
                 "asset packet lists my input {i} as {}, I know it as {}",
                 show(&got, book),
