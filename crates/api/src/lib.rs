@@ -47,6 +47,7 @@ use serde::Serialize;
 pub mod metrics;
 mod reserves;
 mod settlements;
+mod supply;
 #[cfg(test)]
 mod tests;
 pub mod web;
@@ -487,7 +488,7 @@ struct InfoBody<'a> {
 
 async fn info(State(state): State<ApiState>) -> Response {
     let assets = match state.store.assets().await {
-        Ok(list) => Some(list.iter().map(AssetBody::from).collect()),
+        Ok(list) => Some(asset_bodies(&list)),
         Err(e) => {
             tracing::warn!(error = %e, "/info: listing assets failed");
             None
@@ -519,7 +520,8 @@ struct AssetBody {
     id: AssetId,
     /// The asset's id on Ark (Arkade Assets, 68 hex): how ark txs' asset
     /// packets and arkd's indexer name it (`ark_relay_ark::asset::arkade_id`:
-    /// the ledger id as genesis txid, group index 0).
+    /// the ledger id as genesis txid, group index 0; a control asset is
+    /// group 1 of the genesis of the asset it controls).
     arkade_asset_id: String,
     /// The Taproot Asset (tapd) it stands for on the Lightning / L1 side.
     taproot_asset_id: AssetId,
@@ -527,31 +529,48 @@ struct AssetBody {
     name: String,
     #[serde(rename = "type")]
     asset_type: &'static str,
+    /// Every unit on unspent VTXOs (arkd's supply).
     total_supply: u64,
+    /// What circulates: `total_supply` less the genesis unit of an asset
+    /// issued on Ark; 0 for a control asset ([`supply`]).
+    circulating_supply: u64,
+    /// For a control asset: the asset whose issuance it controls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    control_of: Option<AssetId>,
     decimals: u8,
     enabled: bool,
 }
 
-impl From<&Asset> for AssetBody {
-    fn from(a: &Asset) -> Self {
-        Self {
-            id: a.id,
-            arkade_asset_id: format!("{}0000", a.id),
-            taproot_asset_id: a.id,
-            ticker: a.ticker.clone(),
-            name: a.name.clone(),
-            asset_type: a.asset_type.as_str(),
-            total_supply: a.total_supply.get(),
-            decimals: a.decimals,
-            enabled: a.enabled,
-        }
-    }
+/// `/assets` and `/info`'s `assets`: every registered asset with its supply split.
+fn asset_bodies(list: &[Asset]) -> Vec<AssetBody> {
+    let supplies = supply::supplies(list);
+    list.iter()
+        .map(|a| {
+            let s = supplies.get(&a.id);
+            let control_of = s.and_then(|s| s.control_of);
+            AssetBody {
+                id: a.id,
+                arkade_asset_id: match control_of {
+                    Some(issued) => format!("{issued}0001"),
+                    None => format!("{}0000", a.id),
+                },
+                taproot_asset_id: a.id,
+                ticker: a.ticker.clone(),
+                name: a.name.clone(),
+                asset_type: a.asset_type.as_str(),
+                total_supply: a.total_supply.get(),
+                circulating_supply: s.map_or(a.total_supply.get(), |s| s.circulating),
+                control_of,
+                decimals: a.decimals,
+                enabled: a.enabled,
+            }
+        })
+        .collect()
 }
 
 async fn assets(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let list = state.store.assets().await?;
-    let assets: Vec<AssetBody> = list.iter().map(AssetBody::from).collect();
-    Ok(Json(serde_json::json!({ "assets": assets })).into_response())
+    Ok(Json(serde_json::json!({ "assets": asset_bodies(&list) })).into_response())
 }
 
 /// Registered assets by id, for tickers.

@@ -1,7 +1,8 @@
 //! `GET /reserves`: for every relay-issued asset (gBTC), the circulating
-//! supply in the ledger next to the BTC reserve behind it (lnd channel
-//! balance + confirmed on-chain balance, as last read from lnd), so anyone can
-//! check the 1:1 backing of PRD §7.
+//! supply in the ledger (its genesis unit on Ark excluded, [`crate::supply`])
+//! next to the BTC reserve behind it (lnd channel balance + confirmed on-chain
+//! balance, as last read from lnd), so anyone can check the 1:1 backing of
+//! PRD §7.
 
 use ark_relay_core::AssetType;
 use axum::extract::State;
@@ -15,7 +16,7 @@ use crate::{ApiError, ApiState};
 struct ReserveBody {
     asset_id: String,
     ticker: String,
-    /// Units in circulation (sats for gBTC).
+    /// Units in circulation (sats for gBTC; the genesis unit excluded).
     circulating: u64,
     /// Spendable Lightning channel balance, sats (`null` before the first read).
     lightning_sats: Option<u64>,
@@ -37,12 +38,15 @@ pub(crate) async fn reserves(
         Some(r) => r.reserves().await?,
         None => Vec::new(),
     };
+    let supplies = crate::supply::supplies(&assets);
     let body: Vec<ReserveBody> = assets
         .into_iter()
         .filter(|a| a.asset_type == AssetType::RelayIssued)
         .map(|a| {
             let r = recorded.iter().find(|r| r.asset == a.id);
-            let circulating = a.total_supply.get();
+            let circulating = supplies
+                .get(&a.id)
+                .map_or(a.total_supply.get(), |s| s.circulating);
             ReserveBody {
                 asset_id: a.id.to_string(),
                 ticker: a.ticker,

@@ -262,9 +262,90 @@ async fn assets_lists_registered_assets() {
             "name": "Gateway BTC",
             "type": "relay_issued",
             "total_supply": 5000,
+            "circulating_supply": 5000,
             "decimals": 8,
             "enabled": true,
         }]})
+    );
+    db.destroy().await;
+}
+
+/// gBTC issued on Ark: its control asset registered and held (1 unit).
+async fn with_genesis(store: &DynStore) -> AssetId {
+    let control = ark_relay_ark::asset::control_ledger_id(&gbtc());
+    store
+        .register_asset(
+            &NewAsset {
+                id: control,
+                name: "gBTC control".into(),
+                ticker: "gBTC.control".into(),
+                asset_type: AssetType::Permissionless,
+                decimals: 0,
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .insert_vtxos(
+            &[NewVtxo {
+                id: format!("{TXID}:7").parse::<VtxoId>().unwrap(),
+                owner: key(BOB),
+                sats: Sats::new(330),
+                colour: Some(Colour {
+                    asset: control,
+                    amount: AssetAmount::new(1),
+                }),
+                status: VtxoStatus::Assigned,
+                tapscripts: Tapscripts(vec![vec![0x51]]),
+                expires_at: None,
+            }],
+            NOW,
+        )
+        .await
+        .unwrap();
+    control
+}
+
+#[tokio::test]
+async fn the_genesis_unit_and_the_control_asset_do_not_circulate() {
+    let (db, store) = funded().await;
+    let control = with_genesis(&store).await;
+    let (status, body) = get(app(store.clone()), "/assets").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let find = |id: AssetId| {
+        body["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id.to_string())
+            .cloned()
+            .unwrap()
+    };
+    let g = find(gbtc());
+    assert_eq!(
+        (&g["total_supply"], &g["circulating_supply"]),
+        (&json!(5000), &json!(4999))
+    );
+    assert!(g.get("control_of").is_none());
+    let c = find(control);
+    assert_eq!(
+        (&c["total_supply"], &c["circulating_supply"]),
+        (&json!(1), &json!(0))
+    );
+    assert_eq!(c["control_of"], gbtc().to_string());
+    assert_eq!(c["arkade_asset_id"], format!("{}0001", gbtc()));
+    let (_, info) = get(app(store.clone()), "/info").await;
+    assert_eq!(
+        info["assets"], body["assets"],
+        "/info lists the same figures"
+    );
+    let (_, body) = get(app(store), "/reserves").await;
+    let reserves = body["reserves"].as_array().unwrap();
+    assert_eq!(reserves.len(), 1, "a control asset backs nothing: {body}");
+    assert_eq!(
+        reserves[0]["circulating"], 4999,
+        "the genesis unit is not backed"
     );
     db.destroy().await;
 }
