@@ -24,6 +24,7 @@ mod build;
 mod io;
 pub mod lock;
 pub mod machine;
+mod one_step;
 pub mod plan;
 pub mod round;
 pub mod state;
@@ -38,4 +39,4 @@ pub use plan::{
     plan, select_coloured, Control, PartyRequest, PartySpan, Payment, Plan, PlanRequest,
     PlannedOutput,
 };
-pub use state::{Ceremony, Failure, Party, Phase, Purpose};
+pub use state::{Ceremony, Failure, KeptSignature, Party, Phase, Purpose};

@@ -28,7 +28,7 @@ use crate::build::{
     challenge, confirmation, deadline, finalize, ledger_change, notify_all, short, sign_own, submit,
 };
 use crate::io::{invalid, Answer, Ctx, Effect, Input, StepError, Transition};
-use crate::state::{Ceremony, Failure, Phase, Purpose};
+use crate::state::{Ceremony, Failure, KeptSignature, Phase, Purpose};
 
 /// Ends the ceremony before `SubmitTx`: every lock released, everyone told.
 fn fail(c: &Ceremony, r: Rejection, expired: bool) -> Transition {
@@ -58,16 +58,19 @@ fn parse_sig(s: &str) -> Option<schnorr::Signature> {
     s.parse::<schnorr::Signature>().ok()
 }
 
-/// Adds party `i`'s step-1 signatures to `tx`, or says why not.
+/// Adds party `i`'s step-1 signatures to `tx` and returns its checkpoint
+/// signatures to keep (one-step signing), or says why not.
 fn verify_step1(
     c: &Ceremony,
     i: usize,
     sigs: &[SignatureEntry],
     tx: &mut Psbt,
-) -> Result<(), String> {
+) -> Result<Vec<KeptSignature>, String> {
     let p = &c.parties[i];
     let author = p.author.x_only();
-    for e in sigs {
+    let (ark, checkpoints): (Vec<&SignatureEntry>, Vec<&SignatureEntry>) =
+        sigs.iter().partition(|e| e.psbt_index == 0);
+    for e in ark {
         let k = e.input_index as usize;
         let sig = parse_sig(&e.sig).ok_or("a signature is not 64 bytes of hex")?;
         if e.psbt_index != 0
@@ -85,7 +88,7 @@ fn verify_step1(
             return Err(format!("input {k} is not signed"));
         }
     }
-    Ok(())
+    crate::one_step::verify_checkpoint_entries(c, i, &checkpoints)
 }
 
 /// Adds party `i`'s step-2 signatures to `checkpoints`, or says why not.
@@ -198,12 +201,15 @@ fn on_ark_tx_reply(
         Answer::Signatures(sigs) => sigs,
     };
     let mut next = c.clone();
-    if let Err(why) = verify_step1(c, i, &sigs, &mut next.ark_tx) {
-        let r = Rejection::new(
-            ErrorCode::InvalidResponseSignature,
-            format!("{}{why}", who(c, i)),
-        );
-        return Ok(fail(c, r, false));
+    match verify_step1(c, i, &sigs, &mut next.ark_tx) {
+        Ok(kept) => next.kept.extend(kept),
+        Err(why) => {
+            let r = Rejection::new(
+                ErrorCode::InvalidResponseSignature,
+                format!("{}{why}", who(c, i)),
+            );
+            return Ok(fail(c, r, false));
+        }
     }
     next.parties[i].signed = true;
     if !next.parties.iter().all(|p| p.signed) {
@@ -493,8 +499,9 @@ fn strand(c: &Ceremony, r: Rejection) -> Transition {
     }
 }
 
-/// Verifies arkd's signatures, signs the relay's checkpoints, and sends step
-/// 2 (or, without parties, finalizes).
+/// Verifies arkd's signatures, signs the relay's checkpoints, adds the
+/// one-step parties' kept checkpoint signatures, and sends step 2 to the
+/// other parties (or, when no party is left to sign, finalizes).
 fn after_submit(c: &Ceremony, sub: SubmittedTx, ctx: &Ctx<'_>) -> Result<Transition, StepError> {
     if sub.ark_txid != c.ark_txid {
         return Err(invalid(format!(
@@ -521,10 +528,16 @@ fn after_submit(c: &Ceremony, sub: SubmittedTx, ctx: &Ctx<'_>) -> Result<Transit
         }
         signed.push(s);
     }
+    // The one-step parties' checkpoint signatures, kept since step 1: they
+    // have signed step 2 already.
+    crate::one_step::add_kept(&c.kept, &mut signed)?;
     let mut next = c.clone();
     next.ark_tx = sub.final_ark_tx;
     next.checkpoints = signed;
-    if next.parties.is_empty() {
+    for p in &mut next.parties {
+        p.signed = p.one_step;
+    }
+    if next.parties.iter().all(|p| p.signed) {
         for (n, cp) in next.checkpoints.iter().enumerate() {
             if !is_fully_signed(cp)? {
                 return Err(invalid(format!("checkpoint {n} is not fully signed")));
@@ -543,6 +556,7 @@ fn after_submit(c: &Ceremony, sub: SubmittedTx, ctx: &Ctx<'_>) -> Result<Transit
     let deadline = deadline(&next, ctx);
     next.phase = Phase::CheckpointTxsPrepared { deadline };
     let effects = (0..next.parties.len())
+        .filter(|i| !next.parties[*i].signed)
         .map(|i| challenge(&next, i, 2, deadline, None))
         .collect::<Result<_, _>>()?;
     Ok(Transition {

@@ -91,6 +91,23 @@ pub struct Party {
     pub signed: bool,
     /// What it does, for the challenge's human-readable context.
     pub summary: String,
+    /// It asked for one-step signing: its step-1 challenge carries its
+    /// checkpoints too, and it gets no step 2.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_step: bool,
+}
+
+/// An owner's checkpoint signature given in step 1 (one-step signing),
+/// verified then and kept apart from the checkpoint PSBTs submitted to arkd
+/// (which expects them unsigned); added after `SubmitTx`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptSignature {
+    /// Which checkpoint (= which input of the ark tx).
+    pub checkpoint: usize,
+    /// The signer (the party's key).
+    pub key: PubKey,
+    /// The BIP-340 signature (hex).
+    pub sig: String,
 }
 
 /// A recorded failure (the code as its number, for a stable JSON form).
@@ -295,6 +312,9 @@ pub struct Ceremony {
     /// Inputs the relay co-signs through a conditional leaf.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cosign: Vec<crate::CosignedInput>,
+    /// The one-step parties' checkpoint signatures from step 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<KeptSignature>,
 }
 
 impl Ceremony {

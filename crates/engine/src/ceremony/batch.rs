@@ -506,3 +506,4 @@ fn describe_party(outputs: &[PlannedOutput], i: usize, me: &PubKey) -> String {
         gets.join(", ")
     )
 }
+                one_step: v.one_step,

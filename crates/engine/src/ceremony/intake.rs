@@ -420,6 +420,7 @@ impl Ceremony {
             signed: false,
             summary,
         }];
+            one_step: intent.one_step,
         if self
             .runner
             .start_over(row, purpose, parties, plan, vec![], &|_| Ok(vec![]))

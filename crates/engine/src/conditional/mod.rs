@@ -264,6 +264,7 @@ impl Ceremony {
             span: plan.spans[0],
             signed: false,
             summary,
+            one_step: intent.one_step,
         }];
         if self
             .runner
