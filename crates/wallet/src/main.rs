@@ -79,6 +79,10 @@ struct Cli {
     /// own history only.
     #[arg(long, global = true)]
     no_indexer_check: bool,
+    /// Ask for one-step signing: the relay sends the checkpoints with the ark
+    /// tx and I sign both in one answer (one challenge instead of two).
+    #[arg(long, global = true)]
+    one_step: bool,
     /// Print JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -222,6 +226,7 @@ async fn run(cli: Cli) -> Result<()> {
         },
         send_timeout: Duration::from_secs(cli.timeout),
         history_file,
+        one_step: cli.one_step,
         indexer: if cli.no_indexer_check {
             ark_relay_wallet::IndexerCheck::Off
         } else {

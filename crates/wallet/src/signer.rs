@@ -200,7 +200,9 @@ impl Signer {
             1 => match verify_ark_tx_challenge(&ctx, &session.intent, ch) {
                 Ok(v) => {
                     let requests = v.requests.clone();
-                    let psbts = vec![v.ark_tx.clone()];
+                    // One-step signing: the checkpoints follow the ark tx.
+                    let mut psbts = vec![v.ark_tx.clone()];
+                    psbts.extend(v.checkpoints.iter().cloned());
                     session.step1 = Some(v);
                     (requests, psbts)
                 }

@@ -109,6 +109,9 @@ pub struct WalletOptions {
     pub indexer: IndexerCheck,
 }
 
+    /// Whether `send` asks for one-step signing (`one_step` in the intent:
+    /// one challenge instead of two; default off, `ark-wallet --one-step`).
+    pub one_step: bool,
 impl Default for WalletOptions {
     fn default() -> Self {
         Self {
@@ -118,6 +121,7 @@ impl Default for WalletOptions {
             send_timeout: Duration::from_secs(120),
             intent_ttl: Duration::from_secs(600),
             server: None,
+            one_step: false,
             catch_up_every: Duration::from_secs(3),
             history_file: None,
             indexer: IndexerCheck::Off,
@@ -560,7 +564,8 @@ impl Wallet {
             &self.inner.relay,
             params.transfer_fee,
             expires_at,
-        );
+        )
+        .with_one_step(self.inner.opts.one_step);
         let ev = builders::intent(&self.inner.keys, &self.inner.relay, &content)
             .map_err(|e| WalletError::Invalid(e.to_string()))?;
         let intent_id = event_id_from_nostr(&ev.id);

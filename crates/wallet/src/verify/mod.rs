@@ -136,6 +136,9 @@ pub struct AuthorisedIntent {
     pub position: Option<perps::PositionIssue>,
     /// For a DEX's `liquidate`: the position it spends ([`perps`]).
     pub liquidation: Option<perps::Liquidation>,
+    /// The intent asked for one-step signing (`one_step`): its step-1
+    /// challenge carries the checkpoints too.
+    pub one_step: bool,
 }
 
 /// One `counterparty_leg`: `amount` of `asset` the wallet expects, from
@@ -200,6 +203,7 @@ impl AuthorisedIntent {
             batch: false,
             position: None,
             liquidation: None,
+            one_step: content.one_step,
         })
     }
 
@@ -275,6 +279,7 @@ impl AuthorisedIntent {
             batch: true,
             position,
             liquidation: None,
+            one_step: content.one_step,
         })
     }
 
@@ -363,8 +368,11 @@ pub type IndexerView = HashMap<VtxoId, Vec<(ark_relay_ark::asset::ArkadeAssetId,
 pub struct VerifiedArkTx {
     /// The ark tx.
     pub ark_tx: Psbt,
-    /// The inputs to sign (sighashes recomputed from the PSBT).
+    /// The inputs to sign (sighashes recomputed from the PSBTs): the ark
+    /// tx's (`psbt_index` 0) and, one-step, the checkpoints' (`1 + k`).
     pub requests: Vec<SignRequest>,
+    /// One-step signing: the checkpoints of step 1 (`psbts[1..]`), checked.
+    pub checkpoints: Vec<Psbt>,
     /// The wallet's VTXOs it spends (and the position of a liquidation).
     pub spent: Vec<VtxoId>,
     /// For a DEX's liquidation: the position's co-signer key, whose
@@ -521,15 +529,23 @@ pub fn verify_ark_tx_challenge(
             ch.step, ch.challenge_type
         )));
     }
+    let (psbt, requests, checkpoints) = checkpoint::split_step1(intent, &ch.payload_to_sign)?;
+    let mut v = verify_ark_tx(ctx, intent, ch, psbt, requests)?;
+    if let Some((checkpoints, requests)) = checkpoints {
+        checkpoint::verify_step1_checkpoints(ctx, &mut v, checkpoints, requests)?;
+    }
+    Ok(v)
+}
+
+/// Checks the ark tx of a step-1 challenge (`requests`: its own, PSBT 0).
+fn verify_ark_tx(
+    ctx: &Context<'_>,
+    intent: &AuthorisedIntent,
+    ch: &SigningChallenge,
+    psbt: Psbt,
+    requests: Vec<SignRequest>,
+) -> Result<VerifiedArkTx, Refusal> {
     let payload = &ch.payload_to_sign;
-    let [b64] = payload.psbts.as_slice() else {
-        return Err(Refusal::new(format!(
-            "step 1 must carry exactly one PSBT, got {}",
-            payload.psbts.len()
-        )));
-    };
-    let psbt = decode_psbt(b64).map_err(Refusal::new)?;
-    let requests = parse_sign_requests(&payload.sign).map_err(Refusal::new)?;
     if requests.is_empty() {
         return Err(Refusal::new("the challenge asks for no signature"));
     }
@@ -627,6 +643,7 @@ pub fn verify_ark_tx_challenge(
             requests,
             spent,
             cosigner: None,
+            checkpoints: vec![],
         });
     }
 
@@ -769,5 +786,6 @@ pub fn verify_ark_tx_challenge(
         requests,
         spent,
         cosigner: perps::liquidation_cosigner(ctx, intent),
+        checkpoints: vec![],
     })
 }

@@ -286,6 +286,7 @@ impl AuthorisedIntent {
                 open_perp: w.open_perp_id,
                 token,
             }),
+            one_step: content.one_step,
         })
     }
 }
