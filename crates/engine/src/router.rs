@@ -137,6 +137,9 @@ impl JobHandler for Router {
             Route::Request(Ok(ServiceRequest::SubmitBatch { .. })) => {
                 self.ceremony.on_submit_batch(inbound).await
             }
+            Route::Request(Ok(ServiceRequest::IssueAsset { .. })) => {
+                self.ceremony.on_issue_asset(inbound).await
+            }
             Route::Request(Ok(ServiceRequest::LiftLightning {
                 asset_id,
                 amount,

@@ -1296,15 +1296,20 @@ async fn first_lift_of_a_new_taproot_asset_needs_its_proof() {
     let ev = ask(Some(hex::encode(&raw)));
     alice.publish(&ev).await;
     let resp = response_to(&alice, &ev).await;
-    let invoice = resp.result.unwrap()["invoice"].as_str().unwrap().to_owned();
-    let registered = e.store.asset(&asset).await.unwrap().unwrap();
+    let result = resp.result.unwrap();
+    let invoice = result["invoice"].as_str().unwrap().to_owned();
+    // Issued on Ark by its own genesis: the ledger id is the genesis txid,
+    // linked to the Taproot Asset id (tests/arkade_lifts.rs has the rest).
+    let ledger: AssetId = result["asset_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(e.ramp.asset_of_taproot(&asset).await.unwrap(), Some(ledger));
+    let registered = e.store.asset(&ledger).await.unwrap().unwrap();
     assert_eq!(registered.asset_type, AssetType::Permissionless);
     e.pay(&invoice, 0).await;
     let c = confirmation_of(&alice, &ev.id).await;
     assert_eq!(c.created[0].owner, alice_pk);
     assert_eq!(c.created[0].amount, 500);
     let b = e.store.balances(&alice_pk).await.unwrap();
-    assert_eq!(b.assets.get(&asset).map(|a| a.get()), Some(500));
+    assert_eq!(b.assets.get(&ledger).map(|a| a.get()), Some(500));
     relay.kill().await;
     e.destroy().await;
 }

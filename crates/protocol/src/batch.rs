@@ -557,7 +557,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_issuer_mints_and_a_burn_needs_what_it_burns() {
+    fn a_mint_is_paid_out_names_its_asset_by_id_and_a_burn_needs_what_it_burns() {
         let c = ctx();
         let (alice, dex) = (Keys::generate(), Keys::generate());
         let (a, d) = (pk(&alice), pk(&dex));
@@ -593,7 +593,9 @@ mod tests {
             "the mint needs no LP input"
         );
 
-        // Alice cannot mint the DEX's asset: refused when the intent is validated.
+        // Whether Alice may mint the DEX's asset is the relay's check (who
+        // holds its control asset; engine test `arkade_lp`): the intent is
+        // well-formed. A mint must name the asset by id, not by ticker.
         let mut forged = c.leg(
             &alice,
             IntentType::AddLiquidity,
@@ -602,9 +604,14 @@ mod tests {
         );
         forged.mint = supply(lp, 5);
         let ev = builders::intent(&alice, &c.relay, &forged).expect("intent");
-        let r = validate_intent(&ev, &c.policy, UnixTime::now()).expect_err("not the issuer");
+        assert!(validate_intent(&ev, &c.policy, UnixTime::now()).is_ok());
+        if let Some(m) = forged.mint.as_mut() {
+            m[0].asset = AssetRef::Ticker("gLP".into());
+        }
+        let ev = builders::intent(&alice, &c.relay, &forged).expect("intent");
+        let r = validate_intent(&ev, &c.policy, UnixTime::now()).expect_err("by ticker");
         assert_eq!(r.code, ErrorCode::Malformed);
-        assert!(r.message.contains("only the issuer"), "{}", r.message);
+        assert!(r.message.contains("must be an asset id"), "{}", r.message);
 
         // A burn beyond what the issuer receives.
         let mut dc = c.leg(

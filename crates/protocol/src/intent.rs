@@ -147,8 +147,8 @@ pub struct ValidLeg {
     pub amount: u64,
 }
 
-/// A `mint` or `burn` entry after validation: the asset is the author's own
-/// L2 asset ([`crate::content::l2_asset_id`]).
+/// A `mint` or `burn` entry after validation (that the asset is the
+/// author's own is the relay's check, see `parse_supply`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidSupply {
     /// The asset id.
@@ -262,12 +262,13 @@ fn parse_leg(leg: &Leg, field: &str) -> Result<ValidLeg, Rejection> {
     })
 }
 
-/// `mint`/`burn` entries: only in batch types, each naming the author's own
-/// L2 asset by id (`l2_asset_id(author, ticker)`), at most once per asset.
+/// `mint`/`burn` entries: only in batch types, each naming an asset by id,
+/// at most once per asset (that it is the author's own is the relay's check:
+/// its L2 id `l2_asset_id(author, ticker)`, or an asset issued on Ark whose
+/// control asset the author holds).
 fn parse_supply(
     entries: Option<&[crate::content::SupplyChange]>,
     field: &str,
-    author: &PubKey,
     intent_type: IntentType,
 ) -> Result<Vec<ValidSupply>, Rejection> {
     let Some(entries) = entries else {
@@ -287,13 +288,16 @@ fn parse_supply(
         if !ticker_ok {
             return Err(malformed(format!("{field}[{i}].ticker is not a ticker")));
         }
-        let expected = crate::content::l2_asset_id(author, &e.ticker);
-        if e.asset != AssetRef::Id(expected) {
+        // The author's own asset, by id: its bridged L2 id
+        // (`l2_asset_id(author, ticker)`), or an asset issued on Ark whose
+        // control asset the author holds — which only the relay's ledger
+        // knows, so the relay checks it when it plans the batch.
+        let AssetRef::Id(expected) = e.asset else {
             return Err(malformed(format!(
-                "{field}[{i}]: only the issuer may {field}; the author's asset {} is {expected}, not {}",
-                e.ticker, e.asset
+                "{field}[{i}].asset must be an asset id, not {}",
+                e.asset
             )));
-        }
+        };
         if out.iter().any(|o| o.asset == expected) {
             return Err(malformed(format!("{field}[{i}] repeats asset {expected}")));
         }
@@ -416,8 +420,8 @@ pub fn validate_intent(
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    let mint = parse_supply(c.mint.as_deref(), "mint", &author, intent_type)?;
-    let burn = parse_supply(c.burn.as_deref(), "burn", &author, intent_type)?;
+    let mint = parse_supply(c.mint.as_deref(), "mint", intent_type)?;
+    let burn = parse_supply(c.burn.as_deref(), "burn", intent_type)?;
     let counterparty_legs = match &c.counterparty_leg {
         Some(legs) => legs
             .as_slice()

@@ -31,10 +31,30 @@ pub enum ServiceRequest {
     },
     /// The relay's info (same as `GET /info`).
     GetInfo {},
+    /// Issue a new asset on Ark with me as its issuer (a DEX's LP token):
+    /// its genesis gives me 1 unit and its control asset, which every later
+    /// `mint` of mine spends and re-creates (docs/protocol.md, "Assets
+    /// issued by a wallet").
+    IssueAsset {
+        /// Ticker (1–20 of `A–Z a–z 0–9 - _`, unique on the relay).
+        ticker: String,
+        /// Human-readable name (default: the ticker).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Display precision (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decimals: Option<u8>,
+    },
 }
 
 /// The actions a 31500 may carry.
-pub const ACTIONS: [&str; 4] = ["lift_lightning", "sync_state", "submit_batch", "get_info"];
+pub const ACTIONS: [&str; 5] = [
+    "lift_lightning",
+    "sync_state",
+    "submit_batch",
+    "get_info",
+    "issue_asset",
+];
 
 /// Parses decrypted request content: an unknown action is 1003, anything else
 /// malformed is 1002.
@@ -121,6 +141,14 @@ mod tests {
         assert!(matches!(lift, Ok(ServiceRequest::LiftLightning { .. })));
         let batch = parse_request(r#"{"action":"submit_batch","batch_id":"b1","intents":[]}"#);
         assert!(matches!(batch, Ok(ServiceRequest::SubmitBatch { .. })));
+        assert_eq!(
+            parse_request(r#"{"action":"issue_asset","ticker":"gLP"}"#),
+            Ok(ServiceRequest::IssueAsset {
+                ticker: "gLP".into(),
+                name: None,
+                decimals: None
+            })
+        );
     }
 
     #[test]

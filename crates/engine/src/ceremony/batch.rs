@@ -15,12 +15,14 @@
 
 use std::str::FromStr;
 
+use ark_relay_ark::asset::control_ledger_id;
 use ark_relay_ceremony::{Party, PartyRequest, Payment, Plan, PlannedOutput, Purpose};
 use ark_relay_core::{
     AssetAmount, AssetId, AssetType, Colour, ErrorCode, EventId, NewAsset, NewOutboxEvent, PubKey,
     Recorded, SessionId, SessionRecord,
 };
 use ark_relay_protocol::batch::{check_batch, check_conservation};
+use ark_relay_protocol::content::l2_asset_id;
 use ark_relay_protocol::content::AssetRef;
 use ark_relay_protocol::crypto::Scheme;
 use ark_relay_protocol::intent::{validate_intent, ValidIntent};
@@ -135,9 +137,20 @@ impl Ceremony {
             }
         }
         let assets = self.runner.store.assets().await.map_err(transient)?;
+        // Supply changes: of the author's bridged L2 asset (`l2_asset_id`,
+        // registered on its first mint), or of an asset issued on Ark whose
+        // control VTXO the author holds (its mint spends and re-creates it).
+        let mut controls: Vec<Vec<ark_relay_core::Vtxo>> = Vec::with_capacity(valid.len());
+        for (i, v) in valid.iter().enumerate() {
+            match self.supply_controls(i, v, &assets).await? {
+                Ok(c) => controls.push(c),
+                Err(r) => return Ok(Err(r)),
+            }
+        }
         let minted: Vec<(AssetId, String, PubKey)> = valid
             .iter()
             .flat_map(|v| v.mint.iter().map(|m| (m.asset, m.ticker.clone(), v.author)))
+            .filter(|(a, t, author)| *a == l2_asset_id(author, t))
             .collect();
         // A ticker names at most one asset; gBTC only the relay's (names.rs).
         let by_ticker = |t: &str| names::resolve(&assets, &AssetRef::Ticker(t.to_owned())).ok();
@@ -182,7 +195,7 @@ impl Ceremony {
             asset: *a,
             amount: AssetAmount::new(*n),
         };
-        for (v, flows) in valid.iter().zip(&summary.parties) {
+        for ((v, flows), held) in valid.iter().zip(&summary.parties).zip(&controls) {
             let mut payments = Vec::with_capacity(v.outputs.len());
             for o in &v.outputs {
                 let asset = resolve(&o.asset).ok_or_else(|| fatal("resolved before"))?;
@@ -198,12 +211,27 @@ impl Ceremony {
             }
             issued.extend(flows.mint.iter().map(col));
             burned.extend(flows.burn.iter().map(col));
+            let mut draw = flows.draw.clone();
+            for c in held.iter().filter_map(|c| c.colour) {
+                // The control VTXO goes back to its holder (arkd's
+                // reissuance rule: the control asset moves in the packet).
+                payments.push(Payment::to(v.author, c));
+                *draw.entry(c.asset).or_default() += c.amount.get();
+            }
+            let named = v.inputs.clone().map(|mut n| {
+                for c in held {
+                    if !n.contains(&c.id) {
+                        n.push(c.id);
+                    }
+                }
+                n
+            });
             requests.push(PartyRequest {
                 author: v.author,
                 payments,
-                draw: flows.draw.clone(),
+                draw,
                 burn: flows.burn.clone(),
-                named: v.inputs.clone(),
+                named,
             });
         }
         let new_assets = minted
@@ -217,6 +245,66 @@ impl Ceremony {
             burned,
             new_assets,
         }))
+    }
+
+    /// The control VTXOs intent `i` must spend for its `mint` entries, after
+    /// checking that each supply change (mint or burn) is its author's to
+    /// make: its bridged L2 asset (`l2_asset_id(author, ticker)`), or an
+    /// asset issued on Ark whose control asset the author holds (3001
+    /// otherwise; 2003 for an asset the relay does not know).
+    async fn supply_controls(
+        &self,
+        i: usize,
+        v: &ValidIntent,
+        assets: &[ark_relay_core::Asset],
+    ) -> Result<Result<Vec<ark_relay_core::Vtxo>, Rejection>, HandlerError> {
+        let mut held: Option<Vec<ark_relay_core::Vtxo>> = None;
+        let mut spend = Vec::new();
+        let entries = v.mint.iter().map(|m| (m, true));
+        for (s, mint) in entries.chain(v.burn.iter().map(|b| (b, false))) {
+            if s.asset == l2_asset_id(&v.author, &s.ticker) {
+                continue;
+            }
+            let control = control_ledger_id(&s.asset);
+            if !assets.iter().any(|a| a.id == s.asset && a.enabled) {
+                return Ok(Err(Rejection::new(
+                    ErrorCode::UnknownVtxoOrAsset,
+                    format!(
+                        "intents[{i}]: asset {} is unknown; issue it first (issue_asset)",
+                        s.asset
+                    ),
+                )));
+            }
+            let vtxos = match &held {
+                Some(h) => h,
+                None => held.insert(
+                    self.runner
+                        .store
+                        .unspent_vtxos(&v.author)
+                        .await
+                        .map_err(transient)?,
+                ),
+            };
+            let Some(c) = vtxos
+                .iter()
+                .find(|x| x.colour.is_some_and(|c| c.asset == control))
+            else {
+                return Ok(Err(Rejection::new(
+                    ErrorCode::BatchInconsistent,
+                    format!(
+                        "intents[{i}]: only the holder of the control asset of {} ({}) may {} it; {} does not hold it",
+                        s.ticker,
+                        s.asset,
+                        if mint { "mint" } else { "burn" },
+                        v.author
+                    ),
+                )));
+            };
+            if mint && !spend.iter().any(|x: &ark_relay_core::Vtxo| x.id == c.id) {
+                spend.push(c.clone());
+            }
+        }
+        Ok(Ok(spend))
     }
 
     /// Whether an intent was already seen or used (1005).
@@ -421,6 +509,7 @@ impl Ceremony {
                     d.valid.len(),
                     describe_party(&plan.outputs, i, &v.author)
                 ),
+                one_step: v.one_step,
             });
         }
         let sessions: Vec<serde_json::Value> = parties
@@ -506,4 +595,3 @@ fn describe_party(outputs: &[PlannedOutput], i: usize, me: &PubKey) -> String {
         gets.join(", ")
     )
 }
-                one_step: v.one_step,

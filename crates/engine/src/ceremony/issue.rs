@@ -275,6 +275,21 @@ impl Issuer {
         lock: &SessionId,
         asset: &GenesisRequest,
     ) -> Result<Genesis, IssueError> {
+        self.genesis_for(lock, asset, self.runner.relay).await
+    }
+
+    /// [`Issuer::genesis`] of an asset whose issuer is `holder`: the genesis
+    /// unit and the control asset go to `holder` (the relay for gBTC and
+    /// lifted Taproot Assets; a DEX for its LP token, which then mints by
+    /// spending and re-creating its control VTXO in its batches). The relay
+    /// pays the carrier sats from its inventory and signs alone: `holder`
+    /// spends nothing, it only receives.
+    pub async fn genesis_for(
+        &self,
+        lock: &SessionId,
+        asset: &GenesisRequest,
+        holder: PubKey,
+    ) -> Result<Genesis, IssueError> {
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = "genesis".to_owned();
         let c = if self.started(lock).await? {
             let c = self.ceremony(lock).await?;
@@ -282,8 +297,8 @@ impl Issuer {
             self.runner.drive(lock, Input::Resume).await?
         } else {
             let pays = [
-                Payment::to(self.runner.relay, PLACEHOLDER),
-                Payment::to(self.runner.relay, PLACEHOLDER),
+                Payment::to(holder, PLACEHOLDER),
+                Payment::to(holder, PLACEHOLDER),
             ];
             let mut plan = match self
                 .runner

@@ -18,6 +18,7 @@
 //! Test hooks (crashes at named points, a lying relay) live on the runner
 //! only.
 
+mod asset_issue;
 pub mod batch;
 mod data;
 pub mod intake;

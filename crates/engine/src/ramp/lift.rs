@@ -13,10 +13,10 @@ use ark_relay_protocol::request::ServiceResponse;
 use ark_relay_protocol::{builders, event_id_from_nostr, pubkey_from_nostr, Rejection};
 
 use super::{
-    fatal, hex_bytes, lift_lock, ln_transient, transient, IssueError, LiftData, RampCrashPoint,
-    Ramps, LND_RETRY,
+    fatal, hex_bytes, lift_lock, ln_transient, taproot_genesis_lock, transient, IssueError,
+    LiftData, RampCrashPoint, Ramps, LND_RETRY,
 };
-use crate::ceremony::issue::is_control_asset;
+use crate::ceremony::issue::{is_control_asset, GenesisRequest};
 use crate::handlers::{HandlerError, JobOutcome};
 use crate::ingest::InboundJob;
 
@@ -149,9 +149,16 @@ impl Ramps {
         self.invoice_lift(lift, scheme).await
     }
 
-    /// The asset of a Taproot Asset lift: a registered one, or — on its first
-    /// lift — one proven by `proof` (tapd `VerifyProof`, then `InsertProof`),
-    /// then registered as `permissionless`.
+    /// The asset of a Taproot Asset lift (its ledger id): one lifted before
+    /// (named by its Taproot Asset id, its ledger id or its ticker), or — on
+    /// its first lift — one proven by `proof` (tapd `VerifyProof`, then
+    /// `InsertProof`) and then issued on Ark by its own genesis
+    /// ([`Issuer::genesis`](crate::ceremony::issue::Issuer::genesis): the
+    /// relay holds its control asset, every later lift is a reissuance), with
+    /// metadata naming the Taproot Asset. Its ledger id is the genesis txid;
+    /// `taproot_links` keeps the Taproot Asset id tapd's invoices need.
+    /// An asset registered under its Taproot Asset id before genesis on Ark
+    /// existed stays bridged.
     pub(super) async fn lift_asset(
         &self,
         asset: &AssetRef,
@@ -177,10 +184,25 @@ impl Ramps {
                 };
             }
         };
+        if let Some(ledger) = self.ramp.asset_of_taproot(&id).await.map_err(transient)? {
+            return match self.store.asset(&ledger).await.map_err(transient)? {
+                Some(a) if a.enabled => Ok(Ok(ledger)),
+                _ => unknown(format!("asset {id} is disabled on this relay")),
+            };
+        }
         match self.store.asset(&id).await.map_err(transient)? {
             Some(a) if a.enabled => return Ok(Ok(id)),
             Some(_) => return unknown(format!("asset {id} is disabled on this relay")),
             None => {}
+        }
+        if self
+            .issuer
+            .started(&taproot_genesis_lock(&id))
+            .await
+            .map_err(HandlerError::from)?
+        {
+            // Proven before; its genesis stopped half-way: finish it.
+            return self.issue_on_ark(id).await;
         }
         let Some(proof) = proof else {
             return unknown(format!(
@@ -209,22 +231,40 @@ impl Ramps {
             Err(e) if e.is_transient() => return Err(tap_err("InsertProof", e)),
             Err(e) => return unknown(format!("tapd refused the proof: {}", e.message)),
         }
-        let short: String = id.to_string().chars().take(8).collect();
-        self.store
-            .register_asset(
-                &ark_relay_core::NewAsset {
-                    id,
-                    name: format!("Taproot Asset {short}"),
-                    ticker: short,
-                    asset_type: AssetType::Permissionless,
-                    decimals: 0,
-                },
-                self.clock.now(),
-            )
+        self.issue_on_ark(id).await
+    }
+
+    /// The genesis on Ark of the proven Taproot Asset `taproot` (resumed if
+    /// it started), then its link; returns its ledger id, or why arkd or the
+    /// inventory refused the genesis (nothing issued, nothing locked).
+    async fn issue_on_ark(
+        &self,
+        taproot: AssetId,
+    ) -> Result<Result<AssetId, Rejection>, HandlerError> {
+        let short: String = taproot.to_string().chars().take(8).collect();
+        let request = GenesisRequest {
+            name: format!("Taproot Asset {short}"),
+            ticker: short,
+            decimals: 0,
+            taproot_asset_id: Some(taproot),
+            asset_type: AssetType::Permissionless,
+        };
+        let genesis = match self
+            .issuer
+            .genesis(&taproot_genesis_lock(&taproot), &request)
+            .await
+        {
+            Ok(g) => g,
+            Err(IssueError::Rejected(r)) => return Ok(Err(r)),
+            Err(e) => return Err(e.into()),
+        };
+        self.ramp
+            .link_taproot_asset(&genesis.asset, &taproot, self.clock.now())
             .await
             .map_err(transient)?;
-        tracing::info!(asset = %id, "registered a permissionless Taproot Asset from its proof");
-        Ok(Ok(id))
+        tracing::info!(asset = %genesis.asset, taproot_asset = %taproot, ark_txid = %genesis.ark_txid,
+            "a permissionless Taproot Asset issued on Ark (genesis) from its proof");
+        Ok(Ok(genesis.asset))
     }
 
     /// tapd's hold invoice for an asset lift (`AddInvoice` with `hodl_invoice`);
@@ -240,13 +280,21 @@ impl Ramps {
                 "no tapd for an asset lift",
             ));
         };
+        // tapd names the asset by its Taproot Asset id (the ledger's is its
+        // genesis on Ark); an asset without a link is bridged (same id).
+        let taproot = self
+            .ramp
+            .taproot_of_asset(&lift.asset)
+            .await
+            .map_err(|e| LightningError::new(BackendErrorKind::Unavailable, e.to_string()))?
+            .unwrap_or(lift.asset);
         let inv = tapd
             .add_invoice(AssetInvoiceRequest {
-                asset_id: lift.asset,
+                asset_id: taproot,
                 asset_amount: AssetAmount::new(lift.amount),
                 peer_pubkey: None,
                 hodl_hash: Some(lift.hash),
-                memo: format!("Ark Relay: lift {} units of {}", lift.amount, lift.asset),
+                memo: format!("Ark Relay: lift {} units of {taproot}", lift.amount),
                 expiry_secs: self.config.invoice_expiry_secs,
             })
             .await

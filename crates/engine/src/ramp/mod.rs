@@ -183,6 +183,15 @@ fn lift_lock(lift_id: &str) -> SessionId {
     )
 }
 
+/// The lock id of the genesis on Ark of the Taproot Asset `taproot` (the
+/// same for every lift: one Arkade asset per Taproot Asset, resumable).
+fn taproot_genesis_lock(taproot: &ark_relay_core::AssetId) -> SessionId {
+    SessionId::from_bytes(
+        sha256::Hash::hash(format!("ark-relay/taproot-genesis/{taproot}").as_bytes())
+            .to_byte_array(),
+    )
+}
+
 /// The lock id of a land's refund transaction.
 fn refund_lock(intent: &EventId, attempt: u32) -> SessionId {
     let key = match attempt {
