@@ -287,6 +287,7 @@ mod tests {
                 issued: vec![],
                 burned: vec![],
                 finalized_at: UnixTime(T0 + i64::from(i)),
+                fee: ark_relay_core::Sats::ZERO,
             };
             store.commit_transaction(&tx).await.unwrap();
             out.push(ark_txid);

@@ -417,6 +417,7 @@ pub(crate) fn ledger_change(c: &Ceremony, ctx: &Ctx<'_>) -> L2Transaction {
         issued: c.issued.clone(),
         burned: c.burned.clone(),
         finalized_at: ctx.now,
+        fee: ark_relay_core::Sats::ZERO,
     }
 }
 

@@ -57,6 +57,7 @@ fn world() -> World {
         utxo_min_amount: None,
         utxo_max_amount: None,
         session_duration: 10,
+        intent_fees: Default::default(),
     };
     World {
         server,

@@ -217,8 +217,9 @@ pub struct Vtxo {
 ///
 /// Invariants checked by [`crate::RelayStore::commit_transaction`]:
 /// every input exists, is spendable and is unlocked or locked by `session`;
-/// carrier sats in = sats out (ark transactions pay no fee); and for each asset,
-/// colour in + `issued` = colour out + `burned`.
+/// carrier sats in = sats out + `fee` (ark transactions pay no fee; a round
+/// pays arkd its intent fee); and for each asset, colour in + `issued` =
+/// colour out + `burned`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct L2Transaction {
     /// arkd's txid of the ark transaction (the idempotency key).
@@ -237,6 +238,10 @@ pub struct L2Transaction {
     pub burned: Vec<Colour>,
     /// When arkd finalized it.
     pub finalized_at: UnixTime,
+    /// Sats the Ark server kept: a round intent's fee (arkd's fee programs);
+    /// zero for an ark transaction.
+    #[serde(default)]
+    pub fee: Sats,
 }
 
 /// What `commit_transaction` did.

@@ -633,6 +633,7 @@ async fn a_delegation_is_void_once_its_vtxo_is_spent() {
             issued: Vec::new(),
             burned: Vec::new(),
             finalized_at: UnixTime::now(),
+            fee: ark_relay_core::Sats::ZERO,
         })
         .await
         .unwrap();

@@ -569,3 +569,135 @@ async fn renews_inventory_for_two_lifetimes_on_sqlite() {
 async fn renews_inventory_for_two_lifetimes_on_mariadb() {
     renews_inventory_for_two_lifetimes(TestDb::mariadb().await.unwrap(), 10_240).await;
 }
+
+/// A simulator with `round`'s settings (fee programs, batch expiry).
+async fn setup_with_round(db: TestDb, round: RoundConfig) -> Setup {
+    let options = SimOptions {
+        arkd: ArkdSimConfig {
+            round: RoundConfig {
+                registration: Duration::from_millis(300),
+                phase_timeout: Duration::from_secs(5),
+                ..round
+            },
+            ..ArkdSimConfig::default()
+        },
+        ..SimOptions::default()
+    };
+    let stack = SimStack::start(options).await.expect("sims");
+    let ark: Arc<dyn ArkServer> = Arc::new(
+        ArkdClient::connect(stack.endpoints().arkd)
+            .await
+            .expect("arkd"),
+    );
+    let relay = Keypair::new(&Secp256k1::new(), &mut rand::thread_rng());
+    Setup {
+        store: Arc::new(db.store.clone()),
+        rounds: Arc::new(db.store.clone()),
+        db,
+        stack,
+        ark,
+        relay,
+    }
+}
+
+/// arkd charges 200 sats per VTXO input (its fee programs, `GetInfo.fees`)
+/// and the relay is given no lifetime: a renewal that leaves no fee is
+/// refused at registration (`INTENT_INSUFFICIENT_FEE`); `renew_due` learns
+/// the lifetime from the round's `batch_expiry`, schedules each VTXO from
+/// its own expiry, and pays arkd's fee out of it (new = old − 200) for one
+/// and a half lifetimes of chain time with nothing swept.
+async fn renews_inventory_paying_arkds_fee(db: TestDb) {
+    use ark_relay_sim::arkd::round::fees::FeePrograms;
+    let lifetime = 10_240;
+    let s = setup_with_round(
+        db,
+        RoundConfig {
+            vtxo_tree_expiry: ark_relay_ark::RelativeLocktime::seconds(lifetime as u32).unwrap(),
+            fees: FeePrograms::flat(200, 0, 0, 0),
+            ..RoundConfig::default()
+        },
+    )
+    .await;
+    let runner = s.runner();
+    let chain = s.stack.chain.clone();
+    assert_eq!(runner.jobs().learned_lifetime().await.unwrap(), None);
+    // A renewal that leaves arkd nothing is refused at registration.
+    let seed = s.inventory_vtxo(8_000).await;
+    let jobs = runner.jobs();
+    jobs.enqueue(&s.renewal(seed, 8_000, "free")).await.unwrap();
+    run(&runner).await;
+    let free = jobs.get("free").await.unwrap().unwrap();
+    assert_eq!(free.status, RoundJobStatus::Failed, "{free:?}");
+    assert!(
+        free.error
+            .as_deref()
+            .is_some_and(|e| e.contains("INTENT_INSUFFICIENT_FEE")),
+        "{free:?}"
+    );
+    // One that leaves the fee is renewed; the round teaches the lifetime.
+    jobs.enqueue(&s.renewal_paying(seed, 8_000, 200, "seed"))
+        .await
+        .unwrap();
+    run(&runner).await;
+    assert_eq!(
+        jobs.get("seed").await.unwrap().unwrap().status,
+        RoundJobStatus::Done
+    );
+    assert_eq!(jobs.learned_lifetime().await.unwrap(), Some(lifetime));
+    chain.mine(1);
+    let mut rounds = s.inventory_rounds(Arc::new(ChainClock(chain.clone())), 0);
+    let script = s
+        .stack
+        .arkd
+        .server_info()
+        .default_vtxo(&s.relay_pk())
+        .script_pubkey();
+    let mut renewed = 0u64;
+    let mut sats = 7_800;
+    for _ in 0..30 {
+        chain.advance_time(lifetime / 20);
+        let due = rounds.renew_due().await.unwrap();
+        renewed += due;
+        run(&runner).await;
+        chain.mine(1);
+        if due > 0 {
+            sats -= 200;
+        }
+        let unspent = s.store.unspent_vtxos(&s.relay_pk()).await.unwrap();
+        assert_eq!(unspent.len(), 1);
+        assert_eq!(unspent[0].sats, Sats::new(sats), "input − arkd's fee");
+        let swept = s
+            .stack
+            .arkd
+            .vtxos()
+            .into_iter()
+            .filter(|v| v.script == script && v.swept)
+            .count();
+        assert_eq!(swept, 0, "an inventory VTXO was swept");
+        s.assert_ledger_is_indexer().await;
+    }
+    assert!(renewed >= 1, "renewed {renewed} times in 1.5 lifetimes");
+    rounds = s.inventory_rounds(Arc::new(SystemClock), 0);
+    assert_eq!(rounds.renew_due().await.unwrap(), 0, "nothing due at once");
+    s.stack.stop().await;
+    s.db.destroy().await;
+}
+
+impl Setup {
+    /// An inventory renewal of `sats` that leaves `fee` to arkd.
+    fn renewal_paying(&self, id: VtxoId, sats: u64, fee: u64, job_id: &str) -> RoundJob {
+        let mut job = self.renewal(id, sats, job_id);
+        job.outputs[0].sats = Sats::new(sats - fee);
+        job
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_inventory_paying_arkds_fee_on_sqlite() {
+    renews_inventory_paying_arkds_fee(TestDb::sqlite().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_inventory_paying_arkds_fee_on_mariadb() {
+    renews_inventory_paying_arkds_fee(TestDb::mariadb().await.unwrap()).await;
+}

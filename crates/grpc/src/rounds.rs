@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use ark_core::server::{BatchTreeEventType, NoncePks, PartialSigTree, StreamEvent};
 use ark_relay_core::backends::ark::RoundEventStream;
 use ark_relay_core::backends::ark::{ArkServerError, IntentProof};
-use ark_relay_core::backends::rounds::{RoundEvent, RoundTerms, TreeChunk};
+use ark_relay_core::backends::rounds::{IntentFeePrograms, RoundEvent, RoundTerms, TreeChunk};
 use ark_relay_core::Sats;
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Psbt, Txid};
@@ -108,6 +108,15 @@ impl ArkdClient {
             utxo_min_amount: info.utxo_min_amount.map(|a| Sats::new(a.to_sat())),
             utxo_max_amount: info.utxo_max_amount.map(|a| Sats::new(a.to_sat())),
             session_duration: info.session_duration,
+            intent_fees: info
+                .fees
+                .map(|f| IntentFeePrograms {
+                    offchain_input: f.intent_fee.offchain_input.unwrap_or_default(),
+                    onchain_input: f.intent_fee.onchain_input.unwrap_or_default(),
+                    offchain_output: f.intent_fee.offchain_output.unwrap_or_default(),
+                    onchain_output: f.intent_fee.onchain_output.unwrap_or_default(),
+                })
+                .unwrap_or_default(),
         })
     }
 

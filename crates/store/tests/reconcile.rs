@@ -94,6 +94,7 @@ async fn exercise(db: TestDb) {
         issued: vec![],
         burned: vec![],
         finalized_at: UnixTime(3),
+        fee: ark_relay_core::Sats::ZERO,
     })
     .await
     .unwrap();

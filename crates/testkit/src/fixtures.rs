@@ -113,6 +113,7 @@ pub fn transaction(
         issued: vec![],
         burned: vec![],
         finalized_at: UnixTime(1_700_000_000),
+        fee: ark_relay_core::Sats::ZERO,
     }
 }
 

@@ -476,6 +476,7 @@ fn on_event(
             if ids.is_empty() {
                 return stay(p);
             }
+            next.batch_expiry = Some(batch_expiry.to_consensus_u32());
             next.phase = Phase::Confirmed {
                 round_id,
                 batch_expiry: batch_expiry.to_consensus_u32(),

@@ -5,15 +5,18 @@
 //!   `registering → registered → confirmed → tree_nonces → tree_signatures →
 //!   forfeits_submitted → finalized | failed`) and the in-memory [`Scratch`];
 //! - [`machine`]: `step(&participation, &mut scratch, input, &ctx)`;
-//! - [`crypto`]: intents, tree checks, MuSig2, forfeits on ark-core 0.12.
+//! - [`crypto`]: intents, tree checks, MuSig2, forfeits on ark-core 0.12;
+//! - [`fees`]: arkd's intent fee programs, evaluated for the relay's intents.
 
 mod b64;
 pub mod crypto;
+pub mod fees;
 pub mod job;
 pub mod machine;
 pub mod state;
 
 pub use crypto::{RoundCtx, RoundPolicy};
+pub use fees::{intent_fee, FeeError, FeeInput};
 pub use job::{Delegation, JobAsset, JobError, JobInput, JobKind, JobOutput, RoundJob};
 pub use machine::{step, Effect, Input, Transition};
-pub use state::{Created, Entry, EntryStatus, Participation, Phase, Scratch};
+pub use state::{lifetime_secs, Created, Entry, EntryStatus, Participation, Phase, Scratch};

@@ -178,6 +178,11 @@ pub struct Participation {
     /// (set when the forfeits are built).
     #[serde(default)]
     pub created: Vec<Created>,
+    /// The round's `batch_expiry` (BIP68 sequence of the tree's sweep leaf,
+    /// arkd's `vtxo_tree_expiry`) once `batch_started` named our intents:
+    /// how the relay learns a VTXO's lifetime ([`Self::lifetime_secs`]).
+    #[serde(default)]
+    pub batch_expiry: Option<u32>,
 }
 
 /// A VTXO the round creates for a job.
@@ -209,7 +214,14 @@ impl Participation {
             phase: Phase::Registering,
             started_at: now,
             created: Vec::new(),
+            batch_expiry: None,
         }
+    }
+
+    /// The lifetime of the VTXOs of its round (seconds; a block expiry
+    /// counts 600 s a block), once known.
+    pub fn lifetime_secs(&self) -> Option<i64> {
+        self.batch_expiry.and_then(lifetime_secs)
     }
 
     /// How each job ends if the saga ends now: `done` only for jobs in the
@@ -298,5 +310,28 @@ impl std::fmt::Debug for Scratch {
             .field("connector_chunks", &self.connector_chunks.len())
             .field("nonces", &self.nonces.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// A batch expiry (BIP68 sequence, as `batch_started` sends it) in seconds:
+/// time-based = 512 s units, block-based = 600 s a block; `None` when it is
+/// not a relative lock time.
+pub fn lifetime_secs(sequence: u32) -> Option<i64> {
+    match bitcoin::Sequence::from_consensus(sequence).to_relative_lock_time()? {
+        bitcoin::relative::LockTime::Time(t) => Some(i64::from(t.value()) * 512),
+        bitcoin::relative::LockTime::Blocks(h) => Some(i64::from(h.value()) * 600),
+    }
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    use super::lifetime_secs;
+
+    #[test]
+    fn batch_expiry_in_seconds_or_blocks() {
+        // 605 184 s = 1182 units of 512 s (type flag bit 22).
+        assert_eq!(lifetime_secs((1 << 22) | 1182), Some(605_184));
+        assert_eq!(lifetime_secs(144), Some(86_400));
+        assert_eq!(lifetime_secs(0xFFFF_FFFF), None, "disabled");
     }
 }

@@ -106,4 +106,21 @@ pub struct RoundTerms {
     pub utxo_max_amount: Option<Sats>,
     /// The round's length (seconds).
     pub session_duration: u64,
+    /// arkd's intent fee programs (`GetInfo.fees.intent_fee`).
+    pub intent_fees: IntentFeePrograms,
+}
+
+/// arkd's intent fee programs (research/ark-batches.md §11): CEL expressions
+/// returning sats (a `double`) per input and output of an intent; empty = 0.
+/// Evaluated by `ark_relay_ceremony::round::fees`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntentFeePrograms {
+    /// Per VTXO input (`amount`, `expiry`, `birth`, `weight`, `inputType`).
+    pub offchain_input: String,
+    /// Per boarding input (`amount`).
+    pub onchain_input: String,
+    /// Per new VTXO (`amount`, `script`).
+    pub offchain_output: String,
+    /// Per collaborative exit output (`amount`, `script`).
+    pub onchain_output: String,
 }

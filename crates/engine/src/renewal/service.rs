@@ -23,18 +23,20 @@
 //! (`rounds::RoundJobs::enqueue`), registered by the round runner from
 //! `valid_at` on.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ark_relay_ark::asset::ArkadeAssetId;
 use ark_relay_ark::ServerInfo;
+use ark_relay_ceremony::round::{intent_fee, FeeInput};
 use ark_relay_core::backends::ark::{ArkServer, ServerVtxo, VtxoQuery};
 use ark_relay_core::reconcile::ReconcileStore;
 use ark_relay_core::renewals::{DelegationRecord, DelegationStatus, DynRenewalStore};
 use ark_relay_core::rounds::RoundJobStatus;
 use ark_relay_core::{
     Clock, CommitOutcome, DynStore, ErrorCode, EventId, L2Transaction, NewOutboxEvent, NewVtxo,
-    PubKey, StoreError, UnixTime, Vtxo, VtxoId, VtxoStatus,
+    PubKey, Sats, StoreError, UnixTime, Vtxo, VtxoId, VtxoStatus,
 };
 use ark_relay_protocol::content::{AssetRef, Confirmation, VtxoEntry};
 use ark_relay_protocol::crypto::Scheme;
@@ -121,6 +123,10 @@ pub struct Renewals {
     forfeit_address: tokio::sync::OnceCell<Address>,
     cosigner: PublicKey,
     config: RenewalConfig,
+    /// arkd's intent fee for the last renewal offered (sats).
+    arkd_fee: AtomicU64,
+    /// Whether the "published fee below arkd's" warning was logged.
+    fee_warned: AtomicBool,
 }
 
 fn page_after(v: &[Vtxo]) -> Option<VtxoId> {
@@ -180,12 +186,21 @@ impl Renewals {
             forfeit_address: tokio::sync::OnceCell::new(),
             cosigner,
             config,
+            arkd_fee: AtomicU64::new(0),
+            fee_warned: AtomicBool::new(false),
         }
     }
 
-    /// The published renewal fee (sats), for `get_info` and `/info`.
+    /// The published renewal fee (sats), for `get_info` and `/info`: the
+    /// most a renewal costs its owner. Each challenge asks arkd's intent fee
+    /// for that renewal ([`Self::arkd_fee_sats`]), never more than this.
     pub fn fee_sats(&self) -> u64 {
         self.config.policy.fee_sats
+    }
+
+    /// arkd's intent fee for the last renewal offered (sats; 0 before any).
+    pub fn arkd_fee_sats(&self) -> u64 {
+        self.arkd_fee.load(Ordering::Relaxed)
     }
 
     /// One pass (see the module docs).
@@ -347,16 +362,45 @@ impl Renewals {
         if recovery {
             policy.challenge_ttl_secs = self.config.recovery_ttl_secs;
         }
+        let terms = self
+            .ark
+            .round_terms()
+            .await
+            .map_err(|e| RenewalServiceError::Ark(e.to_string()))?;
+        // The owner pays arkd's intent fee for this renewal (evaluated on the
+        // whole VTXO, an upper bound of the fee on its output), at most the
+        // published fee; arkd keeps everything the output does not carry, so
+        // the challenge asks exactly arkd's fee. Above the published fee
+        // arkd's fee cannot be paid (the wallet refuses, arkd refuses less
+        // with INTENT_INSUFFICIENT_FEE): not offered.
+        let arkd_fee = intent_fee(
+            &terms.intent_fees,
+            &[FeeInput::Vtxo {
+                sats: v.sats,
+                created_at: server.created_at,
+                expires_at: server.expires_at,
+                recoverable: recovery,
+            }],
+            &[(v.sats, &self.server.default_vtxo(&v.owner).script_pubkey())],
+        )
+        .map_err(|e| RenewalServiceError::Ark(e.to_string()))?;
+        self.arkd_fee.store(arkd_fee.get(), Ordering::Relaxed);
+        if arkd_fee.get() > policy.fee_sats {
+            if !self.fee_warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    arkd_fee = arkd_fee.get(),
+                    published = policy.fee_sats,
+                    "the published renewal fee is below arkd's intent fee: no renewals offered (raise [renewal] fee_sats)"
+                );
+            }
+            tracing::debug!(vtxo = %v.id, arkd_fee = arkd_fee.get(), "no renewal offered: fee below arkd's");
+            return Ok(false);
+        }
+        policy.fee_sats = arkd_fee.get();
         let forfeit_address = self
             .forfeit_address
-            .get_or_try_init(|| async {
-                self.ark
-                    .round_terms()
-                    .await
-                    .map(|t| t.forfeit_address)
-                    .map_err(|e| RenewalServiceError::Ark(e.to_string()))
-            })
-            .await?;
+            .get_or_init(|| async { terms.forfeit_address.clone() })
+            .await;
         let pending = match build(
             &self.server,
             forfeit_address,
@@ -559,6 +603,8 @@ impl Renewals {
                 issued: Vec::new(),
                 burned: Vec::new(),
                 finalized_at: now,
+                // arkd's intent fee, taken from the renewed VTXO.
+                fee: Sats::new(ch.fee),
             })
             .await?;
         if outcome == CommitOutcome::Committed {

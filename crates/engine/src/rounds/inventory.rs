@@ -17,7 +17,8 @@ use std::time::Duration;
 use ark_relay_ark::asset::IdMap;
 use ark_relay_ark::{ServerInfo, VtxoScript};
 use ark_relay_ceremony::round::{
-    crypto, JobAsset, JobInput, JobKind, JobOutput, RoundCtx, RoundJob, RoundPolicy,
+    crypto, intent_fee, FeeInput, JobAsset, JobInput, JobKind, JobOutput, RoundCtx, RoundJob,
+    RoundPolicy,
 };
 use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::backends::chain::L1Chain;
@@ -31,7 +32,10 @@ use super::{cosigner_key, RoundJobs, RoundJobsError};
 /// When inventory VTXOs are renewed and how boarding waits.
 #[derive(Debug, Clone, Copy)]
 pub struct InventoryRoundsConfig {
-    /// A VTXO's lifetime at this server (seconds; arkd `vtxo_tree_expiry`).
+    /// Overrides a VTXO's lifetime at this server (seconds; arkd
+    /// `vtxo_tree_expiry`). 0 (the default): learned from the relay's last
+    /// round (`batch_started.batch_expiry`, [`RoundJobs::learned_lifetime`]),
+    /// or, before its first round, each VTXO's own `expires_at − created_at`.
     pub vtxo_lifetime_secs: i64,
     /// Renew once this share of the lifetime has passed (percent, PRD
     /// default 90).
@@ -45,7 +49,7 @@ pub struct InventoryRoundsConfig {
 impl Default for InventoryRoundsConfig {
     fn default() -> Self {
         Self {
-            vtxo_lifetime_secs: 605_184,
+            vtxo_lifetime_secs: 0,
             renew_at_pct: 90,
             confirm_timeout: Duration::from_secs(3_600),
             confirm_poll: Duration::from_secs(10),
@@ -74,6 +78,9 @@ pub enum InventoryRoundsError {
     /// The payment did not confirm in time.
     #[error("boarding payment {0} not confirmed in time")]
     Unconfirmed(bitcoin::Txid),
+    /// arkd's fee programs could not be evaluated.
+    #[error("intent fee: {0}")]
+    Fee(String),
 }
 
 /// See the module docs.
@@ -153,7 +160,20 @@ impl InventoryRounds {
             InventoryRoundsError::Address("no L1 wallet configured for boarding".into())
         })?;
         let script = self.boarding_script().await?;
-        let total = Sats::new(sats.get().saturating_mul(count));
+        // The payment carries arkd's intent fee on top of the batch (one
+        // boarding input, `count` outputs of `sats`), so the batch's VTXOs
+        // keep their size.
+        let terms = self.ark.round_terms().await?;
+        let own = self.server.default_vtxo(&self.relay_pk()).script_pubkey();
+        let batch = Sats::new(sats.get().saturating_mul(count));
+        let outputs: Vec<(Sats, &ScriptBuf)> = (0..count).map(|_| (sats, &own)).collect();
+        let fee = intent_fee(
+            &terms.intent_fees,
+            &[FeeInput::Boarding { sats: batch }],
+            &outputs,
+        )
+        .map_err(|e| InventoryRoundsError::Fee(e.to_string()))?;
+        let total = Sats::new(batch.get().saturating_add(fee.get()));
         let tx = chain
             .send_to(
                 &script,
@@ -236,11 +256,15 @@ impl InventoryRounds {
     pub async fn renew_due(&self) -> Result<u64, InventoryRoundsError> {
         let relay = self.relay_pk();
         let now = self.clock.now();
-        let window = self.config.vtxo_lifetime_secs
-            * i64::from(100u8.saturating_sub(self.config.renew_at_pct.min(100)))
-            / 100;
+        let lifetime = if self.config.vtxo_lifetime_secs > 0 {
+            Some(self.config.vtxo_lifetime_secs)
+        } else {
+            self.jobs.learned_lifetime().await?
+        };
+        let share = i64::from(100u8.saturating_sub(self.config.renew_at_pct.min(100)));
         let default = self.server.default_vtxo(&relay).script_pubkey();
         let mut ids: Option<IdMap> = None;
+        let mut fees: Option<ark_relay_core::backends::rounds::IntentFeePrograms> = None;
         let mut queued = 0;
         for v in self.ledger.unspent_vtxos(&relay).await? {
             let Some(expires_at) = v.expires_at else {
@@ -248,6 +272,9 @@ impl InventoryRounds {
             };
             // Available inventory, or the relay's own assigned VTXOs (the
             // colour a genesis or a fee gave it).
+            // Renewed from its own expiry, `share` % of a lifetime before it.
+            let life = lifetime.unwrap_or(expires_at.0 - v.created_at.0).max(0);
+            let window = life * share / 100;
             if !matches!(v.status, VtxoStatus::Available | VtxoStatus::Assigned)
                 || v.locked_by.is_some()
                 || now.0 < expires_at.0 - window
@@ -276,6 +303,29 @@ impl InventoryRounds {
                     }]
                 }
             };
+            // arkd's intent fee comes out of the renewed VTXO.
+            if fees.is_none() {
+                fees = Some(self.ark.round_terms().await?.intent_fees);
+            }
+            let fee = intent_fee(
+                fees.as_ref().unwrap_or(&Default::default()),
+                &[FeeInput::Vtxo {
+                    sats: v.sats,
+                    created_at: v.created_at.0,
+                    expires_at: expires_at.0,
+                    recoverable: false,
+                }],
+                &[(v.sats, &default)],
+            )
+            .map_err(|e| InventoryRoundsError::Fee(e.to_string()))?;
+            let Some(out) = v
+                .sats
+                .checked_sub(fee)
+                .filter(|o| o.get() >= self.server.dust().get())
+            else {
+                tracing::debug!(vtxo = %v.id, fee = fee.get(), "cannot pay arkd's intent fee; not renewed");
+                continue;
+            };
             let job = RoundJob {
                 job_id: format!("renew:{}", v.id),
                 kind: JobKind::InventoryRenew,
@@ -288,7 +338,7 @@ impl InventoryRounds {
                 }],
                 outputs: vec![JobOutput {
                     owner: relay,
-                    sats: v.sats,
+                    sats: out,
                     assets,
                 }],
                 delegation: None,

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use ark_relay_ceremony::round::{JobError, RoundJob};
+use ark_relay_ceremony::round::{JobError, Participation, RoundJob};
 use ark_relay_core::rounds::{DynRoundStore, RoundJobRecord, RoundJobStatus};
-use ark_relay_core::{Clock, StoreError};
+use ark_relay_core::{Clock, StoreError, UnixTime};
 
 /// Why a job was not queued or not read.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +101,44 @@ impl RoundJobs {
             job_id: record.job_id.clone(),
             source,
         })
+    }
+
+    /// The lifetime of a VTXO at this Ark server as the relay's last
+    /// finalized round learned it (`batch_started.batch_expiry`, seconds):
+    /// the newest done job of any kind whose participation saw it. `None`
+    /// before the relay's first round.
+    pub async fn learned_lifetime(&self) -> Result<Option<i64>, RoundJobsError> {
+        let mut newest: Option<(UnixTime, String)> = None;
+        for kind in [
+            "inventory_renew",
+            "inventory_board",
+            "delegated_renewal",
+            "recovery",
+        ] {
+            for rec in self
+                .store
+                .round_jobs_of(kind, RoundJobStatus::Done, 1)
+                .await?
+            {
+                if let Some(p) = rec.participation {
+                    if newest.as_ref().is_none_or(|(t, _)| rec.updated_at > *t) {
+                        newest = Some((rec.updated_at, p));
+                    }
+                }
+            }
+        }
+        let Some((_, id)) = newest else {
+            return Ok(None);
+        };
+        let Some(rec) = self.store.participation(&id).await? else {
+            return Ok(None);
+        };
+        let p: Participation =
+            serde_json::from_str(&rec.state).map_err(|source| RoundJobsError::Decode {
+                job_id: id.clone(),
+                source,
+            })?;
+        Ok(p.lifetime_secs())
     }
 
     /// The store behind the queue.

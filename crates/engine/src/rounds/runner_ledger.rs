@@ -26,6 +26,7 @@ impl RoundRunner {
         let mut inputs = Vec::new();
         let mut outputs = Vec::new();
         let mut boarded = Vec::new();
+        let mut in_sats = 0u64;
         let created_ids: Vec<_> = p.created.iter().map(|c| c.vtxo).collect();
         let at_server = if created_ids.is_empty() {
             Vec::new()
@@ -53,6 +54,7 @@ impl RoundRunner {
                 if let JobInput::RelayVtxo { vtxo: id, .. } = i {
                     if let Some(v) = self.ledger.vtxo(id).await? {
                         inputs.push(*id);
+                        in_sats = in_sats.saturating_add(v.sats.get());
                         status.get_or_insert(v.status);
                     }
                 }
@@ -127,6 +129,11 @@ impl RoundRunner {
         if inputs.is_empty() {
             return Ok(());
         }
+        // What the renewed VTXOs do not carry on went to arkd (its intent fee).
+        let out_sats = outputs
+            .iter()
+            .fold(0u64, |a, o| a.saturating_add(o.sats.get()));
+        let fee = ark_relay_core::Sats::new(in_sats.saturating_sub(out_sats));
         let outcome = self
             .ledger
             .commit_transaction(&L2Transaction {
@@ -138,6 +145,7 @@ impl RoundRunner {
                 issued: Vec::new(),
                 burned: Vec::new(),
                 finalized_at: self.clock.now(),
+                fee,
             })
             .await?;
         if outcome == CommitOutcome::Committed {

@@ -17,9 +17,12 @@ pub struct RoundsSection {
     /// Renew the relay's inventory VTXOs once this share of their lifetime
     /// has passed (percent).
     pub inventory_renew_at_percent: u8,
-    /// A VTXO's lifetime at the Ark server (seconds; arkd's
-    /// `vtxo_tree_expiry`, which its GetInfo does not report).
-    pub vtxo_lifetime_secs: i64,
+    /// Overrides a VTXO's lifetime at the Ark server (seconds; arkd's
+    /// `vtxo_tree_expiry`). Unset (the default): learned from the relay's
+    /// rounds (`batch_started.batch_expiry`), and before its first round
+    /// each VTXO's own `expires_at − created_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vtxo_lifetime_secs: Option<i64>,
     /// How long a boarding payment may take to confirm (seconds).
     pub boarding_confirm_timeout_secs: u64,
 }
@@ -31,7 +34,7 @@ impl Default for RoundsSection {
             every_secs: 10,
             max_jobs: 64,
             inventory_renew_at_percent: 90,
-            vtxo_lifetime_secs: 605_184,
+            vtxo_lifetime_secs: None,
             boarding_confirm_timeout_secs: 3_600,
         }
     }
@@ -50,7 +53,7 @@ impl RoundsSection {
     /// Inventory boarding and renewal settings.
     pub fn inventory(&self) -> ark_relay_engine::rounds::InventoryRoundsConfig {
         ark_relay_engine::rounds::InventoryRoundsConfig {
-            vtxo_lifetime_secs: self.vtxo_lifetime_secs.max(1),
+            vtxo_lifetime_secs: self.vtxo_lifetime_secs.unwrap_or(0).max(0),
             renew_at_pct: self.inventory_renew_at_percent.min(100),
             confirm_timeout: std::time::Duration::from_secs(
                 self.boarding_confirm_timeout_secs.max(1),

@@ -498,7 +498,9 @@ fn check_conservation(
     t: &L2Transaction,
 ) -> Result<BTreeMap<AssetId, i128>, StoreError> {
     let sats_in = Sats::checked_sum(spent.iter().map(|v| v.sats)).ok_or_else(out_of_range)?;
-    let sats_out = Sats::checked_sum(t.outputs.iter().map(|o| o.sats)).ok_or_else(out_of_range)?;
+    let sats_out = Sats::checked_sum(t.outputs.iter().map(|o| o.sats))
+        .and_then(|o| o.checked_add(t.fee))
+        .ok_or_else(out_of_range)?;
     if sats_in != sats_out {
         return Err(LedgerError::SatsNotConserved {
             inputs: sats_in.get(),
