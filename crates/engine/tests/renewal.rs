@@ -159,41 +159,18 @@ impl Setup {
 
     /// A VTXO of `user` carrying `colour` units of the asset (0: none).
     async fn vtxo_of(&self, user: &Keypair, sats: u64, colour: u64) -> VtxoId {
-        let owner = pk(user);
-        let assets = if colour > 0 {
-            vec![(arkade_id(&self.asset), colour)]
+        use ark_relay_testkit::seed::{coloured, seed_vtxo, Seed};
+        let colour = if colour > 0 {
+            coloured(self.asset, colour)
         } else {
-            Vec::new()
+            None
         };
-        let v = self
-            .stack
-            .arkd
-            .fund_with_assets(&owner, Sats::new(sats), assets);
-        let id = VtxoId::new(v.outpoint.txid, v.outpoint.vout);
-        self.store
-            .insert_vtxos(
-                &[NewVtxo {
-                    id,
-                    owner,
-                    sats: Sats::new(sats),
-                    colour: (colour > 0).then(|| Colour {
-                        asset: self.asset,
-                        amount: AssetAmount::new(colour),
-                    }),
-                    status: VtxoStatus::Assigned,
-                    tapscripts: self
-                        .stack
-                        .arkd
-                        .server_info()
-                        .default_vtxo(&owner)
-                        .to_tapscripts(),
-                    expires_at: Some(UnixTime(v.expires_at)),
-                }],
-                UnixTime::now(),
-            )
-            .await
-            .unwrap();
-        id
+        seed_vtxo(
+            self.store.as_ref(),
+            &self.stack.arkd,
+            Seed::user(pk(user), sats, colour),
+        )
+        .await
     }
 
     /// The outbox events of `kind` for the user, decrypted where they are.
@@ -784,4 +761,185 @@ async fn a_vtxo_with_other_leaves_is_not_offered() {
     );
     s.stack.stop().await;
     s.db.destroy().await;
+}
+
+/// The chain simulator's clock (moved by time travel), as the relay's clock.
+struct ChainClock(ark_relay_sim::Chain);
+
+impl ark_relay_core::Clock for ChainClock {
+    fn now(&self) -> UnixTime {
+        UnixTime(self.0.now())
+    }
+}
+
+/// A setup on the chain clock with `valid_at` at the default 90 % of the
+/// lifetime, arkd's fee programs charging 200 sats per VTXO input, and a
+/// published renewal fee of 250 sats.
+async fn setup_timed(db: TestDb) -> Setup {
+    use ark_relay_sim::arkd::round::fees::FeePrograms;
+    let options = SimOptions {
+        arkd: ArkdSimConfig {
+            round: RoundConfig {
+                registration: Duration::from_millis(300),
+                phase_timeout: Duration::from_secs(5),
+                fees: FeePrograms::flat(200, 0, 0, 0),
+                ..RoundConfig::default()
+            },
+            ..ArkdSimConfig::default()
+        },
+        ..SimOptions::default()
+    };
+    let stack = SimStack::start(options).await.expect("sims");
+    let clock: Arc<dyn ark_relay_core::Clock> = Arc::new(ChainClock(stack.chain.clone()));
+    let ark: Arc<dyn ArkServer> = Arc::new(
+        ArkdClient::connect(stack.endpoints().arkd)
+            .await
+            .expect("arkd"),
+    );
+    let relay = Keypair::new(&Secp256k1::new(), &mut rand::thread_rng());
+    let user = Keypair::new(&Secp256k1::new(), &mut rand::thread_rng());
+    let store: DynStore = Arc::new(db.store.clone());
+    let server: ServerInfo = stack.arkd.server_info().clone();
+    let runner = RoundRunner::new(
+        Arc::new(db.store.clone()),
+        store.clone(),
+        ark.clone(),
+        clock.clone(),
+        server.clone(),
+        relay,
+        RoundsConfig {
+            every: Duration::from_secs(1),
+            tick: Duration::from_millis(200),
+            ..RoundsConfig::default()
+        },
+    );
+    let renewals = Renewals::new(
+        Arc::new(db.store.clone()),
+        store.clone(),
+        Arc::new(db.store.clone()),
+        runner.jobs(),
+        ark.clone(),
+        clock,
+        nostr_keys(&relay),
+        server,
+        runner.cosigner_pk(),
+        RenewalConfig {
+            policy: RenewalPolicy {
+                valid_at_percent: 90,
+                fee_sats: 250,
+                challenge_ttl_secs: 600,
+            },
+            notice_before_secs: 3600,
+            ..RenewalConfig::default()
+        },
+    );
+    let asset = AssetId::from_bytes([0xA7; 32]);
+    store
+        .register_asset(
+            &NewAsset {
+                id: asset,
+                name: "Test".into(),
+                ticker: "TST".into(),
+                asset_type: AssetType::RelayIssued,
+                decimals: 0,
+            },
+            UnixTime::now(),
+        )
+        .await
+        .unwrap();
+    Setup {
+        db,
+        store,
+        stack,
+        ark,
+        relay,
+        runner,
+        renewals,
+        user,
+        asset,
+    }
+}
+
+/// `valid_at` at 90 % of the lifetime, end to end on the chain clock, with
+/// a non-zero arkd fee: the challenge asks arkd's 200 sats (under the
+/// published 250), the wallet signs; before `valid_at` the relay does not
+/// submit the delegation and arkd refuses it (`INVALID_INTENT_TIMERANGE`);
+/// once the chain clock travels past it the round renews the VTXO to the
+/// owner with input − fee sats and its asset (ledger = arkd indexer).
+async fn renews_at_ninety_percent_paying_arkds_fee(db: TestDb) {
+    let s = setup_timed(db).await;
+    let old = s.user_vtxo(20_000).await;
+    let r = s.renewals.pass().await.unwrap();
+    assert_eq!(r.offered, 1, "{r:?}");
+    let challenges = s.outbox(kinds::SIGNING_CHALLENGE).await;
+    let [(_, plain)] = challenges.as_slice() else {
+        panic!("one challenge: {challenges:?}")
+    };
+    let ch: RenewalChallenge = serde_json::from_str(plain).unwrap();
+    assert_eq!(ch.fee, 200, "arkd's fee, not the published 250");
+    assert_eq!(s.renewals.arkd_fee_sats(), 200);
+    let at_arkd = s.stack.arkd.vtxo(&old.outpoint()).unwrap();
+    let life = at_arkd.expires_at - at_arkd.created_at;
+    assert_eq!(ch.valid_at, at_arkd.created_at + life * 9 / 10);
+    assert!(ch.valid_at > s.stack.chain.now() + 3600);
+    assert!(s.wallet_answers(&ch, old).await.outbox.is_empty());
+
+    // Before valid_at: the runner does not submit it …
+    let ended = s.runner.run_once().await.unwrap();
+    assert!(ended.is_empty(), "{ended:?}");
+    assert!(s.stack.arkd.queued_intents().is_empty());
+    // … and arkd refuses it.
+    let job = s.runner.jobs().get(&ch.renewal_id).await.unwrap().unwrap();
+    let job = ark_relay_engine::rounds::RoundJobs::decode(&job).unwrap();
+    let delegation = job.delegation.clone().unwrap();
+    let err = s
+        .ark
+        .register_intent(&ark_relay_core::backends::ark::IntentProof {
+            proof: delegation.intent_proof,
+            message: delegation.intent_message,
+        })
+        .await
+        .err()
+        .expect("an early delegation accepted");
+    assert!(
+        err.to_string().contains("INVALID_INTENT_TIMERANGE"),
+        "{err}"
+    );
+
+    // The chain clock passes valid_at: renewed, input − arkd's fee.
+    s.stack
+        .chain
+        .advance_time(ch.valid_at - s.stack.chain.now() + 1);
+    s.round().await;
+    let r = s.renewals.pass().await.unwrap();
+    assert_eq!(r.renewed, 1, "{r:?}");
+    let d =
+        s.db.store
+            .delegation(&ch.renewal_id)
+            .await
+            .unwrap()
+            .unwrap();
+    let new: VtxoId = d.new_vtxo.unwrap().parse().unwrap();
+    let v = s.store.vtxo(&new).await.unwrap().unwrap();
+    assert_eq!((v.owner, v.sats), (pk(&s.user), Sats::new(19_800)));
+    assert_eq!(v.colour.map(|c| c.amount.get()), Some(400));
+    let at_arkd = s.stack.arkd.vtxo(&new.outpoint()).unwrap();
+    assert_eq!(at_arkd.amount, 19_800);
+    assert_eq!(at_arkd.assets, vec![(arkade_id(&s.asset), 400)]);
+    assert_eq!(
+        s.store.vtxo(&old).await.unwrap().unwrap().status,
+        VtxoStatus::Spent
+    );
+    s.stack.stop().await;
+    s.db.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_at_ninety_percent_paying_arkds_fee_on_sqlite() {
+    renews_at_ninety_percent_paying_arkds_fee(TestDb::sqlite().await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_at_ninety_percent_paying_arkds_fee_on_mariadb() {
+    renews_at_ninety_percent_paying_arkds_fee(TestDb::mariadb().await.unwrap()).await;
 }
