@@ -12,22 +12,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ark_relay_ark::ServerInfo;
-use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
-    UnixTime, VtxoStatus,
-};
+use ark_relay_core::{AssetAmount, AssetId, AssetType, DynStore, ErrorCode, PubKey, VtxoStatus};
 use ark_relay_engine::ceremony::{CrashHook, CrashPoint};
 use ark_relay_protocol::content::{
     l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
 };
 use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
-use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
+use ark_relay_sim::arkd::ArkdSim;
 use ark_relay_store::testing::TestDb;
 use ark_relay_wallet::{SignPolicy, Wallet as RefWallet, WalletOptions};
 use nostr::Keys;
 use tokio::sync::watch;
 
-use common::{answers, dev_relay, Wallet as Observer};
+use common::{answers, Wallet as Observer};
 
 const OUTCOME: Duration = Duration::from_secs(90);
 
@@ -61,49 +58,34 @@ async fn setup_with(
     tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>,
     crash: Option<CrashHook>,
 ) -> Setup {
-    let store: DynStore = Arc::new(db.store.clone());
-    let nostr = dev_relay().await;
-    let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
-    let server = sim.server_info().clone();
-    let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
-    let relay_keys = Keys::generate();
-    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
-    let (gbtc, gusd) = (rand_id(), rand_id());
-    for (id, ticker, kind) in [
-        (gbtc, "gBTC", AssetType::RelayIssued),
-        (gusd, "gUSD", AssetType::Permissionless),
-    ] {
-        store
-            .register_asset(
-                &NewAsset {
-                    id,
-                    name: ticker.into(),
-                    ticker: ticker.into(),
-                    asset_type: kind,
-                    decimals: 0,
-                },
-                UnixTime::now(),
-            )
-            .await
-            .expect("register");
-    }
-    let mut inventory = Vec::new();
-    for _ in 0..8 {
-        let v = sim.fund(&relay_pk, Sats::new(5_000));
-        inventory.push(NewVtxo {
-            id: v.outpoint.into(),
-            owner: relay_pk,
-            sats: Sats::new(v.amount),
-            colour: None,
-            status: VtxoStatus::Available,
-            tapscripts: server.default_vtxo(&relay_pk).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
-        });
-    }
-    store
-        .insert_vtxos(&inventory, UnixTime::now())
-        .await
-        .expect("inventory");
+    setup_on(
+        db,
+        tamper,
+        crash,
+        ark_relay_sim::arkd::ArkdSimConfig::default(),
+    )
+    .await
+}
+
+async fn setup_on(
+    db: TestDb,
+    tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>,
+    crash: Option<CrashHook>,
+    arkd: ark_relay_sim::arkd::ArkdSimConfig,
+) -> Setup {
+    let common::Parts {
+        db,
+        store,
+        nostr,
+        sim,
+        sim_server,
+        server,
+        relay_keys,
+        relay_pk,
+        ..
+    } = common::parts_with(db, 8, arkd).await;
+    let gbtc = common::register(&store, "gBTC", AssetType::RelayIssued).await;
+    let gusd = common::register(&store, "gUSD", AssetType::Permissionless).await;
     let arkd_url = sim_server.url();
     let (stop, engine) = start_engine(
         &store,
@@ -166,26 +148,7 @@ async fn start_engine(
 
 /// Gives `owner` a VTXO of `amount` of `asset` at arkd and in the ledger.
 async fn fund(s: &Setup, owner: &PubKey, asset: AssetId, amount: u64) -> ark_relay_core::VtxoId {
-    // The colour is seeded at arkd too, so its indexer reports it.
-    let seeded = vec![(ark_relay_ark::asset::arkade_id(&asset), amount)];
-    let v = s.sim.fund_with_assets(owner, Sats::new(330), seeded);
-    let nv = NewVtxo {
-        id: v.outpoint.into(),
-        owner: *owner,
-        sats: Sats::new(330),
-        colour: Some(Colour {
-            asset,
-            amount: AssetAmount::new(amount),
-        }),
-        status: VtxoStatus::Assigned,
-        tapscripts: s.server.default_vtxo(owner).to_tapscripts(),
-        expires_at: Some(UnixTime(v.expires_at)),
-    };
-    s.store
-        .insert_vtxos(&[nv], UnixTime::now())
-        .await
-        .expect("fund");
-    v.outpoint.into()
+    common::fund(&s.store, &s.sim, owner, asset, amount).await
 }
 
 async fn wallet(s: &Setup, keys: Keys) -> RefWallet {
@@ -347,7 +310,14 @@ async fn scenario_3_alice_swaps_gbtc_for_gusd_with_the_dex_sqlite() {
 /// gets her deposit back while the DEX burns them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scenario_4_add_then_remove_liquidity() {
-    let s = setup(TestDb::mariadb().await.expect("MariaDB")).await;
+    // bridged ids until LP/lifted assets have an Arkade genesis (#20)
+    let s = setup_on(
+        TestDb::mariadb().await.expect("MariaDB"),
+        None,
+        None,
+        common::bridged(),
+    )
+    .await;
     let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
     let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
     fund(&s, &alice_pk, s.gbtc, 2_000).await;

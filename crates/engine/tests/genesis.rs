@@ -15,8 +15,8 @@ use ark_relay_ark::asset::{
 use ark_relay_ark::{RelativeLocktime, ServerInfo};
 use ark_relay_core::backends::ark::{ArkServer, VtxoQuery};
 use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, DynStore, NewVtxo, PubKey, Sats, SessionId,
-    SystemClock, UnixTime, VtxoStatus,
+    AssetAmount, AssetId, AssetType, Colour, DynStore, PubKey, Sats, SessionId, SystemClock,
+    UnixTime, VtxoStatus,
 };
 use ark_relay_engine::ceremony::issue::{GenesisRequest, Issuer};
 use ark_relay_engine::reconcile::Reconciler;
@@ -24,6 +24,7 @@ use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_sim::arkd::ArkdSimConfig;
 use ark_relay_sim::{SimOptions, SimStack};
 use ark_relay_store::testing::TestDb;
+use ark_relay_testkit::seed::seed_inventory;
 use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
 
 fn lock(n: u8) -> SessionId {
@@ -45,7 +46,7 @@ async fn a_genesis_then_lifts_as_reissuances_under_arkds_rules() {
     .unwrap();
     let ark = Arc::new(ArkdClient::connect(stack.endpoints().arkd).await.unwrap());
     let info = ark.get_info().await.unwrap();
-    let server = ServerInfo::from_get_info(
+    let _server = ServerInfo::from_get_info(
         info.signer_pubkey.x_only_public_key().0,
         info.forfeit_pubkey.x_only_public_key().0,
         info.checkpoint_tapscript,
@@ -59,23 +60,7 @@ async fn a_genesis_then_lifts_as_reissuances_under_arkds_rules() {
     let relay = PubKey::from_x_only(relay_kp.x_only_public_key().0);
     let bob_kp = Keypair::from_secret_key(&secp, &SecretKey::from_slice(&[8; 32]).unwrap());
     let bob = PubKey::from_x_only(bob_kp.x_only_public_key().0);
-    let mut inventory = Vec::new();
-    for _ in 0..4 {
-        let v = stack.arkd.fund(&relay, Sats::new(5_000));
-        inventory.push(NewVtxo {
-            id: v.outpoint.into(),
-            owner: relay,
-            sats: Sats::new(v.amount),
-            colour: None,
-            status: VtxoStatus::Available,
-            tapscripts: server.default_vtxo(&relay).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
-        });
-    }
-    store
-        .insert_vtxos(&inventory, UnixTime::now())
-        .await
-        .unwrap();
+    seed_inventory(store.as_ref(), &stack.arkd, relay, 4, 5_000).await;
     let issuer = Issuer::new(store.clone(), ark.clone(), relay_kp, Arc::new(SystemClock));
 
     // Genesis.
@@ -214,26 +199,11 @@ async fn a_genesis_interrupted_before_or_after_submit_resumes_to_one_asset() {
         .await
         .unwrap();
         let ark = Arc::new(ArkdClient::connect(stack.endpoints().arkd).await.unwrap());
-        let server = stack.arkd.server_info().clone();
+        let _server = stack.arkd.server_info().clone();
         let secp = Secp256k1::new();
         let relay_kp = Keypair::from_secret_key(&secp, &SecretKey::from_slice(&[7; 32]).unwrap());
         let relay = PubKey::from_x_only(relay_kp.x_only_public_key().0);
-        let v = stack.arkd.fund(&relay, Sats::new(5_000));
-        store
-            .insert_vtxos(
-                &[NewVtxo {
-                    id: v.outpoint.into(),
-                    owner: relay,
-                    sats: Sats::new(v.amount),
-                    colour: None,
-                    status: VtxoStatus::Available,
-                    tapscripts: server.default_vtxo(&relay).to_tapscripts(),
-                    expires_at: Some(UnixTime(v.expires_at)),
-                }],
-                UnixTime::now(),
-            )
-            .await
-            .unwrap();
+        seed_inventory(store.as_ref(), &stack.arkd, relay, 1, 5_000).await;
         let request = GenesisRequest {
             name: "Relay-issued BTC".into(),
             ticker: "gBTC".into(),
@@ -288,7 +258,6 @@ mod common;
 
 use ark_relay_ceremony::round::{JobInput, JobKind, JobOutput, RoundJob};
 use ark_relay_core::rounds::{DynRoundStore, RoundJobStatus};
-use ark_relay_core::VtxoId;
 use ark_relay_engine::ceremony::issue::IssueError;
 use ark_relay_engine::rounds::{
     InventoryRounds, InventoryRoundsConfig, RoundCrashHook, RoundRunner, RoundsConfig,
@@ -366,23 +335,7 @@ async fn issued(db: TestDb, lifetime: i64) -> Issued {
     // Funded VTXOs, renewed once through a round: inventory of a batch.
     let runner = s.runner(None);
     for n in 0..3u64 {
-        let v = s.stack.arkd.fund(&relay, Sats::new(20_000));
-        let id: VtxoId = v.outpoint.into();
-        s.store
-            .insert_vtxos(
-                &[NewVtxo {
-                    id,
-                    owner: relay,
-                    sats: Sats::new(20_000),
-                    colour: None,
-                    status: VtxoStatus::Available,
-                    tapscripts: server.default_vtxo(&relay).to_tapscripts(),
-                    expires_at: Some(UnixTime(v.expires_at)),
-                }],
-                UnixTime::now(),
-            )
-            .await
-            .unwrap();
+        let id = seed_inventory(s.store.as_ref(), &s.stack.arkd, relay, 1, 20_000).await[0];
         let job = RoundJob {
             job_id: format!("seed-{n}"),
             kind: JobKind::InventoryRenew,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ark_relay_core::backends::fees::{FeeEstimator, LightningFees};
 use ark_relay_core::inventory::{BatchStatus, InventoryPolicy, InventoryStore, LevelState};
-use ark_relay_core::{DynBus, DynStore, NewVtxo, PubKey, Sats, SystemClock, UnixTime, VtxoStatus};
+use ark_relay_core::{DynBus, DynStore, PubKey, Sats, SystemClock, UnixTime, VtxoStatus};
 use ark_relay_engine::inventory::{InventoryConfig, InventoryMonitor, CHANNEL};
 use ark_relay_grpc::daemon::DaemonConfig;
 use ark_relay_grpc::inventory::{ArkdSimProvisioner, ChainSimFees};
@@ -83,25 +83,14 @@ impl Setup {
 
     /// Gives the relay `n` inventory VTXOs at arkd and in the ledger.
     async fn seed(&self, n: usize) {
-        let server = self.stack.arkd.server_info().clone();
-        let vtxos: Vec<NewVtxo> = (0..n)
-            .map(|_| {
-                let v = self.stack.arkd.fund(&self.relay, Sats::new(2_000));
-                NewVtxo {
-                    id: v.outpoint.into(),
-                    owner: self.relay,
-                    sats: Sats::new(v.amount),
-                    colour: None,
-                    status: VtxoStatus::Available,
-                    tapscripts: server.default_vtxo(&self.relay).to_tapscripts(),
-                    expires_at: Some(UnixTime(v.expires_at)),
-                }
-            })
-            .collect();
-        self.store
-            .insert_vtxos(&vtxos, UnixTime::now())
-            .await
-            .unwrap();
+        ark_relay_testkit::seed::seed_inventory(
+            self.store.as_ref(),
+            &self.stack.arkd,
+            self.relay,
+            n,
+            2_000,
+        )
+        .await;
     }
 
     async fn level(&self) -> u64 {

@@ -12,10 +12,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, DynQueue, DynStore, NewAsset, NewVtxo, Sats,
-    SystemClock, UnixTime, VtxoStatus,
-};
+use ark_relay_core::{AssetType, DynQueue, SystemClock};
 use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::metrics::{name, Sampler, STEP_BUCKETS};
@@ -26,7 +23,6 @@ use ark_relay_protocol::content::AssetRef;
 use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_protocol::{kinds, pubkey_from_nostr};
 use ark_relay_queue::MemoryQueue;
-use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
 use ark_relay_store::testing::TestDb;
 use ark_relay_wallet::client::{Wallet, WalletOptions};
 use axum::body::Body;
@@ -93,61 +89,22 @@ async fn a_transfer_shows_up_in_metrics_and_the_audit_log() {
     tracing::subscriber::set_global_default(subscriber).expect("subscriber");
 
     // The relay: MariaDB, a websocket relay, the arkd simulator, the ceremony.
-    let db = TestDb::mariadb().await.expect("MariaDB");
-    let store: DynStore = Arc::new(db.store.clone());
-    let nostr = common::dev_relay().await;
-    let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
-    let server = sim.server_info().clone();
-    let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
-    let relay_keys = Keys::generate();
-    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
+    let common::Parts {
+        db,
+        store,
+        nostr,
+        sim,
+        sim_server,
+        server,
+        relay_keys,
+        relay_pk,
+        ..
+    } = common::parts(TestDb::mariadb().await.expect("MariaDB"), 2).await;
     let secret_hex = relay_keys.secret_key().to_secret_hex();
-    let gbtc = AssetId::from_bytes(Keys::generate().public_key().to_bytes());
-    let now = UnixTime::now();
-    store
-        .register_asset(
-            &NewAsset {
-                id: gbtc,
-                name: "Relay BTC".into(),
-                ticker: "gBTC".into(),
-                asset_type: AssetType::RelayIssued,
-                decimals: 0,
-            },
-            now,
-        )
-        .await
-        .expect("gBTC");
+    let gbtc = common::register(&store, "gBTC", AssetType::RelayIssued).await;
     let alice_keys = Keys::generate();
     let alice = pubkey_from_nostr(&alice_keys.public_key()).expect("key");
-    let mut vtxos = Vec::new();
-    for (owner, sats, colour) in [
-        (relay_pk, 5_000, None),
-        (relay_pk, 5_000, None),
-        (
-            alice,
-            330,
-            Some(Colour {
-                asset: gbtc,
-                amount: AssetAmount::new(5_000),
-            }),
-        ),
-    ] {
-        let v = sim.fund(&owner, Sats::new(sats));
-        vtxos.push(NewVtxo {
-            id: v.outpoint.into(),
-            owner,
-            sats: Sats::new(v.amount),
-            colour,
-            status: if colour.is_some() {
-                VtxoStatus::Assigned
-            } else {
-                VtxoStatus::Available
-            },
-            tapscripts: server.default_vtxo(&owner).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
-        });
-    }
-    store.insert_vtxos(&vtxos, now).await.expect("fund");
+    common::fund(&store, &sim, &alice, gbtc, 5_000).await;
 
     let ark = ArkdClient::connect(sim_server.url()).await.expect("arkd");
     let mut opts = PoolOptions::new(vec![nostr.url().to_owned()]);

@@ -17,19 +17,19 @@ use ark_relay_ark::exit::{asset_of_exited_output, ExitError, ExitHistory};
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::reconcile::{Difference, DisputeReason, ReconcileStatus, ReconcileStore};
 use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
-    UnixTime, VtxoId, VtxoStatus,
+    AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewVtxo, PubKey, Sats, UnixTime,
+    VtxoId, VtxoStatus,
 };
 use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_protocol::content::{AssetRef, Confirmation, IntentContent};
 use ark_relay_protocol::{builders, kinds, pubkey_from_nostr};
 use ark_relay_queue::MemoryQueue;
-use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
+use ark_relay_sim::arkd::ArkdSim;
 use ark_relay_store::testing::TestDb;
 use ark_relay_wallet::{IndexerCheck, WalletOptions};
 use nostr::Keys;
 
-use common::{dev_relay, spawn_signer, Wallet};
+use common::{spawn_signer, Wallet};
 
 /// Gives `owner` a VTXO: the ledger records `ledger` gBTC on it, arkd's
 /// indexer `at_arkd` gBTC.
@@ -71,7 +71,7 @@ struct Env {
     sim_server: ark_relay_sim::arkd::SimServer,
     relay_pk: PubKey,
     gbtc: AssetId,
-    inventory: Vec<NewVtxo>,
+    inventory: Vec<VtxoId>,
     disputes: Arc<dyn ReconcileStore>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -80,45 +80,19 @@ struct Env {
 /// registered, four inventory VTXOs, and a relay whose plan-and-lock loop
 /// refuses disputed inputs.
 async fn env() -> Env {
-    let db = TestDb::mariadb().await.expect("MariaDB");
-    let store: DynStore = Arc::new(db.store.clone());
-    let nostr = dev_relay().await;
-    let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
-    let server = sim.server_info().clone();
-    let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
-    let relay_keys = Keys::generate();
-    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
-    let gbtc = AssetId::from_bytes(Keys::generate().public_key().to_bytes());
-    store
-        .register_asset(
-            &NewAsset {
-                id: gbtc,
-                name: "Relay BTC".into(),
-                ticker: "gBTC".into(),
-                asset_type: AssetType::RelayIssued,
-                decimals: 0,
-            },
-            UnixTime::now(),
-        )
-        .await
-        .expect("register gBTC");
-    let mut inventory = Vec::new();
-    for _ in 0..4 {
-        let v = sim.fund(&relay_pk, Sats::new(5_000));
-        inventory.push(NewVtxo {
-            id: v.outpoint.into(),
-            owner: relay_pk,
-            sats: Sats::new(v.amount),
-            colour: None,
-            status: VtxoStatus::Available,
-            tapscripts: server.default_vtxo(&relay_pk).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
-        });
-    }
-    store
-        .insert_vtxos(&inventory, UnixTime::now())
-        .await
-        .expect("inventory");
+    let common::Parts {
+        db,
+        store,
+        nostr,
+        sim,
+        sim_server,
+        server,
+        relay_keys,
+        relay_pk,
+        inventory,
+        ..
+    } = common::parts(TestDb::mariadb().await.expect("MariaDB"), 4).await;
+    let gbtc = common::register(&store, "gBTC", AssetType::RelayIssued).await;
     let disputes: Arc<dyn ReconcileStore> = Arc::new(db.store.clone());
     let (stop, _engine) = common::start_ceremony_with(
         &store,
@@ -225,7 +199,7 @@ async fn a_disputed_vtxo_is_refused_with_2006_and_nothing_is_locked() {
     let v = store.vtxo(&lying).await.expect("vtxo").expect("exists");
     assert_eq!((v.status, v.locked_by), (VtxoStatus::Assigned, None));
     for inv in &inventory {
-        let v = store.vtxo(&inv.id).await.expect("vtxo").expect("exists");
+        let v = store.vtxo(inv).await.expect("vtxo").expect("exists");
         assert_eq!((v.status, v.locked_by), (VtxoStatus::Available, None));
     }
     assert_eq!(

@@ -11,10 +11,8 @@ use std::time::Duration;
 
 use ark_relay_ark::ServerInfo;
 use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, DynStore, ErrorCode, NewAsset, NewVtxo, PubKey, Sats,
-    UnixTime, VtxoStatus,
+    AssetAmount, AssetId, AssetType, DynStore, ErrorCode, PubKey, UnixTime, VtxoStatus,
 };
-use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_protocol::content::{
     AssetRef, Confirmation, IntentContent, SignatureEntry, SigningChallenge, SigningResponse,
     VERSION,
@@ -28,7 +26,7 @@ use bitcoin::Psbt;
 use nostr::Keys;
 use tokio::sync::watch;
 
-use common::{answers, dev_relay, spawn_signer, Wallet};
+use common::{answers, spawn_signer, Wallet};
 
 struct Setup {
     store: DynStore,
@@ -51,53 +49,19 @@ async fn setup() -> Setup {
 }
 
 async fn setup_with(tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>) -> Setup {
-    let db = TestDb::mariadb().await.expect("MariaDB");
-    let store: DynStore = Arc::new(db.store.clone());
-    let nostr = dev_relay().await;
-    let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
-    let server = sim.server_info().clone();
-    let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
-    let ark = ArkdClient::connect(sim_server.url())
-        .await
-        .expect("arkd client");
-
-    let relay_keys = Keys::generate();
-    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
-    let gbtc = AssetId::from_bytes(rand_bytes());
-    store
-        .register_asset(
-            &NewAsset {
-                id: gbtc,
-                name: "Relay BTC".into(),
-                ticker: "gBTC".into(),
-                asset_type: AssetType::RelayIssued,
-                decimals: 0,
-            },
-            UnixTime::now(),
-        )
-        .await
-        .expect("register gBTC");
-    // The relay's inventory: uncoloured VTXOs funded at arkd.
-    let mut inventory = Vec::new();
-    for _ in 0..4 {
-        let v = sim.fund(&relay_pk, Sats::new(5_000));
-        inventory.push(NewVtxo {
-            id: v.outpoint.into(),
-            owner: relay_pk,
-            sats: Sats::new(v.amount),
-            colour: None,
-            status: VtxoStatus::Available,
-            tapscripts: server.default_vtxo(&relay_pk).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
-        });
-    }
-    store
-        .insert_vtxos(&inventory, UnixTime::now())
-        .await
-        .expect("inventory");
-
-    let arkd_url = sim_server.url();
-    drop(ark);
+    let common::Parts {
+        db,
+        store,
+        nostr,
+        sim,
+        sim_server,
+        arkd_url,
+        server,
+        relay_keys,
+        relay_pk,
+        ..
+    } = common::parts(TestDb::mariadb().await.expect("MariaDB"), 4).await;
+    let gbtc = common::register(&store, "gBTC", AssetType::RelayIssued).await;
     let (stop, engine) = start_engine(
         &store,
         &relay_keys,
@@ -143,32 +107,9 @@ async fn start_engine(
     .await
 }
 
-fn rand_bytes() -> [u8; 32] {
-    Keys::generate().public_key().to_bytes()
-}
-
 /// Gives `owner` a VTXO at arkd and in the ledger, coloured with `amount` gBTC.
 async fn fund(s: &Setup, owner: &PubKey, amount: u64) -> ark_relay_core::VtxoId {
-    // The colour is seeded at arkd too, so its indexer reports it.
-    let seeded = vec![(ark_relay_ark::asset::arkade_id(&s.gbtc), amount)];
-    let v = s.sim.fund_with_assets(owner, Sats::new(330), seeded);
-    let nv = NewVtxo {
-        id: v.outpoint.into(),
-        owner: *owner,
-        sats: Sats::new(330),
-        colour: Some(Colour {
-            asset: s.gbtc,
-            amount: AssetAmount::new(amount),
-        }),
-        status: VtxoStatus::Assigned,
-        tapscripts: s.server.default_vtxo(owner).to_tapscripts(),
-        expires_at: Some(UnixTime(v.expires_at)),
-    };
-    s.store
-        .insert_vtxos(&[nv], UnixTime::now())
-        .await
-        .expect("fund");
-    v.outpoint.into()
+    common::fund(&s.store, &s.sim, owner, s.gbtc, amount).await
 }
 
 fn gbtc_of(b: &ark_relay_core::Balances, asset: &AssetId) -> u64 {

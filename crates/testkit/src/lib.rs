@@ -2,15 +2,17 @@
 //!
 //! Test support shared by every crate: deterministic fixtures (keys, assets,
 //! VTXOs), the **`RelayStore` conformance suite** that every store back end must
-//! pass ([`relay_store_conformance!`]), and a model-checked random transfer
-//! workload for property tests ([`workload`]).
+//! pass ([`relay_store_conformance!`]), a model-checked random transfer
+//! workload for property tests ([`workload`]), and the one way end-to-end
+//! tests seed VTXOs at the arkd simulator and in the ledger alike ([`seed`]).
 //!
-//! Depends on core only; it never talks to a database itself — callers hand it
-//! a store.
+//! Depends on core, ark and the simulators; it never talks to a database
+//! itself — callers hand it a store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod arkd;
 pub mod fixtures;
+pub mod seed;
 pub mod store_suite;
 pub mod work_suite;
 pub mod workload;

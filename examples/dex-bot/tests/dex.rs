@@ -1,15 +1,15 @@
 //! The DEX bot end to end: a real websocket Nostr relay, the relay engine on
 //! MariaDB with the arkd simulator over gRPC, the DEX serving over Nostr and
 //! Alice's reference wallet. Alice asks for a quote, swaps, adds liquidity
-//! (LP tokens minted to her) and removes it (LP tokens burnt) — each a batch
+//! (LP tokens the DEX issued on Ark, minted to her) and removes it (LP
+//! tokens burnt) — each a batch
 //! of her intent and the DEX's counter-intent in one Ark transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, DynStore, NewAsset, NewVtxo, PubKey, Sats,
-    SystemClock, UnixTime, VtxoStatus,
+    AssetAmount, AssetId, AssetType, DynStore, NewAsset, PubKey, SystemClock, UnixTime,
 };
 use ark_relay_dex_bot::{Dex, DexClient, DexRequest, Pool};
 use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
@@ -23,6 +23,7 @@ use ark_relay_protocol::{kinds, pubkey_from_nostr};
 use ark_relay_queue::MemoryQueue;
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
 use ark_relay_store::testing::TestDb;
+use ark_relay_testkit::seed::{coloured, seed_vtxo, Seed};
 use ark_relay_wallet::{Wallet, WalletOptions};
 use nostr::Keys;
 use tokio::sync::watch;
@@ -37,35 +38,20 @@ fn rand_id() -> AssetId {
     AssetId::from_bytes(Keys::generate().public_key().to_bytes())
 }
 
+/// A VTXO of `sats` for `owner`, coloured with `colour` at arkd and in the
+/// ledger alike.
 async fn fund(
     store: &DynStore,
     sim: &ArkdSim,
-    server: &ark_relay_ark::ServerInfo,
     owner: &PubKey,
     colour: Option<(AssetId, u64)>,
     sats: u64,
 ) {
-    let v = sim.fund(owner, Sats::new(sats));
-    let nv = NewVtxo {
-        id: v.outpoint.into(),
-        owner: *owner,
-        sats: Sats::new(sats),
-        colour: colour.map(|(asset, n)| Colour {
-            asset,
-            amount: AssetAmount::new(n),
-        }),
-        status: if colour.is_some() {
-            VtxoStatus::Assigned
-        } else {
-            VtxoStatus::Available
-        },
-        tapscripts: server.default_vtxo(owner).to_tapscripts(),
-        expires_at: Some(UnixTime(v.expires_at)),
+    let seed = match colour {
+        Some((asset, n)) => Seed::user(*owner, sats, coloured(asset, n)),
+        None => Seed::inventory(*owner, sats),
     };
-    store
-        .insert_vtxos(&[nv], UnixTime::now())
-        .await
-        .expect("fund");
+    seed_vtxo(store.as_ref(), sim, seed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -77,7 +63,13 @@ async fn alice_trades_with_the_dex_bot_over_nostr() {
         .await
         .expect("dev relay");
     let url = nostr.url().to_owned();
-    let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
+    let sim = ArkdSim::new(ArkdSimConfig {
+        // arkd's supply rules for every asset id: the LP token is an
+        // Arkade asset the DEX issued, minted under its control asset.
+        strict_assets: true,
+        ..ArkdSimConfig::default()
+    })
+    .expect("sim");
     let server = sim.server_info().clone();
     let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
     let relay_keys = Keys::generate();
@@ -101,7 +93,7 @@ async fn alice_trades_with_the_dex_bot_over_nostr() {
             .expect("asset");
     }
     for _ in 0..8 {
-        fund(&store, &sim, &server, &relay_pk, None, 5_000).await;
+        fund(&store, &sim, &relay_pk, None, 5_000).await;
     }
     let ark = ArkdClient::connect(sim_server.url()).await.expect("arkd");
     let mut opts = PoolOptions::new(vec![url.clone()]);
@@ -152,9 +144,9 @@ async fn alice_trades_with_the_dex_bot_over_nostr() {
     // The DEX: 10 000 gBTC / 6 500 000 gUSD of reserves, 1 000 gBTC for fees.
     let (dex_keys, alice_keys) = (Keys::generate(), Keys::generate());
     let (dex_pk, alice_pk) = (pk(&dex_keys), pk(&alice_keys));
-    fund(&store, &sim, &server, &dex_pk, Some((gbtc, 11_000)), 330).await;
-    fund(&store, &sim, &server, &dex_pk, Some((gusd, 6_500_000)), 330).await;
-    fund(&store, &sim, &server, &alice_pk, Some((gbtc, 5_000)), 330).await;
+    fund(&store, &sim, &dex_pk, Some((gbtc, 11_000)), 330).await;
+    fund(&store, &sim, &dex_pk, Some((gusd, 6_500_000)), 330).await;
+    fund(&store, &sim, &alice_pk, Some((gbtc, 5_000)), 330).await;
     let wopts = WalletOptions {
         send_timeout: T,
         ..WalletOptions::default()
@@ -162,11 +154,23 @@ async fn alice_trades_with_the_dex_bot_over_nostr() {
     let dex_wallet = Wallet::connect(dex_keys.clone(), relay_pk, vec![url.clone()], wopts.clone())
         .await
         .expect("dex wallet");
+    // The LP token: issued on Ark with the pool key as its issuer, once.
+    let lp_token = ark_relay_dex_bot::lp_token(&dex_wallet)
+        .await
+        .expect("issue_asset");
+    assert_eq!(
+        ark_relay_dex_bot::lp_token(&dex_wallet)
+            .await
+            .expect("again"),
+        lp_token,
+        "a restarted DEX finds its token from its own VTXOs"
+    );
     let dex = Arc::new(Dex::new(
         dex_wallet,
         dex_keys,
         gbtc,
         gusd,
+        lp_token,
         Pool::seeded(10_000, 6_500_000),
         10,
     ));
@@ -285,7 +289,24 @@ async fn alice_trades_with_the_dex_bot_over_nostr() {
     let b = store.balances(&alice_pk).await.expect("b");
     assert_eq!(gusd_of(&b, &lp), 0);
     let supply = store.asset(&lp).await.expect("a").expect("lp").total_supply;
-    assert_eq!(supply, AssetAmount::ZERO, "burnt");
+    assert_eq!(
+        supply,
+        AssetAmount::new(1),
+        "burnt: the genesis unit is left"
+    );
+    assert_eq!(lp, lp_token);
+    let ark = ArkdClient::connect(sim_server.url()).await.expect("arkd");
+    let at_arkd = ark_relay_core::backends::ark::ArkServer::get_asset(
+        &ark,
+        &ark_relay_ark::asset::arkade_id(&lp).to_string(),
+    )
+    .await
+    .expect("GetAsset");
+    assert_eq!(at_arkd.supply, 1, "arkd agrees");
+    assert_eq!(
+        at_arkd.control_asset,
+        Some(ark_relay_ark::asset::control_arkade_id(&lp).to_string())
+    );
     assert_eq!(
         dex.pool().await.lp_supply,
         supply_before,

@@ -1,6 +1,9 @@
 //! A running relay for engine tests: a real websocket Nostr relay on loopback,
 //! a real database, the in-process queue, and the engine with every role; plus
 //! a wallet that publishes and reads the relay's answers over the same relay.
+//! [`parts`] is the start of every ceremony test (database, Nostr relay, the
+//! arkd simulator with arkd's asset rules, the relay's keys and inventory);
+//! [`fund`] gives a user coloured VTXOs at arkd and in the ledger alike.
 
 #![allow(dead_code)]
 
@@ -11,7 +14,9 @@ use std::time::Duration;
 use std::str::FromStr;
 
 use ark_relay_ark::ServerInfo;
-use ark_relay_core::{DynStore, PubKey, SystemClock};
+use ark_relay_core::{
+    AssetId, AssetType, DynStore, NewAsset, PubKey, SystemClock, UnixTime, VtxoId,
+};
 use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
@@ -27,7 +32,9 @@ use ark_relay_protocol::kinds;
 use ark_relay_protocol::pubkey_from_nostr;
 use ark_relay_protocol::transport::NostrTransport;
 use ark_relay_queue::MemoryQueue;
+use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig, SimServer};
 use ark_relay_store::testing::TestDb;
+use ark_relay_testkit::seed::{coloured, seed_inventory, seed_vtxo, Seed};
 use bitcoin::secp256k1::{Keypair, Secp256k1};
 use bitcoin::Psbt;
 use nostr::{Event, EventId, Keys};
@@ -446,4 +453,102 @@ pub async fn assert_reconciled(store: &ark_relay_store::SqlStore, arkd_url: &str
         outcome.run.checked > 0,
         "the reconciliation checked nothing"
     );
+}
+
+/// The parts a ceremony test starts from.
+pub struct Parts {
+    pub db: TestDb,
+    pub store: DynStore,
+    pub nostr: DevRelay,
+    /// The arkd simulator (arkd's strict asset rules) and its gRPC server.
+    pub sim: ArkdSim,
+    pub sim_server: SimServer,
+    pub arkd_url: String,
+    pub server: ServerInfo,
+    pub relay_keys: Keys,
+    pub relay_pk: PubKey,
+    /// The relay's uncoloured inventory VTXOs, 5 000 sats each.
+    pub inventory: Vec<VtxoId>,
+}
+
+/// `db`, a websocket Nostr relay, the arkd simulator over gRPC, fresh relay
+/// keys and `inventory` inventory VTXOs seeded at arkd and in the ledger.
+pub async fn parts(db: TestDb, inventory: usize) -> Parts {
+    parts_with(db, inventory, ArkdSimConfig::default()).await
+}
+
+/// [`parts`] with the arkd simulator configured by `arkd`.
+pub async fn parts_with(db: TestDb, inventory: usize, arkd: ArkdSimConfig) -> Parts {
+    let store: DynStore = Arc::new(db.store.clone());
+    let nostr = dev_relay().await;
+    let sim = ArkdSim::new(arkd).expect("sim");
+    let server = sim.server_info().clone();
+    let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
+    let relay_keys = Keys::generate();
+    let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).expect("key");
+    let inventory = seed_inventory(store.as_ref(), &sim, relay_pk, inventory, 5_000).await;
+    Parts {
+        arkd_url: sim_server.url(),
+        db,
+        store,
+        nostr,
+        sim,
+        sim_server,
+        server,
+        relay_keys,
+        relay_pk,
+        inventory,
+    }
+}
+
+/// The arkd simulator for a test that mints an L2 token without an Arkade
+/// genesis (an LP or position token): supply rules skipped for ids it never
+/// saw issued.
+pub fn bridged() -> ArkdSimConfig {
+    // bridged ids until LP/lifted assets have an Arkade genesis (#20)
+    ArkdSimConfig {
+        strict_assets: false,
+        ..ArkdSimConfig::default()
+    }
+}
+
+/// A fresh random asset id.
+pub fn rand_asset_id() -> AssetId {
+    AssetId::from_bytes(Keys::generate().public_key().to_bytes())
+}
+
+/// Registers an asset with a fresh id, `ticker` as its name too.
+pub async fn register(store: &DynStore, ticker: &str, kind: AssetType) -> AssetId {
+    let id = rand_asset_id();
+    store
+        .register_asset(
+            &NewAsset {
+                id,
+                name: ticker.into(),
+                ticker: ticker.into(),
+                asset_type: kind,
+                decimals: 0,
+            },
+            UnixTime::now(),
+        )
+        .await
+        .expect("register asset");
+    id
+}
+
+/// Gives `owner` a 330-sat VTXO holding `amount` of `asset`, at arkd and in
+/// the ledger.
+pub async fn fund(
+    store: &DynStore,
+    sim: &ArkdSim,
+    owner: &PubKey,
+    asset: AssetId,
+    amount: u64,
+) -> VtxoId {
+    seed_vtxo(
+        store.as_ref(),
+        sim,
+        Seed::user(*owner, 330, coloured(asset, amount)),
+    )
+    .await
 }

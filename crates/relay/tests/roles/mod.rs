@@ -12,10 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ark_relay_ark::ServerInfo;
-use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, DynStore, NewAsset, NewVtxo, PubKey, Sats, UnixTime,
-    VtxoStatus,
-};
+use ark_relay_core::{AssetId, AssetType, DynStore, NewAsset, PubKey, UnixTime};
 use ark_relay_nostr::{DevRelay, DevRelayOptions};
 use ark_relay_nostr::{PoolOptions, PoolTransport};
 use ark_relay_protocol::content::FailureNotice;
@@ -24,6 +21,7 @@ use ark_relay_protocol::kinds;
 use ark_relay_protocol::transport::NostrTransport;
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig, SimServer};
 use ark_relay_store::testing::TestDb;
+use ark_relay_testkit::seed;
 use nostr::{Event, EventId, Keys};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, watch, Mutex};
@@ -171,46 +169,19 @@ impl Cluster {
 
     /// Funds the relay's inventory with `n` uncoloured VTXOs of `sats`.
     pub async fn seed_inventory(&self, n: usize, sats: u64) {
-        let mut vtxos = Vec::new();
-        for _ in 0..n {
-            let v = self.sim.fund(&self.relay_pk, Sats::new(sats));
-            vtxos.push(NewVtxo {
-                id: v.outpoint.into(),
-                owner: self.relay_pk,
-                sats: Sats::new(v.amount),
-                colour: None,
-                status: VtxoStatus::Available,
-                tapscripts: self.server.default_vtxo(&self.relay_pk).to_tapscripts(),
-                expires_at: Some(UnixTime(v.expires_at)),
-            });
-        }
-        self.store
-            .insert_vtxos(&vtxos, UnixTime::now())
-            .await
-            .expect("inventory");
+        seed::seed_inventory(self.store.as_ref(), &self.sim, self.relay_pk, n, sats).await;
     }
 
     /// Gives `owner` a VTXO at arkd and in the ledger, coloured with `amount` gBTC
     /// (at arkd too, so the scheduler's reconciliation finds them equal).
     pub async fn fund(&self, owner: &PubKey, amount: u64) {
-        let seeded = vec![(ark_relay_ark::asset::arkade_id(&self.gbtc), amount)];
-        let v = self.sim.fund_with_assets(owner, Sats::new(1_000), seeded);
-        let nv = NewVtxo {
-            id: v.outpoint.into(),
-            owner: *owner,
-            sats: Sats::new(v.amount),
-            colour: Some(Colour {
-                asset: self.gbtc,
-                amount: AssetAmount::new(amount),
-            }),
-            status: VtxoStatus::Assigned,
-            tapscripts: self.server.default_vtxo(owner).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
-        };
-        self.store
-            .insert_vtxos(&[nv], UnixTime::now())
-            .await
-            .expect("fund");
+        let colour = seed::coloured(self.gbtc, amount);
+        seed::seed_vtxo(
+            self.store.as_ref(),
+            &self.sim,
+            seed::Seed::user(*owner, 1_000, colour),
+        )
+        .await;
     }
 
     /// Stops the arkd simulator's server (its state is kept).

@@ -5,10 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, DynStore, NewAsset, NewVtxo, PubKey, Sats,
-    SystemClock, UnixTime, VtxoStatus,
-};
+use ark_relay_core::{AssetId, AssetType, DynStore, NewAsset, PubKey, SystemClock, UnixTime};
 use ark_relay_engine::ceremony::{Ceremony, CeremonyConfig};
 use ark_relay_engine::handlers::{BaseHandler, RelayInfo};
 use ark_relay_engine::{Engine, EngineConfig, EngineParts, Roles};
@@ -19,6 +16,7 @@ use ark_relay_protocol::{kinds, pubkey_from_nostr};
 use ark_relay_queue::MemoryQueue;
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig};
 use ark_relay_store::testing::TestDb;
+use ark_relay_testkit::seed::{coloured, seed_vtxo, Seed};
 use nostr::Keys;
 use tokio::sync::watch;
 
@@ -33,8 +31,6 @@ pub struct World {
     pub store: DynStore,
     /// The arkd simulator.
     pub sim: ArkdSim,
-    /// Its parameters.
-    pub server: ark_relay_ark::ServerInfo,
     /// The relay's key.
     pub relay: Keys,
     /// gBTC's id.
@@ -78,7 +74,6 @@ impl World {
         let w0 = World {
             store: store.clone(),
             sim: sim.clone(),
-            server: server.clone(),
             relay: relay.clone(),
             gbtc,
             url: url.clone(),
@@ -140,29 +135,14 @@ impl World {
         World { stop, ..w0 }
     }
 
-    /// A VTXO of `sats` for `owner`, coloured with `colour`.
+    /// A VTXO of `sats` for `owner`, coloured with `colour` at arkd and in
+    /// the ledger alike.
     pub async fn fund(&self, owner: &PubKey, colour: Option<(AssetId, u64)>, sats: u64) {
-        let v = self.sim.fund(owner, Sats::new(sats));
-        let nv = NewVtxo {
-            id: v.outpoint.into(),
-            owner: *owner,
-            sats: Sats::new(sats),
-            colour: colour.map(|(asset, n)| Colour {
-                asset,
-                amount: AssetAmount::new(n),
-            }),
-            status: if colour.is_some() {
-                VtxoStatus::Assigned
-            } else {
-                VtxoStatus::Available
-            },
-            tapscripts: self.server.default_vtxo(owner).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
+        let seed = match colour {
+            Some((asset, n)) => Seed::user(*owner, sats, coloured(asset, n)),
+            None => Seed::inventory(*owner, sats),
         };
-        self.store
-            .insert_vtxos(&[nv], UnixTime::now())
-            .await
-            .expect("fund");
+        seed_vtxo(self.store.as_ref(), &self.sim, seed).await;
     }
 
     /// `who`'s ledger balance of `asset`.
