@@ -1,4 +1,5 @@
-//! The `RelayStore` conformance suite against both back ends, plus the
+//! The `RelayStore` conformance suite and the round ports' suite
+//! (`RoundStore`, `RenewalStore`) against both back ends, plus the
 //! property test of random transfer sequences. MariaDB tests use a throw-away
 //! database on the server at `ARK_RELAY_TEST_MYSQL_URL` (scripts/test starts it).
 
@@ -6,18 +7,33 @@ use std::sync::Arc;
 
 use ark_relay_store::testing::TestDb;
 use ark_relay_store::Backend;
+use ark_relay_testkit::rounds_suite::RoundsHarness;
 use ark_relay_testkit::Harness;
 
-async fn harness(backend: Backend) -> Harness {
-    let db = match TestDb::of(backend).await {
+async fn test_db(backend: Backend) -> TestDb {
+    match TestDb::of(backend).await {
         Ok(db) => db,
         Err(e) => panic!(
             "cannot create a {} test database (is it running? scripts/test starts it): {e}",
             backend.as_str()
         ),
-    };
+    }
+}
+
+async fn harness(backend: Backend) -> Harness {
+    let db = test_db(backend).await;
     let store = Arc::new(db.store.clone());
     Harness::new(store, db.destroy())
+}
+
+/// The round ports' suite ([`ark_relay_testkit::rounds_suite`]) on the same store.
+async fn rounds_harness(backend: Backend) -> RoundsHarness {
+    let db = test_db(backend).await;
+    RoundsHarness::new(
+        Arc::new(db.store.clone()),
+        Arc::new(db.store.clone()),
+        db.destroy(),
+    )
 }
 
 mod sqlite {
@@ -25,6 +41,11 @@ mod sqlite {
         super::harness(ark_relay_store::Backend::Sqlite).await
     }
     ark_relay_testkit::relay_store_conformance!(harness);
+
+    async fn rounds() -> ark_relay_testkit::rounds_suite::RoundsHarness {
+        super::rounds_harness(ark_relay_store::Backend::Sqlite).await
+    }
+    ark_relay_testkit::round_store_conformance!(rounds);
 }
 
 mod mariadb {
@@ -32,6 +53,11 @@ mod mariadb {
         super::harness(ark_relay_store::Backend::MariaDb).await
     }
     ark_relay_testkit::relay_store_conformance!(harness);
+
+    async fn rounds() -> ark_relay_testkit::rounds_suite::RoundsHarness {
+        super::rounds_harness(ark_relay_store::Backend::MariaDb).await
+    }
+    ark_relay_testkit::round_store_conformance!(rounds);
 }
 
 mod property {

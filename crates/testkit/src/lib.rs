@@ -12,6 +12,7 @@
 
 pub mod arkd;
 pub mod fixtures;
+pub mod rounds_suite;
 pub mod seed;
 pub mod store_suite;
 pub mod work_suite;
