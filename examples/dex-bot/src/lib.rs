@@ -18,15 +18,19 @@
 //!
 //! ## LP tokens and who may issue them
 //!
-//! The LP token is an **L2 asset**: it exists only in the relay's ledger, and
-//! its id is `l2_asset_id(pool key, "gLP")` (see
-//! [`ark_relay_protocol::content::l2_asset_id`]). The relay accepts a `mint`
-//! or `burn` of such an asset only in an intent **signed by that key**, so
-//! the supply changes only with the pool's signature, and anyone can
-//! recompute the id to see who controls it. A mint must be paid out in the
-//! same batch (the minted units are outputs of the pool's intent); a burn
-//! destroys units the pool receives in the same batch. The relay registers
-//! the asset on its first mint.
+//! The LP token is an **Arkade asset issued by the pool key** ([`lp_token`]):
+//! on its first start the DEX sends the relay an `issue_asset` request, and
+//! the relay runs the token's genesis on Ark — 1 unit of gLP and gLP's
+//! **control asset**, both to the pool key. The token's id is the genesis
+//! txid (its Arkade id: that txid + group 0, what arkd's indexer shows).
+//! Every `mint` of the pool spends and re-creates its control VTXO in the
+//! batch transaction (the relay adds it to the pool's inputs), which is what
+//! arkd requires of a reissuance; a key without the control asset is refused
+//! (3001) by the relay and, were it to try at the Ark server, by arkd. A
+//! mint must be paid out in the same batch (the minted units are outputs of
+//! the pool's intent); a burn destroys units the pool receives in the same
+//! batch. On a restart the DEX finds its token again from its own VTXOs
+//! (the genesis unit and the control asset).
 //!
 //! ## Safety of the user
 //!
@@ -49,8 +53,9 @@ use std::time::Duration;
 
 use ark_relay_core::{AssetId, EventId, PubKey};
 use ark_relay_protocol::content::{
-    l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
+    AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
 };
+use ark_relay_protocol::request::ServiceRequest;
 use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
 use ark_relay_wallet::Wallet;
 use nostr::{Event, Keys};
@@ -60,8 +65,39 @@ use tokio::sync::{watch, Mutex};
 pub use pool::{Pool, PoolError, Side};
 pub use rpc::{message, DexResponse, RpcClient, DEX_REQUEST, DEX_RESPONSE};
 
-/// The LP token's ticker (its id also commits to the pool key).
+/// The LP token's ticker (a ticker names one asset on a relay).
 pub const LP_TICKER: &str = "gLP";
+
+/// The pool's LP token: the one it issued before (a `gLP` VTXO of the pool
+/// whose control asset the pool also holds), or a new one issued now on Ark
+/// with the pool key as its issuer (`issue_asset`).
+pub async fn lp_token(wallet: &Wallet) -> Result<AssetId, ark_relay_wallet::WalletError> {
+    let mine = wallet.sync().await?;
+    let ids: Vec<AssetId> = mine.iter().filter_map(|v| v.asset_id).collect();
+    let issued = mine
+        .iter()
+        .filter(|v| v.ticker.as_deref() == Some(LP_TICKER))
+        .filter_map(|v| v.asset_id)
+        .find(|lp| ids.contains(&ark_relay_ark::asset::control_ledger_id(lp)));
+    if let Some(lp) = issued {
+        return Ok(lp);
+    }
+    let answer = wallet
+        .request(&ServiceRequest::IssueAsset {
+            ticker: LP_TICKER.into(),
+            name: Some("Ark Relay DEX pool share".into()),
+            decimals: None,
+        })
+        .await?;
+    answer["asset_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            ark_relay_wallet::WalletError::Protocol(format!(
+                "issue_asset answered without an asset id: {answer}"
+            ))
+        })
+}
 
 /// A request to the DEX (content of a [`DEX_REQUEST`], NIP-44 encrypted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,19 +169,21 @@ struct Ask {
 }
 
 impl Dex {
-    /// A DEX on `wallet` (the pool key) for `btc`/`usd`, with `pool` state;
-    /// `fee` is the relay's per-intent fee in gBTC.
+    /// A DEX on `wallet` (the pool key) for `btc`/`usd`, with `pool` state,
+    /// minting `lp` (its LP token, [`lp_token`]); `fee` is the relay's
+    /// per-intent fee in gBTC.
     pub fn new(
         wallet: Wallet,
         keys: Keys,
         btc: AssetId,
         usd: AssetId,
+        lp: AssetId,
         pool: Pool,
         fee: u64,
     ) -> Self {
         let me = wallet.pubkey();
         Self {
-            lp: l2_asset_id(&me, LP_TICKER),
+            lp,
             wallet,
             keys,
             me,

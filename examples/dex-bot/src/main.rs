@@ -145,11 +145,15 @@ async fn main() -> Result<()> {
             .and_then(|v| v.asset_id)
             .ok_or_else(|| anyhow!("pass --btc: the pool holds no gBTC to learn its id from"))?,
     };
+    let lp = ark_relay_dex_bot::lp_token(&wallet)
+        .await
+        .map_err(|e| anyhow!("the LP token (issue_asset): {e}"))?;
     let dex = Arc::new(Dex::new(
         wallet,
         keys.clone(),
         btc,
         usd,
+        lp,
         Pool::seeded(seed_btc, seed_usd),
         params.transfer_fee,
     ));

@@ -2,8 +2,8 @@
 //! MariaDB with the arkd simulator over gRPC, the DEX serving over Nostr and
 //! Alice's reference wallet. Alice asks for a quote, swaps, adds liquidity
 //! (LP tokens the DEX issued on Ark, minted to her) and removes it (LP
-//! tokens burnt) — each a batch
-//! of her intent and the DEX's counter-intent in one Ark transaction.
+//! tokens burnt) — each a batch of her intent and the DEX's counter-intent
+//! in one Ark transaction, under arkd's supply rules for every asset.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -307,6 +307,18 @@ async fn alice_trades_with_the_dex_bot_over_nostr() {
         at_arkd.control_asset,
         Some(ark_relay_ark::asset::control_arkade_id(&lp).to_string())
     );
+    // The ledger = arkd's indexer, VTXO by VTXO.
+    let outcome = ark_relay_engine::reconcile::Reconciler::new(
+        store.clone(),
+        Arc::new(db.store.clone()),
+        Arc::new(ark),
+        Arc::new(SystemClock),
+    )
+    .run(&|_| {})
+    .await
+    .expect("reconciliation");
+    assert!(outcome.differences.is_empty(), "{:?}", outcome.differences);
+
     assert_eq!(
         dex.pool().await.lp_supply,
         supply_before,
