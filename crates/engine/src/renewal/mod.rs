@@ -13,10 +13,12 @@
 //! on spend, the near-expiry notice (5005) and the metrics below.
 
 pub mod build;
+mod resend;
 pub mod service;
 
 pub use build::{accept, build, PendingDelegation, RenewalError, RenewalPolicy, RenewalSpec};
-pub use service::{waiting_challenges, PassReport, RenewalConfig, RenewalServiceError, Renewals};
+pub use resend::waiting_challenges;
+pub use service::{PassReport, RenewalConfig, RenewalServiceError, Renewals};
 
 /// The renewal metrics (docs/operations.md "Renewals").
 ///
