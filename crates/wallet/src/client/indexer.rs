@@ -21,10 +21,10 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Default)]
 pub enum IndexerCheck {
     /// Only against the wallet's own history (`sync_state`).
-    #[default]
     Off,
     /// At the Ark server `get_info` advertises (`ark.url`); falls back with
-    /// a WARN when none is advertised or it cannot be reached.
+    /// a WARN when none is advertised or it cannot be reached. The default.
+    #[default]
     Relay,
     /// At this server.
     Server(Arc<dyn ArkServer>),

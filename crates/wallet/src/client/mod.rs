@@ -105,13 +105,15 @@ pub struct WalletOptions {
     /// Where history is persisted (JSON); `None` keeps it in memory.
     pub history_file: Option<PathBuf>,
     /// Whether my inputs are also checked at the Ark server's indexer before
-    /// I sign (default: off, my own history only; `ark-wallet` turns it on).
+    /// I sign (default: at the server `get_info` advertises,
+    /// [`IndexerCheck::Relay`]; [`IndexerCheck::Off`] trusts my own history
+    /// only, as `ark-wallet --no-indexer-check` does).
     pub indexer: IndexerCheck,
-}
-
     /// Whether `send` asks for one-step signing (`one_step` in the intent:
     /// one challenge instead of two; default off, `ark-wallet --one-step`).
     pub one_step: bool,
+}
+
 impl Default for WalletOptions {
     fn default() -> Self {
         Self {
@@ -121,10 +123,10 @@ impl Default for WalletOptions {
             send_timeout: Duration::from_secs(120),
             intent_ttl: Duration::from_secs(600),
             server: None,
-            one_step: false,
             catch_up_every: Duration::from_secs(3),
             history_file: None,
-            indexer: IndexerCheck::Off,
+            indexer: IndexerCheck::Relay,
+            one_step: false,
         }
     }
 }
