@@ -11,10 +11,10 @@
 //! inputs and no outputs would let anyone mint (research note §10.1); ark-core
 //! already builds issuances this way.
 //!
-//! SubmitTx applies these rules as [`Rules::Bridged`] by default: exactly as
-//! arkd for issuances and for every asset issued on Ark, leniently for an
-//! asset id the simulator never saw issued (colour seeded outside Ark).
-//! `ArkdSimConfig::strict_assets` makes it [`Rules::Full`], arkd's behaviour.
+//! SubmitTx applies these rules as [`Rules::Full`] by default, arkd's
+//! behaviour. `ArkdSimConfig::strict_assets` off makes it [`Rules::Bridged`]:
+//! exactly as arkd for issuances and for every asset issued on Ark, leniently
+//! for an asset id the simulator never saw issued (a bridged id).
 
 use std::collections::BTreeMap;
 
@@ -54,16 +54,16 @@ fn not_found(name: &str, msg: impl Into<String>) -> SimError {
 pub enum Rules {
     /// All of them, as arkd: an asset arkd did not see issued cannot be
     /// reissued (`ASSET_VALIDATION_FAILED`), and a listed input must hold the
-    /// asset it is listed with.
+    /// asset it is listed with. The simulator's default.
+    #[default]
     Full,
     /// All of them for issuances and for every asset arkd saw issued (in its
     /// asset table); for an asset it never saw issued (a *bridged* id: colour
     /// seeded outside Ark, e.g. by a test harness or a relay that has not run
     /// its genesis yet), the supply rules are skipped: its outputs may exceed
     /// its inputs and a listed input need not hold it. Every asset a spent
-    /// VTXO holds must still be listed with its exact amount. The simulator's
-    /// default for SubmitTx ([`super::ArkdSimConfig::strict_assets`] off).
-    #[default]
+    /// VTXO holds must still be listed with its exact amount. SubmitTx's
+    /// rules with [`super::ArkdSimConfig::strict_assets`] off.
     Bridged,
 }
 
