@@ -27,10 +27,10 @@
 
 use std::collections::BTreeMap;
 
-use ark_relay_ark::asset::{arkade_id, tx_packet, ArkadeAssetId};
+use ark_relay_ark::asset::{ledger_id, tx_packet, ArkadeAssetId};
 use ark_relay_ark::script::{is_anchor, leaf_signers};
 use ark_relay_ark::ServerInfo;
-use ark_relay_core::PubKey;
+use ark_relay_core::{AssetId, PubKey};
 use ark_relay_protocol::renewal::{
     RenewalChallenge, RenewalResponse, RenewalSignature, RenewalType,
 };
@@ -149,15 +149,20 @@ fn check(
                 mine.sats, ch.sats
             ));
         }
-        let expected: Vec<(String, u64)> = mine
+        let expected: Vec<(Option<AssetId>, u64)> = mine
             .asset_id
             .filter(|_| mine.amount > 0)
-            .map(|a| vec![(arkade_id(&a).to_string(), mine.amount)])
+            .map(|a| vec![(Some(a), mine.amount)])
             .unwrap_or_default();
-        let stated: Vec<(String, u64)> = ch
+        // Compared in ledger form: a control asset I hold (group 1 of its
+        // asset's genesis) has a derived ledger id (`ledger_id`).
+        let stated: Vec<(Option<AssetId>, u64)> = ch
             .assets
             .iter()
-            .map(|a| (a.asset_id.clone(), a.amount))
+            .map(|a| {
+                let id = a.asset_id.parse::<ArkadeAssetId>().ok();
+                (id.as_ref().and_then(ledger_id), a.amount)
+            })
             .collect();
         if expected != stated {
             why.push("the challenge's assets are not the VTXO's".into());
