@@ -31,6 +31,7 @@ use ark_relay_ark::asset::ArkadeAssetId;
 use ark_relay_ark::ServerInfo;
 use ark_relay_ceremony::round::{intent_fee, FeeInput};
 use ark_relay_core::backends::ark::{ArkServer, ServerVtxo, VtxoQuery};
+use ark_relay_core::backends::rounds::RoundTerms;
 use ark_relay_core::reconcile::ReconcileStore;
 use ark_relay_core::renewals::{DelegationRecord, DelegationStatus, DynRenewalStore};
 use ark_relay_core::rounds::RoundJobStatus;
@@ -44,7 +45,6 @@ use ark_relay_protocol::renewal::{renewal_id, RenewalChallenge, RenewalResponse}
 use ark_relay_protocol::{builders, kinds, pubkey_from_nostr, Rejection};
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::Address;
 use nostr::{JsonUtil, Keys};
 
 use super::build::{accept, build, PendingDelegation, RenewalError, RenewalPolicy, RenewalSpec};
@@ -119,8 +119,6 @@ pub struct Renewals {
     keys: Keys,
     relay: Option<PubKey>,
     server: ServerInfo,
-    /// arkd's forfeit address (`GetInfo`), fetched on first use.
-    forfeit_address: tokio::sync::OnceCell<Address>,
     cosigner: PublicKey,
     config: RenewalConfig,
     /// arkd's intent fee for the last renewal offered (sats).
@@ -157,8 +155,8 @@ fn needs_ark(rows: &[DelegationRecord]) -> bool {
 impl Renewals {
     /// The flow for the relay key `keys` (whose VTXOs are the inventory's,
     /// never offered) and its round cosigner `cosigner`
-    /// (`rounds::RoundRunner::cosigner_pk`). arkd's forfeit address is read
-    /// from its `GetInfo` on the first offer.
+    /// (`rounds::RoundRunner::cosigner_pk`). arkd's forfeit address and fee
+    /// programs are read from its `GetInfo` once per pass that offers.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         renewals: DynRenewalStore,
@@ -183,7 +181,6 @@ impl Renewals {
             keys,
             relay,
             server,
-            forfeit_address: tokio::sync::OnceCell::new(),
             cosigner,
             config,
             arkd_fee: AtomicU64::new(0),
@@ -208,6 +205,7 @@ impl Renewals {
         let mut report = PassReport::default();
         let now = self.clock.now();
         let mut near_expiry = 0u64;
+        let mut terms: Option<RoundTerms> = None;
         // 1 + 4: every unspent user VTXO.
         let mut after: Option<VtxoId> = None;
         loop {
@@ -260,7 +258,7 @@ impl Renewals {
                     _ => None,
                 };
                 if let (Some(recovery), Some(server)) = (wanted, server) {
-                    if self.offer(v, server, recovery, now).await? {
+                    if self.offer(v, server, recovery, now, &mut terms).await? {
                         report.offered += 1;
                     }
                 }
@@ -333,12 +331,15 @@ impl Renewals {
 
     /// Sends the owner of `v` its `sign_renewal` challenge (once per VTXO and
     /// kind). `false` if it already had one.
+    /// arkd's round terms (fee programs, forfeit address) are read once per
+    /// pass (`terms`).
     async fn offer(
         &self,
         v: &Vtxo,
         server: &ServerVtxo,
         recovery: bool,
         now: UnixTime,
+        terms: &mut Option<RoundTerms>,
     ) -> Result<bool, RenewalServiceError> {
         let id = renewal_id(&v.id, recovery);
         if self.renewals.delegation(&id).await?.is_some() {
@@ -362,11 +363,15 @@ impl Renewals {
         if recovery {
             policy.challenge_ttl_secs = self.config.recovery_ttl_secs;
         }
-        let terms = self
-            .ark
-            .round_terms()
-            .await
-            .map_err(|e| RenewalServiceError::Ark(e.to_string()))?;
+        let terms = match terms {
+            Some(t) => t,
+            None => terms.insert(
+                self.ark
+                    .round_terms()
+                    .await
+                    .map_err(|e| RenewalServiceError::Ark(e.to_string()))?,
+            ),
+        };
         // The owner pays arkd's intent fee for this renewal (evaluated on the
         // whole VTXO, an upper bound of the fee on its output), at most the
         // published fee; arkd keeps everything the output does not carry, so
@@ -397,13 +402,9 @@ impl Renewals {
             return Ok(false);
         }
         policy.fee_sats = arkd_fee.get();
-        let forfeit_address = self
-            .forfeit_address
-            .get_or_init(|| async { terms.forfeit_address.clone() })
-            .await;
         let pending = match build(
             &self.server,
-            forfeit_address,
+            &terms.forfeit_address,
             self.cosigner,
             &policy,
             &spec,
