@@ -216,6 +216,17 @@ pub trait RelayStore: Send + Sync + 'static {
     /// Records a processed Nostr event; [`Recorded::Duplicate`] if its id was seen.
     async fn record_event(&self, event: &ProcessedEvent) -> Result<Recorded, StoreError>;
 
+    /// Records processed events in one transaction; one [`Recorded`] per
+    /// event, in order (`Duplicate` for an id already seen, the others are
+    /// still recorded). The default records them one by one.
+    async fn record_events(&self, events: &[ProcessedEvent]) -> Result<Vec<Recorded>, StoreError> {
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            out.push(self.record_event(e).await?);
+        }
+        Ok(out)
+    }
+
     /// A processed event by id.
     async fn processed_event(&self, id: &EventId) -> Result<Option<ProcessedEvent>, StoreError>;
 
@@ -297,6 +308,19 @@ pub trait RelayStore: Send + Sync + 'static {
     /// Marks an event delivered (one relay accepted it).
     async fn mark_outbox_delivered(&self, id: i64, now: UnixTime) -> Result<(), StoreError>;
 
+    /// Marks events delivered, in one transaction (the publisher's marks of
+    /// events whose `OK`s arrived together). The default marks one by one.
+    async fn mark_outbox_delivered_many(
+        &self,
+        ids: &[i64],
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        for id in ids {
+            self.mark_outbox_delivered(*id, now).await?;
+        }
+        Ok(())
+    }
+
     /// Records a failed publish attempt and when to try again.
     async fn mark_outbox_retry(
         &self,
@@ -332,8 +356,13 @@ pub trait RelayStore: Send + Sync + 'static {
     /// its stored version still equals `w.session.version` (bumping it), every
     /// row of `w.mirrors` (party sessions that follow it; written without a
     /// version check, only together with `w.session`), `w.outbox`, and, with
-    /// `w.release_locks`, frees every VTXO locked by `w.session.id`. `false`
-    /// (and nothing written) if another writer updated `w.session` first.
+    /// `w.release_locks`, frees every VTXO locked by `w.session.id`; with
+    /// `w.ledger`, applies that L2 transaction as
+    /// [`RelayStore::commit_transaction`] does (already committed: nothing
+    /// more; refused: the whole write fails with the ledger error); with
+    /// `w.finish_job`, marks that job `done` if it is still pending (as
+    /// [`RelayStore::finish_job`] without events). `false` (and nothing
+    /// written) if another writer updated `w.session` first.
     async fn write_session(&self, w: &SessionWrite<'_>, now: UnixTime) -> Result<bool, StoreError>;
 
     /// Active or pending sessions whose step deadline or expiry is at or before `now`.
@@ -355,4 +384,10 @@ pub struct SessionWrite<'a> {
     pub outbox: &'a [NewOutboxEvent],
     /// Free every lock held by `session.id`.
     pub release_locks: bool,
+    /// A finalized L2 transaction to apply with this transition (the ledger
+    /// commit and the state that follows it, one commit instead of two).
+    pub ledger: Option<&'a L2Transaction>,
+    /// The key of the job whose handler ends with this write: recorded
+    /// `done` with it (one commit instead of two per job).
+    pub finish_job: Option<&'a str>,
 }

@@ -3,6 +3,13 @@
 //! acking. A crash before the ack means redelivery; the store's job status makes
 //! the second run a no-op.
 //!
+//! # The job's bookkeeping in the handler's last write
+//! A handler whose job ends with a ceremony write (the runner's
+//! `write_session`) records the job `done` in that write's transaction
+//! ([`JobInHand`]): one commit less per job. The worker then only acks it. A
+//! crash between that commit and the ack is a redelivery of a finished job,
+//! which is acked without running (as after any `finish_job`).
+//!
 //! # Graceful stop
 //! When told to stop, a worker takes no new job; the job in hand gets
 //! [`Worker::with_grace`] to finish. If it does not, it is cancelled (every
@@ -21,6 +28,7 @@
 //! pending jobs anyway.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -35,6 +43,43 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// Job keys with a re-push timer pending in this process (shared by the
 /// workers of one engine).
 pub type DeferredKeys = Arc<Mutex<HashSet<String>>>;
+
+tokio::task_local! {
+    /// The job the worker running this task holds (see [`JobInHand`]).
+    static JOB_IN_HAND: Arc<JobInHand>;
+}
+
+/// The job a worker is running, as its handler's last write sees it: that
+/// write may record the job `done` in its own transaction (see the module
+/// docs). Only writes that end the job use it: the ceremony runner's
+/// `start_over`, `end_unstarted` and `drive_ending_job`.
+#[derive(Debug)]
+pub(crate) struct JobInHand {
+    key: String,
+    recorded: AtomicBool,
+}
+
+impl JobInHand {
+    /// The job in hand of the current task (`None` outside a worker: the
+    /// recovery scan, the scheduler, tests calling handlers directly).
+    pub(crate) fn current() -> Option<Arc<JobInHand>> {
+        JOB_IN_HAND.try_with(Arc::clone).ok()
+    }
+
+    /// The job's key.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The handler's write that recorded the job `done` has committed.
+    pub(crate) fn recorded(&self) {
+        self.recorded.store(true, Ordering::SeqCst);
+    }
+
+    fn is_recorded(&self) -> bool {
+        self.recorded.load(Ordering::SeqCst)
+    }
+}
 
 /// See the module docs.
 pub struct Worker {
@@ -150,7 +195,26 @@ impl Worker {
             }
         }
         let now = self.clock.now();
-        match self.handler.handle(&d.job, d.attempts).await {
+        let in_hand = Arc::new(JobInHand {
+            key: d.job.key.clone(),
+            recorded: AtomicBool::new(false),
+        });
+        let result = JOB_IN_HAND
+            .scope(in_hand.clone(), self.handler.handle(&d.job, d.attempts))
+            .await;
+        match result {
+            Ok(outcome) if in_hand.is_recorded() => {
+                // The handler's last write recorded the job done (the
+                // handlers that do so return no events of their own).
+                if !outcome.outbox.is_empty() {
+                    if let Err(e) = self.store.push_outbox(&outcome.outbox, now).await {
+                        tracing::warn!(error = %e, "events of a job its last write finished were not queued");
+                    }
+                }
+                tracing::debug!(consumer = %self.consumer, "job done (recorded by its last write)");
+                self.outbox_wake.notify_one();
+                self.ack(&d).await;
+            }
             Ok(outcome) => {
                 // A handler may have queued events in its own transactions
                 // (the ceremony runner's `write_session`): publish them now,

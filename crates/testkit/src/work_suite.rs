@@ -407,6 +407,8 @@ pub async fn session_writes_are_atomic_with_their_locks(store: DynStore) {
         mirrors,
         outbox,
         release_locks: true,
+        ledger: None,
+        finish_job: None,
     };
     assert!(!store
         .write_session(&write(&stale), NOW.plus_secs(1))

@@ -18,7 +18,7 @@ use ark_relay_protocol::intent::{validate_intent, ValidIntent};
 use ark_relay_protocol::{event_id_from_nostr, pubkey_from_nostr, Rejection};
 
 use super::data::{unstarted, SessionData};
-use super::runner::Runner;
+use super::runner::{JobEnd, Runner};
 use super::{fatal, transient, Ceremony, CrashPoint};
 use crate::handlers::{HandlerError, JobOutcome};
 use crate::ingest::InboundJob;
@@ -206,7 +206,8 @@ impl Runner {
         let t = self.first(&row, purpose, parties, plan, issued).await?;
         let id = row.id;
         let extra = extra(t.next.ark_txid)?;
-        let begun = self.begin(row, t, extra, true).await?;
+        // Every caller ends its job here: the last write records it done.
+        let begun = self.begin(row, t, extra, true, JobEnd::Here).await?;
         if !begun {
             self.release_if_ended(&id).await?;
         }
@@ -224,7 +225,7 @@ impl Runner {
     ) -> Result<bool, HandlerError> {
         let t = self.first(&row, purpose, vec![], plan, issued).await?;
         let id = row.id;
-        let begun = self.begin(row, t, vec![], false).await?;
+        let begun = self.begin(row, t, vec![], false, JobEnd::Later).await?;
         if !begun {
             self.release_if_ended(&id).await?;
         }
@@ -479,13 +480,22 @@ impl Ceremony {
             nip04: inbound.answer_scheme() == Scheme::Nip04,
             answer,
         };
-        match self.runner.drive(&coordinator, input).await? {
+        // The answer's last write ends the job, unless a redelivery may
+        // resume an arkd call after it (below).
+        let driven = if attempts > 1 {
+            self.runner.drive(&coordinator, input).await?
+        } else {
+            self.runner.drive_ending_job(&coordinator, input).await?
+        };
+        match driven {
             // A redelivered answer (its worker died or failed) may find the
             // ceremony inside an arkd call that worker never finished: with
             // one party nobody else can be making it, so resume it now
             // instead of at its retry time.
             Some(c) if attempts > 1 && !c.is_batch() && !c.phase.is_terminal() => {
-                self.runner.drive(&coordinator, Input::Resume).await?;
+                self.runner
+                    .drive_ending_job(&coordinator, Input::Resume)
+                    .await?;
                 Ok(JobOutcome::default())
             }
             Some(_) => Ok(JobOutcome::default()),

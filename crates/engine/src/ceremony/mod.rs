@@ -73,7 +73,8 @@ pub enum CrashPoint {
     AfterSubmit,
     /// `FinalizeTx` succeeded; the ledger is not committed yet.
     AfterFinalize,
-    /// The ledger is committed; the session and its 31340 are not yet.
+    /// `FinalizeTx` succeeded and is recorded; the ledger commit, written
+    /// with the session's completion and its 31340, is not yet.
     BeforeConfirmation,
     /// Batch: one party's signatures are persisted, the batch has not
     /// advanced (the other parties may not have signed yet).

@@ -6,6 +6,11 @@
 //! A lost race (another job moved the session first) reloads and steps
 //! again; a transient failure of arkd or the database leaves the persisted
 //! phase, whose retry time the recovery scan honours.
+//!
+//! Two remote effects are folded into the next write instead of a commit of
+//! their own: the ledger commit (`Effect::Commit`) is applied in the same
+//! transaction as the state that follows it, and the write that ends a
+//! worker's job records the job `done` ([`crate::worker::JobInHand`]).
 
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use ark_relay_ceremony::{
 };
 use ark_relay_core::backends::ark::{ArkServer, ArkServerError, IntentProof};
 use ark_relay_core::{
-    Clock, CommitOutcome, DynStore, EventId, NewOutboxEvent, PubKey, SessionId, SessionRecord,
+    Clock, DynStore, EventId, L2Transaction, NewOutboxEvent, PubKey, SessionId, SessionRecord,
     SessionStatus, SessionWrite, StoreError,
 };
 use ark_relay_protocol::crypto::Scheme;
@@ -27,6 +32,7 @@ use tokio::sync::OnceCell;
 use super::data::SessionData;
 use super::{fatal, transient, ChallengeTamper, CrashHook, CrashPoint};
 use crate::handlers::HandlerError;
+use crate::worker::JobInHand;
 
 /// Sessions stuck in an arkd call are retried this long after it was due.
 pub const RETRY_AFTER_SECS: i64 = 10;
@@ -49,7 +55,27 @@ enum Advance {
     /// Nothing remote to do.
     Done(Box<machine::Ceremony>),
     /// The remote effect's outcome, with the row and state it applies to.
-    Outcome(Box<(Input, SessionRecord, machine::Ceremony)>),
+    Outcome(Box<Outcome>),
+}
+
+/// A remote effect's outcome: the next input, the row and state it applies
+/// to, and the ledger commit still to apply with the state that follows
+/// (`Effect::Commit` is not run on its own: see the module docs).
+struct Outcome {
+    input: Input,
+    row: SessionRecord,
+    state: machine::Ceremony,
+    ledger: Option<L2Transaction>,
+}
+
+/// Whether a write is the last of the job a worker holds, so that it
+/// records the job `done` in its own transaction ([`JobInHand`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobEnd {
+    /// More of the job follows the call.
+    Later,
+    /// The call's last write ends the job.
+    Here,
 }
 
 /// See the module docs.
@@ -131,13 +157,13 @@ impl Runner {
         t: Transition,
         extra: Vec<NewOutboxEvent>,
         run_on: bool,
+        end: JobEnd,
     ) -> Result<bool, HandlerError> {
-        match self.advance(row, &t, extra, run_on).await? {
+        match self.advance(row, &t, extra, run_on, end, None).await? {
             Advance::Conflict => Ok(false),
             Advance::Done(_) => Ok(true),
             Advance::Outcome(o) => {
-                let (input, row, c) = *o;
-                self.run_on(row, c, input).await?;
+                self.run_on(o.row, o.state, o.input, o.ledger, end).await?;
                 Ok(true)
             }
         }
@@ -150,10 +176,29 @@ impl Runner {
         cid: &SessionId,
         input: Input,
     ) -> Result<Option<machine::Ceremony>, HandlerError> {
+        self.drive_as(cid, input, JobEnd::Later).await
+    }
+
+    /// [`Runner::drive`] as the last thing the job in hand does: its last
+    /// write records the job `done` ([`JobInHand`]).
+    pub(crate) async fn drive_ending_job(
+        &self,
+        cid: &SessionId,
+        input: Input,
+    ) -> Result<Option<machine::Ceremony>, HandlerError> {
+        self.drive_as(cid, input, JobEnd::Here).await
+    }
+
+    async fn drive_as(
+        &self,
+        cid: &SessionId,
+        input: Input,
+        end: JobEnd,
+    ) -> Result<Option<machine::Ceremony>, HandlerError> {
         let Some((row, c)) = self.load(cid).await? else {
             return Ok(None);
         };
-        self.run_on(row, c, input).await.map(Some)
+        self.run_on(row, c, input, None, end).await.map(Some)
     }
 
     /// Submits a ceremony whose first transition was persisted without its
@@ -173,7 +218,10 @@ impl Runner {
                 ..
             }
         ) {
-            return self.run_on(row, c, Input::Resume).await.map(Some);
+            return self
+                .run_on(row, c, Input::Resume, None, JobEnd::Later)
+                .await
+                .map(Some);
         }
         // Claim it first (a version-checked write of the same state), so a
         // concurrent caller never submits it a second time.
@@ -182,6 +230,8 @@ impl Runner {
             mirrors: &[],
             outbox: &[],
             release_locks: false,
+            ledger: None,
+            finish_job: None,
         };
         if !self
             .store
@@ -199,7 +249,9 @@ impl Runner {
         };
         let outcome = self.execute(&c, &submit).await?;
         self.crash_at(CrashPoint::AfterSubmit)?;
-        self.run_on(row, c, outcome).await.map(Some)
+        self.run_on(row, c, outcome, None, JobEnd::Later)
+            .await
+            .map(Some)
     }
 
     async fn load(
@@ -215,11 +267,16 @@ impl Runner {
         }
     }
 
+    /// Steps `c` (persisted as `row`) with `input` until nothing remote is
+    /// left. `ledger`: the commit to apply with the next state (the outcome
+    /// of a deferred `Effect::Commit`).
     async fn run_on(
         &self,
         mut row: SessionRecord,
         mut c: machine::Ceremony,
         mut input: Input,
+        mut ledger: Option<L2Transaction>,
+        end: JobEnd,
     ) -> Result<machine::Ceremony, HandlerError> {
         let server = self.server_info().await?;
         let mut conflicts = 0u32;
@@ -229,7 +286,12 @@ impl Runner {
             if !t.changed(&c) {
                 return Ok(c);
             }
-            match self.advance(row, &t, vec![], true).await? {
+            // Only the state that follows a commit carries it (a reloaded
+            // state that does not take `Committed` stays and writes nothing).
+            let with = ledger
+                .as_ref()
+                .filter(|_| matches!(input, Input::Committed));
+            match self.advance(row, &t, vec![], true, end, with).await? {
                 Advance::Conflict => {
                     conflicts += 1;
                     if conflicts > 16 {
@@ -252,21 +314,25 @@ impl Runner {
                     return Ok(next);
                 }
                 Advance::Outcome(o) => {
-                    (input, row, c) = *o;
+                    let o = *o;
+                    (input, row, c, ledger) = (o.input, o.row, o.state, o.ledger);
                     conflicts = 0;
                 }
             }
         }
     }
 
-    /// Persists `t` over `row` in one transaction, then (with `remote`)
-    /// executes its remote effect.
+    /// Persists `t` over `row` in one transaction (with `ledger` applied in
+    /// it, and with `end`, the job in hand recorded `done` if nothing remote
+    /// follows), then (with `remote`) executes its remote effect.
     async fn advance(
         &self,
         row: SessionRecord,
         t: &Transition,
         extra: Vec<NewOutboxEvent>,
         remote: bool,
+        end: JobEnd,
+        ledger: Option<&L2Transaction>,
     ) -> Result<Advance, HandlerError> {
         let now = self.clock.now();
         let next_row = row_for(&row, &t.next)?;
@@ -277,35 +343,64 @@ impl Runner {
         } else {
             vec![]
         };
+        let remote = t.remote().filter(|_| remote);
+        let job = (end == JobEnd::Here && remote.is_none())
+            .then(JobInHand::current)
+            .flatten();
         let write = SessionWrite {
             session: &next_row,
             mirrors: &mirrors,
             outbox: &outbox,
             release_locks: t.effects.iter().any(|e| matches!(e, Effect::ReleaseLocks)),
+            ledger,
+            finish_job: job.as_deref().map(JobInHand::key),
         };
-        if !self
+        let written = self
             .store
             .write_session(&write, now)
             .await
-            .map_err(transient)?
-        {
+            .map_err(|e| match e {
+                e @ StoreError::Ledger(_) => fatal(format!(
+                    "ledger refused a finalized ark tx {}: {e}",
+                    t.next.ark_txid
+                )),
+                e => transient(e),
+            })?;
+        if !written {
             return Ok(Advance::Conflict);
+        }
+        if let Some(job) = job {
+            job.recorded();
         }
         self.audit(&t.next, &t.signed);
         observe(&row, &t.next);
-        let Some(remote) = t.remote().filter(|_| remote) else {
+        let Some(remote) = remote else {
             return Ok(Advance::Done(Box::new(t.next.clone())));
         };
+        let mut row = next_row;
+        row.version += 1;
+        // The ledger commit is applied with the state that follows it.
+        if let Effect::Commit(l2) = remote {
+            self.crash_at(CrashPoint::BeforeConfirmation)?;
+            return Ok(Advance::Outcome(Box::new(Outcome {
+                input: Input::Committed,
+                row,
+                state: t.next.clone(),
+                ledger: Some(l2.clone()),
+            })));
+        }
         let outcome = self.execute(&t.next, remote).await?;
         match remote {
             Effect::Submit { .. } => self.crash_at(CrashPoint::AfterSubmit)?,
             Effect::Finalize { .. } => self.crash_at(CrashPoint::AfterFinalize)?,
-            Effect::Commit(_) => self.crash_at(CrashPoint::BeforeConfirmation)?,
             _ => {}
         }
-        let mut row = next_row;
-        row.version += 1;
-        Ok(Advance::Outcome(Box::new((outcome, row, t.next.clone()))))
+        Ok(Advance::Outcome(Box::new(Outcome {
+            input: outcome,
+            row,
+            state: t.next.clone(),
+            ledger: None,
+        })))
     }
 
     /// The outbox rows of the local effects.
@@ -425,16 +520,6 @@ impl Runner {
                     Ok(Input::FinalizeRefused(ark_rejection(&e)))
                 }
             },
-            Effect::Commit(l2) => match self.store.commit_transaction(l2).await {
-                Ok(CommitOutcome::Committed | CommitOutcome::AlreadyCommitted) => {
-                    Ok(Input::Committed)
-                }
-                Err(e @ StoreError::Ledger(_)) => Err(fatal(format!(
-                    "ledger refused a finalized ark tx {}: {e}",
-                    l2.ark_txid
-                ))),
-                Err(e) => Err(transient(e)),
-            },
             Effect::HandOver(confirmation) => {
                 let lands = self
                     .lands
@@ -450,7 +535,8 @@ impl Runner {
                     .await?;
                 Ok(Input::HandedOver)
             }
-            local => Err(fatal(format!("not a remote effect: {local:?}"))),
+            // `Effect::Commit` is applied with the next write (`advance`).
+            other => Err(fatal(format!("not an effect run on its own: {other:?}"))),
         }
     }
 
@@ -494,7 +580,9 @@ impl Runner {
 
     /// Ends a session whose ceremony never started (validation, planning or
     /// locking failed): failed, its locks released, `outbox` queued — one
-    /// transaction. `false` if another writer changed it first.
+    /// transaction, which also records the job in hand `done` (so this is
+    /// the last write of a job that calls it). `false` if another writer
+    /// changed it first.
     pub(crate) async fn end_unstarted(
         &self,
         row: &SessionRecord,
@@ -513,17 +601,23 @@ impl Runner {
         s.error_message = Some(r.message.clone());
         s.step_deadline = None;
         s.current_step = None;
+        let job = JobInHand::current();
         let write = SessionWrite {
             session: &s,
             mirrors: &[],
             outbox,
             release_locks: true,
+            ledger: None,
+            finish_job: job.as_deref().map(JobInHand::key),
         };
         let done = self
             .store
             .write_session(&write, self.clock.now())
             .await
             .map_err(transient)?;
+        if let (true, Some(job)) = (done, job) {
+            job.recorded();
+        }
         if done {
             tracing::info!(session = %row.id, code = r.code.code(), reason = %r.message, "session failed");
         }

@@ -369,6 +369,123 @@ impl SqlStore {
         &self,
         t: &L2Transaction,
     ) -> Result<CommitOutcome, StoreError> {
+        let c = LedgerCommit::of(t)?;
+        let c = &c;
+        self.write(|| async move {
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let outcome = self.commit_in(&mut tx, c).await?;
+            if outcome == CommitOutcome::Committed {
+                tx.commit().await.map_err(map_err)?;
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+
+    /// Applies `c` inside the caller's transaction (its own, or a session
+    /// write's). `AlreadyCommitted` writes nothing. A concurrent commit of
+    /// the same ark txid is transient: the retried transaction sees it.
+    pub(super) async fn commit_in(
+        &self,
+        tx: &mut AnyConnection,
+        c: &LedgerCommit<'_>,
+    ) -> Result<CommitOutcome, StoreError> {
+        let t = c.t;
+        let seen = sqlx::query("SELECT ark_txid FROM l2_transactions WHERE ark_txid = ?")
+            .bind(c.txid.clone())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if seen.is_some() {
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+
+        let found = self.select_vtxos_for_update(tx, &c.inputs).await?;
+        let mut spent = Vec::with_capacity(c.inputs.len());
+        for id in &c.inputs {
+            let v = found.get(id).ok_or(LedgerError::UnknownVtxo(*id))?;
+            check_spendable(v, t.session.as_ref())?;
+            spent.push(v);
+        }
+        let existing = self.select_vtxos_for_update(tx, &c.outputs).await?;
+        if let Some(dup) = existing.keys().next() {
+            return Err(LedgerError::DuplicateVtxo(*dup).into());
+        }
+
+        let supply = check_conservation(&spent, t)?;
+        let assets: BTreeSet<AssetId> = supply
+            .keys()
+            .copied()
+            .chain(t.outputs.iter().filter_map(|o| o.colour.map(|c| c.asset)))
+            .collect();
+        self.ensure_assets(tx, &assets).await?;
+
+        let sql = format!(
+            "UPDATE vtxos SET status = 'spent', spent_at = ?, spent_by_txid = ?, \
+             locked_by = NULL, locked_at = NULL \
+             WHERE status IN ('available', 'assigned') AND vtxo_id IN ({})",
+            placeholders(c.inputs.len())
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(t.finalized_at.0)
+            .bind(c.txid.clone());
+        for id in &c.inputs {
+            q = q.bind(id.to_string());
+        }
+        let updated = q.execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+        if updated != c.inputs.len() as u64 {
+            // Another writer spent an input between our check and the update;
+            // cannot happen under the row locks / writer mutex, but never apply half.
+            return Err(StoreError::Transient("concurrent spend detected".into()));
+        }
+        for o in &t.outputs {
+            self.insert_vtxo_row(tx, o, Some(c.txid.clone()), t.finalized_at)
+                .await?;
+        }
+        self.adjust_supply(tx, &supply).await?;
+        if let Some(session) = &t.session {
+            sqlx::query("UPDATE vtxos SET locked_by = NULL, locked_at = NULL WHERE locked_by = ?")
+                .bind(session.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let res = sqlx::query(
+            "INSERT INTO l2_transactions (ark_txid, kind, session_id, inputs, outputs, \
+             finalized_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.txid.clone())
+        .bind(t.kind.clone())
+        .bind(t.session.map(|s| s.to_string()))
+        .bind(c.inputs_json.clone())
+        .bind(c.outputs_json.clone())
+        .bind(t.finalized_at.0)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => Ok(CommitOutcome::Committed),
+            // A concurrent commit of the same ark txid won: this transaction
+            // holds half of a second one, so it is retried whole (and then
+            // finds the winner's row).
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Transient(Box::new(e))),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+}
+
+/// An L2 transaction checked for what needs no database (inputs present and
+/// distinct, outputs distinct and not inputs), with its bound values.
+pub(super) struct LedgerCommit<'a> {
+    t: &'a L2Transaction,
+    txid: String,
+    inputs: BTreeSet<VtxoId>,
+    outputs: BTreeSet<VtxoId>,
+    inputs_json: String,
+    outputs_json: String,
+}
+
+impl<'a> LedgerCommit<'a> {
+    pub(super) fn of(t: &'a L2Transaction) -> Result<Self, StoreError> {
         if t.inputs.is_empty() {
             return Err(LedgerError::NoInputs.into());
         }
@@ -379,97 +496,18 @@ impl SqlStore {
         if let Some(both) = inputs.intersection(&outputs).next() {
             return Err(LedgerError::RepeatedVtxo(*both).into());
         }
-        let txid = t.ark_txid.to_string();
         let inputs_json = serde_json::to_string(&t.inputs)
             .map_err(|e| StoreError::Corrupt(format!("inputs: {e}")))?;
         let outputs_json = serde_json::to_string(&outputs)
             .map_err(|e| StoreError::Corrupt(format!("outputs: {e}")))?;
-        let (txid, inputs, outputs) = (&txid, &inputs, &outputs);
-        let (inputs_json, outputs_json) = (&inputs_json, &outputs_json);
-
-        self.write(|| async move {
-            let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let seen = sqlx::query("SELECT ark_txid FROM l2_transactions WHERE ark_txid = ?")
-                .bind(txid.clone())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if seen.is_some() {
-                return Ok(CommitOutcome::AlreadyCommitted);
-            }
-
-            let found = self.select_vtxos_for_update(&mut tx, inputs).await?;
-            let mut spent = Vec::with_capacity(inputs.len());
-            for id in inputs {
-                let v = found.get(id).ok_or(LedgerError::UnknownVtxo(*id))?;
-                check_spendable(v, t.session.as_ref())?;
-                spent.push(v);
-            }
-            let existing = self.select_vtxos_for_update(&mut tx, outputs).await?;
-            if let Some(dup) = existing.keys().next() {
-                return Err(LedgerError::DuplicateVtxo(*dup).into());
-            }
-
-            let supply = check_conservation(&spent, t)?;
-            let assets: BTreeSet<AssetId> = supply
-                .keys()
-                .copied()
-                .chain(t.outputs.iter().filter_map(|o| o.colour.map(|c| c.asset)))
-                .collect();
-            self.ensure_assets(&mut tx, &assets).await?;
-
-            let sql = format!(
-                "UPDATE vtxos SET status = 'spent', spent_at = ?, spent_by_txid = ?, \
-                 locked_by = NULL, locked_at = NULL \
-                 WHERE status IN ('available', 'assigned') AND vtxo_id IN ({})",
-                placeholders(inputs.len())
-            );
-            let mut q = sqlx::query(&sql).bind(t.finalized_at.0).bind(txid.clone());
-            for id in inputs {
-                q = q.bind(id.to_string());
-            }
-            let updated = q.execute(&mut *tx).await.map_err(map_err)?.rows_affected();
-            if updated != inputs.len() as u64 {
-                // Another writer spent an input between our check and the update;
-                // cannot happen under the row locks / writer mutex, but never apply half.
-                return Err(StoreError::Transient("concurrent spend detected".into()));
-            }
-            for o in &t.outputs {
-                self.insert_vtxo_row(&mut tx, o, Some(txid.clone()), t.finalized_at)
-                    .await?;
-            }
-            self.adjust_supply(&mut tx, &supply).await?;
-            if let Some(session) = &t.session {
-                sqlx::query(
-                    "UPDATE vtxos SET locked_by = NULL, locked_at = NULL WHERE locked_by = ?",
-                )
-                .bind(session.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
-            let res = sqlx::query(
-                "INSERT INTO l2_transactions (ark_txid, kind, session_id, inputs, outputs, \
-                 finalized_at) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(txid.clone())
-            .bind(t.kind.clone())
-            .bind(t.session.map(|s| s.to_string()))
-            .bind(inputs_json.clone())
-            .bind(outputs_json.clone())
-            .bind(t.finalized_at.0)
-            .execute(&mut *tx)
-            .await;
-            match res {
-                Ok(_) => {}
-                // A concurrent commit of the same ark txid won; ours rolls back.
-                Err(e) if is_unique_violation(&e) => return Ok(CommitOutcome::AlreadyCommitted),
-                Err(e) => return Err(map_err(e)),
-            }
-            tx.commit().await.map_err(map_err)?;
-            Ok(CommitOutcome::Committed)
+        Ok(Self {
+            t,
+            txid: t.ark_txid.to_string(),
+            inputs,
+            outputs,
+            inputs_json,
+            outputs_json,
         })
-        .await
     }
 }
 

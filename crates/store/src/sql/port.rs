@@ -103,6 +103,13 @@ impl ark_relay_core::RelayStore for SqlStore {
         self.do_record_event(event).await
     }
 
+    async fn record_events(
+        &self,
+        events: &[ark_relay_core::ProcessedEvent],
+    ) -> Result<Vec<ark_relay_core::Recorded>, StoreError> {
+        self.do_record_events(events).await
+    }
+
     async fn processed_event(
         &self,
         id: &ark_relay_core::EventId,
@@ -193,6 +200,14 @@ impl ark_relay_core::RelayStore for SqlStore {
         now: ark_relay_core::UnixTime,
     ) -> Result<(), StoreError> {
         self.do_mark_outbox_delivered(id, now).await
+    }
+
+    async fn mark_outbox_delivered_many(
+        &self,
+        ids: &[i64],
+        now: ark_relay_core::UnixTime,
+    ) -> Result<(), StoreError> {
+        self.do_mark_outbox_delivered_many(ids, now).await
     }
 
     async fn mark_outbox_retry(

@@ -46,6 +46,26 @@ impl SqlStore {
         .await
     }
 
+    pub(super) async fn do_record_events(
+        &self,
+        events: &[ProcessedEvent],
+    ) -> Result<Vec<Recorded>, StoreError> {
+        self.write(|| async move {
+            let mut tx = self.pool.begin().await.map_err(map_err)?;
+            let mut out = Vec::with_capacity(events.len());
+            for e in events {
+                out.push(if insert_event(&mut tx, e, e.outcome).await? {
+                    Recorded::New
+                } else {
+                    Recorded::Duplicate
+                });
+            }
+            tx.commit().await.map_err(map_err)?;
+            Ok(out)
+        })
+        .await
+    }
+
     pub(super) async fn do_processed_event(
         &self,
         id: &EventId,

@@ -1,14 +1,15 @@
 //! Signing sessions: create, read, optimistic update with outbox, due scan.
 
 use ark_relay_core::{
-    ErrorCode, EventId, NewOutboxEvent, PubKey, Recorded, SessionId, SessionRecord, SessionStatus,
-    SessionWrite, StoreError, UnixTime,
+    ErrorCode, EventId, JobStatus, NewOutboxEvent, PubKey, Recorded, SessionId, SessionRecord,
+    SessionStatus, SessionWrite, StoreError, UnixTime,
 };
 use bitcoin::Txid;
 use sqlx::any::AnyRow;
 
+use super::ledger::LedgerCommit;
 use super::rows;
-use super::work::{insert_outbox, Statement};
+use super::work::{finish_job, insert_outbox, Statement};
 use super::{is_unique_violation, map_err, SqlStore};
 
 const COLUMNS: &str = "session_id, user_pubkey, intent_event_id, status, state, current_step, \
@@ -149,7 +150,8 @@ impl SqlStore {
             .iter()
             .map(|m| Ok((m, steps_json(m)?)))
             .collect::<Result<_, StoreError>>()?;
-        let (steps, mirrors) = (&steps, &mirrors);
+        let ledger = w.ledger.map(LedgerCommit::of).transpose()?;
+        let (steps, mirrors, ledger) = (&steps, &mirrors, &ledger);
         self.write(|| async move {
             let mut tx = self.pool.begin().await.map_err(map_err)?;
             let updated = update(w.session, steps, now, true)
@@ -169,6 +171,9 @@ impl SqlStore {
             for s in std::iter::once(w.session).chain(w.mirrors) {
                 intent_follows(s).execute(&mut *tx).await.map_err(map_err)?;
             }
+            if let Some(c) = ledger {
+                self.commit_in(&mut tx, c).await?;
+            }
             if w.release_locks {
                 sqlx::query(
                     "UPDATE vtxos SET locked_by = NULL, locked_at = NULL WHERE locked_by = ?",
@@ -179,6 +184,12 @@ impl SqlStore {
                 .map_err(map_err)?;
             }
             insert_outbox(&mut tx, w.outbox, now).await?;
+            if let Some(key) = w.finish_job {
+                finish_job(key, JobStatus::Done, None, now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
             tx.commit().await.map_err(map_err)?;
             Ok(true)
         })

@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 
 use super::records::insert_event;
 use super::rows::{self};
-use super::{is_unique_violation, map_err, SqlStore};
+use super::{is_unique_violation, map_err, placeholders, SqlStore};
 
 /// A statement built afresh for every attempt of a write (binds owned values).
 pub(super) type Statement =
@@ -44,6 +44,23 @@ impl SqlStore {
         })
         .await
     }
+}
+
+/// The `UPDATE` that finishes job `key` if it is still pending.
+pub(super) fn finish_job(
+    key: &str,
+    status: JobStatus,
+    error: Option<&str>,
+    now: UnixTime,
+) -> Statement {
+    sqlx::query(
+        "UPDATE jobs SET status = ?, attempts = attempts + 1, updated_at = ?, \
+         last_error = ? WHERE job_key = ? AND status = 'pending'",
+    )
+    .bind(status.as_str())
+    .bind(now.0)
+    .bind(error.map(str::to_owned))
+    .bind(key.to_owned())
 }
 
 /// Inserts outbox rows, skipping existing dedupe keys.
@@ -234,18 +251,11 @@ impl SqlStore {
     ) -> Result<bool, StoreError> {
         self.write(|| async move {
             let mut tx = self.pool.begin().await.map_err(map_err)?;
-            let updated = sqlx::query(
-                "UPDATE jobs SET status = ?, attempts = attempts + 1, updated_at = ?, \
-                 last_error = ? WHERE job_key = ? AND status = 'pending'",
-            )
-            .bind(status.as_str())
-            .bind(now.0)
-            .bind(error.map(str::to_owned))
-            .bind(key.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
+            let updated = finish_job(key, status, error, now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
             if updated == 0 {
                 return Ok(false);
             }
@@ -314,6 +324,31 @@ impl SqlStore {
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn do_mark_outbox_delivered_many(
+        &self,
+        ids: &[i64],
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 \
+             WHERE delivered_at IS NULL AND id IN ({})",
+            placeholders(ids.len())
+        );
+        let sql = &sql;
+        self.write(|| async move {
+            let mut q = sqlx::query(sql).bind(now.0);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await.map_err(map_err)?;
             Ok(())
         })
         .await
