@@ -8,6 +8,12 @@
 //! tag; public events without one count as the relay's own recipient), so
 //! a backlog of notices to one key does not delay another key's challenge
 //! or confirmation behind it.
+//!
+//! Delivered marks are written in batches: one mark transaction at a time,
+//! taking every `OK` that arrived meanwhile (group commit: at idle each mark
+//! is written at once, under load one commit marks many). A row stays known
+//! (not re-read, not sent again) until its mark is written; a crash before
+//! the mark publishes the event again, which relays deduplicate by id.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -37,6 +43,13 @@ pub struct OutboxPublisher {
 /// Seconds until the next attempt after `attempts` failures: 1, 2, 4 … 300.
 pub fn backoff_secs(attempts: u32) -> i64 {
     1i64.checked_shl(attempts.min(9)).unwrap_or(512).min(300)
+}
+
+/// A publish attempt's end: the row, and whether a relay accepted it (its
+/// delivered mark is still to be written).
+struct Published {
+    id: i64,
+    delivered: bool,
 }
 
 /// An outbox row, parsed once, waiting for a publishing slot.
@@ -128,6 +141,10 @@ impl OutboxPublisher {
         let mut waiting: VecDeque<Ready> = VecDeque::new();
         let mut known: HashSet<i64> = HashSet::new();
         let mut flying = FuturesUnordered::new();
+        // Delivered rows whose mark is not written yet, and the one mark
+        // transaction in flight.
+        let mut marks: Vec<i64> = Vec::new();
+        let mut marking = FuturesUnordered::new();
         let mut tick = tokio::time::interval(self.idle);
         let mut reread = true;
         // The last read filled its limit: more rows may be due.
@@ -153,10 +170,22 @@ impl OutboxPublisher {
                 let Some(r) = waiting.pop_front() else { break };
                 flying.push(self.publish(r));
             }
+            if marking.is_empty() && !marks.is_empty() {
+                marking.push(self.mark(std::mem::take(&mut marks)));
+            }
             tokio::select! {
-                Some(id) = flying.next(), if !flying.is_empty() => {
-                    known.remove(&id);
+                Some(p) = flying.next(), if !flying.is_empty() => {
+                    if p.delivered {
+                        marks.push(p.id);
+                    } else {
+                        known.remove(&p.id);
+                    }
                     reread = waiting.is_empty() && more;
+                }
+                Some(marked) = marking.next(), if !marking.is_empty() => {
+                    for id in marked {
+                        known.remove(&id);
+                    }
                 }
                 _ = self.wake.notified() => reread = true,
                 _ = tick.tick() => reread = true,
@@ -173,10 +202,14 @@ impl OutboxPublisher {
                 let Some(r) = last.pop_front() else { break };
                 flying.push(self.publish(r));
             }
-            if flying.next().await.is_none() {
-                return;
+            match flying.next().await {
+                Some(p) if p.delivered => marks.push(p.id),
+                Some(_) => {}
+                None => break,
             }
         }
+        while marking.next().await.is_some() {}
+        self.mark(marks).await;
     }
 
     /// Publishes what is due now, waits for every `OK`; returns how many
@@ -184,16 +217,34 @@ impl OutboxPublisher {
     pub async fn pass(&self) -> usize {
         let (due, _) = self.read_due(&HashSet::new()).await;
         let n = due.len();
-        futures::stream::iter(due)
-            .for_each_concurrent(self.parallelism.max(1), |r| async move {
-                self.publish(r).await;
-            })
+        let delivered: Vec<i64> = futures::stream::iter(due)
+            .map(|r| self.publish(r))
+            .buffer_unordered(self.parallelism.max(1))
+            .filter_map(|p| async move { p.delivered.then_some(p.id) })
+            .collect()
             .await;
+        self.mark(delivered).await;
         n
     }
 
-    /// Publishes one row; returns its id when done (delivered or rescheduled).
-    async fn publish(&self, ready: Ready) -> i64 {
+    /// Writes the delivered marks of `ids` in one transaction; returns them.
+    async fn mark(&self, ids: Vec<i64>) -> Vec<i64> {
+        if ids.is_empty() {
+            return ids;
+        }
+        if let Err(e) = self
+            .store
+            .mark_outbox_delivered_many(&ids, self.clock.now())
+            .await
+        {
+            tracing::warn!(error = %e, count = ids.len(), "cannot mark outbox rows delivered; they will be sent again");
+        }
+        ids
+    }
+
+    /// Publishes one row. A failure is rescheduled here; a delivery's mark
+    /// is left to the caller (written in batches).
+    async fn publish(&self, ready: Ready) -> Published {
         let Ready { item, event } = ready;
         let Some(event) = event else {
             tracing::error!(id = item.id, "unreadable outbox event; parking it");
@@ -201,17 +252,17 @@ impl OutboxPublisher {
                 .store
                 .mark_outbox_retry(item.id, self.clock.now().plus_secs(86_400), "unreadable")
                 .await;
-            return item.id;
+            return Published {
+                id: item.id,
+                delivered: false,
+            };
         };
         match self.transport.publish(&event).await {
             Ok(report) => {
                 tracing::debug!(id = item.id, kind = item.kind, relays = ?report.accepted, "published");
-                if let Err(e) = self
-                    .store
-                    .mark_outbox_delivered(item.id, self.clock.now())
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot mark outbox row delivered; it will be sent again");
+                Published {
+                    id: item.id,
+                    delivered: true,
                 }
             }
             Err(e) => {
@@ -221,9 +272,12 @@ impl OutboxPublisher {
                     .store
                     .mark_outbox_retry(item.id, next, &e.to_string())
                     .await;
+                Published {
+                    id: item.id,
+                    delivered: false,
+                }
             }
         }
-        item.id
     }
 }
 
