@@ -11,6 +11,7 @@
 pub mod fair;
 pub mod gate;
 pub mod limit;
+mod refusals;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -115,9 +116,8 @@ pub struct Ingestor {
     schemes: Arc<Mutex<HashMap<PubKey, Scheme>>>,
     outbox_wake: Arc<Notify>,
     limiter: Option<Arc<Limiter>>,
-    /// One silent refusal is written at a time: a flood's records queue
-    /// here instead of in front of other authors' writes.
-    refusals: Arc<tokio::sync::Semaphore>,
+    /// Silent refusals, written in batches ([`refusals`]).
+    refusals: Arc<refusals::Refusals>,
 }
 
 impl Ingestor {
@@ -131,6 +131,7 @@ impl Ingestor {
         outbox_wake: Arc<Notify>,
     ) -> Self {
         let relay = policy.relay;
+        let refusals = Arc::new(refusals::Refusals::new(store.clone()));
         Self {
             store,
             queue,
@@ -143,7 +144,7 @@ impl Ingestor {
             schemes: Arc::default(),
             outbox_wake,
             limiter: None,
-            refusals: Arc::new(tokio::sync::Semaphore::new(1)),
+            refusals,
         }
     }
 
@@ -264,8 +265,7 @@ impl Ingestor {
                         outcome: Some(ErrorCode::RateLimited),
                         ..processed
                     };
-                    let _one_at_a_time = self.refusals.acquire().await;
-                    return match self.store.record_event(&processed).await? {
+                    return match self.refusals.record(processed).await? {
                         Recorded::New => Ok(IngestOutcome::Limited),
                         _ => Ok(IngestOutcome::Duplicate),
                     };
