@@ -899,8 +899,7 @@ async fn renews_at_ninety_percent_paying_arkds_fee(db: TestDb) {
             message: delegation.intent_message,
         })
         .await
-        .err()
-        .expect("an early delegation accepted");
+        .expect_err("an early delegation accepted");
     assert!(
         err.to_string().contains("INVALID_INTENT_TIMERANGE"),
         "{err}"
