@@ -95,8 +95,22 @@ async fn at_arkd(ark: &ArkdClient, vtxo: ark_relay_core::VtxoId) -> Vec<(String,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns() {
-    let db = TestDb::sqlite().await.unwrap();
+async fn a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns_on_sqlite() {
+    a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns(
+        TestDb::sqlite().await.unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns_on_mariadb() {
+    a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns(
+        TestDb::mariadb().await.expect("MariaDB"),
+    )
+    .await;
+}
+
+async fn a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns(db: TestDb) {
     let store: DynStore = Arc::new(db.store.clone());
     let ramp_store: DynRampStore = Arc::new(db.store.clone());
     let nostr = dev_relay().await;

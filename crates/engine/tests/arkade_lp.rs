@@ -68,8 +68,22 @@ fn mint(asset: AssetId, amount: u64) -> Option<Vec<SupplyChange>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_lp_token_is_issued_by_the_dex_and_minted_only_under_its_control_asset() {
-    let db = TestDb::sqlite().await.unwrap();
+async fn an_lp_token_is_issued_by_the_dex_and_minted_only_under_its_control_asset_on_sqlite() {
+    an_lp_token_is_issued_by_the_dex_and_minted_only_under_its_control_asset(
+        TestDb::sqlite().await.unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_lp_token_is_issued_by_the_dex_and_minted_only_under_its_control_asset_on_mariadb() {
+    an_lp_token_is_issued_by_the_dex_and_minted_only_under_its_control_asset(
+        TestDb::mariadb().await.expect("MariaDB"),
+    )
+    .await;
+}
+
+async fn an_lp_token_is_issued_by_the_dex_and_minted_only_under_its_control_asset(db: TestDb) {
     let store: DynStore = Arc::new(db.store.clone());
     let nostr = dev_relay().await;
     let sim = ArkdSim::new(ArkdSimConfig {
