@@ -19,8 +19,15 @@ use nostr::{EventBuilder, Keys, Kind, Tag};
 use tokio::sync::{mpsc, watch};
 
 /// Nostr hops of one transfer: intent →, 31511 ←, 31512 →, 31511 ←,
-/// 31512 →, 31340 ←.
-pub const HOPS: u32 = 6;
+/// 31512 →, 31340 ←; with one-step signing (`--one-step`) the second
+/// 31511/31512 pair is gone.
+pub fn hops(one_step: bool) -> u32 {
+    if one_step {
+        4
+    } else {
+        6
+    }
+}
 
 /// Intents seen by the observer, by id (the start of soft finality).
 pub type Seen = Arc<Mutex<HashMap<EventId, Instant>>>;
@@ -262,6 +269,7 @@ pub fn print(
     echo: Option<Duration>,
     idle: &[Duration],
     flood: Option<&Flood>,
+    hops: u32,
 ) {
     println!("\nGuards (issue #18; ratios measured in this run):");
     let ratio = if verify_rate > 0.0 {
@@ -288,11 +296,11 @@ pub fn print(
         Some(echo) => {
             let mut idle = idle.to_vec();
             idle.sort();
-            let floor = echo * HOPS;
+            let floor = echo * hops;
             let idle_p50 = pct(&idle, 0.5);
             let r = idle_p50.as_secs_f64() / floor.as_secs_f64().max(1e-9);
             println!(
-                "  Nostr echo {:.2} ms; floor {HOPS} hops = {:.1} ms; idle soft finality p50 {:.1} ms over {} transfers = {:.2} × floor (target ≤ 1.25): {}",
+                "  Nostr echo {:.2} ms; floor {hops} hops = {:.1} ms; idle soft finality p50 {:.1} ms over {} transfers = {:.2} × floor (target ≤ 1.25): {}",
                 echo.as_secs_f64() * 1000.0,
                 floor.as_secs_f64() * 1000.0,
                 idle_p50.as_secs_f64() * 1000.0,

@@ -4,7 +4,9 @@
 //! 31340 ←), so each transfer splits into the relay's three turns (event
 //! received → its answer published) and the wallet's two (challenge received →
 //! response published). Both observers see each event one echo after its
-//! publish, so the differences are the turns themselves.
+//! publish, so the differences are the turns themselves. With one-step
+//! signing (`--one-step`) a transfer is intent →, 31511 ←, 31512 →, 31340 ←:
+//! the relay's two turns and the wallet's one.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -71,8 +73,9 @@ impl Timeline {
     }
 
     /// Stops the observers and returns the turns of each complete transfer
-    /// seen (intent, 31511, 31512, 31511, 31512, 31340 in this order).
-    pub async fn finish(self) -> Vec<[Duration; 5]> {
+    /// seen (intent, 31511, 31512, 31511, 31512, 31340 in this order; one
+    /// 31511/31512 pair with `one_step`).
+    pub async fn finish(self, one_step: bool) -> Vec<Vec<Duration>> {
         let _ = self.stop.send(true);
         for p in &self.pools {
             p.shutdown().await;
@@ -83,22 +86,31 @@ impl Timeline {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         log.sort_by_key(|(_, t)| *t);
-        const ORDER: [u16; 6] = [
-            kinds::INTENT,
-            kinds::SIGNING_CHALLENGE,
-            kinds::SIGNING_RESPONSE,
-            kinds::SIGNING_CHALLENGE,
-            kinds::SIGNING_RESPONSE,
-            kinds::CONFIRMATION,
-        ];
+        let order: &[u16] = if one_step {
+            &[
+                kinds::INTENT,
+                kinds::SIGNING_CHALLENGE,
+                kinds::SIGNING_RESPONSE,
+                kinds::CONFIRMATION,
+            ]
+        } else {
+            &[
+                kinds::INTENT,
+                kinds::SIGNING_CHALLENGE,
+                kinds::SIGNING_RESPONSE,
+                kinds::SIGNING_CHALLENGE,
+                kinds::SIGNING_RESPONSE,
+                kinds::CONFIRMATION,
+            ]
+        };
         let mut out = Vec::new();
-        for w in log.windows(ORDER.len()) {
-            if w.iter().zip(ORDER).all(|((k, _), want)| *k == want) {
-                let mut turns = [Duration::ZERO; 5];
-                for (i, turn) in turns.iter_mut().enumerate() {
-                    *turn = w[i + 1].1.saturating_duration_since(w[i].1);
-                }
-                out.push(turns);
+        for w in log.windows(order.len()) {
+            if w.iter().zip(order).all(|((k, _), want)| k == want) {
+                out.push(
+                    w.windows(2)
+                        .map(|p| p[1].1.saturating_duration_since(p[0].1))
+                        .collect(),
+                );
             }
         }
         out
@@ -106,24 +118,32 @@ impl Timeline {
 }
 
 /// Prints the median of each turn over `transfers`.
-pub fn print(transfers: &[[Duration; 5]]) {
+pub fn print(transfers: &[Vec<Duration>], one_step: bool) {
     if transfers.is_empty() {
         println!("\nidle transfer timeline: no complete transfer observed");
         return;
     }
-    const NAMES: [&str; 5] = [
-        "relay: intent → 1st 31511 (ark-tx challenge)",
-        "wallet: 1st 31511 → 31512 (ark-tx signatures)",
-        "relay: 31512 → 2nd 31511 (SubmitTx, checkpoint challenge)",
-        "wallet: 2nd 31511 → 31512 (checkpoint signatures)",
-        "relay: 31512 → 31340 (FinalizeTx, ledger)",
-    ];
+    let names: &[&str] = if one_step {
+        &[
+            "relay: intent → 31511 (ark-tx and checkpoint challenge)",
+            "wallet: 31511 → 31512 (ark-tx and checkpoint signatures)",
+            "relay: 31512 → 31340 (SubmitTx, FinalizeTx, ledger)",
+        ]
+    } else {
+        &[
+            "relay: intent → 1st 31511 (ark-tx challenge)",
+            "wallet: 1st 31511 → 31512 (ark-tx signatures)",
+            "relay: 31512 → 2nd 31511 (SubmitTx, checkpoint challenge)",
+            "wallet: 2nd 31511 → 31512 (checkpoint signatures)",
+            "relay: 31512 → 31340 (FinalizeTx, ledger)",
+        ]
+    };
     println!(
         "\nidle transfer timeline ({} transfers, medians; each turn includes one Nostr hop):",
         transfers.len()
     );
     let mut total = Duration::ZERO;
-    for (i, name) in NAMES.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         let mut v: Vec<Duration> = transfers.iter().map(|t| t[i]).collect();
         v.sort();
         let med = v[v.len() / 2];
