@@ -114,3 +114,20 @@ impl RenewalSection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vtxo_lifetime_is_learned_unless_overridden() {
+        let learned = RoundsSection::default();
+        assert_eq!(learned.vtxo_lifetime_secs, None);
+        assert_eq!(learned.inventory().vtxo_lifetime_secs, 0, "0 = learn it");
+        let fixed = RoundsSection {
+            vtxo_lifetime_secs: Some(10_240),
+            ..RoundsSection::default()
+        };
+        assert_eq!(fixed.inventory().vtxo_lifetime_secs, 10_240);
+    }
+}
