@@ -13,7 +13,10 @@
 //!   — inputs are what arrives (a party's 31512, arkd's answers, the ledger's
 //!   commit, time), effects are what the engine's runner must do (queue
 //!   31511/31341/31340, release locks, call `SubmitTx`/`GetPendingTx`/
-//!   `FinalizeTx`, commit the ledger).
+//!   `FinalizeTx`, commit the ledger);
+//! - one-step signing (a party whose intent says `one_step` signs its
+//!   checkpoints in step 1: verified then, kept in [`Ceremony::kept`] apart
+//!   from the PSBTs submitted to arkd, added after `SubmitTx`).
 //!
 //! The engine's runner persists each transition with its local effects in
 //! one database transaction before it executes the remote one, so no crash
