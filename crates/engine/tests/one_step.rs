@@ -155,3 +155,102 @@ async fn a_one_step_wallet_transfers_with_one_challenge_and_a_two_step_one_with_
     common::assert_reconciled(&db.store, &sim_server.url()).await;
     let _ = stop.send(true);
 }
+
+/// A relay killed after `SubmitTx` (its answer lost) or after `FinalizeTx`
+/// (the ledger not committed) finishes a one-step transfer exactly once after
+/// restart: the owner's checkpoint signature kept since step 1 survives in the
+/// session's state, and the wallet is never asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_between_submit_and_finalize_finishes_a_one_step_transfer_once() {
+    use ark_relay_engine::ceremony::{CrashHook, CrashPoint};
+    use ark_relay_protocol::builders;
+    use ark_relay_protocol::content::IntentContent;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let common::Parts {
+        db,
+        store,
+        nostr,
+        sim,
+        sim_server,
+        server,
+        relay_keys,
+        relay_pk,
+        ..
+    } = common::parts(TestDb::mariadb().await.expect("MariaDB"), 4).await;
+    let gbtc = common::register(&store, "gBTC", AssetType::RelayIssued).await;
+    let arkd_url = sim_server.url();
+    let relay_engine = |hook: Option<CrashHook>| {
+        common::start_ceremony(
+            &store,
+            &relay_keys,
+            &server,
+            nostr.url(),
+            &arkd_url,
+            None,
+            hook,
+            Arc::new(MemoryQueue::new(Default::default())),
+        )
+    };
+    for point in [CrashPoint::AfterSubmit, CrashPoint::AfterFinalize] {
+        let crashed = Arc::new(AtomicBool::new(false));
+        let flag = crashed.clone();
+        let hook: CrashHook = Arc::new(move |p| p == point && !flag.swap(true, Ordering::SeqCst));
+        let (stop, engine) = relay_engine(Some(hook)).await;
+
+        let alice = Arc::new(common::Wallet::connect(nostr.url()).await);
+        let alice_pk = pubkey_from_nostr(&alice.keys.public_key()).expect("key");
+        let bob: PubKey = pubkey_from_nostr(&Keys::generate().public_key()).expect("key");
+        common::fund(&store, &sim, &alice_pk, gbtc, 2_000).await;
+        common::spawn_signer(alice.clone(), relay_pk);
+        let c = IntentContent::transfer(
+            format!("one-step-{point:?}"),
+            &bob,
+            AssetRef::gbtc(),
+            1_000,
+            &relay_pk,
+            10,
+            ark_relay_core::UnixTime::now().0 + 600,
+        )
+        .with_one_step(true);
+        let intent = builders::intent(&alice.keys, &relay_pk, &c).expect("intent");
+        alice.publish(&intent).await;
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !crashed.load(Ordering::SeqCst) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{point:?}: never reached"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(true);
+        let _ = engine.await;
+        let (stop, engine) = relay_engine(None).await;
+
+        alice
+            .wait_answer(
+                &format!("{point:?}: the 31340"),
+                kinds::CONFIRMATION,
+                &intent.id,
+                Duration::from_secs(90),
+            )
+            .await;
+        let received = alice.received().await;
+        let count = |kind: u16| received.iter().filter(|e| e.kind.as_u16() == kind).count();
+        assert_eq!(count(kinds::CONFIRMATION), 1, "{point:?}: one 31340");
+        assert_eq!(count(kinds::SIGNING_CHALLENGE), 1, "{point:?}: one 31511");
+        let bob_gbtc = store
+            .balances(&bob)
+            .await
+            .expect("balances")
+            .assets
+            .get(&gbtc)
+            .map(|a| a.get());
+        assert_eq!(bob_gbtc, Some(1_000), "{point:?}: paid once");
+        alice.stop();
+        let _ = stop.send(true);
+        let _ = engine.await;
+    }
+    common::assert_reconciled(&db.store, &arkd_url).await;
+}
