@@ -359,6 +359,22 @@ async fn a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns(db: T
         801
     );
 
+    // It may be named by its ledger id or its ticker too (an invoice each,
+    // left unpaid).
+    let ticker: String = taproot.to_string().chars().take(8).collect();
+    for named in [AssetRef::Id(asset), AssetRef::Ticker(ticker)] {
+        let ev = request(named.clone(), 10, None);
+        alice.publish(&ev).await;
+        let resp = response_to(&alice, &ev).await;
+        let result = resp
+            .result
+            .unwrap_or_else(|| panic!("{named}: {:?}", resp.error));
+        assert_eq!(
+            result["asset_id"].as_str(),
+            Some(asset.to_string().as_str())
+        );
+    }
+
     // 3. gBTC lifted, then landed: the land burns what it lands.
     let ev = request(AssetRef::gbtc(), 20_000, None);
     alice.publish(&ev).await;

@@ -176,12 +176,14 @@ impl Ramps {
             AssetRef::Id(id) => *id,
             AssetRef::Ticker(t) => {
                 let all = self.store.assets().await.map_err(transient)?;
-                return match all.into_iter().find(|a| &a.ticker == t && a.enabled) {
-                    Some(a) => Ok(Ok(a.id)),
-                    None => unknown(format!(
-                        "unknown asset {t}; lift a new asset by its id with its proof"
-                    )),
-                };
+                match all.into_iter().find(|a| &a.ticker == t && a.enabled) {
+                    Some(a) => a.id,
+                    None => {
+                        return unknown(format!(
+                            "unknown asset {t}; lift a new asset by its id with its proof"
+                        ))
+                    }
+                }
             }
         };
         if let Some(ledger) = self.ramp.asset_of_taproot(&id).await.map_err(transient)? {
@@ -191,6 +193,13 @@ impl Ramps {
             };
         }
         match self.store.asset(&id).await.map_err(transient)? {
+            // Issued on Ark without a Taproot Asset behind it (a wallet's
+            // own asset, e.g. an LP token): nothing on Lightning to lift.
+            Some(_) if self.issued_on_ark_alone(&id).await? => {
+                return unknown(format!(
+                    "asset {id} is not a Taproot Asset; it cannot be lifted"
+                ));
+            }
             Some(a) if a.enabled => return Ok(Ok(id)),
             Some(_) => return unknown(format!("asset {id} is disabled on this relay")),
             None => {}
@@ -232,6 +241,27 @@ impl Ramps {
             Err(e) => return unknown(format!("tapd refused the proof: {}", e.message)),
         }
         self.issue_on_ark(id).await
+    }
+
+    /// Whether ledger asset `id` was issued on Ark (its control asset is
+    /// registered) without a Taproot Asset linked to it.
+    async fn issued_on_ark_alone(&self, id: &AssetId) -> Result<bool, HandlerError> {
+        let control = ark_relay_ark::asset::control_ledger_id(id);
+        if self
+            .store
+            .asset(&control)
+            .await
+            .map_err(transient)?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        Ok(self
+            .ramp
+            .taproot_of_asset(id)
+            .await
+            .map_err(transient)?
+            .is_none())
     }
 
     /// The genesis on Ark of the proven Taproot Asset `taproot` (resumed if
