@@ -111,21 +111,7 @@ async fn env(db: TestDb) -> Env {
     ));
     let relay_keys = Keys::generate();
     let relay_pk = pubkey_from_nostr(&relay_keys.public_key()).unwrap();
-    let gbtc = AssetId::from_bytes(Keys::generate().public_key().to_bytes());
-    store
-        .register_asset(
-            &NewAsset {
-                id: gbtc,
-                name: "Relay-issued BTC".into(),
-                ticker: "gBTC".into(),
-                asset_type: AssetType::RelayIssued,
-                decimals: 0,
-            },
-            UnixTime::now(),
-        )
-        .await
-        .unwrap();
-    let e = Env {
+    let mut e = Env {
         store,
         ramp,
         sims,
@@ -135,17 +121,45 @@ async fn env(db: TestDb) -> Env {
         admin,
         relay_keys,
         relay_pk,
-        gbtc,
+        gbtc: AssetId::from_bytes([0; 32]),
         server,
         nostr_url: nostr.url().to_owned(),
         db: Some(db),
         _nostr: nostr,
     };
     e.add_inventory(8).await;
+    e.gbtc = e.genesis().await;
     e
 }
 
+/// The unit gBTC's genesis on Ark gives the relay (not circulating).
+const GENESIS_UNIT: u64 = 1;
+
 impl Env {
+    /// gBTC's genesis on Ark (as a relay's gBTC task runs it): lifts are then
+    /// reissuances under its control asset, valid under arkd's rules.
+    async fn genesis(&self) -> AssetId {
+        let ark = Arc::new(
+            ArkdClient::connect(self.sims.endpoints().arkd)
+                .await
+                .unwrap(),
+        );
+        let keypair =
+            Keypair::from_secret_key(&Secp256k1::signing_only(), self.relay_keys.secret_key());
+        let request = ark_relay_engine::ceremony::issue::GenesisRequest {
+            name: "Relay-issued BTC".into(),
+            ticker: "gBTC".into(),
+            decimals: 0,
+            taproot_asset_id: None,
+            asset_type: AssetType::RelayIssued,
+        };
+        Issuer::new(self.store.clone(), ark, keypair, Arc::new(SystemClock))
+            .genesis(&ark_relay_core::SessionId::from_bytes([0x6e; 32]), &request)
+            .await
+            .unwrap()
+            .asset
+    }
+
     async fn add_inventory(&self, n: usize) {
         let mut inventory = Vec::new();
         for _ in 0..n {
@@ -274,6 +288,7 @@ impl Env {
         b.assets.get(&self.gbtc).map(|a| a.get()).unwrap_or(0)
     }
 
+    /// gBTC in circulation: the ledger's supply less the genesis unit.
     async fn circulating(&self) -> u64 {
         self.store
             .asset(&self.gbtc)
@@ -282,6 +297,7 @@ impl Env {
             .unwrap()
             .total_supply
             .get()
+            - GENESIS_UNIT
     }
 
     async fn local_msat(&self) -> u64 {
@@ -496,7 +512,11 @@ async fn scenario_1_lift_and_scenario_2_land() {
     let preimage = hex::decode(c.preimage.as_deref().expect("the preimage")).unwrap();
     assert_eq!(sha256::Hash::hash(&preimage).to_byte_array(), hash);
     assert_eq!(e.gbtc_balance(&alice_pk).await, 10_000_000 - 5_005_000);
-    assert_eq!(e.gbtc_balance(&e.relay_pk).await, 5_000, "the land fee");
+    assert_eq!(
+        e.gbtc_balance(&e.relay_pk).await,
+        5_000 + GENESIS_UNIT,
+        "the land fee (and the genesis unit)"
+    );
     assert_eq!(
         e.circulating().await,
         5_000_000,
