@@ -529,6 +529,11 @@ async fn scenario_1_lift_and_scenario_2_land() {
         "paid once, plus routing"
     );
     let reserves = relay.ramps.reserves().await.unwrap();
+    assert_eq!(
+        reserves.circulating,
+        e.circulating().await,
+        "the genesis unit does not circulate"
+    );
     assert!(reserves.circulating <= reserves.reserve());
     let land = e
         .ramp

@@ -336,15 +336,23 @@ impl Ramps {
     }
 
     /// Circulating gBTC against the reserve, read now from the ledger and lnd.
+    /// The genesis unit of a gBTC issued on Ark (its control asset is
+    /// registered) backs nothing and does not circulate (`GET /reserves`
+    /// says the same).
     pub async fn reserves(&self) -> Result<ReserveView, HandlerError> {
         let circulating = match self.gbtc().await? {
-            Some(id) => self
-                .store
-                .asset(&id)
-                .await
-                .map_err(transient)?
-                .map(|a| a.total_supply.get())
-                .unwrap_or(0),
+            Some(id) => {
+                let supply = self
+                    .store
+                    .asset(&id)
+                    .await
+                    .map_err(transient)?
+                    .map(|a| a.total_supply.get())
+                    .unwrap_or(0);
+                let control = ark_relay_ark::asset::control_ledger_id(&id);
+                let genesis = self.store.asset(&control).await.map_err(transient)?;
+                supply.saturating_sub(u64::from(genesis.is_some()))
+            }
             None => 0,
         };
         let channel = self
