@@ -135,6 +135,7 @@ pub struct EngineBuilder {
     conditional: crate::conditional::check::ConditionalConfig,
     ark_url: Option<String>,
     rounds: Option<RoundPorts>,
+    issue_budget: crate::ceremony::IssueBudget,
 }
 
 impl EngineBuilder {
@@ -159,7 +160,15 @@ impl EngineBuilder {
             conditional: Default::default(),
             ark_url: None,
             rounds: None,
+            issue_budget: Default::default(),
         }
+    }
+
+    /// How many assets `issue_asset` may issue for wallets (the relay pays
+    /// their carrier sats): `[inventory] issue_asset_per_key` / `_per_hour`.
+    pub fn with_issue_budget(mut self, budget: crate::ceremony::IssueBudget) -> Self {
+        self.issue_budget = budget;
+        self
     }
 
     /// Runs the relay in Ark batch rounds ([`RoundPorts`]): the round runner
@@ -262,6 +271,7 @@ impl EngineBuilder {
             ark_url,
             conditional,
             rounds,
+            issue_budget,
         } = self;
         let keys = identity.keys.clone();
         let info = RelayInfo {
@@ -323,7 +333,8 @@ impl EngineBuilder {
             ports.clock.clone(),
             ceremony_config,
         )
-        .with_conditional(conditional);
+        .with_conditional(conditional)
+        .with_issue_budget(issue_budget);
         let ramps = ramps.map(|r| {
             let keypair = bitcoin::secp256k1::Keypair::from_secret_key(
                 &bitcoin::secp256k1::Secp256k1::signing_only(),

@@ -349,6 +349,37 @@ async fn an_lp_token_is_issued_by_the_dex_and_minted_only_under_its_control_asse
         "arkd's asset error: {err:?}"
     );
 
+    // The relay pays the carrier sats of every `issue_asset`, so a key may
+    // hold the control of at most 8 assets (`[inventory]
+    // issue_asset_per_key`): Mallory's ninth request is refused with 9001
+    // and nothing is issued for it.
+    for n in 0..8 {
+        mallory
+            .request(&ServiceRequest::IssueAsset {
+                ticker: format!("M{n}"),
+                name: None,
+                decimals: None,
+            })
+            .await
+            .unwrap();
+    }
+    let before = store.assets().await.unwrap().len();
+    let over = mallory
+        .request(&ServiceRequest::IssueAsset {
+            ticker: "M8".into(),
+            name: None,
+            decimals: None,
+        })
+        .await
+        .expect_err("over the budget");
+    assert_eq!(over.code(), Some(ErrorCode::RateLimited), "{over:?}");
+    assert!(over.to_string().contains("limit 8"), "{over}");
+    assert_eq!(
+        store.assets().await.unwrap().len(),
+        before,
+        "nothing issued"
+    );
+
     common::assert_reconciled(&db.store, &arkd_url).await;
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), engine).await;

@@ -141,6 +141,7 @@ pub(crate) async fn engine_builder(
     let heartbeat = (queue_config(config).reclaim_after / 3).max(Duration::from_millis(100));
     let mut builder = EngineBuilder::new(ports, identity, ceremony, engine)
         .with_heartbeat(heartbeat)
+        .with_issue_budget(config.inventory.issue_budget())
         .with_conditional(ark_relay_engine::conditional::ConditionalConfig {
             max_price_age_secs: i64::try_from(config.conditional.max_price_age_secs)
                 .unwrap_or(i64::MAX),

@@ -10,9 +10,16 @@
 //!
 //! The genesis runs under a lock derived from the request's event id, so a
 //! redelivered request resumes (or answers again) the same genesis.
+//!
+//! The requester signs nothing and pays nothing: the two outputs' carrier
+//! sats come from the relay's inventory. So that nobody can drain the
+//! inventory by asking again and again (keys are free), `issue_asset` has a
+//! budget ([`IssueBudget`], `[inventory] issue_asset_per_key` and
+//! `issue_asset_per_hour`): beyond it the request is refused with 9001 and
+//! nothing is issued.
 
-use ark_relay_ark::asset::{arkade_id, control_arkade_id};
-use ark_relay_core::{AssetType, NewOutboxEvent, SessionId};
+use ark_relay_ark::asset::{arkade_id, control_arkade_id, control_ledger_id};
+use ark_relay_core::{AssetId, AssetType, ErrorCode, NewOutboxEvent, SessionId, UnixTime};
 use ark_relay_protocol::names;
 use ark_relay_protocol::request::{parse_request, ServiceRequest, ServiceResponse};
 use ark_relay_protocol::{builders, event_id_from_nostr, pubkey_from_nostr, Rejection};
@@ -22,6 +29,73 @@ use super::issue::{GenesisRequest, IssueError, Issuer};
 use super::{fatal, transient, Ceremony};
 use crate::handlers::{HandlerError, JobOutcome};
 use crate::ingest::InboundJob;
+
+/// How many assets the relay issues for wallets (`issue_asset`), whose
+/// carrier sats it pays. `0` means no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssueBudget {
+    /// Assets whose control asset one key may hold at a time.
+    pub per_key: u32,
+    /// New assets (of any kind) the relay registers per hour, after which
+    /// `issue_asset` waits.
+    pub per_hour: u32,
+}
+
+impl Default for IssueBudget {
+    fn default() -> Self {
+        Self {
+            per_key: 8,
+            per_hour: 60,
+        }
+    }
+}
+
+impl IssueBudget {
+    /// Whether one more `issue_asset` fits for a key whose VTXOs hold the
+    /// assets `held`, given the assets `registered` so far (id, registration
+    /// time) at `now`.
+    pub fn check(
+        &self,
+        held: &[AssetId],
+        registered: &[(AssetId, UnixTime)],
+        now: UnixTime,
+    ) -> Result<(), Rejection> {
+        // A genesis registers its asset and its control asset: count assets.
+        let controls: std::collections::BTreeSet<_> = registered
+            .iter()
+            .map(|(id, _)| control_ledger_id(id))
+            .collect();
+        if self.per_key > 0 {
+            let by_key = held.iter().filter(|a| controls.contains(a)).count();
+            if by_key >= self.per_key as usize {
+                return Err(Rejection::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this key already holds the control of {by_key} assets (limit {})",
+                        self.per_key
+                    ),
+                ));
+            }
+        }
+        if self.per_hour > 0 {
+            let since = now.0.saturating_sub(3600);
+            let recent = registered
+                .iter()
+                .filter(|(id, at)| at.0 > since && !controls.contains(id))
+                .count();
+            if recent >= self.per_hour as usize {
+                return Err(Rejection::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "the relay issued {recent} assets in the last hour (limit {}); try later",
+                        self.per_hour
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Whether `ticker` is a ticker (the rule of `mint` entries).
 fn is_ticker(ticker: &str) -> bool {
@@ -91,6 +165,16 @@ impl Ceremony {
             if let Err(r) = names::check_new_ticker(&assets, &ticker) {
                 return refuse(r);
             }
+            let held: Vec<AssetId> = (store.unspent_vtxos(&author).await)
+                .map_err(transient)?
+                .iter()
+                .filter_map(|v| v.colour.map(|c| c.asset))
+                .collect();
+            let registered: Vec<_> = assets.iter().map(|a| (a.id, a.created_at)).collect();
+            let now = self.runner.clock.now();
+            if let Err(r) = self.issue_budget.check(&held, &registered, now) {
+                return refuse(r);
+            }
         }
         let genesis = GenesisRequest {
             name: name.unwrap_or_else(|| ticker.clone()),
@@ -116,5 +200,61 @@ impl Ceremony {
                 "ticker": genesis.ticker,
             }),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> AssetId {
+        AssetId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn a_key_holding_the_limit_of_controls_is_refused_9001() {
+        let b = IssueBudget {
+            per_key: 2,
+            per_hour: 0,
+        };
+        let registered = [
+            (id(1), UnixTime(0)),
+            (id(2), UnixTime(0)),
+            (id(3), UnixTime(0)),
+        ];
+        let now = UnixTime(10_000);
+        // Holding one control and an asset that is not a control: fits.
+        let held = [control_ledger_id(&id(1)), id(2)];
+        assert!(b.check(&held, &registered, now).is_ok());
+        let held = [control_ledger_id(&id(1)), control_ledger_id(&id(3))];
+        let r = b.check(&held, &registered, now).expect_err("at the limit");
+        assert_eq!(r.code, ErrorCode::RateLimited);
+        assert!(r.message.contains("limit 2"), "{}", r.message);
+        // No limit.
+        let off = IssueBudget {
+            per_key: 0,
+            per_hour: 0,
+        };
+        assert!(off.check(&held, &registered, now).is_ok());
+    }
+
+    #[test]
+    fn the_hourly_budget_counts_only_the_last_hour() {
+        let b = IssueBudget {
+            per_key: 0,
+            per_hour: 2,
+        };
+        let now = UnixTime(100_000);
+        let old = [
+            (id(1), UnixTime(now.0 - 3600)),
+            (id(2), UnixTime(now.0 - 3601)),
+        ];
+        assert!(b.check(&[], &old, now).is_ok());
+        let fresh = [
+            (id(1), UnixTime(now.0 - 10)),
+            (id(2), UnixTime(now.0 - 3599)),
+        ];
+        let r = b.check(&[], &fresh, now).expect_err("two this hour");
+        assert_eq!(r.code, ErrorCode::RateLimited);
     }
 }

@@ -37,6 +37,7 @@ use async_trait::async_trait;
 use bitcoin::Psbt;
 use nostr::Keys;
 
+pub use asset_issue::IssueBudget;
 pub use issue::{IssueError, Issued, Issuer};
 pub use runner::Runner;
 
@@ -126,6 +127,7 @@ pub struct Ceremony {
     pub(crate) base: BaseHandler,
     pub(crate) config: CeremonyConfig,
     pub(crate) conditional: crate::conditional::check::ConditionalConfig,
+    pub(crate) issue_budget: IssueBudget,
 }
 
 impl Ceremony {
@@ -146,7 +148,14 @@ impl Ceremony {
             base,
             config,
             conditional: Default::default(),
+            issue_budget: Default::default(),
         }
+    }
+
+    /// Sets how many assets `issue_asset` may issue ([`IssueBudget`]).
+    pub fn with_issue_budget(mut self, budget: IssueBudget) -> Self {
+        self.issue_budget = budget;
+        self
     }
 
     /// Sets the `[conditional]` configuration (liquidations' price window).

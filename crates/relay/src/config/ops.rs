@@ -26,6 +26,12 @@ pub struct InventoryConfig {
     pub low_fee_sat_vb: u64,
     /// Carrier sats of each new inventory VTXO.
     pub vtxo_sats: u64,
+    /// `issue_asset` (the relay pays the new asset's carrier sats): assets
+    /// whose control one key may hold at a time (0 = no limit).
+    pub issue_asset_per_key: u32,
+    /// `issue_asset`: new assets the relay registers per hour, after which
+    /// requests get 9001 (0 = no limit).
+    pub issue_asset_per_hour: u32,
 }
 
 impl Default for InventoryConfig {
@@ -41,6 +47,8 @@ impl Default for InventoryConfig {
             max_batches_per_run: p.max_batches_per_run,
             low_fee_sat_vb: p.low_fee_sat_vb,
             vtxo_sats: 10_000,
+            issue_asset_per_key: ark_relay_engine::ceremony::IssueBudget::default().per_key,
+            issue_asset_per_hour: ark_relay_engine::ceremony::IssueBudget::default().per_hour,
         }
     }
 }
@@ -55,6 +63,14 @@ impl InventoryConfig {
             batch_size: self.batch_size,
             max_batches_per_run: self.max_batches_per_run,
             low_fee_sat_vb: self.low_fee_sat_vb,
+        }
+    }
+
+    /// The `issue_asset` budget.
+    pub fn issue_budget(&self) -> ark_relay_engine::ceremony::IssueBudget {
+        ark_relay_engine::ceremony::IssueBudget {
+            per_key: self.issue_asset_per_key,
+            per_hour: self.issue_asset_per_hour,
         }
     }
 
