@@ -97,6 +97,8 @@ export interface IntentContent {
   memo?: string;
   mint?: { asset: string; ticker: string; amount: number }[];
   expires_at: number;
+  /** One-step signing: the step-1 challenge also carries my checkpoints (docs/protocol.md). */
+  one_step?: boolean;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -139,6 +141,8 @@ export interface Authorised {
   receives: { from?: string; asset: string; amount: number }[];
   mint: { asset: string; amount: number }[];
   batch: boolean;
+  /** The intent asked for one-step signing (`one_step`). */
+  oneStep: boolean;
 }
 
 const BATCH_TYPES = ['atomic_swap', 'add_liquidity', 'remove_liquidity'];
@@ -174,7 +178,7 @@ export function authorise(intentId: string, content: IntentContent, me: string, 
       }))
     : [];
   const mint = batch ? (content.mint ?? []).map((m) => ({ asset: resolve(m.asset), amount: amountOf(m.amount, 'amount') })) : [];
-  return { intentId, payments, receives, mint, batch };
+  return { intentId, payments, receives, mint, batch, oneStep: content.one_step === true };
 }
 
 /** What the wallet knows independently of the relay's challenge. */
@@ -333,8 +337,36 @@ function outputColours(ctx: Context, tx: btc.Transaction, hints: ColourHint[], w
   return out;
 }
 
-/** Checks a step-1 `sign_ark_tx` challenge against the intent; returns what to sign. */
+/**
+ * Checks a step-1 `sign_ark_tx` challenge against the intent; returns what to
+ * sign. For a one-step intent the challenge also carries my checkpoints
+ * (`psbts[1 + k]`, unsigned): checks 13–14 against the ark tx of the same
+ * challenge (verify/checkpoint.rs `verify_step1_checkpoints`).
+ */
 export function verifyArkTx(ctx: Context, intent: Authorised, ch: Challenge): { verified: VerifiedArkTx; toSign: ToSign[] } {
+  const payload = ch.payload_to_sign;
+  if (!intent.oneStep) return verifyArkTxOnly(ctx, intent, ch);
+  if (payload.psbts.length < 2) throw new Refusal(['I asked for one-step signing: step 1 must carry my checkpoints']);
+  const arkOnly = { ...ch, payload_to_sign: { ...payload, psbts: payload.psbts.slice(0, 1), sign: payload.sign.filter((r) => r.psbt_index === 0) } };
+  const { verified, toSign } = verifyArkTxOnly(ctx, intent, arkOnly);
+  let cps: btc.Transaction[];
+  try {
+    cps = payload.psbts.slice(1).map(decodePsbt);
+  } catch (e) {
+    throw new Refusal([`not a PSBT: ${(e as Error).message}`]);
+  }
+  const cpSign = payload.sign.filter((r) => r.psbt_index !== 0).map((r) => ({ ...r, psbt_index: r.psbt_index - 1 }));
+  const why: string[] = [];
+  const cpToSign = checkCheckpoints(ctx, verified, cps, cpSign, false, why);
+  const covered = new Set(cps.map((cp) => { const t = cp.getInput(0); return t.txid ? `${hex.encode(t.txid)}:${t.index}` : '?'; }));
+  if (covered.size !== cps.length) why.push('two checkpoints spend the same VTXO');
+  for (const v of verified.spent) if (!covered.has(v)) why.push(`no checkpoint for ${v}, which I sign away`);
+  refuseIf(why);
+  return { verified, toSign: [...toSign, ...cpToSign.map((t) => ({ ...t, psbt_index: t.psbt_index + 1 }))] };
+}
+
+/** Step 1's ark tx alone (`psbts` is exactly it). */
+function verifyArkTxOnly(ctx: Context, intent: Authorised, ch: Challenge): { verified: VerifiedArkTx; toSign: ToSign[] } {
   if (ch.session_id !== intent.intentId) {
     throw new Refusal([`session ${ch.session_id} is not the session of my intent ${intent.intentId}`]);
   }
@@ -534,15 +566,26 @@ export function verifyCheckpoints(ctx: Context, step1: VerifiedArkTx, ch: Challe
   } catch (e) {
     throw new Refusal([`not a PSBT: ${(e as Error).message}`]);
   }
+  const toSign = checkCheckpoints(ctx, step1, cps, payload.sign, true, why);
+  refuseIf(why);
+  return toSign;
+}
+
+/**
+ * Checks checkpoints against the step-1 ark tx (checks 13–14; 15, the
+ * server's signatures, only when `serverSigned`: a one-step challenge's are
+ * unsigned) and their `sign` entries (indexed from 0); returns what to sign.
+ */
+function checkCheckpoints(ctx: Context, step1: VerifiedArkTx, cps: btc.Transaction[], sign: SignEntry[], serverSigned: boolean, why: string[]): ToSign[] {
   const perPsbt = cps.map(() => 0);
-  for (const r of payload.sign) {
+  for (const r of sign) {
     if (r.input_index !== 0) why.push(`checkpoint ${r.psbt_index} input ${r.input_index} does not exist`);
     if (r.psbt_index in perPsbt) perPsbt[r.psbt_index] += 1;
     else why.push(`sign entry names missing PSBT ${r.psbt_index}`);
   }
   if (perPsbt.some((n) => n !== 1)) why.push('every checkpoint must be asked for exactly one signature');
-  refuseIf(why);
-  const toSign = checkSignEntries(cps, payload.sign, ctx.me, why);
+  if (why.length > 0) return [];
+  const toSign = checkSignEntries(cps, sign, ctx.me, why);
   // Each checkpoint is exactly what arkd's rules build for a VTXO I signed
   // away in step 1, and the ark tx I signed spends it.
   const mine = new Map([...myCheckpoints(ctx)].map(([txid, v]) => [v.vtxo.vtxo, txid]));
@@ -563,7 +606,7 @@ export function verifyCheckpoints(ctx: Context, step1: VerifiedArkTx, ch: Challe
     if (!spentByArkTx.has(cp.id)) why.push(`checkpoint ${i} (${cp.id}) is not spent by the ark tx I signed`);
     try {
       const missing = missingSigners(cp, 0).map((k) => hex.encode(k));
-      if (!(missing.length === 0 || (missing.length === 1 && missing[0] === ctx.me))) {
+      if (serverSigned && !(missing.length === 0 || (missing.length === 1 && missing[0] === ctx.me))) {
         why.push(`checkpoint ${i} lacks the Ark server's signature`);
       }
     } catch (e) {
