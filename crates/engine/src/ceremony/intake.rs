@@ -420,8 +420,8 @@ impl Ceremony {
             span: plan.spans[0],
             signed: false,
             summary,
-        }];
             one_step: intent.one_step,
+        }];
         if self
             .runner
             .start_over(row, purpose, parties, plan, vec![], &|_| Ok(vec![]))
