@@ -488,7 +488,7 @@ struct InfoBody<'a> {
 
 async fn info(State(state): State<ApiState>) -> Response {
     let assets = match state.store.assets().await {
-        Ok(list) => Some(asset_bodies(&list)),
+        Ok(list) => Some(asset_bodies(&list, &taproot_links(&state, &list).await)),
         Err(e) => {
             tracing::warn!(error = %e, "/info: listing assets failed");
             None
@@ -523,8 +523,11 @@ struct AssetBody {
     /// the ledger id as genesis txid, group index 0; a control asset is
     /// group 1 of the genesis of the asset it controls).
     arkade_asset_id: String,
-    /// The Taproot Asset (tapd) it stands for on the Lightning / L1 side.
-    taproot_asset_id: AssetId,
+    /// The Taproot Asset (tapd) it stands for on the Lightning / L1 side:
+    /// the linked one for an asset issued on Ark by its genesis (gBTC, a
+    /// lifted Taproot Asset), its own id for a bridged asset, none for a
+    /// control asset or a wallet's own asset (`issue_asset`).
+    taproot_asset_id: Option<AssetId>,
     ticker: String,
     name: String,
     #[serde(rename = "type")]
@@ -541,8 +544,33 @@ struct AssetBody {
     enabled: bool,
 }
 
-/// `/assets` and `/info`'s `assets`: every registered asset with its supply split.
-fn asset_bodies(list: &[Asset]) -> Vec<AssetBody> {
+/// The Taproot Asset linked to each asset issued on Ark by its genesis
+/// (those whose control asset is registered), from the ramp store.
+async fn taproot_links(state: &ApiState, list: &[Asset]) -> BTreeMap<AssetId, AssetId> {
+    let mut links = BTreeMap::new();
+    let Some(ramp) = &state.reserves else {
+        return links;
+    };
+    let registered: std::collections::BTreeSet<AssetId> = list.iter().map(|a| a.id).collect();
+    for a in list {
+        if !registered.contains(&ark_relay_ark::asset::control_ledger_id(&a.id)) {
+            continue;
+        }
+        match ramp.taproot_of_asset(&a.id).await {
+            Ok(Some(t)) => {
+                links.insert(a.id, t);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(asset = %a.id, error = %e, "reading a Taproot Asset link"),
+        }
+    }
+    links
+}
+
+/// `/assets` and `/info`'s `assets`: every registered asset with its supply
+/// split and its Taproot Asset (`links`, from [`taproot_links`]).
+fn asset_bodies(list: &[Asset], links: &BTreeMap<AssetId, AssetId>) -> Vec<AssetBody> {
+    let registered: std::collections::BTreeSet<AssetId> = list.iter().map(|a| a.id).collect();
     let supplies = supply::supplies(list);
     list.iter()
         .map(|a| {
@@ -554,7 +582,13 @@ fn asset_bodies(list: &[Asset]) -> Vec<AssetBody> {
                     Some(issued) => format!("{issued}0001"),
                     None => format!("{}0000", a.id),
                 },
-                taproot_asset_id: a.id,
+                taproot_asset_id: if control_of.is_some() {
+                    None
+                } else if registered.contains(&ark_relay_ark::asset::control_ledger_id(&a.id)) {
+                    links.get(&a.id).copied()
+                } else {
+                    Some(a.id)
+                },
                 ticker: a.ticker.clone(),
                 name: a.name.clone(),
                 asset_type: a.asset_type.as_str(),
@@ -570,7 +604,8 @@ fn asset_bodies(list: &[Asset]) -> Vec<AssetBody> {
 
 async fn assets(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let list = state.store.assets().await?;
-    Ok(Json(serde_json::json!({ "assets": asset_bodies(&list) })).into_response())
+    let links = taproot_links(&state, &list).await;
+    Ok(Json(serde_json::json!({ "assets": asset_bodies(&list, &links) })).into_response())
 }
 
 /// Registered assets by id, for tickers.

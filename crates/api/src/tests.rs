@@ -340,6 +340,25 @@ async fn the_genesis_unit_and_the_control_asset_do_not_circulate() {
         info["assets"], body["assets"],
         "/info lists the same figures"
     );
+    // Issued on Ark: its Taproot Asset is the linked one (none yet); a
+    // control asset stands for none.
+    assert!(g["taproot_asset_id"].is_null(), "{g}");
+    assert!(c["taproot_asset_id"].is_null(), "{c}");
+    let ramp: ark_relay_core::ramp::DynRampStore = Arc::new(db.store.clone());
+    let taproot = AssetId::from_bytes([0x7a; 32]);
+    ramp.link_taproot_asset(&gbtc(), &taproot, NOW)
+        .await
+        .unwrap();
+    let linked = router(ApiState::new(store.clone(), self::info()).with_reserves(ramp));
+    let (_, body) = get(linked, "/assets").await;
+    let g = body["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == gbtc().to_string())
+        .cloned()
+        .unwrap();
+    assert_eq!(g["taproot_asset_id"], taproot.to_string(), "{g}");
     let (_, body) = get(app(store), "/reserves").await;
     let reserves = body["reserves"].as_array().unwrap();
     assert_eq!(reserves.len(), 1, "a control asset backs nothing: {body}");

@@ -110,6 +110,7 @@ pub(crate) fn ramp_config(config: &Config) -> ark_relay_engine::ramp::RampConfig
 /// genesis on Ark existed (a bridged gBTC: its lifts stay bridged).
 pub(crate) struct GbtcGenesis {
     store: ark_relay_core::DynStore,
+    ramp: ark_relay_core::ramp::DynRampStore,
     tapd: DynAssets,
     issuer: Issuer,
     minted: std::sync::atomic::AtomicBool,
@@ -119,6 +120,7 @@ pub(crate) struct GbtcGenesis {
 impl GbtcGenesis {
     pub(crate) fn new(
         store: ark_relay_core::DynStore,
+        ramp: ark_relay_core::ramp::DynRampStore,
         tapd: DynAssets,
         ark: Arc<dyn ark_relay_core::backends::ark::ArkServer>,
         keys: &nostr::Keys,
@@ -135,6 +137,7 @@ impl GbtcGenesis {
         );
         Self {
             store,
+            ramp,
             tapd,
             issuer,
             minted: std::sync::atomic::AtomicBool::new(false),
@@ -189,6 +192,11 @@ impl GbtcGenesis {
                 .genesis(&Self::lock(), &request)
                 .await
                 .map_err(|e| anyhow::anyhow!("gBTC genesis on Ark: {e}"))?;
+            // The Taproot Asset it stands for, as for lifted Taproot Assets.
+            self.ramp
+                .link_taproot_asset(&genesis.asset, &g.asset_id, ark_relay_core::UnixTime::now())
+                .await
+                .context("linking gBTC to its Taproot Asset")?;
             tracing::info!(asset = %genesis.asset, taproot_asset = %g.asset_id, "gBTC issued on Ark and registered");
             self.done.store(true, Ordering::SeqCst);
             return Ok(true);
@@ -289,7 +297,13 @@ mod tests {
             )
             .await
             .unwrap();
-        let genesis = GbtcGenesis::new(store.clone(), tapd.clone(), ark.clone(), &keys);
+        let genesis = GbtcGenesis::new(
+            store.clone(),
+            Arc::new(db.store.clone()),
+            tapd.clone(),
+            ark.clone(),
+            &keys,
+        );
         genesis.tick().await; // mints; not confirmed yet
         assert!(store.assets().await.unwrap().is_empty());
         genesis.tick().await; // no second mint while waiting
@@ -323,6 +337,11 @@ mod tests {
             ark_relay_ark::asset::meta::TAPROOT_ASSET_ID.to_owned(),
             minted[0].asset_id.to_string()
         )));
+        // ... and the ledger links it to that Taproot Asset (tapd's side).
+        let linked = ark_relay_core::ramp::RampStore::taproot_of_asset(&db.store, &gbtc.id)
+            .await
+            .unwrap();
+        assert_eq!(linked, Some(minted[0].asset_id));
         genesis.tick().await; // done: nothing more
         assert_eq!(store.assets().await.unwrap().len(), 2);
         stack.stop().await;

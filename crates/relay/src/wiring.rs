@@ -175,6 +175,7 @@ pub(crate) async fn engine_builder(
         if let Some(tapd) = &b.assets {
             builder = builder.with_periodic(Arc::new(crate::ramps::GbtcGenesis::new(
                 dyn_store.clone(),
+                Arc::new(store.clone()),
                 tapd.clone(),
                 ark,
                 &relay_key.keys,

@@ -119,6 +119,9 @@ pub(super) async fn seed_demo(
         )
         .await
         .context("issuing gBTC on Ark")?;
+    ark_relay_core::ramp::RampStore::link_taproot_asset(store, &genesis.asset, &taproot, now)
+        .await
+        .context("linking gBTC to its Taproot Asset")?;
     if let Ok(alice) = alice_hex.parse::<PubKey>() {
         let colour = Colour {
             asset: genesis.asset,
