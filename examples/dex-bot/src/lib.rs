@@ -82,10 +82,21 @@ pub async fn lp_token(wallet: &Wallet) -> Result<AssetId, ark_relay_wallet::Wall
     if let Some(lp) = issued {
         return Ok(lp);
     }
+    issue_asset(wallet, LP_TICKER, "Ark Relay DEX pool share").await
+}
+
+/// Has the relay issue a new asset on Ark with `wallet`'s key as its issuer
+/// (`issue_asset`): its genesis pays the wallet 1 unit of it and its control
+/// asset. Returns the asset's id (the genesis txid).
+pub async fn issue_asset(
+    wallet: &Wallet,
+    ticker: &str,
+    name: &str,
+) -> Result<AssetId, ark_relay_wallet::WalletError> {
     let answer = wallet
         .request(&ServiceRequest::IssueAsset {
-            ticker: LP_TICKER.into(),
-            name: Some("Ark Relay DEX pool share".into()),
+            ticker: ticker.into(),
+            name: Some(name.into()),
             decimals: None,
         })
         .await?;

@@ -91,7 +91,7 @@ pub struct Position {
     pub user: PubKey,
     /// The signed terms.
     pub terms: ValidTerms,
-    /// The position token's ticker (its id is `l2_asset_id(dex, ticker)`).
+    /// The position token's ticker (an Arkade asset the DEX issued; its id is the genesis txid).
     pub ticker: String,
     /// The signed `open_perp` event itself (the witness needs it).
     pub open_perp: nostr::Event,

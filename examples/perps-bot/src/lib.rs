@@ -9,12 +9,19 @@
 //!
 //! 1. **quotes** ([`PerpsRequest::Quote`]): the full [`PerpTerms`] of a
 //!    position at the oracle's current mark — entry price, maintenance
-//!    margin, the oracle, the insurance fund and a fresh position token id
-//!    (`l2_asset_id(dex, ticker)`) — and the liquidation price they imply;
+//!    margin, the oracle, the insurance fund and the position token's id —
+//!    and the liquidation price they imply. The position token is an
+//!    **Arkade asset the DEX key issued** for this quote
+//!    ([`ark_relay_dex_bot::issue_asset`]: its genesis on Ark pays the DEX
+//!    its one unit and its control asset), so arkd and every indexer see it;
+//!    a requester's unopened quote passes its token on to her next quote,
+//!    and expired quotes' tokens are reused before a new one is issued;
 //! 2. **opens** ([`PerpsRequest::Open`]): the user's signed `open_perp`
-//!    (exactly the quoted terms) and the DEX's counter-intent (mint one
-//!    position token to her, receive her margin) settle as one atomic batch;
-//!    the relay gives her token VTXO the conditional tree;
+//!    (exactly the quoted terms) and the DEX's counter-intent (pay her the
+//!    token's one unit, receive her margin) settle as one atomic batch; the
+//!    relay gives her token VTXO the conditional tree. Nothing is minted:
+//!    the position is the token's whole supply, and the DEX keeps only the
+//!    control VTXO;
 //! 3. **marks** every open position on each 30420 price of the configured
 //!    oracle ([`Perps::follow_oracle`]; other keys' prices are ignored by the
 //!    subscription and again by the [`book`]);
@@ -24,7 +31,8 @@
 //!    the relay co-signs the conditional leaf only if its checklist passes;
 //! 5. **closes** ([`PerpsRequest::Close`]) a position at its owner's request:
 //!    she returns the token, the DEX pays her equity at the current mark and
-//!    burns the token, in one batch.
+//!    burns the token, in one batch (a liquidation burns it too: its supply
+//!    ends at 0).
 //!
 //! Simplifications (it is an example): the book lives in memory; the margin
 //! account and the insurance fund are keys of the operator; the DEX pays
@@ -40,7 +48,7 @@ use ark_relay_core::{AssetId, EventId, PubKey, UnixTime, VtxoId};
 use ark_relay_dex_bot::{rpc, settle_batch, signed_intent, submit_and_wait};
 use ark_relay_nostr::{PoolOptions, PoolTransport};
 use ark_relay_protocol::content::{
-    l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
+    AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
 };
 use ark_relay_protocol::perps::{
     parse_price_event, LiquidationOracle, MarginDeposit, PerpTerms, PositionDetails, Side, Witness,
@@ -132,9 +140,47 @@ fn reject(msg: impl Into<String>) -> PerpsError {
 }
 
 struct Quote {
+    user: PubKey,
     terms: PerpTerms,
     ticker: String,
     expires: tokio::time::Instant,
+}
+
+/// A position token the DEX issued and holds (its one unit and control).
+#[derive(Debug, Clone)]
+struct Token {
+    id: AssetId,
+    ticker: String,
+}
+
+/// Open quotes by token, and issued tokens no position holds (from quotes
+/// that expired unopened), reused before a new genesis.
+#[derive(Default)]
+struct Quotes {
+    open: HashMap<AssetId, Quote>,
+    spare: Vec<Token>,
+}
+
+impl Quotes {
+    /// A token for `user`'s next quote: her own unopened quote's, else a
+    /// spare one (expired quotes' tokens become spare first).
+    fn reusable(&mut self, user: &PubKey, now: tokio::time::Instant) -> Option<Token> {
+        let done: Vec<AssetId> = self
+            .open
+            .iter()
+            .filter(|(_, q)| q.user == *user || q.expires < now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(q) = self.open.remove(&id) {
+                self.spare.push(Token {
+                    id,
+                    ticker: q.ticker,
+                });
+            }
+        }
+        self.spare.pop()
+    }
 }
 
 /// The perpetuals DEX: its wallet, book and open quotes.
@@ -144,7 +190,7 @@ pub struct Perps {
     me: PubKey,
     config: PerpsConfig,
     book: Mutex<Book>,
-    quotes: Mutex<HashMap<AssetId, Quote>>,
+    quotes: Mutex<Quotes>,
     /// Sends every book effect (tests and logs watch it).
     effects: tokio::sync::broadcast::Sender<Effect>,
 }
@@ -259,6 +305,7 @@ impl Perps {
     /// Quotes terms at the current mark (see the module docs).
     async fn quote(
         &self,
+        user: &PubKey,
         pair: &str,
         side: Side,
         leverage: u32,
@@ -279,8 +326,15 @@ impl Perps {
         if UnixTime::now().0.saturating_sub(mark.timestamp.0) > self.config.max_price_age {
             return Err(reject(format!("the last {pair} price is stale")));
         }
-        let ticker = format!("P{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let token = l2_asset_id(&self.me, &ticker);
+        let reused = self
+            .quotes
+            .lock()
+            .await
+            .reusable(user, tokio::time::Instant::now());
+        let Token { id: token, ticker } = match reused {
+            Some(t) => t,
+            None => self.issue_token(pair).await?,
+        };
         let terms = PerpTerms {
             margin_deposit: MarginDeposit {
                 asset: AssetRef::Id(self.config.margin_asset),
@@ -301,10 +355,21 @@ impl Perps {
             insurance_fund: self.config.insurance_fund,
             position_token: AssetRef::Id(token),
         };
-        let valid = terms.validate().map_err(|r| reject(r.message))?;
-        self.quotes.lock().await.insert(
+        let valid = match terms.validate() {
+            Ok(v) => v,
+            Err(r) => {
+                self.quotes
+                    .lock()
+                    .await
+                    .spare
+                    .push(Token { id: token, ticker });
+                return Err(reject(r.message));
+            }
+        };
+        self.quotes.lock().await.open.insert(
             token,
             Quote {
+                user: *user,
                 terms: terms.clone(),
                 ticker: ticker.clone(),
                 expires: tokio::time::Instant::now() + self.config.quote_ttl,
@@ -315,6 +380,15 @@ impl Perps {
             "liquidation_price": valid.liquidation_price(),
             "fee": self.config.fee,
         }))
+    }
+
+    /// Issues a new position token on Ark with the DEX key as its issuer.
+    async fn issue_token(&self, pair: &str) -> Result<Token, PerpsError> {
+        let ticker = format!("P{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!("{pair} perp position");
+        let id = ark_relay_dex_bot::issue_asset(&self.wallet, &ticker, &name).await?;
+        tracing::info!(token = %id, %ticker, "position token issued on Ark");
+        Ok(Token { id, ticker })
     }
 
     /// Settles a user's `open_perp` against its quote.
@@ -332,18 +406,32 @@ impl Perps {
         let AssetRef::Id(token) = valid.position_token else {
             return Err(reject("position_token must be an asset id"));
         };
-        let quote = self
-            .quotes
-            .lock()
-            .await
-            .remove(&token)
-            .ok_or_else(|| reject("no open quote for this position token (ask for a quote)"))?;
-        if quote.expires < tokio::time::Instant::now() {
-            return Err(reject("the quote expired"));
-        }
-        if quote.terms != terms {
-            return Err(reject("the intent's terms are not the quoted terms"));
-        }
+        let quote = {
+            let mut quotes = self.quotes.lock().await;
+            if quotes.open.get(&token).is_none_or(|q| q.user != *user) {
+                return Err(reject(
+                    "no open quote of yours for this position token (ask for a quote)",
+                ));
+            }
+            let quote = quotes
+                .open
+                .remove(&token)
+                .ok_or_else(|| reject("no quote"))?;
+            let expired = quote.expires < tokio::time::Instant::now();
+            if expired || quote.terms != terms {
+                quotes.spare.push(Token {
+                    id: token,
+                    ticker: quote.ticker,
+                });
+                return Err(reject(if expired {
+                    "the quote expired"
+                } else {
+                    "the intent's terms are not the quoted terms"
+                }));
+            }
+            quote
+        };
+        // The token's one unit, issued to the DEX with the quote, goes to her.
         let mut counter = IntentContent::batch_leg(
             IntentType::AtomicSwap,
             uuid::Uuid::new_v4().simple().to_string(),
@@ -353,11 +441,6 @@ impl Perps {
             self.config.fee,
             0,
         );
-        counter.mint = Some(vec![SupplyChange {
-            asset: AssetRef::Id(token),
-            ticker: quote.ticker.clone(),
-            amount: WireAmount::new(1),
-        }]);
         counter.expires_at = self.wallet.intent_expiry();
         // The DEX's wallet signs only if the token goes to her at the
         // position script (with the DEX's conditional leaf).
@@ -599,7 +682,7 @@ impl Perps {
                 side,
                 leverage,
                 margin,
-            } => self.quote(&pair, side, leverage, margin).await,
+            } => self.quote(user, &pair, side, leverage, margin).await,
             PerpsRequest::Open { intent } => self.open(user, intent).await,
             PerpsRequest::Close { position, intent } => self.close(user, position, intent).await,
             PerpsRequest::Positions {} => {

@@ -303,6 +303,17 @@ async fn scenarios_6_and_7_oracle_marks_then_alice_is_liquidated_without_signing
         panic!("token id")
     };
     assert_eq!(m.w.balance(&alice_pk, &token).await, 1);
+    // The token is an Arkade asset the DEX issued with the quote: its one
+    // unit is now hers; the DEX keeps only the control asset.
+    assert_eq!(m.w.balance(&dex_pk, &token).await, 0);
+    let control = ark_relay_ark::asset::control_ledger_id(&token);
+    assert_eq!(m.w.balance(&dex_pk, &control).await, 1);
+    let at_arkd = m.w.asset_at_arkd(&token).await;
+    assert_eq!(at_arkd.supply, 1, "arkd: the position is the whole supply");
+    assert_eq!(
+        at_arkd.control_asset,
+        Some(ark_relay_ark::asset::control_arkade_id(&token).to_string())
+    );
     assert_eq!(
         m.w.balance(&alice_pk, &m.w.gbtc).await,
         5_000_000 - MARGIN - FEE
@@ -428,6 +439,7 @@ async fn scenarios_6_and_7_oracle_marks_then_alice_is_liquidated_without_signing
         .iter()
         .any(|v| v.owner == alice_pk && v.vtxo == held.vtxo));
     assert_eq!(m.w.balance(&alice_pk, &token).await, 0, "token burned");
+    assert_eq!(m.w.asset_at_arkd(&token).await.supply, 0, "burned at arkd");
     assert_eq!(
         m.w.balance(&alice_pk, &m.w.gbtc).await,
         5_000_000 - 2 * (MARGIN + FEE),
@@ -475,6 +487,7 @@ async fn scenarios_6_and_7_oracle_marks_then_alice_is_liquidated_without_signing
         .await;
     assert_eq!(refused(again), ErrorCode::AlreadyLiquidated);
     assert_eq!(m.w.balance(&fund_pk, &m.w.gbtc).await, MARGIN);
+    m.w.assert_reconciled().await;
 
     m.client.shutdown().await;
     m.shutdown();
@@ -496,10 +509,30 @@ async fn alice_closes_her_position_herself_before_liquidation() {
     let m = Market::open().await;
     let (alice_pk, dex_pk) = (pk(&m.alice_keys), pk(&m.dex));
     m.publish("BTC/USD", 6_543_210).await;
+    // A quote she does not take passes its token on to her next quote (one
+    // genesis on Ark, not one per quote).
+    let first = m
+        .client
+        .request(
+            &PerpsRequest::Quote {
+                pair: "BTC/USD".into(),
+                side: Side::Short,
+                leverage: 2,
+                margin: MARGIN,
+            },
+            T,
+        )
+        .await
+        .expect("quote");
     let (position, terms, _) = m.open_long("perp-close").await;
     let AssetRef::Id(token) = terms.position_token.clone() else {
         panic!("token id")
     };
+    assert_eq!(
+        first["position_token"],
+        serde_json::json!(token),
+        "the unopened quote's token is reused"
+    );
     // The price rises 1 %: her equity is the margin plus about 10 %.
     m.publish("BTC/USD", 6_608_642).await;
     let mine = m
@@ -558,6 +591,8 @@ async fn alice_closes_her_position_herself_before_liquidation() {
         0,
         "token returned and burned"
     );
+    assert_eq!(m.w.balance(&dex_pk, &token).await, 0, "burned by the DEX");
+    assert_eq!(m.w.asset_at_arkd(&token).await.supply, 0, "burned at arkd");
     assert_eq!(
         m.w.balance(&alice_pk, &m.w.gbtc).await,
         before + equity - FEE
@@ -580,6 +615,7 @@ async fn alice_closes_her_position_herself_before_liquidation() {
             .map(|p| p.status.clone()),
         Some(Status::Closed)
     );
+    m.w.assert_reconciled().await;
     m.client.shutdown().await;
     m.shutdown();
 }

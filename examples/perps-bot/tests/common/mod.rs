@@ -52,13 +52,7 @@ impl World {
             .await
             .expect("dev relay");
         let url = nostr.url().to_owned();
-        let sim = ArkdSim::new(ArkdSimConfig {
-            // bridged ids until LP/lifted assets have an Arkade genesis (#20):
-            // opening a position mints its position token without one.
-            strict_assets: false,
-            ..ArkdSimConfig::default()
-        })
-        .expect("sim");
+        let sim = ArkdSim::new(ArkdSimConfig::default()).expect("sim");
         let server = sim.server_info().clone();
         let sim_server = sim.clone().spawn(0).await.expect("arkd sim");
         let relay = Keys::generate();
@@ -155,6 +149,40 @@ impl World {
     pub async fn balance(&self, who: &PubKey, asset: &AssetId) -> u64 {
         let b = self.store.balances(who).await.expect("balances");
         b.assets.get(asset).map(|a| a.get()).unwrap_or(0)
+    }
+
+    /// A gRPC client of the arkd simulator.
+    pub async fn arkd(&self) -> ArkdClient {
+        ArkdClient::connect(self._sim_server.url())
+            .await
+            .expect("arkd")
+    }
+
+    /// `asset` as arkd's indexer knows it (by its Arkade id).
+    pub async fn asset_at_arkd(
+        &self,
+        asset: &AssetId,
+    ) -> ark_relay_core::backends::ark::ServerAssetInfo {
+        ark_relay_core::backends::ark::ArkServer::get_asset(
+            &self.arkd().await,
+            &ark_relay_ark::asset::arkade_id(asset).to_string(),
+        )
+        .await
+        .expect("GetAsset")
+    }
+
+    /// Asserts that the ledger equals arkd's indexer, VTXO by VTXO.
+    pub async fn assert_reconciled(&self) {
+        let outcome = ark_relay_engine::reconcile::Reconciler::new(
+            self.store.clone(),
+            Arc::new(self._db.store.clone()),
+            Arc::new(self.arkd().await),
+            Arc::new(SystemClock),
+        )
+        .run(&|_| {})
+        .await
+        .expect("reconciliation");
+        assert!(outcome.differences.is_empty(), "{:?}", outcome.differences);
     }
 
     /// Stops the engine.
