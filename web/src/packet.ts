@@ -12,10 +12,25 @@
 // [control: type u8 + id or u16le] [metadata: uvarint n × (key, value)],
 // `uvarint inputs` × (0x01, u16le vin, uvarint amount), `uvarint outputs` ×
 // (0x01, u16le vout, uvarint amount). A ledger asset id travels as the
-// Arkade id (its 32 bytes, group 0).
+// Arkade id (its 32 bytes, group 0); group 1 of an asset's genesis is its
+// control asset, whose ledger id is SHA256(T ‖ T ‖ asset id) with
+// T = SHA256("ark-relay/control-asset") (docs/protocol.md, "Asset ids,
+// issuance and the control asset"; `ledger_id` in crates/ark/src/asset.rs).
 
 import * as btc from '@scure/btc-signer';
-import { hex } from '@scure/base';
+import { hex, utf8 } from '@scure/base';
+import { sha256 } from '@noble/hashes/sha2.js';
+
+const CONTROL_TAG = sha256(utf8.decode('ark-relay/control-asset'));
+
+/** The ledger id of the control asset of ledger asset `id` (hex). */
+export function controlLedgerId(id: string): string {
+  const bytes = new Uint8Array(96);
+  bytes.set(CONTROL_TAG, 0);
+  bytes.set(CONTROL_TAG, 32);
+  bytes.set(hex.decode(id), 64);
+  return hex.encode(sha256(bytes));
+}
 
 /** One asset amount an input spends or an output receives (`asset`: ledger id hex, or `?…` if not a ledger id). */
 type Holding = [asset: string, amount: bigint];
@@ -60,7 +75,9 @@ class Reader {
   assetId(): string {
     const id = hex.encode(this.take(32, 'asset id'));
     const group = this.u16le('asset id group index');
-    return group === 0 ? id : `?${id}:${group}`;
+    if (group === 0) return id;
+    if (group === 1) return controlLedgerId(id);
+    return `?${id}:${group}`;
   }
   done(): boolean {
     return this.at === this.bytes.length;
