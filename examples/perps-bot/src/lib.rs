@@ -11,17 +11,20 @@
 //!    position at the oracle's current mark — entry price, maintenance
 //!    margin, the oracle, the insurance fund and the position token's id —
 //!    and the liquidation price they imply. The position token is an
-//!    **Arkade asset the DEX key issued** for this quote
-//!    ([`ark_relay_dex_bot::issue_asset`]: its genesis on Ark pays the DEX
-//!    its one unit and its control asset), so arkd and every indexer see it;
-//!    a requester's unopened quote passes its token on to her next quote,
-//!    and expired quotes' tokens are reused before a new one is issued;
+//!    **Arkade asset the DEX key issued** ([`ark_relay_dex_bot::issue_asset`]:
+//!    its genesis on Ark pays the DEX its one unit and its control asset), so
+//!    arkd and every indexer see it. Tokens are reused before a new one is
+//!    issued — a requester's unopened quote passes its token on to her next
+//!    quote; expired quotes' tokens and those of ended positions (supply 0)
+//!    serve later quotes — so the DEX holds one control VTXO per open
+//!    position or quote, not per position ever (the relay bounds how many a
+//!    key may hold, `issue_asset_per_key`);
 //! 2. **opens** ([`PerpsRequest::Open`]): the user's signed `open_perp`
-//!    (exactly the quoted terms) and the DEX's counter-intent (pay her the
-//!    token's one unit, receive her margin) settle as one atomic batch; the
-//!    relay gives her token VTXO the conditional tree. Nothing is minted:
-//!    the position is the token's whole supply, and the DEX keeps only the
-//!    control VTXO;
+//!    (exactly the quoted terms) and the DEX's counter-intent (one unit of
+//!    the token to her — the genesis unit it holds, or a unit minted under
+//!    its control VTXO for a reused token — her margin to it) settle as one
+//!    atomic batch; the relay gives her token VTXO the conditional tree. The
+//!    position is the token's whole supply;
 //! 3. **marks** every open position on each 30420 price of the configured
 //!    oracle ([`Perps::follow_oracle`]; other keys' prices are ignored by the
 //!    subscription and again by the [`book`]);
@@ -142,19 +145,25 @@ fn reject(msg: impl Into<String>) -> PerpsError {
 struct Quote {
     user: PubKey,
     terms: PerpTerms,
-    ticker: String,
+    token: Token,
     expires: tokio::time::Instant,
 }
 
-/// A position token the DEX issued and holds (its one unit and control).
+/// A position token the DEX issued (it holds its control asset) and no
+/// position holds.
 #[derive(Debug, Clone)]
 struct Token {
     id: AssetId,
     ticker: String,
+    /// Whether the DEX holds its one unit (fresh from the genesis); else
+    /// its supply is 0 (its last position ended) and an opening mints it.
+    unit_held: bool,
 }
 
-/// Open quotes by token, and issued tokens no position holds (from quotes
-/// that expired unopened), reused before a new genesis.
+/// Open quotes by token, and tokens no position or quote holds (expired
+/// quotes', ended positions'), reused before a new genesis: the DEX holds
+/// one control VTXO per token, and the relay bounds how many a key may hold
+/// (`issue_asset_per_key`).
 #[derive(Default)]
 struct Quotes {
     open: HashMap<AssetId, Quote>,
@@ -173,10 +182,7 @@ impl Quotes {
             .collect();
         for id in done {
             if let Some(q) = self.open.remove(&id) {
-                self.spare.push(Token {
-                    id,
-                    ticker: q.ticker,
-                });
+                self.spare.push(q.token);
             }
         }
         self.spare.pop()
@@ -331,10 +337,11 @@ impl Perps {
             .lock()
             .await
             .reusable(user, tokio::time::Instant::now());
-        let Token { id: token, ticker } = match reused {
+        let issued = match reused {
             Some(t) => t,
             None => self.issue_token(pair).await?,
         };
+        let (token, ticker) = (issued.id, issued.ticker.clone());
         let terms = PerpTerms {
             margin_deposit: MarginDeposit {
                 asset: AssetRef::Id(self.config.margin_asset),
@@ -358,11 +365,7 @@ impl Perps {
         let valid = match terms.validate() {
             Ok(v) => v,
             Err(r) => {
-                self.quotes
-                    .lock()
-                    .await
-                    .spare
-                    .push(Token { id: token, ticker });
+                self.quotes.lock().await.spare.push(issued);
                 return Err(reject(r.message));
             }
         };
@@ -371,7 +374,7 @@ impl Perps {
             Quote {
                 user: *user,
                 terms: terms.clone(),
-                ticker: ticker.clone(),
+                token: issued,
                 expires: tokio::time::Instant::now() + self.config.quote_ttl,
             },
         );
@@ -382,13 +385,27 @@ impl Perps {
         }))
     }
 
+    /// A position ended and its token was burned (supply 0): the token is
+    /// spare again, its next opening mints it under the DEX's control VTXO.
+    async fn recycle(&self, id: AssetId, ticker: String) {
+        self.quotes.lock().await.spare.push(Token {
+            id,
+            ticker,
+            unit_held: false,
+        });
+    }
+
     /// Issues a new position token on Ark with the DEX key as its issuer.
     async fn issue_token(&self, pair: &str) -> Result<Token, PerpsError> {
         let ticker = format!("P{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let name = format!("{pair} perp position");
         let id = ark_relay_dex_bot::issue_asset(&self.wallet, &ticker, &name).await?;
         tracing::info!(token = %id, %ticker, "position token issued on Ark");
-        Ok(Token { id, ticker })
+        Ok(Token {
+            id,
+            ticker,
+            unit_held: true,
+        })
     }
 
     /// Settles a user's `open_perp` against its quote.
@@ -419,10 +436,7 @@ impl Perps {
                 .ok_or_else(|| reject("no quote"))?;
             let expired = quote.expires < tokio::time::Instant::now();
             if expired || quote.terms != terms {
-                quotes.spare.push(Token {
-                    id: token,
-                    ticker: quote.ticker,
-                });
+                quotes.spare.push(quote.token);
                 return Err(reject(if expired {
                     "the quote expired"
                 } else {
@@ -431,7 +445,8 @@ impl Perps {
             }
             quote
         };
-        // The token's one unit, issued to the DEX with the quote, goes to her.
+        // One unit of the token goes to her: the genesis unit the DEX holds,
+        // or minted under the DEX's control VTXO for a reused token.
         let mut counter = IntentContent::batch_leg(
             IntentType::AtomicSwap,
             uuid::Uuid::new_v4().simple().to_string(),
@@ -441,6 +456,13 @@ impl Perps {
             self.config.fee,
             0,
         );
+        if !quote.token.unit_held {
+            counter.mint = Some(vec![SupplyChange {
+                asset: AssetRef::Id(token),
+                ticker: quote.token.ticker.clone(),
+                amount: WireAmount::new(1),
+            }]);
+        }
         counter.expires_at = self.wallet.intent_expiry();
         // The DEX's wallet signs only if the token goes to her at the
         // position script (with the DEX's conditional leaf).
@@ -460,7 +482,7 @@ impl Perps {
             id,
             user: *user,
             terms: valid,
-            ticker: quote.ticker.clone(),
+            ticker: quote.token.ticker.clone(),
             open_perp: intent,
             token_vtxo: vtxo,
             status: Status::Open,
@@ -540,7 +562,7 @@ impl Perps {
         );
         counter.burn = Some(vec![SupplyChange {
             asset: AssetRef::Id(token),
-            ticker,
+            ticker: ticker.clone(),
             amount: WireAmount::new(1),
         }]);
         let settled = settle_batch(
@@ -557,6 +579,7 @@ impl Perps {
         })
         .await;
         let conf = settled?;
+        self.recycle(token, ticker).await;
         Ok(serde_json::json!({"status": "completed", "ark_txid": conf.ark_txid, "payout": payout}))
     }
 
@@ -628,6 +651,15 @@ impl Perps {
             match self.liquidate_with(&id, &price_event, &action).await {
                 Ok((intent, ark_txid)) => {
                     tracing::info!(position = %id, %ark_txid, "liquidated");
+                    let ended = self.book.lock().await.position(&id).and_then(|p| {
+                        match p.terms.position_token {
+                            AssetRef::Id(t) => Some((t, p.ticker.clone())),
+                            AssetRef::Ticker(_) => None,
+                        }
+                    });
+                    if let Some((token, ticker)) = ended {
+                        self.recycle(token, ticker).await;
+                    }
                     self.step(Input::Liquidated {
                         id,
                         intent,

@@ -615,6 +615,16 @@ async fn alice_closes_her_position_herself_before_liquidation() {
             .map(|p| p.status.clone()),
         Some(Status::Closed)
     );
+    // The next position reuses the ended one's token: minted under the
+    // DEX's control VTXO (spent and re-created), no new genesis.
+    m.publish("BTC/USD", 6_543_210).await;
+    let (next, terms, _) = m.open_long("perp-next").await;
+    assert_ne!(next, position);
+    assert_eq!(terms.position_token, AssetRef::Id(token), "token reused");
+    assert_eq!(m.w.balance(&alice_pk, &token).await, 1);
+    assert_eq!(m.w.asset_at_arkd(&token).await.supply, 1, "minted at arkd");
+    let control = ark_relay_ark::asset::control_ledger_id(&token);
+    assert_eq!(m.w.balance(&dex_pk, &control).await, 1, "control kept");
     m.w.assert_reconciled().await;
     m.client.shutdown().await;
     m.shutdown();
