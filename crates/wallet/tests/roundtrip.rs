@@ -132,6 +132,8 @@ async fn challenge_round_trip_over_a_websocket_relay() {
     let s = Scenario::new();
     let opts = WalletOptions {
         server: Some(s.server.clone()),
+        // The scripted relay answers no get_info: no indexer to look up.
+        indexer: ark_relay_wallet::IndexerCheck::Off,
         ..Default::default()
     };
     let wallet = Wallet::connect(

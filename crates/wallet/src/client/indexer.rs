@@ -50,7 +50,12 @@ impl Wallet {
                 if let Some(s) = self.lock().indexer.clone() {
                     return Ok(Some(s));
                 }
-                let params = self.params().await.map_err(|e| e.to_string())?;
+                // A relay that does not answer get_info must not hold up
+                // signing for a whole request timeout.
+                let params = tokio::time::timeout(LOOKUP_TIMEOUT, self.params())
+                    .await
+                    .map_err(|_| "get_info did not answer in time".to_owned())?
+                    .map_err(|e| e.to_string())?;
                 let url = params
                     .info
                     .get("ark")
