@@ -73,16 +73,23 @@ pub const LP_TICKER: &str = "gLP";
 /// with the pool key as its issuer (`issue_asset`).
 pub async fn lp_token(wallet: &Wallet) -> Result<AssetId, ark_relay_wallet::WalletError> {
     let mine = wallet.sync().await?;
-    let ids: Vec<AssetId> = mine.iter().filter_map(|v| v.asset_id).collect();
-    let issued = mine
-        .iter()
-        .filter(|v| v.ticker.as_deref() == Some(LP_TICKER))
-        .filter_map(|v| v.asset_id)
-        .find(|lp| ids.contains(&ark_relay_ark::asset::control_ledger_id(lp)));
-    if let Some(lp) = issued {
+    let issued = issued_by_me(&mine)
+        .into_iter()
+        .find(|(_, ticker)| ticker == LP_TICKER);
+    if let Some((lp, _)) = issued {
         return Ok(lp);
     }
     issue_asset(wallet, LP_TICKER, "Ark Relay DEX pool share").await
+}
+
+/// The assets I issued among my VTXOs `mine` (from [`Wallet::sync`]): those
+/// I hold units of together with their control asset (id, ticker).
+pub fn issued_by_me(mine: &[ark_relay_wallet::OwnedVtxo]) -> Vec<(AssetId, String)> {
+    let ids: Vec<AssetId> = mine.iter().filter_map(|v| v.asset_id).collect();
+    mine.iter()
+        .filter_map(|v| Some((v.asset_id?, v.ticker.clone()?)))
+        .filter(|(a, _)| ids.contains(&ark_relay_ark::asset::control_ledger_id(a)))
+        .collect()
 }
 
 /// Has the relay issue a new asset on Ark with `wallet`'s key as its issuer

@@ -201,6 +201,14 @@ pub struct Perps {
     effects: tokio::sync::broadcast::Sender<Effect>,
 }
 
+/// A position token's ticker: this prefix and 12 hex digits.
+const POSITION_TICKER_PREFIX: &str = "P";
+
+fn is_position_ticker(t: &str) -> bool {
+    t.strip_prefix(POSITION_TICKER_PREFIX)
+        .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The position token VTXO a batch created for `user`.
 fn token_vtxo(conf: &Confirmation, user: &PubKey, token: &AssetId) -> Option<VtxoId> {
     conf.created
@@ -229,6 +237,39 @@ impl Perps {
             quotes: Mutex::default(),
             effects,
         }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &PerpsConfig {
+        &self.config
+    }
+
+    /// Finds the position tokens the DEX issued earlier and still holds the
+    /// genesis unit of (quoted, never opened, before a restart) among its
+    /// VTXOs and keeps them for the next quotes; returns how many. (Tokens of
+    /// ended positions, supply 0, are not found again: the DEX holds only
+    /// their control VTXO, which it cannot tell from an open position's.)
+    pub async fn recover_tokens(&self) -> Result<usize, PerpsError> {
+        let mine = self.wallet.sync().await?;
+        let mut quotes = self.quotes.lock().await;
+        let known: Vec<AssetId> = quotes
+            .spare
+            .iter()
+            .map(|t| t.id)
+            .chain(quotes.open.keys().copied())
+            .collect();
+        let found: Vec<Token> = ark_relay_dex_bot::issued_by_me(&mine)
+            .into_iter()
+            .filter(|(id, ticker)| is_position_ticker(ticker) && !known.contains(id))
+            .map(|(id, ticker)| Token {
+                id,
+                ticker,
+                unit_held: true,
+            })
+            .collect();
+        let n = found.len();
+        quotes.spare.extend(found);
+        Ok(n)
     }
 
     /// Every effect of the book from now on.
@@ -397,7 +438,10 @@ impl Perps {
 
     /// Issues a new position token on Ark with the DEX key as its issuer.
     async fn issue_token(&self, pair: &str) -> Result<Token, PerpsError> {
-        let ticker = format!("P{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let ticker = format!(
+            "{POSITION_TICKER_PREFIX}{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let name = format!("{pair} perp position");
         let id = ark_relay_dex_bot::issue_asset(&self.wallet, &ticker, &name).await?;
         tracing::info!(token = %id, %ticker, "position token issued on Ark");

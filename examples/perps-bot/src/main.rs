@@ -163,7 +163,11 @@ async fn main() -> Result<()> {
             settle_timeout: Duration::from_secs(120),
         },
     ));
-    tracing::info!(dex = %keys.public_key().to_hex(), %oracle, "perps-bot serving");
+    let spare = perps
+        .recover_tokens()
+        .await
+        .map_err(|e| anyhow!("the DEX's position tokens: {e}"))?;
+    tracing::info!(dex = %keys.public_key().to_hex(), %oracle, spare, "perps-bot serving");
     let (stop, stop_rx) = watch::channel(false);
     let serving = tokio::spawn(perps.clone().serve(relays.clone(), stop_rx.clone()));
     let following = tokio::spawn(perps.follow_oracle(relays, stop_rx));

@@ -625,6 +625,44 @@ async fn alice_closes_her_position_herself_before_liquidation() {
     assert_eq!(m.w.asset_at_arkd(&token).await.supply, 1, "minted at arkd");
     let control = ark_relay_ark::asset::control_ledger_id(&token);
     assert_eq!(m.w.balance(&dex_pk, &control).await, 1, "control kept");
+    // A quote never opened: a restarted bot finds its token (the genesis
+    // unit and the control it holds) and quotes with it again.
+    let unopened = m
+        .client
+        .request(
+            &PerpsRequest::Quote {
+                pair: "BTC/USD".into(),
+                side: Side::Long,
+                leverage: 3,
+                margin: MARGIN,
+            },
+            T,
+        )
+        .await
+        .expect("quote");
+    let fresh: ark_relay_core::AssetId = unopened["position_token"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("token id");
+    assert_ne!(
+        fresh, token,
+        "a new genesis: the only spare token is in use"
+    );
+    assert_eq!(m.w.balance(&dex_pk, &fresh).await, 1, "the genesis unit");
+    let restarted = Perps::new(
+        Wallet::connect(
+            m.dex.clone(),
+            pk(&m.w.relay),
+            vec![m.w.url.clone()],
+            WalletOptions::default(),
+        )
+        .await
+        .expect("wallet"),
+        m.dex.clone(),
+        m.perps.config().clone(),
+    );
+    assert_eq!(restarted.recover_tokens().await.expect("recover"), 1);
+    assert_eq!(restarted.recover_tokens().await.expect("again"), 0);
     m.w.assert_reconciled().await;
     m.client.shutdown().await;
     m.shutdown();
