@@ -42,6 +42,7 @@
 //! profits from its own gBTC float.
 
 pub mod book;
+mod quotes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,6 +66,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Mutex};
 
 pub use book::{Book, BookRules, Effect, Input, Mark, Position, Status};
+use quotes::{is_position_ticker, Quote, Quotes, Token, POSITION_TICKER_PREFIX};
 
 /// The perpetuals DEX's configuration.
 #[derive(Debug, Clone)]
@@ -96,7 +98,8 @@ pub struct PerpsConfig {
 pub enum PerpsRequest {
     /// The DEX: its keys, oracle, margin asset, marks.
     Info {},
-    /// Terms for a position of `margin` at `leverage` on `pair`.
+    /// Terms for a position of `margin` at `leverage` on `pair` (they
+    /// replace the requester's unopened quote, if any).
     Quote {
         /// `BTC/USD`.
         pair: String,
@@ -142,53 +145,6 @@ fn reject(msg: impl Into<String>) -> PerpsError {
     PerpsError::Rejected(msg.into())
 }
 
-struct Quote {
-    user: PubKey,
-    terms: PerpTerms,
-    token: Token,
-    expires: tokio::time::Instant,
-}
-
-/// A position token the DEX issued (it holds its control asset) and no
-/// position holds.
-#[derive(Debug, Clone)]
-struct Token {
-    id: AssetId,
-    ticker: String,
-    /// Whether the DEX holds its one unit (fresh from the genesis); else
-    /// its supply is 0 (its last position ended) and an opening mints it.
-    unit_held: bool,
-}
-
-/// Open quotes by token, and tokens no position or quote holds (expired
-/// quotes', ended positions'), reused before a new genesis: the DEX holds
-/// one control VTXO per token, and the relay bounds how many a key may hold
-/// (`issue_asset_per_key`).
-#[derive(Default)]
-struct Quotes {
-    open: HashMap<AssetId, Quote>,
-    spare: Vec<Token>,
-}
-
-impl Quotes {
-    /// A token for `user`'s next quote: her own unopened quote's, else a
-    /// spare one (expired quotes' tokens become spare first).
-    fn reusable(&mut self, user: &PubKey, now: tokio::time::Instant) -> Option<Token> {
-        let done: Vec<AssetId> = self
-            .open
-            .iter()
-            .filter(|(_, q)| q.user == *user || q.expires < now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done {
-            if let Some(q) = self.open.remove(&id) {
-                self.spare.push(q.token);
-            }
-        }
-        self.spare.pop()
-    }
-}
-
 /// The perpetuals DEX: its wallet, book and open quotes.
 pub struct Perps {
     wallet: Wallet,
@@ -199,14 +155,6 @@ pub struct Perps {
     quotes: Mutex<Quotes>,
     /// Sends every book effect (tests and logs watch it).
     effects: tokio::sync::broadcast::Sender<Effect>,
-}
-
-/// A position token's ticker: this prefix and 12 hex digits.
-const POSITION_TICKER_PREFIX: &str = "P";
-
-fn is_position_ticker(t: &str) -> bool {
-    t.strip_prefix(POSITION_TICKER_PREFIX)
-        .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The position token VTXO a batch created for `user`.
