@@ -267,7 +267,7 @@ impl DevStack {
                 .map(|w| w.pubkey.clone())
                 .unwrap_or_default();
             let gbtc = mint_gbtc(&stack).await?;
-            let demo = seed_demo(
+            let (demo, issuer) = seed_demo(
                 &store,
                 &stack.arkd,
                 ark.clone(),
@@ -278,7 +278,7 @@ impl DevStack {
             )
             .await?;
             info!(gbtc = %demo, "demo funded: relay inventory and alice's gBTC");
-            let dex = dex::seed(&store, &stack, &server, &data_dir, demo).await?;
+            let dex = dex::seed(&store, &stack, &issuer, &data_dir, demo).await?;
             info!(pool = %dex.key.pubkey, gusd = %dex.usd, "DEX demo funded: gBTC and gUSD reserves");
             dex_facts = Some(dex);
             services.spawn("simulators", move |stop| async move {

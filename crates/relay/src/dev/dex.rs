@@ -1,22 +1,21 @@
 //! The DEX demo of `ark-relay dev` (PRD scenarios 3–4): a `dex` key whose
 //! VTXOs hold the seed reserves of the reference DEX (`examples/dex-bot`) in
 //! gBTC and gUSD plus a gBTC float for the relay's per-batch fee, with gUSD
-//! minted through the tapd simulator and registered in the ledger. What it
+//! minted through the tapd simulator and issued on Ark by its genesis. What it
 //! seeds is written to `dev.json` (`dex`), which `ark-relay-dex-bot
 //! --dev-json` reads, so the bot starts with no other argument.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use ark_relay_ark::ServerInfo;
-use ark_relay_core::{
-    AssetAmount, AssetId, AssetType, Colour, NewAsset, NewVtxo, PubKey, RelayStore, Sats, UnixTime,
-    VtxoStatus,
-};
+use ark_relay_core::ramp::RampStore;
+use ark_relay_core::{AssetAmount, AssetId, AssetType, Colour, PubKey, UnixTime};
+use ark_relay_engine::ceremony::issue::{GenesisRequest, Issuer};
 use ark_relay_sim::SimStack;
 use ark_relay_store::SqlStore;
 use serde::Serialize;
 
+use super::seed::lock;
 use crate::keys::{self, PublicKeyInfo};
 
 /// The pool's seed reserve of gBTC, in base units.
@@ -32,7 +31,8 @@ pub struct DexFacts {
     /// The pool key (name `dex`), its npub and key file.
     #[serde(flatten)]
     pub key: PublicKeyInfo,
-    /// gUSD's asset id (minted through the tapd simulator).
+    /// gUSD's asset id: its genesis on Ark (the Taproot Asset minted through
+    /// the tapd simulator is linked to it).
     pub usd: AssetId,
     /// The pool's seed reserves (`--seed-btc`, `--seed-usd` of the bot).
     pub seed_btc: u64,
@@ -42,12 +42,15 @@ pub struct DexFacts {
     pub float_btc: u64,
 }
 
-/// Mints gUSD on the tapd simulator, registers it, and funds the `dex` key
-/// (`<data_dir>/wallets/dex.key`) with the seed reserves and the float.
+/// Mints gUSD on the tapd simulator and issues it on Ark by its genesis
+/// (linked to that Taproot Asset, as a lifted Taproot Asset is), then gives
+/// the `dex` key (`<data_dir>/wallets/dex.key`) its seed reserves and float
+/// by reissuances under the relay's control assets — real Ark colour, so
+/// arkd's supply of each asset counts them.
 pub(super) async fn seed(
     store: &SqlStore,
     stack: &SimStack,
-    server: &ServerInfo,
+    issuer: &Issuer,
     data_dir: &Path,
     gbtc: AssetId,
 ) -> Result<DexFacts> {
@@ -55,47 +58,41 @@ pub(super) async fn seed(
     let key = keys::load_or_generate(&key_file)?;
     let info = PublicKeyInfo::new("dex", &key)?;
     let owner: PubKey = info.pubkey.parse().context("dex key")?;
-    let usd = super::seed::mint_asset(stack, "gUSD", 1_000_000_000_000).await?;
-    let now = UnixTime::now();
-    store
-        .register_asset(
-            &NewAsset {
-                id: usd,
+    let taproot = super::seed::mint_asset(stack, "gUSD", 1_000_000_000_000).await?;
+    let usd = issuer
+        .genesis(
+            &lock("ark-relay dev: gUSD genesis"),
+            &GenesisRequest {
                 name: "Demo dollar".into(),
                 ticker: "gUSD".into(),
-                asset_type: AssetType::Permissionless,
                 decimals: 0,
+                taproot_asset_id: Some(taproot),
+                asset_type: AssetType::Permissionless,
             },
-            now,
         )
         .await
-        .context("registering gUSD")?;
-    let mut vtxos = Vec::new();
-    for (asset, amount) in [(gbtc, DEX_SEED_BTC + DEX_FLOAT_BTC), (usd, DEX_SEED_USD)] {
-        // The VTXO holds its asset at arkd too (as if a packet had put it
-        // there), so that spending it lists what arkd's indexer reports.
-        let v = stack.arkd.fund_with_assets(
-            &owner,
-            Sats::new(1_000),
-            vec![(ark_relay_ark::asset::arkade_id(&asset), amount)],
-        );
-        vtxos.push(NewVtxo {
-            id: v.outpoint.into(),
-            owner,
-            sats: Sats::new(v.amount),
-            colour: Some(Colour {
-                asset,
-                amount: AssetAmount::new(amount),
-            }),
-            status: VtxoStatus::Assigned,
-            tapscripts: server.default_vtxo(&owner).to_tapscripts(),
-            expires_at: Some(UnixTime(v.expires_at)),
-        });
-    }
-    store
-        .insert_vtxos(&vtxos, now)
+        .context("issuing gUSD on Ark")?
+        .asset;
+    RampStore::link_taproot_asset(store, &usd, &taproot, UnixTime::now())
         .await
-        .context("recording the DEX's VTXOs")?;
+        .context("linking gUSD to its Taproot Asset")?;
+    for (asset, amount, what) in [
+        (
+            gbtc,
+            DEX_SEED_BTC + DEX_FLOAT_BTC,
+            "ark-relay dev: the DEX's gBTC",
+        ),
+        (usd, DEX_SEED_USD, "ark-relay dev: the DEX's gUSD"),
+    ] {
+        let colour = Colour {
+            asset,
+            amount: AssetAmount::new(amount),
+        };
+        issuer
+            .issue(&lock(what), owner, colour, "lift")
+            .await
+            .with_context(|| format!("issuing the DEX's {asset}"))?;
+    }
     Ok(DexFacts {
         key: info,
         usd,

@@ -11,6 +11,8 @@ use ark_relay_core::{AssetId, PubKey, RelayStore};
 use ark_relay_sim::{ArkdSim, SimStack};
 use ark_relay_store::SqlStore;
 
+use ark_relay_engine::ceremony::issue::{GenesisRequest, Issuer};
+
 use crate::keys::KeyFile;
 
 /// Mints gBTC through the tapd simulator's gRPC API, as the relay would
@@ -64,7 +66,8 @@ pub const DEMO_INVENTORY: usize = 50;
 /// ledger: the relay's inventory of uncoloured VTXOs, gBTC issued on Ark by
 /// the relay (its genesis: a control asset the relay holds, metadata naming
 /// its Taproot Asset `taproot`), and `alice`'s gBTC, issued to her by a
-/// reissuance under that control asset. Returns gBTC's (Arkade) asset id.
+/// reissuance under that control asset. Returns gBTC's (Arkade) asset id and
+/// the relay's issuer, which seeds the DEX demo the same way.
 pub(super) async fn seed_demo(
     store: &SqlStore,
     sim: &ArkdSim,
@@ -73,11 +76,10 @@ pub(super) async fn seed_demo(
     relay_key: &KeyFile,
     alice_hex: &str,
     taproot: AssetId,
-) -> Result<AssetId> {
+) -> Result<(AssetId, Issuer)> {
     use ark_relay_core::{
-        AssetAmount, AssetType, Colour, NewVtxo, Sats, SessionId, SystemClock, UnixTime, VtxoStatus,
+        AssetAmount, AssetType, Colour, NewVtxo, Sats, SystemClock, UnixTime, VtxoStatus,
     };
-    use ark_relay_engine::ceremony::issue::{GenesisRequest, Issuer};
     let relay: PubKey = relay_key.pubkey_hex().parse().context("relay key")?;
     let now = UnixTime::now();
     let mut vtxos = Vec::new();
@@ -102,10 +104,6 @@ pub(super) async fn seed_demo(
         relay_key.keys.secret_key(),
     );
     let issuer = Issuer::new(Arc::new(store.clone()), ark, keypair, Arc::new(SystemClock));
-    let lock = |what: &str| {
-        use bitcoin::hashes::{sha256, Hash};
-        SessionId::from_bytes(sha256::Hash::hash(what.as_bytes()).to_byte_array())
-    };
     let genesis = issuer
         .genesis(
             &lock("ark-relay dev: gBTC genesis"),
@@ -132,5 +130,12 @@ pub(super) async fn seed_demo(
             .await
             .context("issuing alice's demo gBTC")?;
     }
-    Ok(genesis.asset)
+    Ok((genesis.asset, issuer))
+}
+
+/// The fixed lock of one step of the demo seed (named by `what`), so a
+/// restarted `dev` on the same data dir resumes it instead of repeating it.
+pub(super) fn lock(what: &str) -> ark_relay_core::SessionId {
+    use bitcoin::hashes::{sha256, Hash};
+    ark_relay_core::SessionId::from_bytes(sha256::Hash::hash(what.as_bytes()).to_byte_array())
 }
