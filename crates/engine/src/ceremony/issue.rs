@@ -296,6 +296,7 @@ impl Issuer {
             self.register(&c, asset).await?;
             self.runner.drive(lock, Input::Resume).await?
         } else {
+            check_genesis_names(asset).map_err(IssueError::Rejected)?;
             let pays = [
                 Payment::to(holder, PLACEHOLDER),
                 Payment::to(holder, PLACEHOLDER),
@@ -476,5 +477,48 @@ fn finished(
             Err(transient(format!("stranded: {}", failure.message)))
         }
         other => Err(transient(format!("issue in flight ({})", other.name()))),
+    }
+}
+
+/// The longest asset name a genesis takes, in characters: a Taproot Asset's
+/// own limit (64), so its control asset's name (`<name> control asset`)
+/// fits the ledger's 100-character column too.
+pub const MAX_ASSET_NAME_CHARS: usize = 64;
+
+/// Refuses (1002) a genesis whose name the ledger could not register: one
+/// checked only after arkd finalized the genesis would leave a finalized
+/// ark tx the ledger refuses, retried forever.
+fn check_genesis_names(asset: &GenesisRequest) -> Result<(), Rejection> {
+    let chars = asset.name.chars().count();
+    if chars == 0 || chars > MAX_ASSET_NAME_CHARS {
+        return Err(Rejection::new(
+            ark_relay_core::ErrorCode::Malformed,
+            format!("an asset name must be 1-{MAX_ASSET_NAME_CHARS} characters (got {chars})"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    fn request(name: &str) -> GenesisRequest {
+        GenesisRequest {
+            name: name.into(),
+            ticker: "gLP".into(),
+            decimals: 0,
+            taproot_asset_id: None,
+            asset_type: ark_relay_core::AssetType::Permissionless,
+        }
+    }
+
+    #[test]
+    fn a_name_the_ledger_cannot_hold_is_refused_before_the_genesis() {
+        assert!(check_genesis_names(&request(&"é".repeat(64))).is_ok());
+        for bad in [String::new(), "x".repeat(65), "é".repeat(87)] {
+            let r = check_genesis_names(&request(&bad)).expect_err("refused");
+            assert_eq!(r.code, ark_relay_core::ErrorCode::Malformed);
+        }
     }
 }
