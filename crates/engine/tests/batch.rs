@@ -11,12 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ark_relay_ark::asset::arkade_id;
 use ark_relay_ark::ServerInfo;
+use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{AssetAmount, AssetId, AssetType, DynStore, ErrorCode, PubKey, VtxoStatus};
 use ark_relay_engine::ceremony::{CrashHook, CrashPoint};
+use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_protocol::content::{
     l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SupplyChange, WireAmount,
 };
+use ark_relay_protocol::request::ServiceRequest;
 use ark_relay_protocol::{event_id_from_nostr, kinds, pubkey_from_nostr};
 use ark_relay_sim::arkd::ArkdSim;
 use ark_relay_store::testing::TestDb;
@@ -58,21 +62,6 @@ async fn setup_with(
     tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>,
     crash: Option<CrashHook>,
 ) -> Setup {
-    setup_on(
-        db,
-        tamper,
-        crash,
-        ark_relay_sim::arkd::ArkdSimConfig::default(),
-    )
-    .await
-}
-
-async fn setup_on(
-    db: TestDb,
-    tamper: Option<ark_relay_engine::ceremony::ChallengeTamper>,
-    crash: Option<CrashHook>,
-    arkd: ark_relay_sim::arkd::ArkdSimConfig,
-) -> Setup {
     let common::Parts {
         db,
         store,
@@ -83,7 +72,7 @@ async fn setup_on(
         relay_keys,
         relay_pk,
         ..
-    } = common::parts_with(db, 8, arkd).await;
+    } = common::parts(db, 8).await;
     let gbtc = common::register(&store, "gBTC", AssetType::RelayIssued).await;
     let gusd = common::register(&store, "gUSD", AssetType::Permissionless).await;
     let arkd_url = sim_server.url();
@@ -306,18 +295,13 @@ async fn scenario_3_alice_swaps_gbtc_for_gusd_with_the_dex_sqlite() {
 }
 
 /// Scenario 4: Alice deposits 1 000 gBTC + 650 gUSD and receives LP tokens the
-/// DEX mints (an L2 asset bound to the DEX's key); then she returns them and
-/// gets her deposit back while the DEX burns them.
+/// DEX mints (an Arkade asset the DEX issued with `issue_asset`: each mint
+/// spends and re-creates its control VTXO, a reissuance arkd's strict rules
+/// accept); then she returns them and gets her deposit back while the DEX
+/// burns them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scenario_4_add_then_remove_liquidity() {
-    // bridged ids until LP/lifted assets have an Arkade genesis (#20)
-    let s = setup_on(
-        TestDb::mariadb().await.expect("MariaDB"),
-        None,
-        None,
-        common::bridged(),
-    )
-    .await;
+    let s = setup(TestDb::mariadb().await.expect("MariaDB")).await;
     let (alice_keys, dex_keys) = (Keys::generate(), Keys::generate());
     let (alice_pk, dex_pk) = (pk(&alice_keys), pk(&dex_keys));
     fund(&s, &alice_pk, s.gbtc, 2_000).await;
@@ -325,7 +309,26 @@ async fn scenario_4_add_then_remove_liquidity() {
     fund(&s, &dex_pk, s.gbtc, 1_000).await;
     let alice = wallet(&s, alice_keys).await;
     let dex = wallet(&s, dex_keys).await;
-    let lp = l2_asset_id(&dex_pk, "gLP");
+    let issued = dex
+        .request(&ServiceRequest::IssueAsset {
+            ticker: "gLP".into(),
+            name: Some("gBTC/gUSD pool share".into()),
+            decimals: None,
+        })
+        .await
+        .expect("issue_asset");
+    let lp: AssetId = issued["asset_id"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("the LP token's id");
+    let genesis_unit = 1; // the DEX's, from the genesis
+    let ark = ArkdClient::connect(s.arkd_url.clone())
+        .await
+        .expect("arkd client");
+    let supply_at_arkd = || {
+        let (ark, id) = (ark.clone(), arkade_id(&lp).to_string());
+        async move { ark.get_asset(&id).await.expect("GetAsset").supply }
+    };
     let lp_units = 806; // what the pool says; the relay does no AMM maths
 
     let supply = |amount: u64| {
@@ -381,7 +384,11 @@ async fn scenario_4_add_then_remove_liquidity() {
         .await
         .expect("asset")
         .expect("registered");
-    assert_eq!(lp_asset.total_supply, AssetAmount::new(lp_units));
+    assert_eq!(
+        lp_asset.total_supply,
+        AssetAmount::new(genesis_unit + lp_units)
+    );
+    assert_eq!(supply_at_arkd().await, genesis_unit + lp_units, "reissued");
 
     // Remove: Alice returns the LP tokens, the DEX pays out and burns them.
     let a_rm = alice
@@ -416,7 +423,11 @@ async fn scenario_4_add_then_remove_liquidity() {
     ra.expect("alice removed");
     rd.expect("dex removed");
     assert_eq!(balance(&s, &alice_pk, &lp).await, 0);
-    assert_eq!(balance(&s, &dex_pk, &lp).await, 0, "burnt, not kept");
+    assert_eq!(
+        balance(&s, &dex_pk, &lp).await,
+        genesis_unit,
+        "burnt, not kept (the DEX holds only its genesis unit)"
+    );
     assert_eq!(balance(&s, &alice_pk, &s.gbtc).await, 1_980);
     assert_eq!(balance(&s, &alice_pk, &s.gusd).await, 1_000);
     let lp_asset = s
@@ -427,9 +438,10 @@ async fn scenario_4_add_then_remove_liquidity() {
         .expect("registered");
     assert_eq!(
         lp_asset.total_supply,
-        AssetAmount::ZERO,
-        "supply back to zero"
+        AssetAmount::new(genesis_unit),
+        "supply back to the genesis unit"
     );
+    assert_eq!(supply_at_arkd().await, genesis_unit, "burned at arkd");
     common::assert_reconciled(&s._db.store, &s.arkd_url).await;
     let _ = s.stop.send(true);
 }

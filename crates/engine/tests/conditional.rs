@@ -5,6 +5,11 @@
 //! price falls; the DEX liquidates with the witness while Alice is offline
 //! (she signs nothing); every bad liquidation is refused with its code and
 //! moves nothing; the same position cannot be liquidated twice.
+//!
+//! The position token is an Arkade asset the DEX key issued with
+//! `issue_asset` (as the perps bot does): the open_perp batch pays Alice its
+//! one genesis unit (nothing minted; the DEX keeps the control VTXO) and the
+//! liquidation burns it. The arkd simulator applies arkd's strict asset rules.
 
 mod common;
 
@@ -13,13 +18,14 @@ use std::time::Duration;
 
 use ark_relay_ark::conditional::PositionScript;
 use ark_relay_ark::ServerInfo;
+use ark_relay_core::backends::ark::ArkServer;
 use ark_relay_core::{
     AssetAmount, AssetId, AssetType, DynStore, ErrorCode, PubKey, UnixTime, VtxoId,
 };
 use ark_relay_engine::ceremony::{CrashHook, CrashPoint};
+use ark_relay_grpc::arkd::ArkdClient;
 use ark_relay_protocol::content::{
-    l2_asset_id, AssetRef, Confirmation, IntentContent, IntentType, SigningChallenge, SupplyChange,
-    WireAmount,
+    AssetRef, Confirmation, IntentContent, IntentType, SigningChallenge, SupplyChange, WireAmount,
 };
 use ark_relay_protocol::crypto::{decrypt, Scheme};
 use ark_relay_protocol::perps::{
@@ -123,14 +129,7 @@ impl World {
             server,
             relay_keys: relay,
             ..
-        } = common::parts_with(
-            db,
-            8,
-            // bridged ids until LP/lifted assets have an Arkade genesis (#20):
-            // every test here opens a position, minting its position token.
-            common::bridged(),
-        )
-        .await;
+        } = common::parts(db, 8).await;
         let gbtc = common::register(&store, "gBTC", AssetType::RelayIssued).await;
         let engine = Self::relay_process(
             &store,
@@ -141,8 +140,12 @@ impl World {
             crash,
         )
         .await;
+        // The DEX issues the position token on Ark: it holds the token's one
+        // unit (what the open_perp batch pays Alice) and its control VTXO.
         let dex = Keys::generate();
-        let token = l2_asset_id(&pk(&dex), "PERP1");
+        let issuing = Wallet::connect_as(nostr.url(), dex.clone()).await;
+        let token = common::issue_asset(&issuing, &pk(&relay), "PERP1").await;
+        issuing.stop();
         World {
             store,
             sim,
@@ -170,6 +173,15 @@ impl World {
     async fn balance(&self, who: &PubKey, asset: &AssetId) -> u64 {
         let b = self.store.balances(who).await.expect("balances");
         b.assets.get(asset).map(|a| a.get()).unwrap_or(0)
+    }
+
+    /// The position token's supply as arkd's indexer knows it (`GetAsset`).
+    async fn supply_at_arkd(&self) -> u64 {
+        let ark = ArkdClient::connect(self.arkd_url.clone())
+            .await
+            .expect("arkd client");
+        let id = ark_relay_ark::asset::arkade_id(&self.token).to_string();
+        ark.get_asset(&id).await.expect("GetAsset").supply
     }
 
     fn terms(&self) -> PerpTerms {
@@ -277,34 +289,51 @@ async fn confirmation(w: &Wallet, intent: &Event) -> Confirmation {
     serde_json::from_str(&ev.content).expect("confirmation")
 }
 
-/// Alice's `open_perp` and the DEX's counter-intent minting the token, in
-/// one batch the DEX submits; returns her `open_perp` and her position VTXO.
+/// Alice's `open_perp` and the DEX's counter-intent paying her the token's
+/// genesis unit, in one batch the DEX submits; returns her `open_perp` and
+/// her position VTXO.
 async fn open_position(w: &World, alice: &Wallet, dex: &Wallet) -> (Event, VtxoId) {
+    open_position_in(w, alice, dex, 1, false).await
+}
+
+/// [`open_position`] as the `round`th opening; with `mint` the DEX mints the
+/// token's unit under its control VTXO (the token is reused once its last
+/// position ended, supply 0) instead of paying the genesis unit.
+async fn open_position_in(
+    w: &World,
+    alice: &Wallet,
+    dex: &Wallet,
+    round: u32,
+    mint: bool,
+) -> (Event, VtxoId) {
     let (alice_pk, relay_pk) = (pk(&w.alice), pk(&w.relay));
-    let open = w.open_perp("perp-1");
+    let open = w.open_perp(&format!("perp-{round}"));
     let mut counter = IntentContent::batch_leg(
         IntentType::AtomicSwap,
-        "perp-d1",
+        format!("perp-d{round}"),
         &[(alice_pk, AssetRef::Id(w.token), 1)],
         &[(alice_pk, AssetRef::gbtc(), MARGIN)],
         &relay_pk,
         FEE,
         now() + 3_600,
     );
-    counter.mint = Some(vec![SupplyChange {
-        asset: AssetRef::Id(w.token),
-        ticker: "PERP1".into(),
-        amount: WireAmount::new(1),
-    }]);
+    if mint {
+        counter.mint = Some(vec![SupplyChange {
+            asset: AssetRef::Id(w.token),
+            ticker: "PERP1".into(),
+            amount: WireAmount::new(1),
+        }]);
+    }
     let counter = builders::intent(&w.dex, &relay_pk, &counter).expect("counter");
+    let batch = format!("open-{round}");
     let submit = builders::service_request(
         &w.dex,
         &relay_pk,
         &ServiceRequest::SubmitBatch {
-            batch_id: "open-1".into(),
+            batch_id: batch.clone(),
             intents: vec![open.clone(), counter.clone()],
         },
-        "open-1",
+        &batch,
         Scheme::Nip44,
     )
     .expect("submit");
@@ -358,6 +387,18 @@ async fn open_then_liquidate_with_the_witness_while_alice_is_offline() {
     let at_arkd = w.sim.vtxo(&position.outpoint()).expect("at arkd");
     assert_eq!(at_arkd.amount, row.sats.get());
     assert_eq!(w.balance(&alice_pk, &w.token).await, 1);
+    assert_eq!(
+        w.balance(&dex_pk, &w.token).await,
+        0,
+        "the genesis unit paid"
+    );
+    let control = ark_relay_ark::asset::control_ledger_id(&w.token);
+    assert_eq!(
+        w.balance(&dex_pk, &control).await,
+        1,
+        "the DEX keeps control"
+    );
+    assert_eq!(w.supply_at_arkd().await, 1, "arkd: nothing minted");
     assert_eq!(
         w.balance(&alice_pk, &w.gbtc).await,
         5_000_000 - MARGIN - FEE
@@ -517,6 +558,7 @@ async fn open_then_liquidate_with_the_witness_while_alice_is_offline() {
         AssetAmount::new(0),
         "no position token left"
     );
+    assert_eq!(w.supply_at_arkd().await, 0, "burned at arkd");
     let row = w.store.vtxo(&position).await.expect("read").expect("row");
     assert!(!row.status.is_spendable(), "spent in the ledger");
     // The 31340 p-tags Alice (her VTXO is spent) and she never got a
@@ -547,6 +589,16 @@ async fn open_then_liquidate_with_the_witness_while_alice_is_offline() {
     assert_eq!(refusal(&dex, &again).await, ErrorCode::AlreadyLiquidated);
     assert_eq!(w.balance(&fund_pk, &w.gbtc).await, MARGIN);
     assert_eq!(w.balance(&dex_pk, &w.gbtc).await, 2_000_000 - 2 * FEE);
+
+    // The token is reused for Alice's next position: its supply is 0, so the
+    // DEX mints its unit under the control VTXO (spent and re-created).
+    let alice = Arc::new(Wallet::connect_as(&w.nostr_url, w.alice.clone()).await);
+    spawn_signer(alice.clone(), relay_pk);
+    let (_, next) = open_position_in(&w, &alice, &dex, 3, true).await;
+    assert_ne!(next, position);
+    assert_eq!(w.balance(&alice_pk, &w.token).await, 1, "minted to Alice");
+    assert_eq!(w.supply_at_arkd().await, 1, "reissued at arkd");
+    assert_eq!(w.balance(&dex_pk, &control).await, 1, "control kept");
     // The ledger (scripts, colour, burned token) agrees with arkd's indexer.
     common::assert_reconciled(&w.db.store, &w.arkd_url).await;
 }
@@ -585,6 +637,7 @@ async fn alice_closes_her_position_herself_before_liquidation() {
     );
     assert_eq!(w.balance(&alice_pk, &w.token).await, 0);
     assert_eq!(w.balance(&dex_pk, &w.token).await, 1);
+    assert_eq!(w.supply_at_arkd().await, 1, "returned, not burned");
 
     let low = w.price(&w.oracle, 5_800_000, 5);
     let liq = w.liquidate(

@@ -26,10 +26,11 @@ use ark_relay_protocol::builders;
 use ark_relay_protocol::content::{
     FailureNotice, SignatureEntry, SigningChallenge, SigningResponse, VERSION,
 };
-use ark_relay_protocol::crypto::decrypt;
+use ark_relay_protocol::crypto::{decrypt, Scheme};
 use ark_relay_protocol::intent::IntentPolicy;
 use ark_relay_protocol::kinds;
 use ark_relay_protocol::pubkey_from_nostr;
+use ark_relay_protocol::request::{ServiceRequest, ServiceResponse};
 use ark_relay_protocol::transport::NostrTransport;
 use ark_relay_queue::MemoryQueue;
 use ark_relay_sim::arkd::{ArkdSim, ArkdSimConfig, SimServer};
@@ -501,15 +502,47 @@ pub async fn parts_with(db: TestDb, inventory: usize, arkd: ArkdSimConfig) -> Pa
     }
 }
 
-/// The arkd simulator for a test that mints an L2 token without an Arkade
-/// genesis (an LP or position token): supply rules skipped for ids it never
-/// saw issued.
-pub fn bridged() -> ArkdSimConfig {
-    // bridged ids until LP/lifted assets have an Arkade genesis (#20)
-    ArkdSimConfig {
-        strict_assets: false,
-        ..ArkdSimConfig::default()
-    }
+/// The decrypted 31501 answering `request`, once it arrives.
+pub async fn response_to(w: &Wallet, request: &Event, timeout: Duration) -> ServiceResponse {
+    w.wait_answer("the 31501", kinds::SERVICE_RESPONSE, &request.id, timeout)
+        .await;
+    let ev = w
+        .received()
+        .await
+        .into_iter()
+        .find(|e| answers(e, kinds::SERVICE_RESPONSE, &request.id))
+        .expect("31501");
+    let (plain, _) =
+        decrypt(w.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags).expect("decrypt");
+    serde_json::from_str(&plain).expect("service response")
+}
+
+/// Has `w`'s key issue `ticker` on Ark with `issue_asset` (docs/protocol.md,
+/// "Assets issued by a wallet") and returns its id: the genesis pays `w`'s
+/// key the asset's one unit and its control VTXO, under which it alone may
+/// mint it later (as a DEX issues its LP and position tokens).
+pub async fn issue_asset(w: &Wallet, relay: &PubKey, ticker: &str) -> AssetId {
+    let request = builders::service_request(
+        &w.keys,
+        relay,
+        &ServiceRequest::IssueAsset {
+            ticker: ticker.into(),
+            name: None,
+            decimals: None,
+        },
+        &format!("issue-{ticker}"),
+        Scheme::Nip44,
+    )
+    .expect("issue_asset");
+    w.publish(&request).await;
+    let answer = response_to(w, &request, Duration::from_secs(60)).await;
+    let result = answer
+        .result
+        .unwrap_or_else(|| panic!("issue_asset {ticker} refused: {:?}", answer.error));
+    result["asset_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("issue_asset answered without an asset id: {result}"))
 }
 
 /// A fresh random asset id.
