@@ -24,6 +24,8 @@ pub mod rejection;
 pub mod renewal;
 pub mod request;
 pub mod transport;
+pub mod valid;
+pub mod wire;
 
 pub use keys::{event_id_from_nostr, event_id_to_nostr, pubkey_from_nostr, pubkey_to_nostr};
 pub use rejection::Rejection;

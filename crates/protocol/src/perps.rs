@@ -23,8 +23,12 @@
 use ark_relay_core::{ErrorCode, EventId, PubKey, UnixTime};
 use serde::{Deserialize, Serialize};
 
+pub mod terms;
+
+pub use terms::{LiquidationOracle, MarginDeposit, PerpTerms, PositionDetails, Side, Witness};
+
 use crate::content::{AssetRef, IntentContent, IntentType, WireAmount};
-use crate::intent::{ValidLeg, ValidOutput};
+use crate::valid::{ValidLeg, ValidOutput};
 use crate::{event_id_from_nostr, pubkey_from_nostr, Rejection};
 
 /// 30420: an oracle's signed price for one pair (addressable, `d` = pair).
@@ -164,82 +168,6 @@ pub fn price_event_builder(content: &OraclePriceContent) -> Result<nostr::EventB
         nostr::EventBuilder::new(crate::kinds::kind(ORACLE_PRICE), json)
             .tags([nostr::Tag::identifier(content.pair.clone())]),
     )
-}
-
-/// Long or short.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    /// Gains when the price rises; liquidated when it falls to the threshold.
-    Long,
-    /// Gains when the price falls; liquidated when it rises to the threshold.
-    Short,
-}
-
-/// What the user deposits as margin (PRD `margin_deposit`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MarginDeposit {
-    /// The margin asset (gBTC in the PRD).
-    pub asset: AssetRef,
-    /// Its amount in base units (integer).
-    pub amount: WireAmount,
-}
-
-/// The position (PRD `position_details`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PositionDetails {
-    /// Long or short.
-    pub side: Side,
-    /// Integer leverage, 1–[`MAX_LEVERAGE`].
-    pub leverage: u32,
-    /// Entry price as an integer with the oracle's `decimals`.
-    pub entry_price: WireAmount,
-}
-
-/// The oracle the user accepts for liquidation (PRD `liquidation_oracle`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LiquidationOracle {
-    /// The oracle's Nostr key (hex); only its 30420 events count.
-    pub pubkey: PubKey,
-    /// The pair, as in the oracle's `d` tag.
-    pub pair: String,
-    /// The decimals of the oracle's prices for this pair (= `entry_price`'s).
-    pub decimals: u8,
-}
-
-/// The position terms of an `open_perp` intent (its content's `perp` field):
-/// the user's signature over these is her pre-authorisation of a liquidation.
-///
-/// ```json
-/// {"margin_deposit":{"asset":"gBTC","amount":1000000},
-///  "position_details":{"side":"long","leverage":10,"entry_price":6543210},
-///  "liquidation_oracle":{"pubkey":"<hex>","pair":"BTC/USD","decimals":2},
-///  "maintenance_margin_bps":50,"dex":"<hex>","insurance_fund":"<hex>",
-///  "position_token":"<asset id hex>"}
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PerpTerms {
-    /// Margin paid to the DEX in the opening batch.
-    pub margin_deposit: MarginDeposit,
-    /// Side, leverage, entry price.
-    pub position_details: PositionDetails,
-    /// Whose prices may liquidate the position.
-    pub liquidation_oracle: LiquidationOracle,
-    /// Maintenance margin in basis points of notional; must be below the
-    /// initial margin (`maintenance_margin_bps × leverage < 10 000`).
-    pub maintenance_margin_bps: u32,
-    /// The DEX's key: receives the margin, issues the position token, and is
-    /// the key of the conditional leaf next to the relay's co-signer.
-    pub dex: PubKey,
-    /// Where a liquidation sends the margin (the DEX's insurance fund).
-    pub insurance_fund: PubKey,
-    /// The position token: the id (64 hex, never a ticker) of an L2 asset
-    /// of the DEX; one unit, burned on liquidation.
-    pub position_token: AssetRef,
 }
 
 /// [`PerpTerms`] after validation.
@@ -428,7 +356,7 @@ pub fn liquidate_content(
 }
 
 /// The receipt-time shape rules of the two perp intent types (called by
-/// [`crate::intent::validate_intent`]):
+/// `intent::validate_intent`):
 ///
 /// - `open_perp` carries valid `perp` terms (8010), pays exactly the margin to
 ///   the DEX besides its fee, and expects exactly one unit of the position
@@ -497,17 +425,6 @@ pub fn check_shape(
         }
     }
     Ok(())
-}
-
-/// The witness of a `liquidate` intent (its content's `witness` field): the
-/// two signed events as full NIP-01 JSON objects, exactly as published.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Witness {
-    /// The user's signed 31510 `open_perp` intent.
-    pub open_perp: serde_json::Value,
-    /// The oracle's signed 30420 price event.
-    pub price: serde_json::Value,
 }
 
 /// A witness whose events verified and parsed.
