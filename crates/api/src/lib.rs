@@ -44,6 +44,9 @@ use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use serde::Serialize;
 
+use assets::{amount_body, asset_bodies, asset_index, AssetAmountBody, AssetBody};
+
+mod assets;
 pub mod metrics;
 mod reserves;
 mod settlements;
@@ -235,7 +238,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
     vec![
         ("/health", get(health)),
         ("/info", get(info)),
-        ("/assets", get(assets)),
+        ("/assets", get(assets::assets)),
         ("/balances/{pubkey}", get(balances)),
         ("/vtxos/{pubkey}", get(vtxos)),
         ("/sessions/{id}", get(session)),
@@ -488,7 +491,7 @@ struct InfoBody<'a> {
 
 async fn info(State(state): State<ApiState>) -> Response {
     let assets = match state.store.assets().await {
-        Ok(list) => Some(asset_bodies(&list, &taproot_links(&state, &list).await)),
+        Ok(list) => Some(asset_bodies(&state, &list).await),
         Err(e) => {
             tracing::warn!(error = %e, "/info: listing assets failed");
             None
@@ -513,132 +516,6 @@ async fn info(State(state): State<ApiState>) -> Response {
         assets,
     })
     .into_response()
-}
-
-#[derive(Debug, Serialize)]
-struct AssetBody {
-    id: AssetId,
-    /// The asset's id on Ark (Arkade Assets, 68 hex): how ark txs' asset
-    /// packets and arkd's indexer name it (`ark_relay_ark::asset::arkade_id`:
-    /// the ledger id as genesis txid, group index 0; a control asset is
-    /// group 1 of the genesis of the asset it controls).
-    arkade_asset_id: String,
-    /// The Taproot Asset (tapd) it stands for on the Lightning / L1 side:
-    /// the linked one for an asset issued on Ark by its genesis (gBTC, a
-    /// lifted Taproot Asset), its own id for a bridged asset, none for a
-    /// control asset or a wallet's own asset (`issue_asset`).
-    taproot_asset_id: Option<AssetId>,
-    ticker: String,
-    name: String,
-    #[serde(rename = "type")]
-    asset_type: &'static str,
-    /// Every unit on unspent VTXOs (arkd's supply).
-    total_supply: u64,
-    /// What circulates: `total_supply` less the genesis unit of an asset
-    /// issued on Ark; 0 for a control asset ([`supply`]).
-    circulating_supply: u64,
-    /// For a control asset: the asset whose issuance it controls.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    control_of: Option<AssetId>,
-    decimals: u8,
-    enabled: bool,
-}
-
-/// The Taproot Asset linked to each asset issued on Ark by its genesis
-/// (those whose control asset is registered), from the ramp store.
-async fn taproot_links(state: &ApiState, list: &[Asset]) -> BTreeMap<AssetId, AssetId> {
-    let mut links = BTreeMap::new();
-    let Some(ramp) = &state.reserves else {
-        return links;
-    };
-    let registered: std::collections::BTreeSet<AssetId> = list.iter().map(|a| a.id).collect();
-    for a in list {
-        if !registered.contains(&ark_relay_ark::asset::control_ledger_id(&a.id)) {
-            continue;
-        }
-        match ramp.taproot_of_asset(&a.id).await {
-            Ok(Some(t)) => {
-                links.insert(a.id, t);
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(asset = %a.id, error = %e, "reading a Taproot Asset link"),
-        }
-    }
-    links
-}
-
-/// `/assets` and `/info`'s `assets`: every registered asset with its supply
-/// split and its Taproot Asset (`links`, from [`taproot_links`]).
-fn asset_bodies(list: &[Asset], links: &BTreeMap<AssetId, AssetId>) -> Vec<AssetBody> {
-    let registered: std::collections::BTreeSet<AssetId> = list.iter().map(|a| a.id).collect();
-    let supplies = supply::supplies(list);
-    list.iter()
-        .map(|a| {
-            let s = supplies.get(&a.id);
-            let control_of = s.and_then(|s| s.control_of);
-            AssetBody {
-                id: a.id,
-                arkade_asset_id: match control_of {
-                    Some(issued) => format!("{issued}0001"),
-                    None => format!("{}0000", a.id),
-                },
-                taproot_asset_id: if control_of.is_some() {
-                    None
-                } else if registered.contains(&ark_relay_ark::asset::control_ledger_id(&a.id)) {
-                    links.get(&a.id).copied()
-                } else {
-                    Some(a.id)
-                },
-                ticker: a.ticker.clone(),
-                name: a.name.clone(),
-                asset_type: a.asset_type.as_str(),
-                total_supply: a.total_supply.get(),
-                circulating_supply: s.map_or(a.total_supply.get(), |s| s.circulating),
-                control_of,
-                decimals: a.decimals,
-                enabled: a.enabled,
-            }
-        })
-        .collect()
-}
-
-async fn assets(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let list = state.store.assets().await?;
-    let links = taproot_links(&state, &list).await;
-    Ok(Json(serde_json::json!({ "assets": asset_bodies(&list, &links) })).into_response())
-}
-
-/// Registered assets by id, for tickers.
-async fn asset_index(state: &ApiState) -> Result<BTreeMap<AssetId, Asset>, ApiError> {
-    Ok(state
-        .store
-        .assets()
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a))
-        .collect())
-}
-
-#[derive(Debug, Serialize)]
-struct AssetAmountBody {
-    asset_id: AssetId,
-    ticker: Option<String>,
-    decimals: Option<u8>,
-    amount: u64,
-}
-
-fn amount_body(
-    index: &BTreeMap<AssetId, Asset>,
-    asset_id: AssetId,
-    amount: u64,
-) -> AssetAmountBody {
-    let asset = index.get(&asset_id);
-    AssetAmountBody {
-        asset_id,
-        ticker: asset.map(|a| a.ticker.clone()),
-        decimals: asset.map(|a| a.decimals),
-        amount,
-    }
 }
 
 #[derive(Debug, Serialize)]

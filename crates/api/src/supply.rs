@@ -26,6 +26,9 @@ pub(crate) struct Supply {
     pub circulating: u64,
     /// For a control asset: the asset whose issuance it controls.
     pub control_of: Option<AssetId>,
+    /// Whether the asset was issued on Ark by a genesis (its control asset
+    /// is registered).
+    pub issued_on_ark: bool,
 }
 
 /// Every asset of `assets` (the registered ones) by id, with its supply split.
@@ -40,10 +43,11 @@ pub(crate) fn supplies(assets: &[Asset]) -> BTreeMap<AssetId, Supply> {
         .iter()
         .map(|a| {
             let control_of = controls.get(&a.id).copied();
+            let issued_on_ark = controls.values().any(|issued| *issued == a.id);
             let total = a.total_supply.get();
             let circulating = if control_of.is_some() {
                 0
-            } else if controls.values().any(|issued| *issued == a.id) {
+            } else if issued_on_ark {
                 total.saturating_sub(GENESIS_UNITS)
             } else {
                 total
@@ -53,6 +57,7 @@ pub(crate) fn supplies(assets: &[Asset]) -> BTreeMap<AssetId, Supply> {
                 Supply {
                     circulating,
                     control_of,
+                    issued_on_ark,
                 },
             )
         })
