@@ -12,11 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ark_relay_ark::asset::control_ledger_id;
+use ark_relay_ark::asset::{control_ledger_id, GENESIS_UNITS};
 use ark_relay_core::{Asset, AssetId};
-
-/// How many units an asset's genesis on Ark creates for its issuer.
-pub(crate) const GENESIS_UNITS: u64 = 1;
 
 /// One asset's supply, split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

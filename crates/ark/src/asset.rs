@@ -544,6 +544,11 @@ impl IdMap {
     }
 }
 
+/// Units of an asset its genesis on Ark issues to its holder (the *genesis
+/// unit*, group 0), beside one unit of its control asset (group 1). No lift
+/// backs it, so it does not circulate.
+pub const GENESIS_UNITS: u64 = 1;
+
 /// The ledger id of the control asset of relay-issued `asset` (the ledger
 /// names every colour by 32 bytes; the control asset's Arkade id has group
 /// index 1, so it gets a derived id: `SHA256(SHA256(tag) || SHA256(tag) ||

@@ -171,12 +171,14 @@ pub fn genesis_colours(txid: bitcoin::Txid) -> [Colour; 2] {
     let mut display = bitcoin::hashes::Hash::to_byte_array(txid);
     display.reverse();
     let asset = AssetId::from_bytes(display);
-    let one = AssetAmount::new(1);
     [
-        Colour { asset, amount: one },
+        Colour {
+            asset,
+            amount: AssetAmount::new(ark_relay_ark::asset::GENESIS_UNITS),
+        },
         Colour {
             asset: control_ledger_id(&asset),
-            amount: one,
+            amount: AssetAmount::new(1),
         },
     ]
 }

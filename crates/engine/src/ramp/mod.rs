@@ -351,7 +351,10 @@ impl Ramps {
                     .unwrap_or(0);
                 let control = ark_relay_ark::asset::control_ledger_id(&id);
                 let genesis = self.store.asset(&control).await.map_err(transient)?;
-                supply.saturating_sub(u64::from(genesis.is_some()))
+                match genesis {
+                    Some(_) => supply.saturating_sub(ark_relay_ark::asset::GENESIS_UNITS),
+                    None => supply,
+                }
             }
             None => 0,
         };
