@@ -36,16 +36,16 @@ use ark_relay_proto::simrpc::lnd::{MakeExternalInvoiceRequest, PayInvoiceRequest
 use ark_relay_proto::simrpc::tapd::tapd_sim_client::TapdSimClient;
 use ark_relay_proto::simrpc::tapd::IssueProofRequest;
 use ark_relay_protocol::content::{AssetRef, Confirmation, IntentContent, WireAmount};
-use ark_relay_protocol::crypto::{decrypt, Scheme};
+use ark_relay_protocol::crypto::Scheme;
 use ark_relay_protocol::intent::IntentPolicy;
-use ark_relay_protocol::request::{ServiceRequest, ServiceResponse};
+use ark_relay_protocol::request::ServiceRequest;
 use ark_relay_protocol::{builders, kinds, pubkey_from_nostr};
 use ark_relay_queue::MemoryQueue;
 use ark_relay_sim::arkd::ArkdSimConfig;
 use ark_relay_sim::{SimOptions, SimStack};
 use ark_relay_store::testing::TestDb;
 use bitcoin::secp256k1::{Keypair, Secp256k1};
-use nostr::{Event, Keys};
+use nostr::Keys;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 
@@ -55,19 +55,6 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn rand_id() -> String {
     hex::encode(&Keys::generate().public_key().to_bytes()[..8])
-}
-
-async fn response_to(w: &Wallet, request: &Event) -> ServiceResponse {
-    w.wait_answer("the 31501", kinds::SERVICE_RESPONSE, &request.id, WAIT)
-        .await;
-    let ev = w
-        .received()
-        .await
-        .into_iter()
-        .find(|e| answers(e, kinds::SERVICE_RESPONSE, &request.id))
-        .unwrap();
-    let (plain, _) = decrypt(w.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags).unwrap();
-    serde_json::from_str(&plain).unwrap()
 }
 
 async fn confirmation_of(w: &Wallet, answered: &nostr::EventId) -> Confirmation {
@@ -291,7 +278,7 @@ async fn a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns(db: T
         .raw_proof_file;
     let ev = request(AssetRef::Id(taproot), 500, Some(hex::encode(&raw)));
     alice.publish(&ev).await;
-    let resp = response_to(&alice, &ev).await;
+    let resp = common::response_to(&alice, &ev, WAIT).await;
     let result = resp.result.unwrap_or_else(|| panic!("{:?}", resp.error));
     let asset: AssetId = result["asset_id"].as_str().unwrap().parse().unwrap();
     assert_ne!(asset, taproot, "the ledger names it by its genesis on Ark");
@@ -330,7 +317,7 @@ async fn a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns(db: T
     // 2. A second lift, named by its Taproot Asset id, no proof: a reissuance.
     let ev = request(AssetRef::Id(taproot), 300, None);
     alice.publish(&ev).await;
-    let resp = response_to(&alice, &ev).await;
+    let resp = common::response_to(&alice, &ev, WAIT).await;
     let result = resp.result.unwrap_or_else(|| panic!("{:?}", resp.error));
     assert_eq!(
         result["asset_id"].as_str(),
@@ -365,7 +352,7 @@ async fn a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns(db: T
     for named in [AssetRef::Id(asset), AssetRef::Ticker(ticker)] {
         let ev = request(named.clone(), 10, None);
         alice.publish(&ev).await;
-        let resp = response_to(&alice, &ev).await;
+        let resp = common::response_to(&alice, &ev, WAIT).await;
         let result = resp
             .result
             .unwrap_or_else(|| panic!("{named}: {:?}", resp.error));
@@ -378,7 +365,7 @@ async fn a_lifted_taproot_asset_is_issued_on_ark_reissued_and_a_land_burns(db: T
     // 3. gBTC lifted, then landed: the land burns what it lands.
     let ev = request(AssetRef::gbtc(), 20_000, None);
     alice.publish(&ev).await;
-    let resp = response_to(&alice, &ev).await;
+    let resp = common::response_to(&alice, &ev, WAIT).await;
     let result = resp.result.unwrap_or_else(|| panic!("{:?}", resp.error));
     pay(result["invoice"].as_str().unwrap().to_owned()).await;
     confirmation_of(&alice, &ev.id).await;

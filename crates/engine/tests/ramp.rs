@@ -38,9 +38,9 @@ use ark_relay_proto::simrpc::lnd::{
     ScriptPaymentRequest,
 };
 use ark_relay_protocol::content::{AssetRef, Confirmation, IntentContent};
-use ark_relay_protocol::crypto::{decrypt, Scheme};
+use ark_relay_protocol::crypto::Scheme;
 use ark_relay_protocol::intent::IntentPolicy;
-use ark_relay_protocol::request::{ServiceRequest, ServiceResponse};
+use ark_relay_protocol::request::ServiceRequest;
 use ark_relay_protocol::{builders, kinds, pubkey_from_nostr};
 use ark_relay_queue::MemoryQueue;
 use ark_relay_sim::{SimOptions, SimStack};
@@ -359,19 +359,6 @@ impl Env {
 }
 
 /// The decrypted 31501 answering `request`.
-async fn response_to(w: &Wallet, request: &Event) -> ServiceResponse {
-    w.wait_answer("the 31501", kinds::SERVICE_RESPONSE, &request.id, WAIT)
-        .await;
-    let ev = w
-        .received()
-        .await
-        .into_iter()
-        .find(|e| answers(e, kinds::SERVICE_RESPONSE, &request.id))
-        .unwrap();
-    let (plain, _) = decrypt(w.keys.secret_key(), &ev.pubkey, &ev.content, &ev.tags).unwrap();
-    serde_json::from_str(&plain).unwrap()
-}
-
 /// The failure code answering `answered`, once it arrives.
 async fn failure_code(w: &Wallet, answered: &nostr::EventId) -> ErrorCode {
     w.wait_answer("the 31341", kinds::FAILURE, answered, WAIT)
@@ -405,7 +392,7 @@ async fn request_lift(e: &Env, w: &Wallet, amount: u64) -> (Event, String) {
     let id = format!("lift-{}", rand_id());
     let ev = builders::service_request(&w.keys, &e.relay_pk, &req, &id, Scheme::Nip44).unwrap();
     w.publish(&ev).await;
-    let resp = response_to(w, &ev).await;
+    let resp = common::response_to(w, &ev, WAIT).await;
     let result = resp
         .result
         .unwrap_or_else(|| panic!("lift refused: {:?}", resp.error));
@@ -552,7 +539,7 @@ async fn scenario_1_lift_and_scenario_2_land() {
     )
     .unwrap();
     restored.publish(&req).await;
-    let resp = response_to(&restored, &req).await;
+    let resp = common::response_to(&restored, &req, WAIT).await;
     let vtxos = resp.result.unwrap()["vtxos"].as_array().unwrap().clone();
     let total: u64 = vtxos
         .iter()
@@ -1300,7 +1287,7 @@ async fn first_lift_of_a_new_taproot_asset_needs_its_proof() {
     for proof in [None, Some("00ff".to_owned())] {
         let ev = ask(proof);
         alice.publish(&ev).await;
-        let resp = response_to(&alice, &ev).await;
+        let resp = common::response_to(&alice, &ev, WAIT).await;
         assert_eq!(
             resp.error.map(|e| e.code),
             Some(ErrorCode::UnknownVtxoOrAsset)
@@ -1320,7 +1307,7 @@ async fn first_lift_of_a_new_taproot_asset_needs_its_proof() {
         .raw_proof_file;
     let ev = ask(Some(hex::encode(&raw)));
     alice.publish(&ev).await;
-    let resp = response_to(&alice, &ev).await;
+    let resp = common::response_to(&alice, &ev, WAIT).await;
     let result = resp.result.unwrap();
     let invoice = result["invoice"].as_str().unwrap().to_owned();
     // Issued on Ark by its own genesis: the ledger id is the genesis txid,
@@ -1369,7 +1356,7 @@ async fn lifts_and_lands_during_an_lnd_outage_are_kept_and_run_when_it_returns()
         ErrorCode::BackendUnavailable
     );
     *down.lock().unwrap() = false;
-    let resp = response_to(&alice, &ev).await;
+    let resp = common::response_to(&alice, &ev, WAIT).await;
     let invoice = resp.result.unwrap()["invoice"].as_str().unwrap().to_owned();
     e.pay(&invoice, 0).await;
     confirmation_of(&alice, &ev.id).await;
